@@ -1,0 +1,140 @@
+//! The command line: `serve` (default), `migrate`, `create-admin`.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use secrecy::SecretString;
+
+use crate::app::{Application, announce_setup_link};
+use crate::clock::SystemClock;
+use crate::config::Settings;
+use crate::domain::Core;
+use crate::domain::email::Email;
+use crate::domain::password::{Password, PasswordService};
+use crate::domain::setup::{self, SetupError};
+use crate::domain::users::{DisplayName, NewStaff};
+use crate::store::Store;
+use crate::telemetry;
+
+#[derive(Parser)]
+#[command(name = "tokenbroker", version, about = "Multitenant access console and OAuth 2.0 token service")]
+pub struct Cli {
+    /// TOML configuration file; `TB_*` environment variables override it.
+    #[arg(long, short, env = "TB_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the console and token service (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Create the first superadmin. The password is read from a prompt, or from standard input
+    /// when it is not a terminal — never from an argument.
+    CreateAdmin {
+        #[arg(long)]
+        email: String,
+        /// Display name; defaults to the part of the e-mail address before the `@`.
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    telemetry::init(settings.log_format, &settings.log_level);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings).await,
+        Command::Migrate => {
+            let store = Store::connect_lazy(&settings.database_url)?;
+            ensure_data_dir(&settings)?;
+            store.migrate().await.context("applying migrations")?;
+            println!("Migrations applied.");
+            Ok(())
+        }
+        Command::CreateAdmin { email, name } => create_admin(settings, &email, name.as_deref()).await,
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    if !settings.is_https() {
+        tracing::warn!(
+            public_url = %settings.public_url,
+            "plain-http development mode: the session cookie is not Secure and has no __Host- prefix, and HSTS is off"
+        );
+    }
+    let public_url = settings.public_url.clone();
+    let listen = settings.listen;
+    let app = Application::build(settings, Arc::new(SystemClock)).await?;
+    if let Some(link) = app.setup_link() {
+        announce_setup_link(link);
+    }
+    tracing::info!(%listen, port = app.port(), %public_url, "console listening");
+    app.run_until_stopped().await.context("server stopped with an error")
+}
+
+fn ensure_data_dir(settings: &Settings) -> anyhow::Result<()> {
+    if settings.is_sqlite() {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;
+    }
+    Ok(())
+}
+
+async fn create_admin(settings: Settings, email: &str, name: Option<&str>) -> anyhow::Result<()> {
+    let email = Email::parse(email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
+    let default_name = email.as_str().split('@').next().unwrap_or_default().to_owned();
+    let display_name = DisplayName::parse(name.unwrap_or(&default_name)).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
+    let password = Password::new(read_password()?).map_err(|e| anyhow::anyhow!("password: {e}"))?;
+
+    ensure_data_dir(&settings)?;
+    let store = Store::connect_lazy(&settings.database_url)?;
+    store.migrate().await.context("applying migrations")?;
+    let core = Core {
+        store,
+        passwords: PasswordService::new(1, 1)?,
+        clock: Arc::new(SystemClock),
+    };
+    let staff = NewStaff {
+        email: email.clone(),
+        display_name,
+        password,
+    };
+    match setup::create_admin_from_cli(&core, staff).await {
+        Ok(user_id) => {
+            println!("Created superadmin {email} (subject id {user_id}). Sign in at {}login", settings.public_url);
+            Ok(())
+        }
+        Err(SetupError::AlreadyInitialized) => {
+            bail!("an administrator already exists; invite further staff from the console")
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+fn read_password() -> anyhow::Result<SecretString> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password (at least 12 characters): ")?;
+        let second = rpassword::prompt_password("Repeat the password: ")?;
+        if first != second {
+            bail!("the two passwords do not match");
+        }
+        return Ok(SecretString::from(first));
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    if password.is_empty() {
+        bail!("no password on standard input");
+    }
+    Ok(SecretString::from(password))
+}

@@ -1,0 +1,93 @@
+//! Staff sign-in and sign-out. Unknown e-mail and wrong password take the same path, the same time
+//! and give the same answer; the event log records one reason code for both.
+
+use secrecy::SecretString;
+
+use crate::domain::Core;
+use crate::domain::email::Email;
+use crate::domain::events::{Actor, Event, EventType, LoginFailure, Outcome, RequestContext};
+use crate::domain::ids::UserId;
+use crate::domain::password::PasswordError;
+use crate::domain::users::{User, UserStatus};
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error("The e-mail address or password is not correct.")]
+    InvalidCredentials,
+    #[error("This account is deactivated. Ask an administrator to reactivate it.")]
+    Deactivated,
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub async fn sign_in(
+    core: &Core,
+    email: &str,
+    password: &SecretString,
+    context: &RequestContext,
+) -> Result<User, LoginError> {
+    // A malformed address cannot have an account, but it still pays for a hash: timing stays flat.
+    let found = match Email::parse(email) {
+        Ok(email) => core.store.find_credentials_by_email(email.normalized()).await?,
+        Err(_) => None,
+    };
+    let matches = core
+        .passwords
+        .verify(password, found.as_ref().and_then(|c| c.password_hash.as_ref()))
+        .await?;
+
+    let failure = match &found {
+        Some(credentials) if matches && credentials.user.status == UserStatus::Active => None,
+        Some(_) if matches => Some(LoginFailure::AccountDeactivated),
+        _ => Some(LoginFailure::InvalidCredentials),
+    };
+    let subject = found.as_ref().map(|c| c.user.id);
+    record_login(core, subject, failure, context).await?;
+
+    match (found, failure) {
+        (Some(credentials), None) => Ok(credentials.user),
+        (_, Some(LoginFailure::AccountDeactivated)) => Err(LoginError::Deactivated),
+        _ => Err(LoginError::InvalidCredentials),
+    }
+}
+
+async fn record_login(
+    core: &Core,
+    subject: Option<UserId>,
+    failure: Option<LoginFailure>,
+    context: &RequestContext,
+) -> Result<(), StoreError> {
+    let now = core.clock.now_ms();
+    let mut event = match (failure, subject) {
+        (None, Some(user)) => Event::new(now, EventType::Login, Outcome::Success, Actor::User(user)),
+        _ => Event::new(now, EventType::Login, Outcome::Failure, Actor::Anonymous),
+    }
+    .context(context)
+    .detail("method", "password");
+    if let Some(subject) = subject {
+        event = event.subject(subject);
+    }
+    if let Some(failure) = failure {
+        event = event.detail("reason", failure.code());
+    }
+    core.store.append_event(&event).await
+}
+
+pub async fn record_logout(core: &Core, user: UserId, context: &RequestContext) -> Result<(), StoreError> {
+    let event = Event::new(core.clock.now_ms(), EventType::Logout, Outcome::Success, Actor::User(user))
+        .subject(user)
+        .context(context);
+    core.store.append_event(&event).await
+}
+
+/// The signed-in user, if the account still exists and is active.
+pub async fn active_user(core: &Core, id: UserId) -> Result<Option<User>, StoreError> {
+    Ok(core
+        .store
+        .find_user(id)
+        .await?
+        .filter(|user| user.status == UserStatus::Active))
+}

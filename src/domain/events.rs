@@ -1,0 +1,157 @@
+//! Authentication events: what happened, to whom, by whom, from where. Append-only.
+//! Details never carry a secret (no passwords, tokens, keys, session keys).
+
+use serde_json::Value;
+
+use crate::clock::Millis;
+use crate::domain::ids::{UserId, time_ordered_id};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Login,
+    Logout,
+    SetupCompleted,
+    AdminCreated,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Login => "login",
+            Self::Logout => "logout",
+            Self::SetupCompleted => "setup_completed",
+            Self::AdminCreated => "admin_created",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failure,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
+        }
+    }
+}
+
+/// Who did it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    /// Someone not (yet) signed in: a login attempt, the setup page.
+    Anonymous,
+    User(UserId),
+    /// An operator at the server's command line.
+    Cli,
+}
+
+impl Actor {
+    pub fn kind(self) -> &'static str {
+        match self {
+            Self::Anonymous => "anonymous",
+            Self::User(_) => "user",
+            Self::Cli => "cli",
+        }
+    }
+
+    pub fn id(self) -> Option<String> {
+        match self {
+            Self::User(id) => Some(id.to_string()),
+            Self::Anonymous | Self::Cli => None,
+        }
+    }
+}
+
+/// Where a request came from, captured at the HTTP edge.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// Reason codes for failed sign-ins. `InvalidCredentials` covers both an unknown e-mail and a wrong
+/// password, so the log never tells which e-mails have accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginFailure {
+    InvalidCredentials,
+    AccountDeactivated,
+}
+
+impl LoginFailure {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::AccountDeactivated => "account_deactivated",
+        }
+    }
+}
+
+/// One event, ready to append.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub id: String,
+    pub occurred_at: Millis,
+    pub tenant_id: Option<String>,
+    pub actor: Actor,
+    pub subject: Option<UserId>,
+    pub event_type: EventType,
+    pub outcome: Outcome,
+    pub context: RequestContext,
+    pub details: Value,
+}
+
+impl Event {
+    pub fn new(now: Millis, event_type: EventType, outcome: Outcome, actor: Actor) -> Self {
+        Self {
+            id: time_ordered_id(),
+            occurred_at: now,
+            tenant_id: None,
+            actor,
+            subject: None,
+            event_type,
+            outcome,
+            context: RequestContext::default(),
+            details: Value::Object(Default::default()),
+        }
+    }
+
+    pub fn subject(mut self, subject: UserId) -> Self {
+        self.subject = Some(subject);
+        self
+    }
+
+    pub fn context(mut self, context: &RequestContext) -> Self {
+        self.context = context.clone();
+        self
+    }
+
+    pub fn detail(mut self, key: &str, value: impl Into<Value>) -> Self {
+        if let Value::Object(map) = &mut self.details {
+            map.insert(key.to_owned(), value.into());
+        }
+        self
+    }
+}
+
+/// An event as read back (for the dashboard's recent activity and, later, the event log).
+#[derive(Debug, Clone)]
+pub struct EventRecord {
+    pub id: String,
+    pub occurred_at: Millis,
+    pub tenant_id: Option<String>,
+    pub actor_kind: String,
+    pub actor_id: Option<String>,
+    pub subject: Option<String>,
+    pub event_type: String,
+    pub outcome: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+    pub details: String,
+}

@@ -1,0 +1,214 @@
+//! Human passwords: the policy, and argon2id hashing on the blocking pool behind a concurrency limit
+//! with a bounded queue, so a login flood cannot stall the console or exhaust memory
+//! (each hash holds 19 MiB while it runs).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use argon2::password_hash::phc::PasswordHash as PhcHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::{Algorithm, Argon2, Params, Version};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Semaphore;
+
+pub const MIN_PASSWORD_CHARS: usize = 12;
+/// Generous on purpose (passphrases); the bound only stops absurd inputs.
+pub const MAX_PASSWORD_CHARS: usize = 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PasswordPolicyError {
+    #[error("Use at least {MIN_PASSWORD_CHARS} characters.")]
+    TooShort,
+    #[error("Use at most {MAX_PASSWORD_CHARS} characters.")]
+    TooLong,
+}
+
+/// A password that satisfies the policy. Any Unicode is allowed; length counts characters.
+pub struct Password(SecretString);
+
+impl Password {
+    pub fn new(candidate: SecretString) -> Result<Self, PasswordPolicyError> {
+        let chars = candidate.expose_secret().chars().count();
+        if chars < MIN_PASSWORD_CHARS {
+            return Err(PasswordPolicyError::TooShort);
+        }
+        if chars > MAX_PASSWORD_CHARS {
+            return Err(PasswordPolicyError::TooLong);
+        }
+        Ok(Self(candidate))
+    }
+}
+
+/// A PHC-format argon2id hash. Not a secret, but never worth printing.
+#[derive(Clone)]
+pub struct PasswordHash(String);
+
+impl PasswordHash {
+    pub fn from_stored(phc: String) -> Self {
+        Self(phc)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordHash([redacted])")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    #[error("too many password checks are waiting; try again shortly")]
+    Busy,
+    #[error("password hashing failed: {0}")]
+    Hashing(String),
+}
+
+/// OWASP's argon2id minimum: 19 MiB, 2 iterations, 1 lane.
+fn argon2() -> Result<Argon2<'static>, PasswordError> {
+    let params = Params::new(19 * 1024, 2, 1, None).map_err(|e| PasswordError::Hashing(e.to_string()))?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+}
+
+#[derive(Clone)]
+pub struct PasswordService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    slots: Semaphore,
+    /// Checks running plus waiting; past `capacity` new ones are refused at once.
+    in_flight: AtomicUsize,
+    capacity: usize,
+    /// Unknown e-mails are verified against this, so they cost the same time as wrong passwords.
+    dummy_hash: PasswordHash,
+}
+
+/// Releases a place in the bounded queue when a check finishes or is abandoned.
+struct QueuePlace<'a>(&'a AtomicUsize);
+
+impl Drop for QueuePlace<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl PasswordService {
+    pub fn new(concurrency: usize, queue: usize) -> Result<Self, PasswordError> {
+        let dummy = crate::domain::secrets::generate();
+        let dummy_hash = hash_blocking(&dummy)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                slots: Semaphore::new(concurrency.max(1)),
+                in_flight: AtomicUsize::new(0),
+                capacity: concurrency.max(1) + queue,
+                dummy_hash,
+            }),
+        })
+    }
+
+    pub async fn hash(&self, password: &Password) -> Result<PasswordHash, PasswordError> {
+        let secret = password.0.clone();
+        self.run_limited(move || hash_blocking(&secret)).await?
+    }
+
+    /// Checks `candidate` against `stored`, or against a dummy hash when there is no account,
+    /// so both paths take the same time and give the same answer.
+    pub async fn verify(
+        &self,
+        candidate: &SecretString,
+        stored: Option<&PasswordHash>,
+    ) -> Result<bool, PasswordError> {
+        let against = stored.unwrap_or(&self.inner.dummy_hash).clone();
+        let candidate = candidate.clone();
+        let matches = self
+            .run_limited(move || verify_blocking(&candidate, &against))
+            .await??;
+        Ok(matches && stored.is_some())
+    }
+
+    async fn run_limited<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, PasswordError> {
+        let inner = &self.inner;
+        if inner.in_flight.fetch_add(1, Ordering::SeqCst) >= inner.capacity {
+            inner.in_flight.fetch_sub(1, Ordering::SeqCst);
+            return Err(PasswordError::Busy);
+        }
+        let _place = QueuePlace(&inner.in_flight);
+        let _slot = inner
+            .slots
+            .acquire()
+            .await
+            .map_err(|e| PasswordError::Hashing(e.to_string()))?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| PasswordError::Hashing(e.to_string()))
+    }
+}
+
+fn hash_blocking(secret: &SecretString) -> Result<PasswordHash, PasswordError> {
+    let phc = argon2()?
+        .hash_password(secret.expose_secret().as_bytes())
+        .map_err(|e| PasswordError::Hashing(e.to_string()))?;
+    Ok(PasswordHash(phc.to_string()))
+}
+
+fn verify_blocking(candidate: &SecretString, stored: &PasswordHash) -> Result<bool, PasswordError> {
+    let parsed = PhcHash::new(stored.as_str()).map_err(|e| PasswordError::Hashing(e.to_string()))?;
+    // Parameters come from the stored hash, so older hashes keep verifying after a policy change.
+    Ok(argon2()?
+        .verify_password(candidate.expose_secret().as_bytes(), &parsed)
+        .is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_counts_characters_not_bytes() {
+        assert_eq!(
+            Password::new("short".into()).err(),
+            Some(PasswordPolicyError::TooShort)
+        );
+        // 12 characters of 4-byte emoji: long enough by characters.
+        assert!(Password::new("🔑".repeat(12).into()).is_ok());
+        assert!(Password::new("x".repeat(128).into()).is_ok());
+        assert_eq!(
+            Password::new("x".repeat(MAX_PASSWORD_CHARS + 1).into()).err(),
+            Some(PasswordPolicyError::TooLong)
+        );
+    }
+
+    #[tokio::test]
+    async fn hashes_verify_and_use_owasp_argon2id_parameters() {
+        let service = PasswordService::new(1, 1).unwrap();
+        let password = Password::new("correct horse battery".into()).unwrap();
+        let hash = service.hash(&password).await.unwrap();
+        assert!(hash.as_str().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(service.verify(&"correct horse battery".into(), Some(&hash)).await.unwrap());
+        assert!(!service.verify(&"wrong horse battery".into(), Some(&hash)).await.unwrap());
+        assert!(!service.verify(&"anything at all!".into(), None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn checks_past_the_queue_bound_are_refused_at_once() {
+        let service = PasswordService::new(1, 1).unwrap();
+        let password: SecretString = "correct horse battery".into();
+        let (a, b, c) = tokio::join!(
+            service.verify(&password, None),
+            service.verify(&password, None),
+            service.verify(&password, None),
+        );
+        let busy = [a, b, c]
+            .into_iter()
+            .filter(|r| matches!(r, Err(PasswordError::Busy)))
+            .count();
+        assert_eq!(busy, 1);
+    }
+}

@@ -1,0 +1,97 @@
+//! Staff users.
+
+use crate::clock::Millis;
+use crate::domain::email::Email;
+use crate::domain::ids::UserId;
+use crate::domain::password::{Password, PasswordHash};
+use crate::domain::rbac::Role;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserStatus {
+    Active,
+    Deactivated,
+}
+
+impl UserStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Deactivated => "deactivated",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "active" => Some(Self::Active),
+            "deactivated" => Some(Self::Deactivated),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: UserId,
+    pub email: String,
+    pub display_name: String,
+    pub status: UserStatus,
+    pub created_at: Millis,
+    pub roles: Vec<RoleAssignment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleAssignment {
+    pub role: Role,
+    /// `None` for global roles.
+    pub tenant_id: Option<String>,
+}
+
+/// A user row together with its password hash, for sign-in only.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub user: User,
+    pub password_hash: Option<PasswordHash>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DisplayNameError {
+    #[error("Enter a name.")]
+    Empty,
+    #[error("Use at most {} characters.", DisplayName::MAX_CHARS)]
+    TooLong,
+    #[error("Use letters, digits, spaces and punctuation only.")]
+    ControlCharacters,
+}
+
+/// A person's name as shown in the console. Any script; no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    pub const MAX_CHARS: usize = 100;
+
+    pub fn parse(raw: &str) -> Result<Self, DisplayNameError> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err(DisplayNameError::Empty);
+        }
+        if trimmed.chars().count() > Self::MAX_CHARS {
+            return Err(DisplayNameError::TooLong);
+        }
+        if trimmed.chars().any(char::is_control) {
+            return Err(DisplayNameError::ControlCharacters);
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Everything needed to create a staff account.
+pub struct NewStaff {
+    pub email: Email,
+    pub display_name: DisplayName,
+    pub password: Password,
+}

@@ -1,0 +1,151 @@
+//! Every SQL statement lives under this module, written once over sqlx's Any driver with a portable
+//! schema (ids TEXT, times BIGINT epoch ms, flags INTEGER, JSON as TEXT) and `$N` placeholders.
+//! Store methods are whole use cases: when a use case writes more than one row, the transaction is
+//! inside the method.
+
+pub mod events;
+pub mod sessions;
+pub mod setup;
+pub mod users;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached right now (down, overloaded, pool exhausted).
+    #[error("the database is unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("a database statement failed")]
+    Database(#[source] sqlx::Error),
+    #[error("schema migration failed")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    Unexpected(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => Self::Unavailable(error),
+            sqlx::Error::Database(ref db)
+                if db.code().is_some_and(|code| {
+                    // PostgreSQL: connection failures (08*), shutdown (57P*), missing database (3D000).
+                    code.starts_with("08") || code.starts_with("57P") || code == "3D000"
+                }) =>
+            {
+                Self::Unavailable(error)
+            }
+            other => Self::Database(other),
+        }
+    }
+}
+
+pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .is_some_and(|db| db.is_unique_violation())
+}
+
+/// The storage seam: one pool, one backend switch for the few statements that must differ.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    ready: Arc<AtomicBool>,
+}
+
+impl Store {
+    /// Prepares a pool without touching the database, so the server can start (and report
+    /// "not ready") while the database is down.
+    pub fn connect_lazy(url: &SecretString) -> Result<Self, StoreError> {
+        install_default_drivers();
+        let url = url.expose_secret();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
+        let options = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
+            .acquire_timeout(Duration::from_secs(3))
+            .idle_timeout(Duration::from_secs(600))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers proceed during a write; the busy timeout queues writers
+                        // instead of failing them.
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            });
+        let pool = options.connect_lazy(url).map_err(StoreError::from)?;
+        Ok(Self {
+            pool,
+            backend,
+            ready: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// Applies this backend's migrations; the store is ready once they succeed.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&self.pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(inner) => StoreError::from(inner),
+            other => StoreError::Migration(other),
+        })?;
+        self.ready.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Migrations have been applied in this process.
+    pub fn is_migrated(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    /// The database answers right now.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+}

@@ -1,0 +1,96 @@
+//! Staff users and their role assignments.
+
+use sqlx::FromRow;
+
+use super::{Store, StoreError};
+use crate::domain::ids::UserId;
+use crate::domain::password::PasswordHash;
+use crate::domain::rbac::Role;
+use crate::domain::users::{Credentials, RoleAssignment, User, UserStatus};
+
+#[derive(FromRow)]
+struct UserRow {
+    id: String,
+    email: String,
+    display_name: String,
+    status: String,
+    created_at: i64,
+    password_hash: Option<String>,
+}
+
+#[derive(FromRow)]
+struct RoleRow {
+    role: String,
+    tenant_id: Option<String>,
+}
+
+const USER_COLUMNS: &str = "id, email, display_name, status, created_at, password_hash";
+
+impl UserRow {
+    fn into_user(self, roles: Vec<RoleAssignment>) -> Result<(User, Option<PasswordHash>), StoreError> {
+        let id = UserId::parse(&self.id).ok_or_else(|| StoreError::Corrupt(format!("user id {}", self.id)))?;
+        let status = UserStatus::parse(&self.status)
+            .ok_or_else(|| StoreError::Corrupt(format!("status of user {id}")))?;
+        let user = User {
+            id,
+            email: self.email,
+            display_name: self.display_name,
+            status,
+            created_at: self.created_at,
+            roles,
+        };
+        Ok((user, self.password_hash.map(PasswordHash::from_stored)))
+    }
+}
+
+impl Store {
+    pub async fn any_user_exists(&self) -> Result<bool, StoreError> {
+        let found: Option<(String,)> = sqlx::query_as("SELECT id FROM users LIMIT 1")
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(found.is_some())
+    }
+
+    /// Looks a user up by normalized e-mail, with the password hash, for sign-in.
+    pub async fn find_credentials_by_email(&self, email_normalized: &str) -> Result<Option<Credentials>, StoreError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email_normalized = $1");
+        let row: Option<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(email_normalized)
+            .fetch_optional(self.pool())
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let roles = self.roles_of(&row.id).await?;
+        let (user, password_hash) = row.into_user(roles)?;
+        Ok(Some(Credentials { user, password_hash }))
+    }
+
+    pub async fn find_user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+        let row: Option<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .fetch_optional(self.pool())
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let roles = self.roles_of(&row.id).await?;
+        Ok(Some(row.into_user(roles)?.0))
+    }
+
+    async fn roles_of(&self, user_id: &str) -> Result<Vec<RoleAssignment>, StoreError> {
+        let rows: Vec<RoleRow> = sqlx::query_as(
+            "SELECT role, tenant_id FROM role_assignments WHERE user_id = $1 ORDER BY role, tenant_id",
+        )
+        .bind(user_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                let role = Role::parse(&row.role)
+                    .ok_or_else(|| StoreError::Corrupt(format!("role {} of user {user_id}", row.role)))?;
+                Ok(RoleAssignment {
+                    role,
+                    tenant_id: row.tenant_id,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,81 @@
+//! The signed-in landing page: who I am, my roles, my recent sign-in activity.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+
+use crate::clock::format_utc;
+use crate::domain::Core;
+use crate::domain::events::EventRecord;
+use crate::web::error::WebError;
+use crate::web::session::CurrentUser;
+use crate::web::{Nav, render};
+
+const RECENT_ACTIVITY: i64 = 8;
+
+pub struct RoleView {
+    label: &'static str,
+    scope: String,
+}
+
+pub struct ActivityView {
+    when: String,
+    what: String,
+    succeeded: bool,
+    ip: String,
+}
+
+impl From<EventRecord> for ActivityView {
+    fn from(event: EventRecord) -> Self {
+        Self {
+            when: format_utc(event.occurred_at),
+            what: event.event_type.replace('_', " "),
+            succeeded: event.outcome == "success",
+            ip: event.ip.unwrap_or_else(|| "—".into()),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/index.html")]
+pub struct DashboardPage {
+    nav: Option<Nav>,
+    display_name: String,
+    email: String,
+    user_id: String,
+    signed_in_at: String,
+    roles: Vec<RoleView>,
+    activity: Vec<ActivityView>,
+}
+
+pub async fn index_get(core: web::Data<Core>, current: CurrentUser) -> Result<HttpResponse, WebError> {
+    let user = current.user;
+    let activity = core
+        .store
+        .recent_events_for_subject(user.id, RECENT_ACTIVITY)
+        .await?
+        .into_iter()
+        .map(ActivityView::from)
+        .collect();
+    let roles = user
+        .roles
+        .iter()
+        .map(|assignment| RoleView {
+            label: assignment.role.label(),
+            scope: assignment.tenant_id.clone().unwrap_or_else(|| "all tenants".into()),
+        })
+        .collect();
+    let page = DashboardPage {
+        nav: Some(Nav {
+            display_name: user.display_name.clone(),
+            csrf_token: current.csrf_token,
+        }),
+        display_name: user.display_name,
+        email: user.email,
+        user_id: user.id.to_string(),
+        signed_in_at: current.signed_in_at.map_or_else(|| "—".into(), format_utc),
+        roles,
+        activity,
+    };
+    render(&page, StatusCode::OK)
+}

@@ -1,0 +1,227 @@
+//! One error type for the console and one place that turns every error status into a page:
+//! the `error_pages` middleware renders a friendly HTML page (with the request id people can quote)
+//! for any 4xx/5xx response that is not already HTML or JSON, and logs the cause of 5xx errors.
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpResponse, ResponseError};
+use askama::Template;
+
+use crate::domain::ids::RequestId;
+use crate::domain::password::PasswordError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    #[error("Please sign in to continue.")]
+    LoginRequired,
+    #[error("This form has expired or was sent from another site. Go back, reload the page and try again.")]
+    Csrf,
+    #[error("{0}")]
+    BadRequest(&'static str),
+    #[error("What you sent is too large.")]
+    TooLarge,
+    #[error("The page you asked for does not exist.")]
+    NotFound,
+    /// A single-use link that was used, expired or superseded.
+    #[error("{0}")]
+    Gone(String),
+    #[error("Too many sign-ins are being checked right now. Wait a moment and try again.")]
+    Busy,
+    #[error("The console cannot reach its database right now. Try again in a moment.")]
+    Unavailable(#[source] Option<StoreError>),
+    #[error("Something went wrong on our side. If it keeps happening, quote the request id below.")]
+    Unexpected(#[source] anyhow::Error),
+}
+
+impl WebError {
+    pub fn unexpected(error: impl Into<anyhow::Error>) -> Self {
+        Self::Unexpected(error.into())
+    }
+}
+
+impl From<StoreError> for WebError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(_) => Self::Unavailable(Some(error)),
+            other => Self::Unexpected(other.into()),
+        }
+    }
+}
+
+impl From<PasswordError> for WebError {
+    fn from(error: PasswordError) -> Self {
+        match error {
+            PasswordError::Busy => Self::Busy,
+            other => Self::Unexpected(other.into()),
+        }
+    }
+}
+
+impl From<actix_session::SessionGetError> for WebError {
+    fn from(error: actix_session::SessionGetError) -> Self {
+        Self::Unexpected(anyhow::anyhow!("session state unreadable: {error}"))
+    }
+}
+
+impl From<actix_session::SessionInsertError> for WebError {
+    fn from(error: actix_session::SessionInsertError) -> Self {
+        Self::Unexpected(anyhow::anyhow!("session state not writable: {error}"))
+    }
+}
+
+impl ResponseError for WebError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::LoginRequired => StatusCode::SEE_OTHER,
+            Self::Csrf => StatusCode::FORBIDDEN,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Gone(_) => StatusCode::GONE,
+            Self::Busy | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A bare response; `error_pages` dresses it as HTML with the request id.
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        match self {
+            Self::LoginRequired => response.insert_header((header::LOCATION, "/login")).finish(),
+            Self::Busy | Self::Unavailable(_) => response.insert_header((header::RETRY_AFTER, "2")).finish(),
+            _ => response.finish(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "errors/error.html")]
+struct ErrorPage<'a> {
+    nav: Option<crate::web::Nav>,
+    status: u16,
+    title: &'a str,
+    message: String,
+    request_id: String,
+}
+
+/// Middleware: dresses every error status as an HTML page with the request id.
+///
+/// It must not hold the request while inner services run (the router needs the only reference),
+/// so an `Err` from an inner middleware (only the session store failing) becomes a [`RenderedError`]
+/// that carries its finished page instead.
+pub async fn error_pages(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let request_id = req.extensions().get::<RequestId>().cloned();
+    match next.call(req).await {
+        Ok(response) => Ok(dress(response.map_into_boxed_body())),
+        Err(error) => {
+            let status = error.as_response_error().status_code();
+            let html = error_page_html(status, &error, request_id.as_ref());
+            Err(RenderedError { status, html }.into())
+        }
+    }
+}
+
+fn dress(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) || has_own_body(&response) {
+        return response;
+    }
+    let request_id = response.request().extensions().get::<RequestId>().cloned();
+    let html = match response.response().error() {
+        Some(error) => error_page_html(status, error, request_id.as_ref()),
+        None => render_page(status, default_message(status).to_owned(), request_id.as_ref()),
+    };
+    let (request, old) = response.into_parts();
+    let mut fresh = HttpResponse::build(status);
+    for (name, value) in old.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            fresh.append_header((name.clone(), value.clone()));
+        }
+    }
+    let fresh = fresh
+        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")))
+        .body(html);
+    ServiceResponse::new(request, fresh)
+}
+
+/// The page for an error: our own message for a `WebError`, a safe default otherwise. Causes of
+/// server errors go to the log (with the request id), never to the page.
+fn error_page_html(status: StatusCode, error: &actix_web::Error, request_id: Option<&RequestId>) -> String {
+    if status.is_server_error() {
+        tracing::error!(request_id = %request_id.map(RequestId::to_string).unwrap_or_default(),
+            status = status.as_u16(), cause = ?error, "request failed");
+    }
+    let message = error
+        .as_error::<WebError>()
+        .map_or_else(|| default_message(status).to_owned(), ToString::to_string);
+    render_page(status, message, request_id)
+}
+
+fn render_page(status: StatusCode, message: String, request_id: Option<&RequestId>) -> String {
+    let page = ErrorPage {
+        nav: None,
+        status: status.as_u16(),
+        title: status.canonical_reason().unwrap_or("Error"),
+        message,
+        request_id: request_id.map(RequestId::to_string).unwrap_or_default(),
+    };
+    page.render().unwrap_or_else(|_| "Error".to_owned())
+}
+
+/// An error page rendered ahead of time, for errors that surface outside any handler.
+#[derive(Debug)]
+pub struct RenderedError {
+    status: StatusCode,
+    html: String,
+}
+
+impl std::fmt::Display for RenderedError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "error page {}", self.status)
+    }
+}
+
+impl ResponseError for RenderedError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        // Outer middlewares do not touch `Err` results, so this page carries its own headers.
+        for (name, value) in crate::web::middleware::SECURITY_HEADERS {
+            response.insert_header((*name, *value));
+        }
+        response.content_type("text/html; charset=utf-8").body(self.html.clone())
+    }
+}
+
+/// Pages that rendered their own HTML (forms with field errors) or JSON (APIs) are left alone.
+fn has_own_body(response: &ServiceResponse<BoxBody>) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/html") || ct.starts_with("application/json"))
+}
+
+fn default_message(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "The request could not be understood. Check what you entered and try again.",
+        403 => "You do not have access to this page.",
+        404 | 405 | 410 => "The page you asked for does not exist.",
+        413 => "What you sent is too large.",
+        415 => "This kind of request is not supported here.",
+        429 => "Too many requests. Wait a moment and try again.",
+        503 => "The console is temporarily unavailable. Try again in a moment.",
+        s if s >= 500 => "Something went wrong on our side. If it keeps happening, quote the request id below.",
+        _ => "The request could not be completed.",
+    }
+}

@@ -1,0 +1,26 @@
+//! Probes for load balancers: `/healthz` says the process is alive, `/readyz` that it can serve
+//! (schema migrated and database answering).
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use crate::domain::Core;
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "alive" }))
+}
+
+pub async fn readyz(core: web::Data<Core>) -> HttpResponse {
+    let database = if !core.store.is_migrated() {
+        "migrations pending"
+    } else if core.store.ping().await {
+        "ok"
+    } else {
+        "unreachable"
+    };
+    if database == "ok" {
+        HttpResponse::Ok().json(json!({ "status": "ready", "database": database }))
+    } else {
+        HttpResponse::ServiceUnavailable().json(json!({ "status": "unavailable", "database": database }))
+    }
+}

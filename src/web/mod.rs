@@ -1,0 +1,39 @@
+//! HTTP only: handlers parse input into domain types, call the domain, and render.
+
+pub mod assets;
+pub mod auth;
+pub mod csrf;
+pub mod dashboard;
+pub mod error;
+pub mod health;
+pub mod middleware;
+pub mod session;
+pub mod session_store;
+pub mod setup;
+
+use actix_web::HttpResponse;
+use actix_web::http::{StatusCode, header};
+use askama::Template;
+
+use crate::web::error::WebError;
+
+/// What the shared layout shows for a signed-in person: their name and the sign-out form.
+pub struct Nav {
+    pub display_name: String,
+    pub csrf_token: String,
+}
+
+/// The Post/Redirect/Get answer to a successful form.
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+/// Renders a page with an explicit status: forms re-rendered with errors are 400/401, not 200.
+pub fn render(page: &impl Template, status: StatusCode) -> Result<HttpResponse, WebError> {
+    let html = page.render().map_err(WebError::unexpected)?;
+    Ok(HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(html))
+}

@@ -1,0 +1,142 @@
+//! Typed access to the browser session, and the extractors handlers use: `CurrentUser` (signed in,
+//! active account) and `Client` (IP, user agent, request id for events).
+
+use std::future::{Ready, ready};
+
+use actix_session::{Session, SessionExt};
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use futures_util::future::LocalBoxFuture;
+use secrecy::ExposeSecret;
+
+use crate::clock::Millis;
+use crate::domain::Core;
+use crate::domain::auth;
+use crate::domain::events::RequestContext;
+use crate::domain::ids::{RequestId, UserId};
+use crate::domain::secrets;
+use crate::domain::sessions::{AuthLevel, keys};
+use crate::domain::users::User;
+use crate::web::error::WebError;
+
+/// The session with named, typed entries: no handler spells a session key.
+pub struct TypedSession(Session);
+
+impl TypedSession {
+    pub fn new(session: Session) -> Self {
+        Self(session)
+    }
+
+    pub fn user_id(&self) -> Result<Option<UserId>, WebError> {
+        Ok(self
+            .0
+            .get::<String>(keys::USER_ID)?
+            .and_then(|raw| UserId::parse(&raw)))
+    }
+
+    pub fn auth_time(&self) -> Result<Option<Millis>, WebError> {
+        Ok(self.0.get::<Millis>(keys::AUTH_TIME)?)
+    }
+
+    /// The session's CSRF token, created on first use.
+    pub fn csrf_token(&self) -> Result<String, WebError> {
+        if let Some(token) = self.0.get::<String>(keys::CSRF)? {
+            return Ok(token);
+        }
+        let token = secrets::generate().expose_secret().to_owned();
+        self.0.insert(keys::CSRF, &token)?;
+        Ok(token)
+    }
+
+    /// Starts an authenticated session under a brand-new key (no fixation), with a new CSRF token.
+    pub fn sign_in(&self, user: UserId, level: AuthLevel, now: Millis, client: &RequestContext) -> Result<(), WebError> {
+        self.0.renew();
+        self.0.clear();
+        self.0.insert(keys::USER_ID, user.to_string())?;
+        self.0.insert(keys::AUTH_TIME, now)?;
+        self.0.insert(keys::AUTH_LEVEL, level.as_str())?;
+        if let Some(ip) = &client.ip {
+            self.0.insert(keys::IP, ip)?;
+        }
+        if let Some(user_agent) = &client.user_agent {
+            self.0.insert(keys::USER_AGENT, user_agent)?;
+        }
+        self.csrf_token()?;
+        Ok(())
+    }
+
+    /// Deletes the session row and the cookie.
+    pub fn sign_out(&self) {
+        self.0.purge();
+    }
+}
+
+impl FromRequest for TypedSession {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Ok(Self(req.get_session())))
+    }
+}
+
+/// A signed-in staff member with an active account. Extracting it from a request without one
+/// redirects to the sign-in page; a deactivated or deleted account ends the session.
+pub struct CurrentUser {
+    pub user: User,
+    pub csrf_token: String,
+    pub signed_in_at: Option<Millis>,
+}
+
+impl FromRequest for CurrentUser {
+    type Error = WebError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let session = TypedSession(req.get_session());
+        let core = req.app_data::<web::Data<Core>>().cloned();
+        Box::pin(async move {
+            let core = core.ok_or_else(|| WebError::unexpected(anyhow::anyhow!("core not configured")))?;
+            let Some(user_id) = session.user_id()? else {
+                return Err(WebError::LoginRequired);
+            };
+            let Some(user) = auth::active_user(&core, user_id).await? else {
+                session.sign_out();
+                return Err(WebError::LoginRequired);
+            };
+            Ok(Self {
+                user,
+                csrf_token: session.csrf_token()?,
+                signed_in_at: session.auth_time()?,
+            })
+        })
+    }
+}
+
+/// Where the request came from. The IP is the TCP peer: forwarded headers are not trusted unless a
+/// trusted proxy is configured (not yet supported).
+pub struct Client(pub RequestContext);
+
+const MAX_USER_AGENT_CHARS: usize = 512;
+
+pub fn request_context(req: &HttpRequest) -> RequestContext {
+    RequestContext {
+        ip: req.peer_addr().map(|addr| addr.ip().to_string()),
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect()),
+        request_id: req.extensions().get::<RequestId>().map(RequestId::to_string),
+    }
+}
+
+impl FromRequest for Client {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Ok(Self(request_context(req))))
+    }
+}
