@@ -27,16 +27,21 @@ use crate::web::session_store::DbSessionStore;
 use crate::web::{assets, auth, csrf, dashboard, health, middleware, setup as setup_pages};
 
 /// Forms are small; anything bigger is refused with 413 before a handler sees it.
-const FORM_LIMIT_BYTES: usize = 64 * 1024;
+pub const FORM_LIMIT_BYTES: usize = 64 * 1024;
 const SWEEP_INTERVAL: Duration = Duration::from_secs(300);
 const MIGRATION_RETRY: Duration = Duration::from_secs(2);
 
-/// Every URL of the console, in one place.
-pub fn routes(cfg: &mut ServiceConfig) {
+/// URLs that need no session: load-balancer probes and static files. They must keep answering
+/// when the session store cannot.
+pub fn sessionless_routes(cfg: &mut ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
-        .route("/static/{path:.*}", web::get().to(assets::asset_get))
-        .service(
+        .route("/static/{path:.*}", web::get().to(assets::asset_get));
+}
+
+/// Every console page, in one place. These run inside the session and CSRF middleware.
+pub fn console_routes(cfg: &mut ServiceConfig) {
+    cfg.service(
             web::resource("/setup")
                 .route(web::get().to(setup_pages::setup_get))
                 .route(web::post().to(setup_pages::setup_post)),
@@ -96,6 +101,11 @@ impl Application {
         self.port
     }
 
+    /// Stops the server from outside (tests, signal handling).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     pub fn core(&self) -> &Core {
         &self.core
     }
@@ -146,11 +156,16 @@ fn http_server(listener: TcpListener, settings: &Settings, core: Core) -> anyhow
             .app_data(QueryConfig::default().error_handler(|_, _| {
                 WebError::BadRequest("The link's parameters could not be read.").into()
             }))
-            .configure(routes)
+            .configure(sessionless_routes)
+            .service(
+                web::scope("")
+                    .configure(console_routes)
+                    // Listed innermost first: CSRF needs the session.
+                    .wrap(from_fn(csrf::verify))
+                    .wrap(sessions),
+            )
             .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(WebError::NotFound) }))
-            // Listed innermost first: CSRF needs the session; error pages must see every error.
-            .wrap(from_fn(csrf::verify))
-            .wrap(sessions)
+            // Listed innermost first: error pages must see every error, the request id every line.
             .wrap(from_fn(middleware::readiness_gate))
             .wrap(from_fn(error_pages))
             .wrap(middleware::security_headers(https))

@@ -3,6 +3,7 @@
 
 use super::{Store, StoreError};
 use crate::clock::Millis;
+use crate::domain::ids::UserId;
 use crate::domain::secrets::SecretDigest;
 use crate::domain::sessions::SessionMeta;
 
@@ -110,21 +111,21 @@ impl Store {
     }
 
     /// Number of live sessions of a user (the sessions page lists them; tests count them).
-    pub async fn count_sessions_of(&self, user_id: &str, now: Millis) -> Result<i64, StoreError> {
+    pub async fn count_sessions_of(&self, user_id: UserId, now: Millis) -> Result<i64, StoreError> {
         let (count,): (i64,) = sqlx::query_as(
             "SELECT COUNT(*) FROM sessions WHERE user_id = $1 AND idle_expires_at > $2 AND absolute_expires_at > $2",
         )
-        .bind(user_id)
+        .bind(user_id.to_string())
         .bind(now)
         .fetch_one(self.pool())
         .await?;
         Ok(count)
     }
 
-    /// Ends every session of a user (used by the admin views and by tests simulating that).
-    pub async fn delete_sessions_of(&self, user_id: &str) -> Result<u64, StoreError> {
+    /// Ends every session of a user: deactivation, password reset, an administrator's "end all".
+    pub async fn delete_sessions_of(&self, user_id: UserId) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-            .bind(user_id)
+            .bind(user_id.to_string())
             .execute(self.pool())
             .await?;
         Ok(done.rows_affected())

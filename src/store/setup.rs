@@ -144,10 +144,12 @@ impl Store {
         Ok(())
     }
 
-    /// Removes setup links that can no longer be used.
+    /// Removes setup links a day after they stopped working: until then, someone opening an old
+    /// link is told it expired or was used, rather than that it never existed.
     pub async fn sweep_setup_tokens(&self, now: Millis) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM setup_tokens WHERE expires_at <= $1 OR used_at IS NOT NULL")
-            .bind(now)
+        const KEEP_SPENT_MS: Millis = 24 * 60 * 60 * 1000;
+        let done = sqlx::query("DELETE FROM setup_tokens WHERE expires_at <= $1")
+            .bind(now - KEEP_SPENT_MS)
             .execute(self.pool())
             .await?;
         Ok(done.rows_affected())

@@ -5,11 +5,14 @@
 use actix_session::SessionExt;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::HttpMessage;
 use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::web::Bytes;
+use futures_util::StreamExt;
 use serde::Deserialize;
 
+use crate::app::FORM_LIMIT_BYTES;
 use crate::domain::secrets::constant_time_eq;
 use crate::domain::sessions::keys;
 use crate::web::error::WebError;
@@ -37,6 +40,9 @@ pub async fn verify(
     let presented = match req.headers().get(HEADER).and_then(|v| v.to_str().ok()) {
         Some(token) => Some(token.to_owned()),
         None if is_urlencoded_form(&req) => {
+            if let Some(length) = declared_length(&req).filter(|&length| length > FORM_LIMIT_BYTES) {
+                return Ok(refuse_oversized(req, length).await.map_into_right_body());
+            }
             // Reading the body honours the app's payload limit (413 past it); it is handed back
             // to the handler untouched.
             let body = match req.extract::<Bytes>().await {
@@ -65,6 +71,25 @@ pub async fn verify(
             Ok(req.error_response(WebError::Csrf).map_into_right_body())
         }
     }
+}
+
+fn declared_length(req: &ServiceRequest) -> Option<usize> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Answers 413 for a form over the limit. A moderately large body is read and thrown away first,
+/// so the browser, still sending, receives the page instead of a reset connection; anything
+/// beyond `DRAIN_LIMIT_BYTES` is not worth reading and the connection is simply closed.
+async fn refuse_oversized(mut req: ServiceRequest, length: usize) -> ServiceResponse {
+    const DRAIN_LIMIT_BYTES: usize = 4 * 1024 * 1024;
+    if length <= DRAIN_LIMIT_BYTES {
+        let mut payload = req.take_payload();
+        while let Some(Ok(_chunk)) = payload.next().await {}
+    }
+    req.error_response(WebError::TooLarge)
 }
 
 fn is_urlencoded_form(req: &ServiceRequest) -> bool {

@@ -1,1 +1,16 @@
+//! Integration tests: the real server on a random port, a fresh database per test, real HTTP.
+//! Every test that touches storage runs on SQLite and on PostgreSQL.
 
+mod helpers;
+
+mod bad_input;
+mod cli;
+mod csrf;
+mod events;
+mod headers;
+mod health;
+mod login;
+mod migrations;
+mod multi_instance;
+mod sessions;
+mod setup;

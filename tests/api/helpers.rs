@@ -1,0 +1,308 @@
+//! Test kit: a real server on a random port, a fresh database per test (a temporary SQLite file or
+//! a new PostgreSQL database), a cookie-keeping HTTP client, and a clock the test can move.
+
+use std::sync::Arc;
+
+use reqwest::cookie::{CookieStore, Jar};
+use reqwest::redirect::Policy;
+use reqwest::{Response, StatusCode};
+use scraper::{Html, Selector};
+use secrecy::ExposeSecret;
+use sqlx::{Connection, Executor, PgConnection};
+use tokenbroker::app::Application;
+use tokenbroker::clock::{Clock, ManualClock};
+use tokenbroker::config::Settings;
+use tokenbroker::domain::Core;
+use tokenbroker::domain::events::EventRecord;
+
+pub const ADMIN_EMAIL: &str = "ada@example.com";
+pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
+pub const ADMIN_NAME: &str = "Ada Lovelace";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs an `async fn(Backend)` test once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name($crate::helpers::Backend::Sqlite).await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                super::$name($crate::helpers::Backend::Postgres).await
+            }
+        }
+    )+};
+}
+
+fn postgres_admin_url() -> String {
+    std::env::var("TB_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A database that disappears with the test.
+pub enum TestDatabase {
+    /// Held only so the directory (and the database file in it) lives as long as the test.
+    Sqlite { _dir: tempfile::TempDir },
+    Postgres { name: String },
+}
+
+impl TestDatabase {
+    pub async fn create(backend: Backend) -> (Self, String, std::path::PathBuf) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        match backend {
+            Backend::Sqlite => {
+                let url = format!("sqlite://{}/tokenbroker.db?mode=rwc", dir.path().display());
+                let path = dir.path().to_path_buf();
+                (Self::Sqlite { _dir: dir }, url, path)
+            }
+            Backend::Postgres => {
+                let name = format!("tb_test_{}", uuid::Uuid::new_v4().simple());
+                let mut admin = PgConnection::connect(&postgres_admin_url())
+                    .await
+                    .expect("PostgreSQL must be running for the test suite (see README)");
+                admin
+                    .execute(sqlx::AssertSqlSafe(format!(r#"CREATE DATABASE "{name}""#)))
+                    .await
+                    .expect("create test database");
+                let base = postgres_admin_url();
+                let url = format!("{}/{name}", base.rsplit_once('/').map_or(base.as_str(), |(b, _)| b));
+                let path = dir.keep();
+                (Self::Postgres { name }, url, path)
+            }
+        }
+    }
+
+    /// Drops the PostgreSQL database now, connections and all (simulates the database vanishing).
+    pub async fn drop_now(name: &str) {
+        let mut admin = PgConnection::connect(&postgres_admin_url()).await.expect("admin connection");
+        admin
+            .execute(sqlx::AssertSqlSafe(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#)))
+            .await
+            .expect("drop test database");
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Self::Postgres { name } = self {
+            let name = name.clone();
+            // Drop runs outside async context; a short-lived runtime on its own thread does the work.
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    rt.block_on(TestDatabase::drop_now(&name));
+                }
+            })
+            .join();
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub jar: Arc<Jar>,
+    pub clock: Arc<ManualClock>,
+    pub core: Core,
+    pub setup_link: Option<String>,
+    pub database_url: String,
+    pub backend: Backend,
+    server: actix_web::dev::ServerHandle,
+    // Dropped last: the database outlives the server using it.
+    database: Option<TestDatabase>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Sends the stop command at once; the test does not wait for it.
+        drop(self.server.stop(false));
+    }
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let (database, url, data_dir) = TestDatabase::create(backend).await;
+    let mut settings = test_settings(&url, &data_dir);
+    configure(&mut settings);
+    let mut app = start(settings, Arc::new(ManualClock::default()), backend, url).await;
+    app.database = Some(database);
+    app
+}
+
+pub fn test_settings(database_url: &str, data_dir: &std::path::Path) -> Settings {
+    let mut settings = Settings::for_database(database_url, data_dir).expect("valid test settings");
+    settings.listen = "127.0.0.1:0".parse().expect("address");
+    settings.workers = 1;
+    settings.password_hash_concurrency = 2;
+    settings
+}
+
+async fn start(settings: Settings, clock: Arc<ManualClock>, backend: Backend, database_url: String) -> TestApp {
+    let app = Application::build(settings, clock.clone()).await.expect("application builds");
+    let port = app.port();
+    let core = app.core().clone();
+    let setup_link = app
+        .setup_link()
+        .map(|link| link.expose_secret().replace("http://localhost:8080", &format!("http://127.0.0.1:{port}")));
+    let server = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    let jar = Arc::new(Jar::default());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        client: new_client(jar.clone()),
+        jar,
+        clock,
+        core,
+        setup_link,
+        database_url,
+        backend,
+        server,
+        database: None,
+    }
+}
+
+pub fn new_client(jar: Arc<Jar>) -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_provider(jar)
+        .redirect(Policy::none())
+        .user_agent("tokenbroker-tests/1.0")
+        .build()
+        .expect("http client")
+}
+
+impl TestApp {
+    /// A second instance on the same database and clock (multi-instance deployment).
+    pub async fn spawn_sibling(&self) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir").keep();
+        let settings = test_settings(&self.database_url, &dir);
+        start(settings, self.clock.clone(), self.backend, self.database_url.clone()).await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> Response {
+        self.client.post(self.url(path)).form(form).send().await.expect("POST")
+    }
+
+    /// GETs `page`, then POSTs `form` to `action` with that page's CSRF token, like a browser.
+    pub async fn submit(&self, page: &str, action: &str, form: &[(&str, &str)]) -> Response {
+        let html = self.get(page).await.text().await.expect("page body");
+        let token = csrf_token(&html);
+        let mut fields = vec![("csrf_token", token.as_str())];
+        fields.extend_from_slice(form);
+        self.post_form(action, &fields).await
+    }
+
+    /// Completes first-run setup through the link and returns the signed-in admin's session.
+    pub async fn create_admin(&self) {
+        let response = self
+            .submit_setup(&[
+                ("email", ADMIN_EMAIL),
+                ("display_name", ADMIN_NAME),
+                ("password", ADMIN_PASSWORD),
+                ("password_confirm", ADMIN_PASSWORD),
+            ])
+            .await;
+        assert_redirect_to(&response, "/");
+    }
+
+    pub async fn submit_setup(&self, form: &[(&str, &str)]) -> Response {
+        let link = self.setup_link.clone().expect("a fresh installation prints a setup link");
+        let token = link.split("token=").nth(1).expect("token in link").to_owned();
+        let path = link.trim_start_matches(&self.address).to_owned();
+        let mut fields = vec![("token", token.as_str())];
+        fields.extend_from_slice(form);
+        self.submit(&path, "/setup", &fields).await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        self.submit("/login", "/login", &[("email", email), ("password", password)]).await
+    }
+
+    pub async fn logout(&self) -> Response {
+        let html = self.get("/").await.text().await.expect("dashboard");
+        self.post_form("/logout", &[("csrf_token", &csrf_token(&html))]).await
+    }
+
+    /// An admin exists and this client is signed out.
+    pub async fn with_admin_signed_out(&self) {
+        self.create_admin().await;
+        assert_redirect_to(&self.logout().await, "/login?signed_out=1");
+    }
+
+    pub async fn dashboard_html(&self) -> String {
+        let response = self.get("/").await;
+        assert_eq!(response.status(), StatusCode::OK, "dashboard should be reachable");
+        response.text().await.expect("dashboard body")
+    }
+
+    pub fn session_cookie(&self) -> Option<String> {
+        let url = self.address.parse().expect("url");
+        let header = self.jar.cookies(&url)?;
+        header
+            .to_str()
+            .ok()?
+            .split("; ")
+            .find(|pair| pair.starts_with("tb_session="))
+            .map(str::to_owned)
+    }
+
+    pub async fn events(&self) -> Vec<EventRecord> {
+        self.core.store.recent_events(1000).await.expect("events")
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    pub fn postgres_database_name(&self) -> Option<String> {
+        match &self.database {
+            Some(TestDatabase::Postgres { name }) => Some(name.clone()),
+            _ => None,
+        }
+    }
+}
+
+pub fn csrf_token(html: &str) -> String {
+    let document = Html::parse_document(html);
+    let selector = Selector::parse(r#"input[name="csrf_token"]"#).expect("selector");
+    document
+        .select(&selector)
+        .next()
+        .and_then(|input| input.value().attr("value"))
+        .expect("page carries a CSRF token")
+        .to_owned()
+}
+
+/// The text of the first element matching `css`, whitespace-collapsed.
+pub fn text_of(html: &str, css: &str) -> Option<String> {
+    let document = Html::parse_document(html);
+    let selector = Selector::parse(css).expect("selector");
+    document
+        .select(&selector)
+        .next()
+        .map(|element| element.text().collect::<Vec<_>>().join(" ").split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+pub fn assert_redirect_to(response: &Response, location: &str) {
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "expected a redirect to {location}");
+    assert_eq!(
+        response.headers().get("location").and_then(|v| v.to_str().ok()),
+        Some(location)
+    );
+}
