@@ -42,17 +42,17 @@ pub fn sessionless_routes(cfg: &mut ServiceConfig) {
 /// Every console page, in one place. These run inside the session and CSRF middleware.
 pub fn console_routes(cfg: &mut ServiceConfig) {
     cfg.service(
-            web::resource("/setup")
-                .route(web::get().to(setup_pages::setup_get))
-                .route(web::post().to(setup_pages::setup_post)),
-        )
-        .service(
-            web::resource("/login")
-                .route(web::get().to(auth::login_get))
-                .route(web::post().to(auth::login_post)),
-        )
-        .route("/logout", web::post().to(auth::logout_post))
-        .route("/", web::get().to(dashboard::index_get));
+        web::resource("/setup")
+            .route(web::get().to(setup_pages::setup_get))
+            .route(web::post().to(setup_pages::setup_post)),
+    )
+    .service(
+        web::resource("/login")
+            .route(web::get().to(auth::login_get))
+            .route(web::post().to(auth::login_post)),
+    )
+    .route("/logout", web::post().to(auth::logout_post))
+    .route("/", web::get().to(dashboard::index_get));
 }
 
 pub struct Application {
@@ -67,18 +67,32 @@ impl Application {
     /// is down), and binds the listener. The server does not run until `run_until_stopped`.
     pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
         if settings.is_sqlite() {
-            std::fs::create_dir_all(&settings.data_dir)
-                .with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;
+            std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+                format!(
+                    "cannot create data directory {}",
+                    settings.data_dir.display()
+                )
+            })?;
         }
         let store = Store::connect_lazy(&settings.database_url)?;
-        let passwords = PasswordService::new(settings.password_hash_concurrency, settings.password_hash_queue)?;
-        let core = Core { store, passwords, clock };
+        let passwords = PasswordService::new(
+            settings.password_hash_concurrency,
+            settings.password_hash_queue,
+        )?;
+        let core = Core {
+            store,
+            passwords,
+            clock,
+        };
 
         let setup_link = match core.store.migrate().await {
             Ok(()) => setup::issue_setup_link(&core, &settings.public_url).await?,
             Err(StoreError::Unavailable(cause)) => {
                 tracing::error!(error = %cause, "database unreachable at start-up; serving 503 and retrying");
-                tokio::spawn(migrate_when_reachable(core.clone(), settings.public_url.clone()));
+                tokio::spawn(migrate_when_reachable(
+                    core.clone(),
+                    settings.public_url.clone(),
+                ));
                 None
             }
             Err(other) => return Err(other).context("applying database migrations"),
@@ -122,7 +136,11 @@ impl Application {
 
 fn http_server(listener: TcpListener, settings: &Settings, core: Core) -> anyhow::Result<Server> {
     let https = settings.is_https();
-    let cookie_name = if https { "__Host-tb_session" } else { "tb_session" };
+    let cookie_name = if https {
+        "__Host-tb_session"
+    } else {
+        "tb_session"
+    };
     let policy = SessionPolicy {
         idle: settings.session_idle_timeout,
         absolute: settings.session_absolute_timeout,
@@ -132,7 +150,8 @@ fn http_server(listener: TcpListener, settings: &Settings, core: Core) -> anyhow
     let core_data = web::Data::new(core);
 
     let server = HttpServer::new(move || {
-        let session_store = DbSessionStore::new(core_data.store.clone(), core_data.clock.clone(), policy);
+        let session_store =
+            DbSessionStore::new(core_data.store.clone(), core_data.clock.clone(), policy);
         let sessions = SessionMiddleware::builder(session_store, cookie_signing_key())
             .cookie_name(cookie_name.to_owned())
             .cookie_secure(https)
@@ -152,7 +171,11 @@ fn http_server(listener: TcpListener, settings: &Settings, core: Core) -> anyhow
         App::new()
             .app_data(core_data.clone())
             .app_data(PayloadConfig::new(FORM_LIMIT_BYTES))
-            .app_data(FormConfig::default().limit(FORM_LIMIT_BYTES).error_handler(form_error))
+            .app_data(
+                FormConfig::default()
+                    .limit(FORM_LIMIT_BYTES)
+                    .error_handler(form_error),
+            )
             .app_data(QueryConfig::default().error_handler(|_, _| {
                 WebError::BadRequest("The link's parameters could not be read.").into()
             }))
@@ -164,7 +187,9 @@ fn http_server(listener: TcpListener, settings: &Settings, core: Core) -> anyhow
                     .wrap(from_fn(csrf::verify))
                     .wrap(sessions),
             )
-            .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(WebError::NotFound) }))
+            .default_service(web::to(|| async {
+                Err::<actix_web::HttpResponse, _>(WebError::NotFound)
+            }))
             // Listed innermost first: error pages must see every error, the request id every line.
             .wrap(from_fn(middleware::readiness_gate))
             .wrap(from_fn(error_pages))
@@ -181,13 +206,18 @@ fn http_server(listener: TcpListener, settings: &Settings, core: Core) -> anyhow
 /// means nothing outside our database, so the signature adds no secrecy; a fixed, public key keeps
 /// every instance able to read every other instance's cookies with nothing to distribute.
 fn cookie_signing_key() -> Key {
-    Key::derive_from(b"tokenbroker/session-cookie/v1: the session key itself is the secret, not this")
+    Key::derive_from(
+        b"tokenbroker/session-cookie/v1: the session key itself is the secret, not this",
+    )
 }
 
 fn form_error(error: UrlencodedError, _req: &actix_web::HttpRequest) -> actix_web::Error {
     match error {
         UrlencodedError::Overflow { .. } => WebError::TooLarge.into(),
-        _ => WebError::BadRequest("The form was incomplete or malformed. Reload the page and try again.").into(),
+        _ => WebError::BadRequest(
+            "The form was incomplete or malformed. Reload the page and try again.",
+        )
+        .into(),
     }
 }
 

@@ -20,7 +20,11 @@ use crate::store::Store;
 use crate::telemetry;
 
 #[derive(Parser)]
-#[command(name = "tokenbroker", version, about = "Multitenant access console and OAuth 2.0 token service")]
+#[command(
+    name = "tokenbroker",
+    version,
+    about = "Multitenant access console and OAuth 2.0 token service"
+)]
 pub struct Cli {
     /// TOML configuration file; `TB_*` environment variables override it.
     #[arg(long, short, env = "TB_CONFIG", global = true)]
@@ -58,7 +62,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("Migrations applied.");
             Ok(())
         }
-        Command::CreateAdmin { email, name } => create_admin(settings, &email, name.as_deref()).await,
+        Command::CreateAdmin { email, name } => {
+            create_admin(settings, &email, name.as_deref()).await
+        }
     }
 }
 
@@ -76,21 +82,33 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         announce_setup_link(link);
     }
     tracing::info!(%listen, port = app.port(), %public_url, "console listening");
-    app.run_until_stopped().await.context("server stopped with an error")
+    app.run_until_stopped()
+        .await
+        .context("server stopped with an error")
 }
 
 fn ensure_data_dir(settings: &Settings) -> anyhow::Result<()> {
     if settings.is_sqlite() {
-        std::fs::create_dir_all(&settings.data_dir)
-            .with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;
+        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+            format!(
+                "cannot create data directory {}",
+                settings.data_dir.display()
+            )
+        })?;
     }
     Ok(())
 }
 
 async fn create_admin(settings: Settings, email: &str, name: Option<&str>) -> anyhow::Result<()> {
     let email = Email::parse(email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
-    let default_name = email.as_str().split('@').next().unwrap_or_default().to_owned();
-    let display_name = DisplayName::parse(name.unwrap_or(&default_name)).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
+    let default_name = email
+        .as_str()
+        .split('@')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let display_name = DisplayName::parse(name.unwrap_or(&default_name))
+        .map_err(|e| anyhow::anyhow!("--name: {e}"))?;
     let password = Password::new(read_password()?).map_err(|e| anyhow::anyhow!("password: {e}"))?;
 
     ensure_data_dir(&settings)?;
@@ -108,7 +126,10 @@ async fn create_admin(settings: Settings, email: &str, name: Option<&str>) -> an
     };
     match setup::create_admin_from_cli(&core, staff).await {
         Ok(user_id) => {
-            println!("Created superadmin {email} (subject id {user_id}). Sign in at {}login", settings.public_url);
+            println!(
+                "Created superadmin {email} (subject id {user_id}). Sign in at {}login",
+                settings.public_url
+            );
             Ok(())
         }
         Err(SetupError::AlreadyInitialized) => {

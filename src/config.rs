@@ -122,10 +122,12 @@ impl Settings {
     }
 
     fn validate(raw: RawSettings) -> Result<Self, ConfigError> {
-        let listen: SocketAddr = raw
-            .listen
-            .parse()
-            .map_err(|_| invalid("listen", format!("`{}` is not an address like 127.0.0.1:8080", raw.listen)))?;
+        let listen: SocketAddr = raw.listen.parse().map_err(|_| {
+            invalid(
+                "listen",
+                format!("`{}` is not an address like 127.0.0.1:8080", raw.listen),
+            )
+        })?;
         let public_url = parse_public_url(&raw.public_url)?;
         if raw.data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "must not be empty"));
@@ -144,7 +146,10 @@ impl Settings {
             ));
         }
         if tracing_subscriber::EnvFilter::try_new(&raw.log_level).is_err() {
-            return Err(invalid("log_level", format!("`{}` is not a log filter like `info`", raw.log_level)));
+            return Err(invalid(
+                "log_level",
+                format!("`{}` is not a log filter like `info`", raw.log_level),
+            ));
         }
         if raw.password_hash_queue == 0 {
             return Err(invalid("password_hash_queue", "must be at least 1"));
@@ -180,7 +185,8 @@ fn nonzero_or(value: usize, fallback: usize) -> usize {
 }
 
 fn parse_public_url(value: &str) -> Result<Url, ConfigError> {
-    let url = Url::parse(value).map_err(|e| invalid("public_url", format!("`{value}` is not a URL: {e}")))?;
+    let url = Url::parse(value)
+        .map_err(|e| invalid("public_url", format!("`{value}` is not a URL: {e}")))?;
     let host = url.host_str().unwrap_or_default();
     match url.scheme() {
         "https" => {}
@@ -191,10 +197,18 @@ fn parse_public_url(value: &str) -> Result<Url, ConfigError> {
                 "must use https (plain http is allowed only for http://localhost during development)",
             ));
         }
-        other => return Err(invalid("public_url", format!("scheme `{other}` is not http or https"))),
+        other => {
+            return Err(invalid(
+                "public_url",
+                format!("scheme `{other}` is not http or https"),
+            ));
+        }
     }
     if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
-        return Err(invalid("public_url", "must be an origin without path, query or fragment"));
+        return Err(invalid(
+            "public_url",
+            "must be an origin without path, query or fragment",
+        ));
     }
     Ok(url)
 }
@@ -240,7 +254,8 @@ mod tests {
 
     #[test]
     fn settings_debug_redacts_the_database_url() {
-        let settings = Settings::for_database("postgres://u:hunter2@h/db", Path::new("/tmp")).unwrap();
+        let settings =
+            Settings::for_database("postgres://u:hunter2@h/db", Path::new("/tmp")).unwrap();
         assert!(!format!("{settings:?}").contains("hunter2"));
     }
 }

@@ -31,12 +31,19 @@ pub async fn sign_in(
 ) -> Result<User, LoginError> {
     // A malformed address cannot have an account, but it still pays for a hash: timing stays flat.
     let found = match Email::parse(email) {
-        Ok(email) => core.store.find_credentials_by_email(email.normalized()).await?,
+        Ok(email) => {
+            core.store
+                .find_credentials_by_email(email.normalized())
+                .await?
+        }
         Err(_) => None,
     };
     let matches = core
         .passwords
-        .verify(password, found.as_ref().and_then(|c| c.password_hash.as_ref()))
+        .verify(
+            password,
+            found.as_ref().and_then(|c| c.password_hash.as_ref()),
+        )
         .await?;
 
     let failure = match &found {
@@ -62,7 +69,9 @@ async fn record_login(
 ) -> Result<(), StoreError> {
     let now = core.clock.now_ms();
     let mut event = match (failure, subject) {
-        (None, Some(user)) => Event::new(now, EventType::Login, Outcome::Success, Actor::User(user)),
+        (None, Some(user)) => {
+            Event::new(now, EventType::Login, Outcome::Success, Actor::User(user))
+        }
         _ => Event::new(now, EventType::Login, Outcome::Failure, Actor::Anonymous),
     }
     .context(context)
@@ -76,10 +85,19 @@ async fn record_login(
     core.store.append_event(&event).await
 }
 
-pub async fn record_logout(core: &Core, user: UserId, context: &RequestContext) -> Result<(), StoreError> {
-    let event = Event::new(core.clock.now_ms(), EventType::Logout, Outcome::Success, Actor::User(user))
-        .subject(user)
-        .context(context);
+pub async fn record_logout(
+    core: &Core,
+    user: UserId,
+    context: &RequestContext,
+) -> Result<(), StoreError> {
+    let event = Event::new(
+        core.clock.now_ms(),
+        EventType::Logout,
+        Outcome::Success,
+        Actor::User(user),
+    )
+    .subject(user)
+    .context(context);
     core.store.append_event(&event).await
 }
 

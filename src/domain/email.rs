@@ -65,6 +65,9 @@ mod tests {
     fn malformed_addresses_are_refused() {
         assert_eq!(Email::parse(""), Err(EmailError::Empty));
         assert_eq!(Email::parse("not-an-email"), Err(EmailError::Invalid));
-        assert_eq!(Email::parse("a@b'; DROP TABLE users;--"), Err(EmailError::Invalid));
+        assert_eq!(
+            Email::parse("a@b'; DROP TABLE users;--"),
+            Err(EmailError::Invalid)
+        );
     }
 }

@@ -69,7 +69,8 @@ pub enum PasswordError {
 
 /// OWASP's argon2id minimum: 19 MiB, 2 iterations, 1 lane.
 fn argon2() -> Result<Argon2<'static>, PasswordError> {
-    let params = Params::new(19 * 1024, 2, 1, None).map_err(|e| PasswordError::Hashing(e.to_string()))?;
+    let params =
+        Params::new(19 * 1024, 2, 1, None).map_err(|e| PasswordError::Hashing(e.to_string()))?;
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
@@ -159,7 +160,8 @@ fn hash_blocking(secret: &SecretString) -> Result<PasswordHash, PasswordError> {
 }
 
 fn verify_blocking(candidate: &SecretString, stored: &PasswordHash) -> Result<bool, PasswordError> {
-    let parsed = PhcHash::new(stored.as_str()).map_err(|e| PasswordError::Hashing(e.to_string()))?;
+    let parsed =
+        PhcHash::new(stored.as_str()).map_err(|e| PasswordError::Hashing(e.to_string()))?;
     // Parameters come from the stored hash, so older hashes keep verifying after a policy change.
     Ok(argon2()?
         .verify_password(candidate.expose_secret().as_bytes(), &parsed)
@@ -191,9 +193,24 @@ mod tests {
         let password = Password::new("correct horse battery".into()).unwrap();
         let hash = service.hash(&password).await.unwrap();
         assert!(hash.as_str().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-        assert!(service.verify(&"correct horse battery".into(), Some(&hash)).await.unwrap());
-        assert!(!service.verify(&"wrong horse battery".into(), Some(&hash)).await.unwrap());
-        assert!(!service.verify(&"anything at all!".into(), None).await.unwrap());
+        assert!(
+            service
+                .verify(&"correct horse battery".into(), Some(&hash))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !service
+                .verify(&"wrong horse battery".into(), Some(&hash))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !service
+                .verify(&"anything at all!".into(), None)
+                .await
+                .unwrap()
+        );
     }
 
     #[tokio::test]

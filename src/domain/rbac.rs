@@ -20,9 +20,14 @@ impl Role {
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        [Self::Superadmin, Self::Security, Self::Support, Self::TenantAdmin]
-            .into_iter()
-            .find(|role| role.as_str() == raw)
+        [
+            Self::Superadmin,
+            Self::Security,
+            Self::Support,
+            Self::TenantAdmin,
+        ]
+        .into_iter()
+        .find(|role| role.as_str() == raw)
     }
 
     pub fn label(self) -> &'static str {

@@ -76,6 +76,8 @@ impl SessionPolicy {
 
     /// The absolute lifetime runs from sign-in, so renewing the key never extends it.
     pub fn absolute_expiry(&self, now: Millis, auth_time: Option<Millis>) -> Millis {
-        auth_time.unwrap_or(now).saturating_add(duration_ms(self.absolute))
+        auth_time
+            .unwrap_or(now)
+            .saturating_add(duration_ms(self.absolute))
     }
 }

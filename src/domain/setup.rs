@@ -25,7 +25,9 @@ pub enum SetupError {
     LinkUnknown,
     #[error("This setup link has already been used.")]
     LinkUsed,
-    #[error("This setup link has expired. Restart the server to print a new one, or use `tokenbroker create-admin`.")]
+    #[error(
+        "This setup link has expired. Restart the server to print a new one, or use `tokenbroker create-admin`."
+    )]
     LinkExpired,
     #[error("This installation already has an administrator.")]
     AlreadyInitialized,
@@ -37,7 +39,10 @@ pub enum SetupError {
 
 /// Creates a setup link when the installation has no users yet. The link is the only copy of the
 /// secret: the database keeps its SHA-256.
-pub async fn issue_setup_link(core: &Core, public_url: &Url) -> Result<Option<SecretString>, StoreError> {
+pub async fn issue_setup_link(
+    core: &Core,
+    public_url: &Url,
+) -> Result<Option<SecretString>, StoreError> {
     if core.store.any_user_exists().await? {
         return Ok(None);
     }
@@ -47,8 +52,11 @@ pub async fn issue_setup_link(core: &Core, public_url: &Url) -> Result<Option<Se
     core.store
         .insert_setup_token(&SecretDigest::of(token.expose_secret()), now, expires)
         .await?;
-    let mut link = public_url.join("/setup").map_err(|e| StoreError::Unexpected(e.to_string()))?;
-    link.query_pairs_mut().append_pair("token", token.expose_secret());
+    let mut link = public_url
+        .join("/setup")
+        .map_err(|e| StoreError::Unexpected(e.to_string()))?;
+    link.query_pairs_mut()
+        .append_pair("token", token.expose_secret());
     Ok(Some(SecretString::from(link.to_string())))
 }
 
@@ -73,12 +81,28 @@ pub async fn complete_setup(
     context: &RequestContext,
 ) -> Result<UserId, SetupError> {
     check_setup_token(core, token).await?;
-    bootstrap(core, Some(SecretDigest::of(token)), staff, EventType::SetupCompleted, Actor::Anonymous, context).await
+    bootstrap(
+        core,
+        Some(SecretDigest::of(token)),
+        staff,
+        EventType::SetupCompleted,
+        Actor::Anonymous,
+        context,
+    )
+    .await
 }
 
 /// `tokenbroker create-admin`: the same bootstrap without a link.
 pub async fn create_admin_from_cli(core: &Core, staff: NewStaff) -> Result<UserId, SetupError> {
-    bootstrap(core, None, staff, EventType::AdminCreated, Actor::Cli, &RequestContext::default()).await
+    bootstrap(
+        core,
+        None,
+        staff,
+        EventType::AdminCreated,
+        Actor::Cli,
+        &RequestContext::default(),
+    )
+    .await
 }
 
 async fn bootstrap(

@@ -50,7 +50,11 @@ impl Store {
     }
 
     /// Newest first: what the dashboard shows as "recent activity on your account".
-    pub async fn recent_events_for_subject(&self, subject: UserId, limit: i64) -> Result<Vec<EventRecord>, StoreError> {
+    pub async fn recent_events_for_subject(
+        &self,
+        subject: UserId,
+        limit: i64,
+    ) -> Result<Vec<EventRecord>, StoreError> {
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM auth_events WHERE subject = $1 \
              ORDER BY occurred_at DESC, id DESC LIMIT $2"
@@ -65,7 +69,9 @@ impl Store {
 
     /// Newest first, across the installation. The filtered, paginated viewer builds on this.
     pub async fn recent_events(&self, limit: i64) -> Result<Vec<EventRecord>, StoreError> {
-        let sql = format!("SELECT {EVENT_COLUMNS} FROM auth_events ORDER BY occurred_at DESC, id DESC LIMIT $1");
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM auth_events ORDER BY occurred_at DESC, id DESC LIMIT $1"
+        );
         let rows: Vec<EventRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(limit)
             .fetch_all(self.pool())

@@ -22,7 +22,11 @@ const TOUCH_GRANULARITY_MS: Millis = 15_000;
 
 impl Store {
     /// The session's state, or `None` if it does not exist or has expired (idle or absolute).
-    pub async fn load_session(&self, key: &SecretDigest, now: Millis) -> Result<Option<String>, StoreError> {
+    pub async fn load_session(
+        &self,
+        key: &SecretDigest,
+        now: Millis,
+    ) -> Result<Option<String>, StoreError> {
         let row: Option<(String,)> = sqlx::query_as(
             "SELECT state FROM sessions \
              WHERE key_hash = $1 AND idle_expires_at > $2 AND absolute_expires_at > $2",
@@ -78,7 +82,12 @@ impl Store {
     }
 
     /// Records activity: pushes the idle expiry forward (never past the absolute one).
-    pub async fn touch_session(&self, key: &SecretDigest, now: Millis, idle_expires_at: Millis) -> Result<(), StoreError> {
+    pub async fn touch_session(
+        &self,
+        key: &SecretDigest,
+        now: Millis,
+        idle_expires_at: Millis,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE sessions SET last_seen_at = $2, \
              idle_expires_at = CASE WHEN $3 < absolute_expires_at THEN $3 ELSE absolute_expires_at END \
@@ -103,10 +112,12 @@ impl Store {
 
     /// Deletes expired sessions; idempotent, safe to run on every instance.
     pub async fn sweep_sessions(&self, now: Millis) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM sessions WHERE idle_expires_at <= $1 OR absolute_expires_at <= $1")
-            .bind(now)
-            .execute(self.pool())
-            .await?;
+        let done = sqlx::query(
+            "DELETE FROM sessions WHERE idle_expires_at <= $1 OR absolute_expires_at <= $1",
+        )
+        .bind(now)
+        .execute(self.pool())
+        .await?;
         Ok(done.rows_affected())
     }
 

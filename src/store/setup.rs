@@ -47,17 +47,28 @@ impl From<sqlx::Error> for BootstrapError {
 }
 
 impl Store {
-    pub async fn insert_setup_token(&self, digest: &SecretDigest, now: Millis, expires_at: Millis) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO setup_tokens (token_hash, created_at, expires_at) VALUES ($1, $2, $3)")
-            .bind(digest.as_hex())
-            .bind(now)
-            .bind(expires_at)
-            .execute(self.pool())
-            .await?;
+    pub async fn insert_setup_token(
+        &self,
+        digest: &SecretDigest,
+        now: Millis,
+        expires_at: Millis,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO setup_tokens (token_hash, created_at, expires_at) VALUES ($1, $2, $3)",
+        )
+        .bind(digest.as_hex())
+        .bind(now)
+        .bind(expires_at)
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 
-    pub async fn setup_token_status(&self, digest: &SecretDigest, now: Millis) -> Result<SetupTokenStatus, StoreError> {
+    pub async fn setup_token_status(
+        &self,
+        digest: &SecretDigest,
+        now: Millis,
+    ) -> Result<SetupTokenStatus, StoreError> {
         let row: Option<(i64, Option<i64>)> =
             sqlx::query_as("SELECT expires_at, used_at FROM setup_tokens WHERE token_hash = $1")
                 .bind(digest.as_hex())
@@ -65,7 +76,11 @@ impl Store {
                 .await?;
         if self.any_user_exists().await? {
             // Once an administrator exists every link is dead, used or not.
-            return Ok(if row.is_some() { SetupTokenStatus::Used } else { SetupTokenStatus::Unknown });
+            return Ok(if row.is_some() {
+                SetupTokenStatus::Used
+            } else {
+                SetupTokenStatus::Unknown
+            });
         }
         Ok(match row {
             None => SetupTokenStatus::Unknown,
@@ -116,11 +131,13 @@ impl Store {
         .execute(&mut *tx)
         .await?;
 
-        let installed = sqlx::query("INSERT INTO installation (id, bootstrapped_at, bootstrapped_by) VALUES (1, $1, $2)")
-            .bind(admin.now)
-            .bind(&user_id)
-            .execute(&mut *tx)
-            .await;
+        let installed = sqlx::query(
+            "INSERT INTO installation (id, bootstrapped_at, bootstrapped_by) VALUES (1, $1, $2)",
+        )
+        .bind(admin.now)
+        .bind(&user_id)
+        .execute(&mut *tx)
+        .await;
         match installed {
             Err(e) if is_unique_violation(&e) => return Err(BootstrapError::AlreadyBootstrapped),
             other => {

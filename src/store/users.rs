@@ -27,8 +27,12 @@ struct RoleRow {
 const USER_COLUMNS: &str = "id, email, display_name, status, created_at, password_hash";
 
 impl UserRow {
-    fn into_user(self, roles: Vec<RoleAssignment>) -> Result<(User, Option<PasswordHash>), StoreError> {
-        let id = UserId::parse(&self.id).ok_or_else(|| StoreError::Corrupt(format!("user id {}", self.id)))?;
+    fn into_user(
+        self,
+        roles: Vec<RoleAssignment>,
+    ) -> Result<(User, Option<PasswordHash>), StoreError> {
+        let id = UserId::parse(&self.id)
+            .ok_or_else(|| StoreError::Corrupt(format!("user id {}", self.id)))?;
         let status = UserStatus::parse(&self.status)
             .ok_or_else(|| StoreError::Corrupt(format!("status of user {id}")))?;
         let user = User {
@@ -52,7 +56,10 @@ impl Store {
     }
 
     /// Looks a user up by normalized e-mail, with the password hash, for sign-in.
-    pub async fn find_credentials_by_email(&self, email_normalized: &str) -> Result<Option<Credentials>, StoreError> {
+    pub async fn find_credentials_by_email(
+        &self,
+        email_normalized: &str,
+    ) -> Result<Option<Credentials>, StoreError> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email_normalized = $1");
         let row: Option<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(email_normalized)
@@ -61,7 +68,10 @@ impl Store {
         let Some(row) = row else { return Ok(None) };
         let roles = self.roles_of(&row.id).await?;
         let (user, password_hash) = row.into_user(roles)?;
-        Ok(Some(Credentials { user, password_hash }))
+        Ok(Some(Credentials {
+            user,
+            password_hash,
+        }))
     }
 
     pub async fn find_user(&self, id: UserId) -> Result<Option<User>, StoreError> {
@@ -84,8 +94,9 @@ impl Store {
         .await?;
         rows.into_iter()
             .map(|row| {
-                let role = Role::parse(&row.role)
-                    .ok_or_else(|| StoreError::Corrupt(format!("role {} of user {user_id}", row.role)))?;
+                let role = Role::parse(&row.role).ok_or_else(|| {
+                    StoreError::Corrupt(format!("role {} of user {user_id}", row.role))
+                })?;
                 Ok(RoleAssignment {
                     role,
                     tenant_id: row.tenant_id,

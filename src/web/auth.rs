@@ -44,7 +44,10 @@ pub struct LoginQuery {
     signed_out: Option<String>,
 }
 
-pub async fn login_get(session: TypedSession, query: web::Query<LoginQuery>) -> Result<HttpResponse, WebError> {
+pub async fn login_get(
+    session: TypedSession,
+    query: web::Query<LoginQuery>,
+) -> Result<HttpResponse, WebError> {
     if session.user_id()?.is_some() {
         return Ok(see_other("/"));
     }
@@ -72,7 +75,10 @@ pub async fn login_post(
     let mut page = LoginPage::new(session.csrf_token()?);
     page.email = email.trim().to_owned();
     let password = password.filter(|p| !p.expose_secret().is_empty());
-    page.email_error = page.email.is_empty().then_some("Enter your e-mail address.");
+    page.email_error = page
+        .email
+        .is_empty()
+        .then_some("Enter your e-mail address.");
     page.password_error = password.is_none().then_some("Enter your password.");
     let (Some(password), None) = (password, page.email_error) else {
         return render(&page, StatusCode::BAD_REQUEST);

@@ -3,9 +3,9 @@
 //! `X-CSRF-Token` header. Anything else is refused with 403 before a handler runs, so nothing changes.
 
 use actix_session::SessionExt;
+use actix_web::HttpMessage;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::HttpMessage;
 use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::web::Bytes;
@@ -40,7 +40,8 @@ pub async fn verify(
     let presented = match req.headers().get(HEADER).and_then(|v| v.to_str().ok()) {
         Some(token) => Some(token.to_owned()),
         None if is_urlencoded_form(&req) => {
-            if let Some(length) = declared_length(&req).filter(|&length| length > FORM_LIMIT_BYTES) {
+            if let Some(length) = declared_length(&req).filter(|&length| length > FORM_LIMIT_BYTES)
+            {
                 return Ok(refuse_oversized(req, length).await.map_into_right_body());
             }
             // Reading the body honours the app's payload limit (413 past it); it is handed back
@@ -50,7 +51,8 @@ pub async fn verify(
                 Err(e) => return Ok(req.error_response(e).map_into_right_body()),
             };
             if !is_utf8_form(&body) {
-                let error = WebError::BadRequest("The form contained text that is not valid UTF-8.");
+                let error =
+                    WebError::BadRequest("The form contained text that is not valid UTF-8.");
                 return Ok(req.error_response(error).map_into_right_body());
             }
             let token = serde_urlencoded::from_bytes::<TokenField>(&body)

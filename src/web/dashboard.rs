@@ -48,7 +48,10 @@ pub struct DashboardPage {
     activity: Vec<ActivityView>,
 }
 
-pub async fn index_get(core: web::Data<Core>, current: CurrentUser) -> Result<HttpResponse, WebError> {
+pub async fn index_get(
+    core: web::Data<Core>,
+    current: CurrentUser,
+) -> Result<HttpResponse, WebError> {
     let user = current.user;
     let activity = core
         .store
@@ -62,7 +65,10 @@ pub async fn index_get(core: web::Data<Core>, current: CurrentUser) -> Result<Ht
         .iter()
         .map(|assignment| RoleView {
             label: assignment.role.label(),
-            scope: assignment.tenant_id.clone().unwrap_or_else(|| "all tenants".into()),
+            scope: assignment
+                .tenant_id
+                .clone()
+                .unwrap_or_else(|| "all tenants".into()),
         })
         .collect();
     let page = DashboardPage {

@@ -18,7 +18,9 @@ use crate::store::StoreError;
 pub enum WebError {
     #[error("Please sign in to continue.")]
     LoginRequired,
-    #[error("This form has expired or was sent from another site. Go back, reload the page and try again.")]
+    #[error(
+        "This form has expired or was sent from another site. Go back, reload the page and try again."
+    )]
     Csrf,
     #[error("{0}")]
     BadRequest(&'static str),
@@ -91,8 +93,12 @@ impl ResponseError for WebError {
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
         match self {
-            Self::LoginRequired => response.insert_header((header::LOCATION, "/login")).finish(),
-            Self::Busy | Self::Unavailable(_) => response.insert_header((header::RETRY_AFTER, "2")).finish(),
+            Self::LoginRequired => response
+                .insert_header((header::LOCATION, "/login"))
+                .finish(),
+            Self::Busy | Self::Unavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, "2")).finish()
+            }
             _ => response.finish(),
         }
     }
@@ -136,7 +142,11 @@ fn dress(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
     let request_id = response.request().extensions().get::<RequestId>().cloned();
     let html = match response.response().error() {
         Some(error) => error_page_html(status, error, request_id.as_ref()),
-        None => render_page(status, default_message(status).to_owned(), request_id.as_ref()),
+        None => render_page(
+            status,
+            default_message(status).to_owned(),
+            request_id.as_ref(),
+        ),
     };
     let (request, old) = response.into_parts();
     let mut fresh = HttpResponse::build(status);
@@ -146,14 +156,21 @@ fn dress(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
         }
     }
     let fresh = fresh
-        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")))
+        .insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        ))
         .body(html);
     ServiceResponse::new(request, fresh)
 }
 
 /// The page for an error: our own message for a `WebError`, a safe default otherwise. Causes of
 /// server errors go to the log (with the request id), never to the page.
-fn error_page_html(status: StatusCode, error: &actix_web::Error, request_id: Option<&RequestId>) -> String {
+fn error_page_html(
+    status: StatusCode,
+    error: &actix_web::Error,
+    request_id: Option<&RequestId>,
+) -> String {
     if status.is_server_error() {
         tracing::error!(request_id = %request_id.map(RequestId::to_string).unwrap_or_default(),
             status = status.as_u16(), cause = ?error, "request failed");
@@ -199,7 +216,9 @@ impl ResponseError for RenderedError {
         for (name, value) in crate::web::middleware::SECURITY_HEADERS {
             response.insert_header((*name, *value));
         }
-        response.content_type("text/html; charset=utf-8").body(self.html.clone())
+        response
+            .content_type("text/html; charset=utf-8")
+            .body(self.html.clone())
     }
 }
 
@@ -221,7 +240,9 @@ fn default_message(status: StatusCode) -> &'static str {
         415 => "This kind of request is not supported here.",
         429 => "Too many requests. Wait a moment and try again.",
         503 => "The console is temporarily unavailable. Try again in a moment.",
-        s if s >= 500 => "Something went wrong on our side. If it keeps happening, quote the request id below.",
+        s if s >= 500 => {
+            "Something went wrong on our side. If it keeps happening, quote the request id below."
+        }
         _ => "The request could not be completed.",
     }
 }

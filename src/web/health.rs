@@ -21,6 +21,7 @@ pub async fn readyz(core: web::Data<Core>) -> HttpResponse {
     if database == "ok" {
         HttpResponse::Ok().json(json!({ "status": "ready", "database": database }))
     } else {
-        HttpResponse::ServiceUnavailable().json(json!({ "status": "unavailable", "database": database }))
+        HttpResponse::ServiceUnavailable()
+            .json(json!({ "status": "unavailable", "database": database }))
     }
 }

@@ -67,16 +67,24 @@ pub const SECURITY_HEADERS: &[(&str, &str)] = &[
     ("x-frame-options", "DENY"),
     ("referrer-policy", "no-referrer"),
     ("cross-origin-opener-policy", "same-origin"),
-    ("permissions-policy", "camera=(), microphone=(), geolocation=(), interest-cohort=()"),
+    (
+        "permissions-policy",
+        "camera=(), microphone=(), geolocation=(), interest-cohort=()",
+    ),
     ("cache-control", "no-store"),
 ];
 
 pub fn security_headers(https: bool) -> DefaultHeaders {
     let headers = SECURITY_HEADERS
         .iter()
-        .fold(DefaultHeaders::new(), |headers, (name, value)| headers.add((*name, *value)));
+        .fold(DefaultHeaders::new(), |headers, (name, value)| {
+            headers.add((*name, *value))
+        });
     if https {
-        headers.add((header::STRICT_TRANSPORT_SECURITY, "max-age=63072000; includeSubDomains"))
+        headers.add((
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=63072000; includeSubDomains",
+        ))
     } else {
         headers
     }
@@ -93,7 +101,9 @@ pub async fn readiness_gate(
         .app_data::<web::Data<Core>>()
         .is_some_and(|core| core.store.is_migrated());
     if !exempt && !migrated {
-        return Ok(req.error_response(WebError::Unavailable(None)).map_into_right_body());
+        return Ok(req
+            .error_response(WebError::Unavailable(None))
+            .map_into_right_body());
     }
     Ok(next.call(req).await?.map_into_left_body())
 }

@@ -50,7 +50,13 @@ impl TypedSession {
     }
 
     /// Starts an authenticated session under a brand-new key (no fixation), with a new CSRF token.
-    pub fn sign_in(&self, user: UserId, level: AuthLevel, now: Millis, client: &RequestContext) -> Result<(), WebError> {
+    pub fn sign_in(
+        &self,
+        user: UserId,
+        level: AuthLevel,
+        now: Millis,
+        client: &RequestContext,
+    ) -> Result<(), WebError> {
         self.0.renew();
         self.0.clear();
         self.0.insert(keys::USER_ID, user.to_string())?;
@@ -97,7 +103,8 @@ impl FromRequest for CurrentUser {
         let session = TypedSession(req.get_session());
         let core = req.app_data::<web::Data<Core>>().cloned();
         Box::pin(async move {
-            let core = core.ok_or_else(|| WebError::unexpected(anyhow::anyhow!("core not configured")))?;
+            let core =
+                core.ok_or_else(|| WebError::unexpected(anyhow::anyhow!("core not configured")))?;
             let Some(user_id) = session.user_id()? else {
                 return Err(WebError::LoginRequired);
             };
@@ -128,7 +135,10 @@ pub fn request_context(req: &HttpRequest) -> RequestContext {
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect()),
-        request_id: req.extensions().get::<RequestId>().map(RequestId::to_string),
+        request_id: req
+            .extensions()
+            .get::<RequestId>()
+            .map(RequestId::to_string),
     }
 }
 

@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
-use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError, generate_session_key};
+use actix_session::storage::{
+    LoadError, SaveError, SessionKey, SessionStore, UpdateError, generate_session_key,
+};
 use actix_web::cookie::time::Duration as CookieDuration;
 
 use crate::clock::SharedClock;
@@ -23,11 +25,21 @@ pub struct DbSessionStore {
 
 impl DbSessionStore {
     pub fn new(store: Store, clock: SharedClock, policy: SessionPolicy) -> Self {
-        Self { store, clock, policy }
+        Self {
+            store,
+            clock,
+            policy,
+        }
     }
 
-    async fn write(&self, key: &SessionKey, state: &SessionState, insert: bool) -> Result<bool, StoreError> {
-        let state_json = serde_json::to_string(state).map_err(|e| StoreError::Unexpected(e.to_string()))?;
+    async fn write(
+        &self,
+        key: &SessionKey,
+        state: &SessionState,
+        insert: bool,
+    ) -> Result<bool, StoreError> {
+        let state_json =
+            serde_json::to_string(state).map_err(|e| StoreError::Unexpected(e.to_string()))?;
         let meta = SessionMeta::from_state(state);
         let now = self.clock.now_ms();
         let write = SessionWrite {
@@ -60,7 +72,11 @@ impl SessionStore for DbSessionStore {
             .map_err(|e| LoadError::Deserialization(e.into()))
     }
 
-    async fn save(&self, state: SessionState, _ttl: &CookieDuration) -> Result<SessionKey, SaveError> {
+    async fn save(
+        &self,
+        state: SessionState,
+        _ttl: &CookieDuration,
+    ) -> Result<SessionKey, SaveError> {
         let key = generate_session_key();
         self.write(&key, &state, true)
             .await
@@ -68,7 +84,12 @@ impl SessionStore for DbSessionStore {
         Ok(key)
     }
 
-    async fn update(&self, key: SessionKey, state: SessionState, _ttl: &CookieDuration) -> Result<SessionKey, UpdateError> {
+    async fn update(
+        &self,
+        key: SessionKey,
+        state: SessionState,
+        _ttl: &CookieDuration,
+    ) -> Result<SessionKey, UpdateError> {
         // If the row was deleted meanwhile (session ended elsewhere), it stays deleted: the next
         // request with this cookie finds nothing and is anonymous.
         self.write(&key, &state, false)
@@ -77,16 +98,26 @@ impl SessionStore for DbSessionStore {
         Ok(key)
     }
 
-    async fn update_ttl(&self, key: &SessionKey, _ttl: &CookieDuration) -> Result<(), anyhow::Error> {
+    async fn update_ttl(
+        &self,
+        key: &SessionKey,
+        _ttl: &CookieDuration,
+    ) -> Result<(), anyhow::Error> {
         let now = self.clock.now_ms();
         self.store
-            .touch_session(&SecretDigest::of(key.as_ref()), now, self.policy.idle_expiry(now))
+            .touch_session(
+                &SecretDigest::of(key.as_ref()),
+                now,
+                self.policy.idle_expiry(now),
+            )
             .await?;
         Ok(())
     }
 
     async fn delete(&self, key: &SessionKey) -> Result<(), anyhow::Error> {
-        self.store.delete_session(&SecretDigest::of(key.as_ref())).await?;
+        self.store
+            .delete_session(&SecretDigest::of(key.as_ref()))
+            .await?;
         Ok(())
     }
 }

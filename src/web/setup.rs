@@ -41,7 +41,9 @@ pub async fn setup_get(
     session: TypedSession,
     query: web::Query<SetupQuery>,
 ) -> Result<HttpResponse, WebError> {
-    setup::check_setup_token(&core, &query.token).await.map_err(link_error)?;
+    setup::check_setup_token(&core, &query.token)
+        .await
+        .map_err(link_error)?;
     let page = SetupPage {
         csrf_token: session.csrf_token()?,
         token: query.into_inner().token,
@@ -69,7 +71,9 @@ pub async fn setup_post(
     form: web::Form<SetupForm>,
 ) -> Result<HttpResponse, WebError> {
     let form = form.into_inner();
-    setup::check_setup_token(&core, &form.token).await.map_err(link_error)?;
+    setup::check_setup_token(&core, &form.token)
+        .await
+        .map_err(link_error)?;
 
     let mut page = SetupPage {
         csrf_token: session.csrf_token()?,
@@ -91,11 +95,16 @@ pub async fn setup_post(
 
 /// Parses every field, recording each problem on the page so all are shown at once.
 fn parse_new_staff(form: &SetupForm, page: &mut SetupPage) -> Option<NewStaff> {
-    let email = Email::parse(&form.email).map_err(|e| page.email_error = Some(e.to_string())).ok();
+    let email = Email::parse(&form.email)
+        .map_err(|e| page.email_error = Some(e.to_string()))
+        .ok();
     let display_name = DisplayName::parse(&form.display_name)
         .map_err(|e| page.name_error = Some(e.to_string()))
         .ok();
-    let entered = form.password.clone().unwrap_or_else(|| SecretString::from(""));
+    let entered = form
+        .password
+        .clone()
+        .unwrap_or_else(|| SecretString::from(""));
     let password = Password::new(entered)
         .map_err(|e| page.password_error = Some(e.to_string()))
         .ok();

@@ -15,7 +15,14 @@ async fn a_megabyte_form_is_refused_as_too_large_and_changes_nothing(backend: Ba
     let huge = "x".repeat(1024 * 1024);
 
     let response = app
-        .post_form("/login", &[("csrf_token", &token), ("email", ADMIN_EMAIL), ("password", &huge)])
+        .post_form(
+            "/login",
+            &[
+                ("csrf_token", &token),
+                ("email", ADMIN_EMAIL),
+                ("password", &huge),
+            ],
+        )
         .await;
 
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
@@ -56,14 +63,24 @@ async fn a_malformed_form_body_gets_a_clear_error(backend: Backend) {
         .unwrap();
 
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
 }
 
 async fn sql_meta_characters_are_just_text(backend: Backend) {
     let app = spawn_app(backend).await;
     app.with_admin_signed_out().await;
 
-    let response = app.login("x' OR '1'='1'; DROP TABLE users; --@example.com", "' OR 1=1 --").await;
+    let response = app
+        .login(
+            "x' OR '1'='1'; DROP TABLE users; --@example.com",
+            "' OR 1=1 --",
+        )
+        .await;
 
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_redirect_to(&app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await, "/");

@@ -27,7 +27,12 @@ fn create_admin(database_url: &str, email: &str, password: &str) -> std::process
         .args(["create-admin", "--email", email, "--name", "Grace Hopper"])
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -35,16 +40,36 @@ async fn create_admin_reads_the_password_from_standard_input(backend: Backend) {
     let app = spawn_app(backend).await;
     let url = app.database_url.clone();
 
-    let output = tokio::task::spawn_blocking(move || create_admin(&url, "grace@example.com", "a long enough passphrase"))
-        .await
-        .unwrap();
+    let output = tokio::task::spawn_blocking(move || {
+        create_admin(&url, "grace@example.com", "a long enough passphrase")
+    })
+    .await
+    .unwrap();
 
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    assert!(String::from_utf8_lossy(&output.stdout).contains("Created superadmin grace@example.com"));
-    assert_redirect_to(&app.login("grace@example.com", "a long enough passphrase").await, "/");
-    assert!(text_of(&app.dashboard_html().await, ".roles").unwrap().contains("Superadmin"));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("Created superadmin grace@example.com")
+    );
+    assert_redirect_to(
+        &app.login("grace@example.com", "a long enough passphrase")
+            .await,
+        "/",
+    );
+    assert!(
+        text_of(&app.dashboard_html().await, ".roles")
+            .unwrap()
+            .contains("Superadmin")
+    );
     let events = app.events().await;
-    assert!(events.iter().any(|e| e.event_type == "admin_created" && e.actor_kind == "cli"));
+    assert!(
+        events
+            .iter()
+            .any(|e| e.event_type == "admin_created" && e.actor_kind == "cli")
+    );
 }
 
 async fn create_admin_refuses_once_an_administrator_exists(backend: Backend) {
@@ -52,22 +77,32 @@ async fn create_admin_refuses_once_an_administrator_exists(backend: Backend) {
     app.create_admin().await;
     let url = app.database_url.clone();
 
-    let output = tokio::task::spawn_blocking(move || create_admin(&url, "second@example.com", "a long enough passphrase"))
-        .await
-        .unwrap();
+    let output = tokio::task::spawn_blocking(move || {
+        create_admin(&url, "second@example.com", "a long enough passphrase")
+    })
+    .await
+    .unwrap();
 
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("an administrator already exists"));
-    assert!(app.core.store.find_credentials_by_email("second@example.com").await.unwrap().is_none());
+    assert!(
+        app.core
+            .store
+            .find_credentials_by_email("second@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn create_admin_applies_the_password_policy(backend: Backend) {
     let app = spawn_app(backend).await;
     let url = app.database_url.clone();
 
-    let output = tokio::task::spawn_blocking(move || create_admin(&url, "short@example.com", "too short"))
-        .await
-        .unwrap();
+    let output =
+        tokio::task::spawn_blocking(move || create_admin(&url, "short@example.com", "too short"))
+            .await
+            .unwrap();
 
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("at least 12"));
@@ -83,7 +118,13 @@ on_both_backends!(
 fn create_admin_takes_no_password_argument() {
     let dir = tempfile::tempdir().unwrap();
     let output = tokenbroker("sqlite://unused.db", dir.path())
-        .args(["create-admin", "--email", "a@example.com", "--password", "hunter2hunter2"])
+        .args([
+            "create-admin",
+            "--email",
+            "a@example.com",
+            "--password",
+            "hunter2hunter2",
+        ])
         .output()
         .unwrap();
     assert!(!output.status.success());
@@ -131,12 +172,19 @@ async fn serve_prints_a_setup_link_once_and_never_logs_secrets() {
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut log = String::new();
     let port = wait_for_port(&mut stderr, &mut log);
-    assert!(dir.path().join("tokenbroker.db").exists(), "SQLite database created in the data directory");
+    assert!(
+        dir.path().join("tokenbroker.db").exists(),
+        "SQLite database created in the data directory"
+    );
 
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut banner = String::new();
     while !banner.contains("setup?token=") {
-        assert_ne!(stdout.read_line(&mut banner).unwrap(), 0, "no setup link printed");
+        assert_ne!(
+            stdout.read_line(&mut banner).unwrap(),
+            0,
+            "no setup link printed"
+        );
     }
     let link = banner
         .split_whitespace()
@@ -149,7 +197,14 @@ async fn serve_prints_a_setup_link_once_and_never_logs_secrets() {
     let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
     let client = new_client(jar.clone());
     let base = format!("http://127.0.0.1:{port}");
-    let html = client.get(&link).send().await.unwrap().text().await.unwrap();
+    let html = client
+        .get(&link)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let created = client
         .post(format!("{base}/setup"))
         .form(&[
@@ -164,10 +219,21 @@ async fn serve_prints_a_setup_link_once_and_never_logs_secrets() {
         .await
         .unwrap();
     assert_redirect_to(&created, "/");
-    let dashboard = client.get(format!("{base}/")).send().await.unwrap().text().await.unwrap();
+    let dashboard = client
+        .get(format!("{base}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let cookie = {
         use reqwest::cookie::CookieStore;
-        jar.cookies(&base.parse().unwrap()).unwrap().to_str().unwrap().to_owned()
+        jar.cookies(&base.parse().unwrap())
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned()
     };
     client
         .post(format!("{base}/logout"))
@@ -175,21 +241,40 @@ async fn serve_prints_a_setup_link_once_and_never_logs_secrets() {
         .send()
         .await
         .unwrap();
-    let login_page = client.get(format!("{base}/login")).send().await.unwrap().text().await.unwrap();
+    let login_page = client
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     client
         .post(format!("{base}/login"))
-        .form(&[("csrf_token", csrf_token(&login_page).as_str()), ("email", ADMIN_EMAIL), ("password", "wrong but long password")])
+        .form(&[
+            ("csrf_token", csrf_token(&login_page).as_str()),
+            ("email", ADMIN_EMAIL),
+            ("password", "wrong but long password"),
+        ])
         .send()
         .await
         .unwrap();
-    assert_eq!(client.get(&link).send().await.unwrap().status(), StatusCode::GONE);
+    assert_eq!(
+        client.get(&link).send().await.unwrap().status(),
+        StatusCode::GONE
+    );
 
     child.kill().unwrap();
     child.wait().unwrap();
     stderr.read_to_string(&mut log).unwrap();
     assert!(log.contains("path=/setup"), "requests are logged:\n{log}");
     let session_key = cookie.trim_start_matches("tb_session=");
-    for secret in [ADMIN_PASSWORD, "wrong but long password", token.as_str(), session_key] {
+    for secret in [
+        ADMIN_PASSWORD,
+        "wrong but long password",
+        token.as_str(),
+        session_key,
+    ] {
         assert!(!log.contains(secret), "the log contains a secret");
     }
     let mut rest = String::new();

@@ -10,7 +10,10 @@ async fn a_login_without_a_csrf_token_is_refused_and_records_nothing(backend: Ba
     let events_before = app.events().await.len();
 
     let response = app
-        .post_form("/login", &[("email", ADMIN_EMAIL), ("password", ADMIN_PASSWORD)])
+        .post_form(
+            "/login",
+            &[("email", ADMIN_EMAIL), ("password", ADMIN_PASSWORD)],
+        )
         .await;
 
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
@@ -24,13 +27,26 @@ async fn a_token_from_another_session_is_refused(backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_admin().await;
     let other = new_client(std::sync::Arc::new(reqwest::cookie::Jar::default()));
-    let foreign_html = other.get(app.url("/login")).send().await.unwrap().text().await.unwrap();
+    let foreign_html = other
+        .get(app.url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let foreign_token = csrf_token(&foreign_html);
 
-    let response = app.post_form("/logout", &[("csrf_token", &foreign_token)]).await;
+    let response = app
+        .post_form("/logout", &[("csrf_token", &foreign_token)])
+        .await;
 
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
-    assert_eq!(app.get("/").await.status(), StatusCode::OK, "still signed in");
+    assert_eq!(
+        app.get("/").await.status(),
+        StatusCode::OK,
+        "still signed in"
+    );
 }
 
 async fn sign_out_without_a_token_does_not_sign_out(backend: Backend) {
@@ -66,7 +82,11 @@ async fn a_post_with_no_session_at_all_is_refused(backend: Backend) {
 
     let response = fresh
         .post(app.url("/login"))
-        .form(&[("csrf_token", "guessed"), ("email", ADMIN_EMAIL), ("password", ADMIN_PASSWORD)])
+        .form(&[
+            ("csrf_token", "guessed"),
+            ("email", ADMIN_EMAIL),
+            ("password", ADMIN_PASSWORD),
+        ])
         .send()
         .await
         .unwrap();

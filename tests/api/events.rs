@@ -27,7 +27,13 @@ async fn setup_sign_in_failure_and_sign_out_are_recorded_with_their_context(back
     let failures = of_type(&events, "login", "failure");
     assert_eq!(failures.len(), 2);
     for failure in &failures {
-        assert!(failure.details.contains(r#""reason":"invalid_credentials""#), "{}", failure.details);
+        assert!(
+            failure
+                .details
+                .contains(r#""reason":"invalid_credentials""#),
+            "{}",
+            failure.details
+        );
         assert_eq!(failure.actor_kind, "anonymous");
     }
     let success = of_type(&events, "login", "success");
@@ -42,14 +48,31 @@ async fn setup_sign_in_failure_and_sign_out_are_recorded_with_their_context(back
 
 async fn no_secret_ever_reaches_the_event_log(backend: Backend) {
     let app = spawn_app(backend).await;
-    let setup_token = app.setup_link.clone().unwrap().split("token=").nth(1).unwrap().to_owned();
+    let setup_token = app
+        .setup_link
+        .clone()
+        .unwrap()
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .to_owned();
     app.create_admin().await;
     let cookie = app.session_cookie().unwrap();
     app.logout().await;
     app.login(ADMIN_EMAIL, "a wrong password!").await;
 
-    let dump: String = app.events().await.iter().map(|e| format!("{e:?}")).collect();
-    for secret in [ADMIN_PASSWORD, "a wrong password!", &setup_token, cookie.trim_start_matches("tb_session=")] {
+    let dump: String = app
+        .events()
+        .await
+        .iter()
+        .map(|e| format!("{e:?}"))
+        .collect();
+    for secret in [
+        ADMIN_PASSWORD,
+        "a wrong password!",
+        &setup_token,
+        cookie.trim_start_matches("tb_session="),
+    ] {
         assert!(!dump.contains(secret), "event log contains a secret");
     }
 }
@@ -60,10 +83,15 @@ async fn the_event_log_refuses_updates_and_deletes(backend: Backend) {
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(&app.database_url).await.unwrap();
 
-    let update = sqlx::query("UPDATE auth_events SET outcome = 'success'").execute(&pool).await;
+    let update = sqlx::query("UPDATE auth_events SET outcome = 'success'")
+        .execute(&pool)
+        .await;
     let delete = sqlx::query("DELETE FROM auth_events").execute(&pool).await;
 
-    assert!(update.is_err() && delete.is_err(), "auth_events must be append-only");
+    assert!(
+        update.is_err() && delete.is_err(),
+        "auth_events must be append-only"
+    );
     assert_eq!(app.events().await.len(), 1);
 }
 

@@ -20,10 +20,19 @@ fn assert_security_headers(response: &Response) {
 async fn every_kind_of_response_carries_the_security_headers(backend: Backend) {
     let app = spawn_app(backend).await;
 
-    for path in ["/login", "/", "/healthz", "/static/app.css", "/no/such/page"] {
+    for path in [
+        "/login",
+        "/",
+        "/healthz",
+        "/static/app.css",
+        "/no/such/page",
+    ] {
         let response = app.get(path).await;
         assert_security_headers(&response);
-        assert!(header(&response, "strict-transport-security").is_none(), "no HSTS on plain http");
+        assert!(
+            header(&response, "strict-transport-security").is_none(),
+            "no HSTS on plain http"
+        );
     }
     let refused = app.post_form("/logout", &[]).await;
     assert_security_headers(&refused);
@@ -32,7 +41,10 @@ async fn every_kind_of_response_carries_the_security_headers(backend: Backend) {
 async fn console_pages_are_never_cached_but_assets_are(backend: Backend) {
     let app = spawn_app(backend).await;
 
-    assert_eq!(header(&app.get("/login").await, "cache-control"), Some("no-store"));
+    assert_eq!(
+        header(&app.get("/login").await, "cache-control"),
+        Some("no-store")
+    );
     let css = app.get("/static/app.css").await;
     assert_eq!(header(&css, "content-type"), Some("text/css"));
     assert_eq!(header(&css, "cache-control"), Some("public, max-age=3600"));
@@ -49,7 +61,10 @@ async fn development_cookie_is_http_only_lax_and_host_wide(backend: Backend) {
     assert!(cookie.contains("SameSite=Lax"));
     assert!(cookie.contains("Path=/"));
     assert!(!cookie.contains("Domain="));
-    assert!(!cookie.contains("Max-Age"), "a browser-session cookie; the server enforces expiry");
+    assert!(
+        !cookie.contains("Max-Age"),
+        "a browser-session cookie; the server enforces expiry"
+    );
 }
 
 async fn https_deployment_uses_a_host_prefixed_secure_cookie_and_hsts(backend: Backend) {

@@ -21,33 +21,69 @@ async fn unknown_pages_get_a_friendly_not_found_page(backend: Backend) {
     let response = app.get("/definitely/not/here").await;
 
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
-    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     let html = response.text().await.unwrap();
     assert_eq!(text_of(&html, "h1").as_deref(), Some("Not Found"));
-    assert!(text_of(&html, ".muted.small").unwrap().starts_with("Request id:"));
+    assert!(
+        text_of(&html, ".muted.small")
+            .unwrap()
+            .starts_with("Request id:")
+    );
 }
 
-on_both_backends!(probes_report_alive_and_ready, unknown_pages_get_a_friendly_not_found_page);
+on_both_backends!(
+    probes_report_alive_and_ready,
+    unknown_pages_get_a_friendly_not_found_page
+);
 
 #[tokio::test]
 async fn a_database_down_at_start_up_leaves_the_server_serving_and_not_ready() {
     let dir = tempfile::tempdir().unwrap();
     let settings = test_settings("postgres://postgres@127.0.0.1:1/unreachable", dir.path());
-    let app = tokenbroker::app::Application::build(settings, std::sync::Arc::new(tokenbroker::clock::SystemClock))
-        .await
-        .expect("the server starts even when its database is down");
+    let app = tokenbroker::app::Application::build(
+        settings,
+        std::sync::Arc::new(tokenbroker::clock::SystemClock),
+    )
+    .await
+    .expect("the server starts even when its database is down");
     let address = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::new();
 
-    assert_eq!(client.get(format!("{address}/healthz")).send().await.unwrap().status(), StatusCode::OK);
-    let ready = client.get(format!("{address}/readyz")).send().await.unwrap();
+    assert_eq!(
+        client
+            .get(format!("{address}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let ready = client
+        .get(format!("{address}/readyz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(ready.json::<Value>().await.unwrap()["database"], "migrations pending");
+    assert_eq!(
+        ready.json::<Value>().await.unwrap()["database"],
+        "migrations pending"
+    );
     let login = client.get(format!("{address}/login")).send().await.unwrap();
     assert_eq!(login.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert!(login.text().await.unwrap().contains("cannot reach its database"));
+    assert!(
+        login
+            .text()
+            .await
+            .unwrap()
+            .contains("cannot reach its database")
+    );
     handle.stop(false).await;
 }
 
@@ -61,10 +97,22 @@ async fn a_database_lost_mid_flight_gives_error_pages_and_readiness_says_so() {
 
     let page = app.get("/").await;
     assert!(page.status().is_server_error(), "got {}", page.status());
-    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     assert!(page.text().await.unwrap().contains("Request id"));
     let ready = app.get("/readyz").await;
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(ready.json::<Value>().await.unwrap()["database"], "unreachable");
-    assert_eq!(app.get("/healthz").await.status(), StatusCode::OK, "the process keeps serving");
+    assert_eq!(
+        ready.json::<Value>().await.unwrap()["database"],
+        "unreachable"
+    );
+    assert_eq!(
+        app.get("/healthz").await.status(),
+        StatusCode::OK,
+        "the process keeps serving"
+    );
 }

@@ -43,14 +43,19 @@ macro_rules! on_both_backends {
 }
 
 fn postgres_admin_url() -> String {
-    std::env::var("TB_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("TB_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// A database that disappears with the test.
 pub enum TestDatabase {
     /// Held only so the directory (and the database file in it) lives as long as the test.
-    Sqlite { _dir: tempfile::TempDir },
-    Postgres { name: String },
+    Sqlite {
+        _dir: tempfile::TempDir,
+    },
+    Postgres {
+        name: String,
+    },
 }
 
 impl TestDatabase {
@@ -72,7 +77,10 @@ impl TestDatabase {
                     .await
                     .expect("create test database");
                 let base = postgres_admin_url();
-                let url = format!("{}/{name}", base.rsplit_once('/').map_or(base.as_str(), |(b, _)| b));
+                let url = format!(
+                    "{}/{name}",
+                    base.rsplit_once('/').map_or(base.as_str(), |(b, _)| b)
+                );
                 let path = dir.keep();
                 (Self::Postgres { name }, url, path)
             }
@@ -81,9 +89,13 @@ impl TestDatabase {
 
     /// Drops the PostgreSQL database now, connections and all (simulates the database vanishing).
     pub async fn drop_now(name: &str) {
-        let mut admin = PgConnection::connect(&postgres_admin_url()).await.expect("admin connection");
+        let mut admin = PgConnection::connect(&postgres_admin_url())
+            .await
+            .expect("admin connection");
         admin
-            .execute(sqlx::AssertSqlSafe(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#)))
+            .execute(sqlx::AssertSqlSafe(format!(
+                r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#
+            )))
             .await
             .expect("drop test database");
     }
@@ -95,7 +107,10 @@ impl Drop for TestDatabase {
             let name = name.clone();
             // Drop runs outside async context; a short-lived runtime on its own thread does the work.
             let _ = std::thread::spawn(move || {
-                if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
                     rt.block_on(TestDatabase::drop_now(&name));
                 }
             })
@@ -146,13 +161,21 @@ pub fn test_settings(database_url: &str, data_dir: &std::path::Path) -> Settings
     settings
 }
 
-async fn start(settings: Settings, clock: Arc<ManualClock>, backend: Backend, database_url: String) -> TestApp {
-    let app = Application::build(settings, clock.clone()).await.expect("application builds");
+async fn start(
+    settings: Settings,
+    clock: Arc<ManualClock>,
+    backend: Backend,
+    database_url: String,
+) -> TestApp {
+    let app = Application::build(settings, clock.clone())
+        .await
+        .expect("application builds");
     let port = app.port();
     let core = app.core().clone();
-    let setup_link = app
-        .setup_link()
-        .map(|link| link.expose_secret().replace("http://localhost:8080", &format!("http://127.0.0.1:{port}")));
+    let setup_link = app.setup_link().map(|link| {
+        link.expose_secret()
+            .replace("http://localhost:8080", &format!("http://127.0.0.1:{port}"))
+    });
     let server = app.handle();
     tokio::spawn(app.run_until_stopped());
     let jar = Arc::new(Jar::default());
@@ -184,7 +207,13 @@ impl TestApp {
     pub async fn spawn_sibling(&self) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir").keep();
         let settings = test_settings(&self.database_url, &dir);
-        start(settings, self.clock.clone(), self.backend, self.database_url.clone()).await
+        start(
+            settings,
+            self.clock.clone(),
+            self.backend,
+            self.database_url.clone(),
+        )
+        .await
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -196,7 +225,12 @@ impl TestApp {
     }
 
     pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> Response {
-        self.client.post(self.url(path)).form(form).send().await.expect("POST")
+        self.client
+            .post(self.url(path))
+            .form(form)
+            .send()
+            .await
+            .expect("POST")
     }
 
     /// GETs `page`, then POSTs `form` to `action` with that page's CSRF token, like a browser.
@@ -222,8 +256,15 @@ impl TestApp {
     }
 
     pub async fn submit_setup(&self, form: &[(&str, &str)]) -> Response {
-        let link = self.setup_link.clone().expect("a fresh installation prints a setup link");
-        let token = link.split("token=").nth(1).expect("token in link").to_owned();
+        let link = self
+            .setup_link
+            .clone()
+            .expect("a fresh installation prints a setup link");
+        let token = link
+            .split("token=")
+            .nth(1)
+            .expect("token in link")
+            .to_owned();
         let path = link.trim_start_matches(&self.address).to_owned();
         let mut fields = vec![("token", token.as_str())];
         fields.extend_from_slice(form);
@@ -231,12 +272,18 @@ impl TestApp {
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Response {
-        self.submit("/login", "/login", &[("email", email), ("password", password)]).await
+        self.submit(
+            "/login",
+            "/login",
+            &[("email", email), ("password", password)],
+        )
+        .await
     }
 
     pub async fn logout(&self) -> Response {
         let html = self.get("/").await.text().await.expect("dashboard");
-        self.post_form("/logout", &[("csrf_token", &csrf_token(&html))]).await
+        self.post_form("/logout", &[("csrf_token", &csrf_token(&html))])
+            .await
     }
 
     /// An admin exists and this client is signed out.
@@ -247,7 +294,11 @@ impl TestApp {
 
     pub async fn dashboard_html(&self) -> String {
         let response = self.get("/").await;
-        assert_eq!(response.status(), StatusCode::OK, "dashboard should be reachable");
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "dashboard should be reachable"
+        );
         response.text().await.expect("dashboard body")
     }
 
@@ -293,16 +344,28 @@ pub fn csrf_token(html: &str) -> String {
 pub fn text_of(html: &str, css: &str) -> Option<String> {
     let document = Html::parse_document(html);
     let selector = Selector::parse(css).expect("selector");
-    document
-        .select(&selector)
-        .next()
-        .map(|element| element.text().collect::<Vec<_>>().join(" ").split_whitespace().collect::<Vec<_>>().join(" "))
+    document.select(&selector).next().map(|element| {
+        element
+            .text()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    })
 }
 
 pub fn assert_redirect_to(response: &Response, location: &str) {
-    assert_eq!(response.status(), StatusCode::SEE_OTHER, "expected a redirect to {location}");
     assert_eq!(
-        response.headers().get("location").and_then(|v| v.to_str().ok()),
+        response.status(),
+        StatusCode::SEE_OTHER,
+        "expected a redirect to {location}"
+    );
+    assert_eq!(
+        response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok()),
         Some(location)
     );
 }

@@ -11,7 +11,10 @@ async fn correct_password_lands_on_the_dashboard_showing_who_i_am(backend: Backe
 
     assert_redirect_to(&response, "/");
     let html = app.dashboard_html().await;
-    assert_eq!(text_of(&html, ".whoami").as_deref(), Some("Signed in as Ada Lovelace"));
+    assert_eq!(
+        text_of(&html, ".whoami").as_deref(),
+        Some("Signed in as Ada Lovelace")
+    );
 }
 
 async fn e_mail_is_matched_without_regard_to_case(backend: Backend) {
@@ -28,7 +31,9 @@ async fn wrong_password_and_unknown_e_mail_get_the_same_answer(backend: Backend)
     app.with_admin_signed_out().await;
 
     let wrong_password = app.login(ADMIN_EMAIL, "not the right password").await;
-    let unknown_email = app.login("nobody@example.com", "not the right password").await;
+    let unknown_email = app
+        .login("nobody@example.com", "not the right password")
+        .await;
 
     assert_eq!(wrong_password.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(unknown_email.status(), StatusCode::UNAUTHORIZED);
@@ -43,7 +48,12 @@ async fn failed_sign_in_keeps_the_e_mail_but_not_the_password(backend: Backend) 
     let app = spawn_app(backend).await;
     app.with_admin_signed_out().await;
 
-    let html = app.login(ADMIN_EMAIL, "a wrong password").await.text().await.unwrap();
+    let html = app
+        .login(ADMIN_EMAIL, "a wrong password")
+        .await
+        .text()
+        .await
+        .unwrap();
 
     assert!(html.contains(&format!(r#"value="{ADMIN_EMAIL}""#)));
     assert!(!html.contains("a wrong password"));
@@ -56,8 +66,14 @@ async fn empty_fields_are_named_in_the_errors(backend: Backend) {
 
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let html = response.text().await.unwrap();
-    assert_eq!(text_of(&html, "#email-error").as_deref(), Some("Enter your e-mail address."));
-    assert_eq!(text_of(&html, "#password-error").as_deref(), Some("Enter your password."));
+    assert_eq!(
+        text_of(&html, "#email-error").as_deref(),
+        Some("Enter your e-mail address.")
+    );
+    assert_eq!(
+        text_of(&html, "#password-error").as_deref(),
+        Some("Enter your password.")
+    );
 }
 
 async fn the_dashboard_needs_a_signed_in_user(backend: Backend) {
@@ -75,7 +91,10 @@ async fn signing_out_ends_the_session_on_the_server(backend: Backend) {
 
     assert_redirect_to(&response, "/login?signed_out=1");
     let page = app.get("/login?signed_out=1").await.text().await.unwrap();
-    assert_eq!(text_of(&page, ".notice").as_deref(), Some("You have signed out."));
+    assert_eq!(
+        text_of(&page, ".notice").as_deref(),
+        Some("You have signed out.")
+    );
     // Replaying the old cookie from another client gets nowhere: the row is gone.
     let replay = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

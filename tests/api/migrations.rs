@@ -2,7 +2,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 fn versions(folder: &str) -> BTreeSet<String> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(folder);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(folder);
     std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
@@ -16,5 +18,8 @@ fn both_backends_carry_the_same_migration_versions() {
     let sqlite = versions("sqlite");
     let postgres = versions("postgres");
     assert!(!sqlite.is_empty());
-    assert_eq!(sqlite, postgres, "every migration needs a twin in the other backend's folder");
+    assert_eq!(
+        sqlite, postgres,
+        "every migration needs a twin in the other backend's folder"
+    );
 }

@@ -20,15 +20,33 @@ async fn two_instances_on_one_database_share_sessions(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(on_second.status(), StatusCode::OK);
-    assert!(on_second.text().await.unwrap().contains("Welcome, Ada Lovelace"));
+    assert!(
+        on_second
+            .text()
+            .await
+            .unwrap()
+            .contains("Welcome, Ada Lovelace")
+    );
 
     // Signing out on the second instance ends the session on the first.
     let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
     jar.add_cookie_str(&cookie, &second.address.parse().unwrap());
     let client = new_client(jar);
-    let html = client.get(second.url("/")).send().await.unwrap().text().await.unwrap();
+    let html = client
+        .get(second.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let token = csrf_token(&html);
-    let out = client.post(second.url("/logout")).form(&[("csrf_token", token)]).send().await.unwrap();
+    let out = client
+        .post(second.url("/logout"))
+        .form(&[("csrf_token", token)])
+        .send()
+        .await
+        .unwrap();
     assert_redirect_to(&out, "/login?signed_out=1");
     assert_redirect_to(&first.get("/").await, "/login");
 }

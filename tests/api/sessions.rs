@@ -32,12 +32,17 @@ async fn signing_in_issues_a_new_session_key(backend: Backend) {
     let app = spawn_app(backend).await;
     app.with_admin_signed_out().await;
     app.get("/login").await;
-    let before = app.session_cookie().expect("the login page starts an anonymous session");
+    let before = app
+        .session_cookie()
+        .expect("the login page starts an anonymous session");
 
     assert_redirect_to(&app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await, "/");
 
     let after = app.session_cookie().unwrap();
-    assert_ne!(before, after, "the pre-login key must not survive sign-in (fixation)");
+    assert_ne!(
+        before, after,
+        "the pre-login key must not survive sign-in (fixation)"
+    );
     let planted = client_with_cookie(&app, &before).send().await.unwrap();
     assert_redirect_to(&planted, "/login");
 }
@@ -71,7 +76,14 @@ async fn a_deleted_session_row_signs_the_browser_out_on_its_next_request(backend
     let app = spawn_app(backend).await;
     app.create_admin().await;
     let user = admin_id(&app).await;
-    assert_eq!(app.core.store.count_sessions_of(user, app.now_ms()).await.unwrap(), 1);
+    assert_eq!(
+        app.core
+            .store
+            .count_sessions_of(user, app.now_ms())
+            .await
+            .unwrap(),
+        1
+    );
 
     app.core.store.delete_sessions_of(user).await.unwrap();
 
@@ -82,16 +94,22 @@ async fn a_forged_session_cookie_is_treated_as_anonymous(backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_admin().await;
 
-    let forged = client_with_cookie(&app, "tb_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
-        .send()
-        .await
-        .unwrap();
+    let forged = client_with_cookie(
+        &app,
+        "tb_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    )
+    .send()
+    .await
+    .unwrap();
     assert_redirect_to(&forged, "/login");
 
     // A correctly formed but unknown key (signed with the right format) gets nowhere either.
     let cookie = app.session_cookie().unwrap();
     let tampered = format!("{}x", cookie);
-    assert_redirect_to(&client_with_cookie(&app, &tampered).send().await.unwrap(), "/login");
+    assert_redirect_to(
+        &client_with_cookie(&app, &tampered).send().await.unwrap(),
+        "/login",
+    );
 }
 
 async fn the_database_stores_only_a_hash_of_the_session_key(backend: Backend) {
@@ -101,13 +119,23 @@ async fn the_database_stores_only_a_hash_of_the_session_key(backend: Backend) {
     let value = cookie.trim_start_matches("tb_session=");
 
     let user = admin_id(&app).await;
-    assert_eq!(app.core.store.count_sessions_of(user, app.now_ms()).await.unwrap(), 1);
+    assert_eq!(
+        app.core
+            .store
+            .count_sessions_of(user, app.now_ms())
+            .await
+            .unwrap(),
+        1
+    );
     let dump = sqlx_dump_sessions(&app).await;
     assert!(!dump.is_empty());
     // The cookie is "<signature><key>"; no stored column may contain any 32-character run of it.
     for window in value.as_bytes().windows(32) {
         let piece = std::str::from_utf8(window).unwrap();
-        assert!(!dump.contains(piece), "session table holds part of the cookie");
+        assert!(
+            !dump.contains(piece),
+            "session table holds part of the cookie"
+        );
     }
 }
 
@@ -115,7 +143,10 @@ async fn sqlx_dump_sessions(app: &TestApp) -> String {
     use sqlx::Row;
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(&app.database_url).await.unwrap();
-    let rows = sqlx::query("SELECT key_hash, state FROM sessions").fetch_all(&pool).await.unwrap();
+    let rows = sqlx::query("SELECT key_hash, state FROM sessions")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
     rows.iter()
         .map(|row| format!("{}|{}", row.get::<String, _>(0), row.get::<String, _>(1)))
         .collect::<Vec<_>>()

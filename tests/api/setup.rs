@@ -10,7 +10,10 @@ async fn setup_link_creates_the_first_superadmin_and_signs_them_in(backend: Back
     app.create_admin().await;
 
     let html = app.dashboard_html().await;
-    assert_eq!(text_of(&html, "h1").as_deref(), Some("Welcome, Ada Lovelace"));
+    assert_eq!(
+        text_of(&html, "h1").as_deref(),
+        Some("Welcome, Ada Lovelace")
+    );
     assert!(text_of(&html, ".roles").unwrap().contains("Superadmin"));
     assert!(html.contains(ADMIN_EMAIL));
 }
@@ -40,7 +43,12 @@ async fn setup_link_works_only_once(backend: Backend) {
         )
         .await;
     assert_eq!(replay.status(), StatusCode::GONE);
-    let found = app.core.store.find_credentials_by_email("mallory@example.com").await.unwrap();
+    let found = app
+        .core
+        .store
+        .find_credentials_by_email("mallory@example.com")
+        .await
+        .unwrap();
     assert!(found.is_none());
 }
 
@@ -48,7 +56,12 @@ async fn setup_link_expires_after_one_hour(backend: Backend) {
     let app = spawn_app(backend).await;
     app.clock.advance(std::time::Duration::from_secs(61 * 60));
 
-    let response = app.client.get(app.setup_link.clone().unwrap()).send().await.unwrap();
+    let response = app
+        .client
+        .get(app.setup_link.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
 
     assert_eq!(response.status(), StatusCode::GONE);
     assert!(response.text().await.unwrap().contains("expired"));
@@ -60,7 +73,12 @@ async fn unknown_setup_token_is_not_found(backend: Backend) {
     let response = app.get("/setup?token=not-a-real-token").await;
 
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
-    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
 }
 
 async fn setup_form_errors_keep_what_was_typed_but_never_the_password(backend: Backend) {
@@ -77,8 +95,16 @@ async fn setup_form_errors_keep_what_was_typed_but_never_the_password(backend: B
 
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let html = response.text().await.unwrap();
-    assert!(text_of(&html, "#email-error").unwrap().contains("valid e-mail"));
-    assert!(text_of(&html, "#password-error").unwrap().contains("at least 12"));
+    assert!(
+        text_of(&html, "#email-error")
+            .unwrap()
+            .contains("valid e-mail")
+    );
+    assert!(
+        text_of(&html, "#password-error")
+            .unwrap()
+            .contains("at least 12")
+    );
     assert!(html.contains(r#"value="not-an-email""#));
     assert!(html.contains(r#"value="Grace Hopper""#));
     assert!(!html.contains("value=\"short\""));
@@ -93,7 +119,11 @@ async fn setup_form_errors_keep_what_was_typed_but_never_the_password(backend: B
         ])
         .await;
     assert_eq!(mismatch.status(), StatusCode::BAD_REQUEST);
-    assert!(text_of(&mismatch.text().await.unwrap(), "#confirm-error").unwrap().contains("do not match"));
+    assert!(
+        text_of(&mismatch.text().await.unwrap(), "#confirm-error")
+            .unwrap()
+            .contains("do not match")
+    );
     assert!(!app.core.store.any_user_exists().await.unwrap());
 }
 
