@@ -194,75 +194,32 @@ async fn serve_prints_a_setup_link_once_and_never_logs_secrets() {
     let token = link.split("token=").nth(1).unwrap().to_owned();
 
     // Drive a whole session through it, including a failed sign-in.
-    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
-    let client = new_client(jar.clone());
-    let base = format!("http://127.0.0.1:{port}");
-    let html = client
-        .get(&link)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let created = client
-        .post(format!("{base}/setup"))
-        .form(&[
-            ("csrf_token", csrf_token(&html).as_str()),
-            ("token", &token),
-            ("email", ADMIN_EMAIL),
-            ("display_name", ADMIN_NAME),
-            ("password", ADMIN_PASSWORD),
-            ("password_confirm", ADMIN_PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let browser = Browser::new(&format!("http://127.0.0.1:{port}"));
+    let setup_page = link.trim_start_matches(&browser.address).to_owned();
+    let created = browser
+        .submit(
+            &setup_page,
+            "/setup",
+            &[
+                ("token", &token),
+                ("email", ADMIN_EMAIL),
+                ("display_name", ADMIN_NAME),
+                ("password", ADMIN_PASSWORD),
+                ("password_confirm", ADMIN_PASSWORD),
+            ],
+        )
+        .await;
     assert_redirect_to(&created, "/");
-    let dashboard = client
-        .get(format!("{base}/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let cookie = {
-        use reqwest::cookie::CookieStore;
-        jar.cookies(&base.parse().unwrap())
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .to_owned()
-    };
-    client
-        .post(format!("{base}/logout"))
-        .form(&[("csrf_token", csrf_token(&dashboard))])
-        .send()
-        .await
-        .unwrap();
-    let login_page = client
-        .get(format!("{base}/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    client
-        .post(format!("{base}/login"))
-        .form(&[
-            ("csrf_token", csrf_token(&login_page).as_str()),
-            ("email", ADMIN_EMAIL),
-            ("password", "wrong but long password"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let cookie = browser.session_cookie().unwrap();
+    assert_redirect_to(&browser.logout().await, "/login?signed_out=1");
     assert_eq!(
-        client.get(&link).send().await.unwrap().status(),
-        StatusCode::GONE
+        browser
+            .login(ADMIN_EMAIL, "wrong but long password")
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
     );
+    assert_eq!(browser.get(&setup_page).await.status(), StatusCode::GONE);
 
     child.kill().unwrap();
     child.wait().unwrap();

@@ -26,15 +26,7 @@ async fn a_login_without_a_csrf_token_is_refused_and_records_nothing(backend: Ba
 async fn a_token_from_another_session_is_refused(backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_admin().await;
-    let other = new_client(std::sync::Arc::new(reqwest::cookie::Jar::default()));
-    let foreign_html = other
-        .get(app.url("/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let foreign_html = app.new_browser().get("/login").await.text().await.unwrap();
     let foreign_token = csrf_token(&foreign_html);
 
     let response = app
@@ -78,18 +70,18 @@ async fn the_token_may_come_in_a_header_for_scripts(backend: Backend) {
 async fn a_post_with_no_session_at_all_is_refused(backend: Backend) {
     let app = spawn_app(backend).await;
     app.with_admin_signed_out().await;
-    let fresh = new_client(std::sync::Arc::new(reqwest::cookie::Jar::default()));
 
-    let response = fresh
-        .post(app.url("/login"))
-        .form(&[
-            ("csrf_token", "guessed"),
-            ("email", ADMIN_EMAIL),
-            ("password", ADMIN_PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let response = app
+        .new_browser()
+        .post_form(
+            "/login",
+            &[
+                ("csrf_token", "guessed"),
+                ("email", ADMIN_EMAIL),
+                ("password", ADMIN_PASSWORD),
+            ],
+        )
+        .await;
 
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
 }

@@ -119,10 +119,15 @@ impl Drop for TestDatabase {
     }
 }
 
-pub struct TestApp {
+/// A browser: a cookie-keeping client pointed at one server, with the steps a person takes.
+pub struct Browser {
     pub address: String,
     pub client: reqwest::Client,
     pub jar: Arc<Jar>,
+}
+
+pub struct TestApp {
+    pub browser: Browser,
     pub clock: Arc<ManualClock>,
     pub core: Core,
     pub setup_link: Option<String>,
@@ -178,11 +183,8 @@ async fn start(
     });
     let server = app.handle();
     tokio::spawn(app.run_until_stopped());
-    let jar = Arc::new(Jar::default());
     TestApp {
-        address: format!("http://127.0.0.1:{port}"),
-        client: new_client(jar.clone()),
-        jar,
+        browser: Browser::new(&format!("http://127.0.0.1:{port}")),
         clock,
         core,
         setup_link,
@@ -193,13 +195,12 @@ async fn start(
     }
 }
 
-pub fn new_client(jar: Arc<Jar>) -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_provider(jar)
-        .redirect(Policy::none())
-        .user_agent("tokenbroker-tests/1.0")
-        .build()
-        .expect("http client")
+impl std::ops::Deref for TestApp {
+    type Target = Browser;
+
+    fn deref(&self) -> &Browser {
+        &self.browser
+    }
 }
 
 impl TestApp {
@@ -214,32 +215,6 @@ impl TestApp {
             self.database_url.clone(),
         )
         .await
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.address)
-    }
-
-    pub async fn get(&self, path: &str) -> Response {
-        self.client.get(self.url(path)).send().await.expect("GET")
-    }
-
-    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> Response {
-        self.client
-            .post(self.url(path))
-            .form(form)
-            .send()
-            .await
-            .expect("POST")
-    }
-
-    /// GETs `page`, then POSTs `form` to `action` with that page's CSRF token, like a browser.
-    pub async fn submit(&self, page: &str, action: &str, form: &[(&str, &str)]) -> Response {
-        let html = self.get(page).await.text().await.expect("page body");
-        let token = csrf_token(&html);
-        let mut fields = vec![("csrf_token", token.as_str())];
-        fields.extend_from_slice(form);
-        self.post_form(action, &fields).await
     }
 
     /// Completes first-run setup through the link and returns the signed-in admin's session.
@@ -271,6 +246,84 @@ impl TestApp {
         self.submit(&path, "/setup", &fields).await
     }
 
+    /// An admin exists and this client is signed out.
+    pub async fn with_admin_signed_out(&self) {
+        self.create_admin().await;
+        assert_redirect_to(&self.logout().await, "/login?signed_out=1");
+    }
+
+    /// Another browser (its own cookies) on this server.
+    pub fn new_browser(&self) -> Browser {
+        Browser::new(&self.address)
+    }
+
+    pub async fn events(&self) -> Vec<EventRecord> {
+        self.core.store.recent_events(1000).await.expect("events")
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    pub fn postgres_database_name(&self) -> Option<String> {
+        match &self.database {
+            Some(TestDatabase::Postgres { name }) => Some(name.clone()),
+            _ => None,
+        }
+    }
+}
+
+impl Browser {
+    pub fn new(address: &str) -> Self {
+        let jar = Arc::new(Jar::default());
+        let client = reqwest::Client::builder()
+            .cookie_provider(jar.clone())
+            .redirect(Policy::none())
+            .user_agent("tokenbroker-tests/1.0")
+            .build()
+            .expect("http client");
+        Self {
+            address: address.to_owned(),
+            client,
+            jar,
+        }
+    }
+
+    /// A browser that carries someone else's session cookie (`name=value`).
+    pub fn with_cookie(address: &str, cookie: &str) -> Self {
+        let browser = Self::new(address);
+        browser
+            .jar
+            .add_cookie_str(cookie, &address.parse().expect("url"));
+        browser
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> Response {
+        self.client
+            .post(self.url(path))
+            .form(form)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// GETs `page`, then POSTs `form` to `action` with that page's CSRF token, like a browser.
+    pub async fn submit(&self, page: &str, action: &str, form: &[(&str, &str)]) -> Response {
+        let html = self.get(page).await.text().await.expect("page body");
+        let token = csrf_token(&html);
+        let mut fields = vec![("csrf_token", token.as_str())];
+        fields.extend_from_slice(form);
+        self.post_form(action, &fields).await
+    }
+
     pub async fn login(&self, email: &str, password: &str) -> Response {
         self.submit(
             "/login",
@@ -284,12 +337,6 @@ impl TestApp {
         let html = self.get("/").await.text().await.expect("dashboard");
         self.post_form("/logout", &[("csrf_token", &csrf_token(&html))])
             .await
-    }
-
-    /// An admin exists and this client is signed out.
-    pub async fn with_admin_signed_out(&self) {
-        self.create_admin().await;
-        assert_redirect_to(&self.logout().await, "/login?signed_out=1");
     }
 
     pub async fn dashboard_html(&self) -> String {
@@ -311,21 +358,6 @@ impl TestApp {
             .split("; ")
             .find(|pair| pair.starts_with("tb_session="))
             .map(str::to_owned)
-    }
-
-    pub async fn events(&self) -> Vec<EventRecord> {
-        self.core.store.recent_events(1000).await.expect("events")
-    }
-
-    pub fn now_ms(&self) -> i64 {
-        self.clock.now_ms()
-    }
-
-    pub fn postgres_database_name(&self) -> Option<String> {
-        match &self.database {
-            Some(TestDatabase::Postgres { name }) => Some(name.clone()),
-            _ => None,
-        }
     }
 }
 

@@ -96,15 +96,7 @@ async fn signing_out_ends_the_session_on_the_server(backend: Backend) {
         Some("You have signed out.")
     );
     // Replaying the old cookie from another client gets nowhere: the row is gone.
-    let replay = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-        .get(app.url("/"))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap();
+    let replay = Browser::with_cookie(&app.address, &cookie).get("/").await;
     assert_redirect_to(&replay, "/login");
 }
 
