@@ -29,7 +29,8 @@ pub async fn request_log(
     let span = tracing::info_span!("request", request_id = %request_id);
 
     let result = next.call(req).instrument(span.clone()).await;
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    // Two decimals are plenty, and keep JSON logs readable.
+    let latency_ms = (started.elapsed().as_secs_f64() * 100_000.0).round() / 100.0;
     let _entered = span.enter();
     match result {
         Ok(mut response) => {
@@ -37,7 +38,7 @@ pub async fn request_log(
                 method = %method,
                 path = %path,
                 status = response.status().as_u16(),
-                latency_ms = format!("{latency_ms:.2}"),
+                latency_ms,
                 "request"
             );
             if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
@@ -48,7 +49,7 @@ pub async fn request_log(
             Ok(response)
         }
         Err(error) => {
-            tracing::error!(method = %method, path = %path, error = %error, latency_ms = format!("{latency_ms:.2}"), "request failed");
+            tracing::error!(method = %method, path = %path, error = %error, latency_ms, "request failed");
             Err(error)
         }
     }
