@@ -24,7 +24,10 @@ use crate::domain::setup;
 use crate::store::{Store, StoreError};
 use crate::web::error::{WebError, error_pages};
 use crate::web::session_store::DbSessionStore;
-use crate::web::{assets, auth, csrf, dashboard, health, middleware, setup as setup_pages};
+use crate::web::{
+    account, assets, auth, csrf, dashboard, health, mfa, middleware, sessions,
+    setup as setup_pages, step_up,
+};
 
 /// Forms are small; anything bigger is refused with 413 before a handler sees it.
 pub const FORM_LIMIT_BYTES: usize = 64 * 1024;
@@ -46,13 +49,80 @@ pub fn console_routes(cfg: &mut ServiceConfig) {
             .route(web::get().to(setup_pages::setup_get))
             .route(web::post().to(setup_pages::setup_post)),
     )
+    // Signing in: password, then a passkey (or a recovery code); or a passkey alone.
     .service(
         web::resource("/login")
             .route(web::get().to(auth::login_get))
             .route(web::post().to(auth::login_post)),
     )
+    .route(
+        "/login/passkey-only",
+        web::post().to(auth::passwordless_post),
+    )
+    .service(
+        web::resource("/login/passkey")
+            .route(web::get().to(mfa::second_factor_get))
+            .route(web::post().to(mfa::second_factor_post)),
+    )
+    .service(
+        web::resource("/login/recovery")
+            .route(web::get().to(mfa::recovery_get))
+            .route(web::post().to(mfa::recovery_post)),
+    )
+    .service(
+        web::resource("/mfa/enrol")
+            .route(web::get().to(mfa::enrol_get))
+            .route(web::post().to(mfa::enrol_post)),
+    )
     .route("/logout", web::post().to(auth::logout_post))
-    .route("/", web::get().to(dashboard::index_get));
+    .route("/", web::get().to(dashboard::index_get))
+    // My account.
+    .route("/account/security", web::get().to(account::security_get))
+    .route(
+        "/account/passkeys/{id}/rename",
+        web::post().to(account::passkey_rename_post),
+    )
+    .route(
+        "/account/passkeys/{id}/remove",
+        web::post().to(account::passkey_remove_post),
+    )
+    .route(
+        "/account/recovery-codes",
+        web::post().to(account::recovery_codes_post),
+    )
+    .service(
+        web::resource("/account/password")
+            .route(web::get().to(account::password_get))
+            .route(web::post().to(account::password_post)),
+    )
+    .route("/account/sessions", web::get().to(sessions::mine_get))
+    .route(
+        "/account/sessions/end-others",
+        web::post().to(sessions::mine_end_others_post),
+    )
+    .route(
+        "/account/sessions/{id}/end",
+        web::post().to(sessions::mine_end_post),
+    )
+    .service(
+        web::resource("/step-up")
+            .route(web::get().to(step_up::step_up_get))
+            .route(web::post().to(step_up::step_up_post)),
+    )
+    // Administration.
+    .route("/admin/users", web::get().to(sessions::staff_get))
+    .route(
+        "/admin/users/{id}/sessions",
+        web::get().to(sessions::user_sessions_get),
+    )
+    .route(
+        "/admin/users/{id}/sessions/end-all",
+        web::post().to(sessions::user_sessions_end_all_post),
+    )
+    .route(
+        "/admin/users/{id}/sessions/{session}/end",
+        web::post().to(sessions::user_session_end_post),
+    );
 }
 
 pub struct Application {
@@ -63,9 +133,22 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects storage, applies migrations (or keeps retrying in the background while the database
-    /// is down), and binds the listener. The server does not run until `run_until_stopped`.
+    /// Binds `settings.listen`, then [`Application::build_on`].
     pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.listen)
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        Self::build_on(listener, settings, clock).await
+    }
+
+    /// Connects storage, applies migrations (or keeps retrying in the background while the database
+    /// is down), and prepares the server on `listener` (bound by the caller, so tests and
+    /// benchmarks know the port before the public URL is fixed). The server does not run until
+    /// `run_until_stopped`.
+    pub async fn build_on(
+        listener: TcpListener,
+        settings: Settings,
+        clock: SharedClock,
+    ) -> anyhow::Result<Self> {
         if settings.is_sqlite() {
             std::fs::create_dir_all(&settings.data_dir).with_context(|| {
                 format!(
@@ -79,11 +162,7 @@ impl Application {
             settings.password_hash_concurrency,
             settings.password_hash_queue,
         )?;
-        let core = Core {
-            store,
-            passwords,
-            clock,
-        };
+        let core = Core::new(store, passwords, clock, &settings.public_url)?;
 
         let setup_link = match core.store.migrate().await {
             Ok(()) => setup::issue_setup_link(&core, &settings.public_url).await?,
@@ -99,8 +178,6 @@ impl Application {
         };
         tokio::spawn(sweep_periodically(core.clone()));
 
-        let listener = TcpListener::bind(settings.listen)
-            .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let port = listener.local_addr()?.port();
         let server = http_server(listener, &settings, core.clone())?;
         Ok(Self {

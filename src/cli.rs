@@ -114,11 +114,12 @@ async fn create_admin(settings: Settings, email: &str, name: Option<&str>) -> an
     ensure_data_dir(&settings)?;
     let store = Store::connect_lazy(&settings.database_url)?;
     store.migrate().await.context("applying migrations")?;
-    let core = Core {
+    let core = Core::new(
         store,
-        passwords: PasswordService::new(1, 1)?,
-        clock: Arc::new(SystemClock),
-    };
+        PasswordService::new(1, 1)?,
+        Arc::new(SystemClock),
+        &settings.public_url,
+    )?;
     let staff = NewStaff {
         email: email.clone(),
         display_name,

@@ -7,7 +7,9 @@ use crate::domain::Core;
 use crate::domain::email::Email;
 use crate::domain::events::{Actor, Event, EventType, LoginFailure, Outcome, RequestContext};
 use crate::domain::ids::UserId;
-use crate::domain::password::PasswordError;
+use crate::domain::password::{Password, PasswordError};
+use crate::domain::sessions;
+use crate::domain::throttle::{self, Throttled};
 use crate::domain::users::{User, UserStatus};
 use crate::store::StoreError;
 
@@ -15,6 +17,8 @@ use crate::store::StoreError;
 pub enum LoginError {
     #[error("The e-mail address or password is not correct.")]
     InvalidCredentials,
+    #[error("Too many failed sign-ins. Wait {} and try again.", wait_text(.0.retry_after_secs))]
+    Throttled(Throttled),
     #[error("This account is deactivated. Ask an administrator to reactivate it.")]
     Deactivated,
     #[error(transparent)]
@@ -29,8 +33,16 @@ pub async fn sign_in(
     password: &SecretString,
     context: &RequestContext,
 ) -> Result<User, LoginError> {
+    let parsed = Email::parse(email);
+    let throttle_key = parsed.as_ref().map_or_else(
+        |_| email.trim().to_lowercase(),
+        |e| e.normalized().to_owned(),
+    );
+    if let Err(throttled) = throttle::check(core, &throttle_key, context).await? {
+        return Err(LoginError::Throttled(throttled));
+    }
     // A malformed address cannot have an account, but it still pays for a hash: timing stays flat.
-    let found = match Email::parse(email) {
+    let found = match parsed {
         Ok(email) => {
             core.store
                 .find_credentials_by_email(email.normalized())
@@ -53,6 +65,14 @@ pub async fn sign_in(
     };
     let subject = found.as_ref().map(|c| c.user.id);
     record_login(core, subject, failure, context).await?;
+    match failure {
+        None => throttle::record_success(core, &throttle_key).await?,
+        Some(LoginFailure::InvalidCredentials) => {
+            throttle::record_failure(core, &throttle_key, subject, context).await?
+        }
+        // The password was right: not a guess, so not counted.
+        Some(LoginFailure::AccountDeactivated) => {}
+    }
 
     match (found, failure) {
         (Some(credentials), None) => Ok(credentials.user),
@@ -108,4 +128,71 @@ pub async fn active_user(core: &Core, id: UserId) -> Result<Option<User>, StoreE
         .find_user(id)
         .await?
         .filter(|user| user.status == UserStatus::Active))
+}
+
+fn wait_text(seconds: u64) -> String {
+    if seconds < 90 {
+        format!("{seconds} seconds")
+    } else {
+        format!("{} minutes", seconds.div_ceil(60))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordChangeError {
+    #[error("Your current password is not correct.")]
+    WrongCurrentPassword,
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Changes a password after checking the current one, and ends every other session of the user
+/// (the caller has just made a fresh passkey assertion).
+pub async fn change_password(
+    core: &Core,
+    user: UserId,
+    current: &SecretString,
+    new: Password,
+    keep_session: &str,
+    context: &RequestContext,
+) -> Result<u64, PasswordChangeError> {
+    let stored = core
+        .store
+        .find_user(user)
+        .await?
+        .map(|u| u.email.to_lowercase())
+        .ok_or(PasswordChangeError::WrongCurrentPassword)?;
+    let hash = core
+        .store
+        .find_credentials_by_email(&stored)
+        .await?
+        .and_then(|c| c.password_hash);
+    if !core.passwords.verify(current, hash.as_ref()).await? {
+        let event = Event::new(
+            core.clock.now_ms(),
+            EventType::PasswordChanged,
+            Outcome::Failure,
+            Actor::User(user),
+        )
+        .subject(user)
+        .context(context)
+        .detail("reason", "wrong_current_password");
+        core.store.append_event(&event).await?;
+        return Err(PasswordChangeError::WrongCurrentPassword);
+    }
+    let new_hash = core.passwords.hash(&new).await?;
+    let event = Event::new(
+        core.clock.now_ms(),
+        EventType::PasswordChanged,
+        Outcome::Success,
+        Actor::User(user),
+    )
+    .subject(user)
+    .context(context);
+    core.store
+        .set_password_hash(user, &new_hash, core.clock.now_ms(), &event)
+        .await?;
+    Ok(sessions::end_other_sessions(core, user, keep_session, context).await?)
 }

@@ -12,6 +12,18 @@ pub enum EventType {
     Logout,
     SetupCompleted,
     AdminCreated,
+    PasskeyEnrolled,
+    PasskeyRemoved,
+    PasskeyUsed,
+    PasskeyCounterRegressed,
+    SecondFactorFailed,
+    RecoveryCodeUsed,
+    RecoveryCodesRegenerated,
+    PasswordChanged,
+    SessionEnded,
+    LoginThrottled,
+    LoginLocked,
+    LoginUnlocked,
 }
 
 impl EventType {
@@ -21,6 +33,18 @@ impl EventType {
             Self::Logout => "logout",
             Self::SetupCompleted => "setup_completed",
             Self::AdminCreated => "admin_created",
+            Self::PasskeyEnrolled => "passkey_enrolled",
+            Self::PasskeyRemoved => "passkey_removed",
+            Self::PasskeyUsed => "passkey_used",
+            Self::PasskeyCounterRegressed => "passkey_counter_regressed",
+            Self::SecondFactorFailed => "second_factor_failed",
+            Self::RecoveryCodeUsed => "recovery_code_used",
+            Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            Self::PasswordChanged => "password_changed",
+            Self::SessionEnded => "session_ended",
+            Self::LoginThrottled => "login_throttled",
+            Self::LoginLocked => "login_locked",
+            Self::LoginUnlocked => "login_unlocked",
         }
     }
 }

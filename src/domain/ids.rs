@@ -18,6 +18,18 @@ impl UserId {
     }
 }
 
+impl From<Uuid> for UserId {
+    fn from(uuid: Uuid) -> Self {
+        Self(uuid)
+    }
+}
+
+impl From<UserId> for Uuid {
+    fn from(id: UserId) -> Self {
+        id.0
+    }
+}
+
 impl Default for UserId {
     fn default() -> Self {
         Self::new()

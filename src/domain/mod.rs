@@ -4,21 +4,43 @@ pub mod auth;
 pub mod email;
 pub mod events;
 pub mod ids;
+pub mod passkeys;
 pub mod password;
 pub mod rbac;
+pub mod recovery;
 pub mod secrets;
 pub mod sessions;
 pub mod setup;
+pub mod throttle;
 pub mod users;
+
+use std::sync::Arc;
 
 use crate::clock::SharedClock;
 use crate::store::Store;
 use password::PasswordService;
 
-/// What every use case needs: storage, the password hasher and the clock.
+/// What every use case needs: storage, the password hasher, the WebAuthn relying party, the clock.
 #[derive(Clone)]
 pub struct Core {
     pub store: Store,
     pub passwords: PasswordService,
+    pub webauthn: Arc<webauthn_rs::Webauthn>,
     pub clock: SharedClock,
+}
+
+impl Core {
+    pub fn new(
+        store: Store,
+        passwords: PasswordService,
+        clock: SharedClock,
+        public_url: &url::Url,
+    ) -> Result<Self, passkeys::PasskeyError> {
+        Ok(Self {
+            store,
+            passwords,
+            webauthn: Arc::new(passkeys::relying_party(public_url)?),
+            clock,
+        })
+    }
 }

@@ -6,7 +6,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::clock::{Millis, duration_ms};
+use crate::domain::Core;
+use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
 use crate::domain::ids::UserId;
+use crate::store::StoreError;
 
 /// Session-state keys. Values are JSON-encoded (actix-session's convention).
 pub mod keys {
@@ -16,26 +19,55 @@ pub mod keys {
     pub const IP: &str = "ip";
     pub const USER_AGENT: &str = "user_agent";
     pub const CSRF: &str = "csrf";
+    /// Public handle of the session (lifted into `sessions.public_id`).
+    pub const PUBLIC_ID: &str = "public_id";
+    /// When the user last proved presence with a passkey (step-up freshness).
+    pub const PASSKEY_AT: &str = "passkey_at";
+    /// The WebAuthn ceremony in progress: kept server-side, never trusted from the client.
+    pub const CEREMONY: &str = "ceremony";
+    /// A sensitive action waiting for a fresh passkey assertion.
+    pub const PENDING_ACTION: &str = "pending_action";
 }
 
 /// How strongly the session's user proved who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthLevel {
+    /// First factor only: may reach the second-factor and enrolment pages, nothing else.
     Password,
+    /// Password and a recovery code: must enrol a new passkey before anything else.
+    Recovery,
+    /// Full access.
+    Passkey,
 }
 
 impl AuthLevel {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Password => "password",
+            Self::Recovery => "recovery",
+            Self::Passkey => "passkey",
         }
     }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::Password, Self::Recovery, Self::Passkey]
+            .into_iter()
+            .find(|level| level.as_str() == raw)
+    }
+}
+
+/// Sensitive actions need a passkey assertion this recent.
+pub const STEP_UP_WINDOW: Duration = Duration::from_secs(5 * 60);
+
+pub fn step_up_is_fresh(passkey_at: Option<Millis>, now: Millis) -> bool {
+    passkey_at.is_some_and(|at| now.saturating_sub(at) <= duration_ms(STEP_UP_WINDOW))
 }
 
 /// The parts of a session's state that live in their own columns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionMeta {
+    pub public_id: Option<String>,
     pub user_id: Option<UserId>,
     pub auth_time: Option<Millis>,
     pub auth_level: Option<String>,
@@ -51,6 +83,7 @@ impl SessionMeta {
                 .and_then(|raw| serde_json::from_str::<String>(raw).ok())
         };
         Self {
+            public_id: text(keys::PUBLIC_ID),
             user_id: text(keys::USER_ID).and_then(|raw| UserId::parse(&raw)),
             auth_time: state
                 .get(keys::AUTH_TIME)
@@ -79,5 +112,115 @@ impl SessionPolicy {
         auth_time
             .unwrap_or(now)
             .saturating_add(duration_ms(self.absolute))
+    }
+}
+
+/// A live session as listed on the "my sessions" and admin pages.
+#[derive(Debug, Clone)]
+pub struct SessionSummary {
+    pub public_id: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub auth_level: Option<String>,
+    pub signed_in_at: Millis,
+    pub last_seen_at: Millis,
+}
+
+/// Ends one of `owner`'s sessions on behalf of `actor` (the owner or an administrator).
+pub async fn end_session(
+    core: &Core,
+    actor: UserId,
+    owner: UserId,
+    public_id: &str,
+    context: &RequestContext,
+) -> Result<bool, StoreError> {
+    let ended = core.store.delete_session_of(owner, public_id).await?;
+    if ended {
+        record_ended(core, actor, owner, "one", 1, context).await?;
+    }
+    Ok(ended)
+}
+
+/// "Sign out everywhere else".
+pub async fn end_other_sessions(
+    core: &Core,
+    owner: UserId,
+    keep: &str,
+    context: &RequestContext,
+) -> Result<u64, StoreError> {
+    let ended = core.store.delete_sessions_of_except(owner, keep).await?;
+    if ended > 0 {
+        record_ended(core, owner, owner, "all_others", ended, context).await?;
+    }
+    Ok(ended)
+}
+
+/// Every session of `owner`, ended by an administrator.
+pub async fn end_all_sessions(
+    core: &Core,
+    actor: UserId,
+    owner: UserId,
+    context: &RequestContext,
+) -> Result<u64, StoreError> {
+    let ended = core.store.delete_sessions_of(owner).await?;
+    record_ended(core, actor, owner, "all", ended, context).await?;
+    Ok(ended)
+}
+
+async fn record_ended(
+    core: &Core,
+    actor: UserId,
+    owner: UserId,
+    scope: &str,
+    count: u64,
+    context: &RequestContext,
+) -> Result<(), StoreError> {
+    let event = Event::new(
+        core.clock.now_ms(),
+        EventType::SessionEnded,
+        Outcome::Success,
+        Actor::User(actor),
+    )
+    .subject(owner)
+    .context(context)
+    .detail("scope", scope)
+    .detail("count", count);
+    core.store.append_event(&event).await
+}
+
+/// "Firefox on Linux" from a user-agent string; the raw string when it cannot be read.
+pub fn describe_user_agent(user_agent: Option<&str>) -> String {
+    let Some(raw) = user_agent.filter(|ua| !ua.is_empty()) else {
+        return "Unknown browser".into();
+    };
+    match woothee::parser::Parser::new().parse(raw) {
+        Some(parsed) if parsed.name != "UNKNOWN" => {
+            let os = if parsed.os == "UNKNOWN" {
+                "an unknown system"
+            } else {
+                parsed.os
+            };
+            format!("{} {} on {}", parsed.name, parsed.version, os)
+        }
+        _ => raw.chars().take(60).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_up_lasts_five_minutes() {
+        assert!(step_up_is_fresh(Some(1_000), 1_000 + 5 * 60_000));
+        assert!(!step_up_is_fresh(Some(1_000), 1_001 + 5 * 60_000));
+        assert!(!step_up_is_fresh(None, 0));
+    }
+
+    #[test]
+    fn user_agents_are_described_for_people() {
+        let chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+        assert!(describe_user_agent(Some(chrome)).starts_with("Chrome 120"));
+        assert_eq!(describe_user_agent(None), "Unknown browser");
     }
 }

@@ -4,8 +4,11 @@
 //! inside the method.
 
 pub mod events;
+pub mod passkeys;
+pub mod recovery;
 pub mod sessions;
 pub mod setup;
+pub mod throttle;
 pub mod users;
 
 use std::sync::Arc;

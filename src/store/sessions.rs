@@ -5,7 +5,7 @@ use super::{Store, StoreError};
 use crate::clock::Millis;
 use crate::domain::ids::UserId;
 use crate::domain::secrets::SecretDigest;
-use crate::domain::sessions::SessionMeta;
+use crate::domain::sessions::{SessionMeta, SessionSummary};
 
 /// What is written when a session is created or its state changes.
 pub struct SessionWrite<'a> {
@@ -15,6 +15,30 @@ pub struct SessionWrite<'a> {
     pub now: Millis,
     pub idle_expires_at: Millis,
     pub absolute_expires_at: Millis,
+}
+
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    public_id: String,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    auth_level: Option<String>,
+    created_at: i64,
+    authenticated_at: Option<i64>,
+    last_seen_at: i64,
+}
+
+impl SessionRow {
+    fn into_summary(self) -> SessionSummary {
+        SessionSummary {
+            public_id: self.public_id,
+            ip: self.ip,
+            user_agent: self.user_agent,
+            auth_level: self.auth_level,
+            signed_in_at: self.authenticated_at.unwrap_or(self.created_at),
+            last_seen_at: self.last_seen_at,
+        }
+    }
 }
 
 /// Only refresh `last_seen_at` this often: a read-mostly console should not write on every click.
@@ -41,8 +65,8 @@ impl Store {
     pub async fn insert_session(&self, write: SessionWrite<'_>) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO sessions (key_hash, user_id, state, auth_level, ip, user_agent, created_at, \
-             authenticated_at, last_seen_at, idle_expires_at, absolute_expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $7, $9, $10)",
+             authenticated_at, last_seen_at, idle_expires_at, absolute_expires_at, public_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $7, $9, $10, $11)",
         )
         .bind(write.key.as_hex())
         .bind(write.meta.user_id.map(|id| id.to_string()))
@@ -54,6 +78,7 @@ impl Store {
         .bind(write.meta.auth_time)
         .bind(write.idle_expires_at)
         .bind(write.absolute_expires_at)
+        .bind(write.meta.public_id.as_deref())
         .execute(self.pool())
         .await?;
         Ok(())
@@ -63,8 +88,8 @@ impl Store {
     pub async fn update_session(&self, write: SessionWrite<'_>) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE sessions SET user_id = $2, state = $3, auth_level = $4, ip = $5, user_agent = $6, \
-             authenticated_at = $7, last_seen_at = $8, idle_expires_at = $9, absolute_expires_at = $10 \
-             WHERE key_hash = $1",
+             authenticated_at = $7, last_seen_at = $8, idle_expires_at = $9, absolute_expires_at = $10, \
+             public_id = $11 WHERE key_hash = $1",
         )
         .bind(write.key.as_hex())
         .bind(write.meta.user_id.map(|id| id.to_string()))
@@ -76,6 +101,7 @@ impl Store {
         .bind(write.now)
         .bind(write.idle_expires_at)
         .bind(write.absolute_expires_at)
+        .bind(write.meta.public_id.as_deref())
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)
@@ -131,6 +157,54 @@ impl Store {
         .fetch_one(self.pool())
         .await?;
         Ok(count)
+    }
+
+    /// Live sessions of a user, most recently active first.
+    pub async fn list_sessions_of(
+        &self,
+        user_id: UserId,
+        now: Millis,
+    ) -> Result<Vec<SessionSummary>, StoreError> {
+        let rows: Vec<SessionRow> = sqlx::query_as(
+            "SELECT public_id, ip, user_agent, auth_level, created_at, authenticated_at, last_seen_at \
+             FROM sessions WHERE user_id = $1 AND public_id IS NOT NULL \
+             AND idle_expires_at > $2 AND absolute_expires_at > $2 ORDER BY last_seen_at DESC",
+        )
+        .bind(user_id.to_string())
+        .bind(now)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(SessionRow::into_summary).collect())
+    }
+
+    /// Ends one session of a user; false if it is not theirs or already gone.
+    pub async fn delete_session_of(
+        &self,
+        user_id: UserId,
+        public_id: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND public_id = $2")
+            .bind(user_id.to_string())
+            .bind(public_id)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Ends every session of a user except one ("sign out everywhere else").
+    pub async fn delete_sessions_of_except(
+        &self,
+        user_id: UserId,
+        keep_public_id: &str,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM sessions WHERE user_id = $1 AND (public_id IS NULL OR public_id <> $2)",
+        )
+        .bind(user_id.to_string())
+        .bind(keep_public_id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
     }
 
     /// Ends every session of a user: deactivation, password reset, an administrator's "end all".

@@ -2,7 +2,9 @@
 
 use sqlx::FromRow;
 
+use super::events::insert_event;
 use super::{Store, StoreError};
+use crate::domain::events::Event;
 use crate::domain::ids::UserId;
 use crate::domain::password::PasswordHash;
 use crate::domain::rbac::Role;
@@ -83,6 +85,40 @@ impl Store {
         let Some(row) = row else { return Ok(None) };
         let roles = self.roles_of(&row.id).await?;
         Ok(Some(row.into_user(roles)?.0))
+    }
+
+    /// Replaces a user's password hash; the event commits with it.
+    pub async fn set_password_hash(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        now: i64,
+        event: &Event,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
+            .bind(id.to_string())
+            .bind(hash.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        insert_event(&mut *tx, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every staff account, by name (the staff list; tenant filters arrive with tenants).
+    pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY display_name, email");
+        let rows: Vec<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_all(self.pool())
+            .await?;
+        let mut users = Vec::with_capacity(rows.len());
+        for row in rows {
+            let roles = self.roles_of(&row.id).await?;
+            users.push(row.into_user(roles)?.0);
+        }
+        Ok(users)
     }
 
     async fn roles_of(&self, user_id: &str) -> Result<Vec<RoleAssignment>, StoreError> {

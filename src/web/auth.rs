@@ -1,6 +1,6 @@
-//! Sign-in and sign-out pages.
+//! Sign-in (password, then passkey; or passwordless with a discoverable passkey) and sign-out.
 
-use actix_web::http::StatusCode;
+use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use secrecy::{ExposeSecret, SecretString};
@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::domain::Core;
 use crate::domain::auth::{self, LoginError};
+use crate::domain::passkeys;
 use crate::domain::sessions::AuthLevel;
 use crate::web::error::WebError;
 use crate::web::session::{Client, TypedSession};
@@ -23,19 +24,25 @@ pub struct LoginPage {
     password_error: Option<&'static str>,
     form_error: Option<String>,
     notice: Option<&'static str>,
+    /// Options for "Sign in with a passkey" (a discoverable-credential ceremony), as JSON.
+    passkey_options: String,
 }
 
 impl LoginPage {
-    fn new(csrf_token: String) -> Self {
-        Self {
+    /// A login page with a fresh passwordless ceremony stored in the session.
+    fn new(core: &Core, session: &TypedSession) -> Result<Self, WebError> {
+        let (options, ceremony) = passkeys::start_discovery(core).map_err(WebError::unexpected)?;
+        session.set_ceremony(&ceremony)?;
+        Ok(Self {
             nav: None,
-            csrf_token,
+            csrf_token: session.csrf_token()?,
             email: String::new(),
             email_error: None,
             password_error: None,
             form_error: None,
             notice: None,
-        }
+            passkey_options: serde_json::to_string(&options).map_err(WebError::unexpected)?,
+        })
     }
 }
 
@@ -45,13 +52,14 @@ pub struct LoginQuery {
 }
 
 pub async fn login_get(
+    core: web::Data<Core>,
     session: TypedSession,
     query: web::Query<LoginQuery>,
 ) -> Result<HttpResponse, WebError> {
     if session.user_id()?.is_some() {
         return Ok(see_other("/"));
     }
-    let mut page = LoginPage::new(session.csrf_token()?);
+    let mut page = LoginPage::new(&core, &session)?;
     if query.signed_out.is_some() {
         page.notice = Some("You have signed out.");
     }
@@ -72,7 +80,7 @@ pub async fn login_post(
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, WebError> {
     let LoginForm { email, password } = form.into_inner();
-    let mut page = LoginPage::new(session.csrf_token()?);
+    let mut page = LoginPage::new(&core, &session)?;
     page.email = email.trim().to_owned();
     let password = password.filter(|p| !p.expose_secret().is_empty());
     page.email_error = page
@@ -87,7 +95,21 @@ pub async fn login_post(
     match auth::sign_in(&core, &page.email, &password, &client).await {
         Ok(user) => {
             session.sign_in(user.id, AuthLevel::Password, core.clock.now_ms(), &client)?;
-            Ok(see_other("/"))
+            let next = if core.store.has_passkey(user.id).await? {
+                "/login/passkey"
+            } else {
+                "/mfa/enrol"
+            };
+            Ok(see_other(next))
+        }
+        Err(LoginError::Throttled(throttled)) => {
+            page.form_error = Some(LoginError::Throttled(throttled).to_string());
+            let mut response = render(&page, StatusCode::TOO_MANY_REQUESTS)?;
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(throttled.retry_after_secs),
+            );
+            Ok(response)
         }
         Err(error @ (LoginError::InvalidCredentials | LoginError::Deactivated)) => {
             let status = match error {
@@ -99,6 +121,34 @@ pub async fn login_post(
         }
         Err(LoginError::Password(e)) => Err(e.into()),
         Err(LoginError::Store(e)) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PasskeyForm {
+    #[serde(default)]
+    pub credential: String,
+}
+
+/// Passwordless sign-in: the discoverable passkey names its user and proves them at once.
+pub async fn passwordless_post(
+    core: web::Data<Core>,
+    session: TypedSession,
+    Client(client): Client,
+    form: web::Form<PasskeyForm>,
+) -> Result<HttpResponse, WebError> {
+    let ceremony = session.take_ceremony()?;
+    match passkeys::finish_discovery(&core, ceremony, &form.credential, &client).await {
+        Ok(user) => {
+            session.sign_in(user.id, AuthLevel::Passkey, core.clock.now_ms(), &client)?;
+            Ok(see_other("/"))
+        }
+        Err(passkeys::PasskeyError::Store(e)) => Err(e.into()),
+        Err(error) => {
+            let mut page = LoginPage::new(&core, &session)?;
+            page.form_error = Some(error.to_string());
+            render(&page, StatusCode::UNAUTHORIZED)
+        }
     }
 }
 

@@ -72,10 +72,7 @@ pub async fn index_get(
         })
         .collect();
     let page = DashboardPage {
-        nav: Some(Nav {
-            display_name: user.display_name.clone(),
-            csrf_token: current.csrf_token,
-        }),
+        nav: Some(Nav::for_user(&user, current.csrf_token)),
         display_name: user.display_name,
         email: user.email,
         user_id: user.id.to_string(),

@@ -18,6 +18,11 @@ use crate::store::StoreError;
 pub enum WebError {
     #[error("Please sign in to continue.")]
     LoginRequired,
+    /// The request needs a step first (second factor, passkey enrolment, step-up).
+    #[error("Continue at {0}.")]
+    RedirectTo(&'static str),
+    #[error("You do not have access to this page.")]
+    Forbidden,
     #[error(
         "This form has expired or was sent from another site. Go back, reload the page and try again."
     )]
@@ -78,7 +83,8 @@ impl From<actix_session::SessionInsertError> for WebError {
 impl ResponseError for WebError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::LoginRequired => StatusCode::SEE_OTHER,
+            Self::LoginRequired | Self::RedirectTo(_) => StatusCode::SEE_OTHER,
+            Self::Forbidden => StatusCode::FORBIDDEN,
             Self::Csrf => StatusCode::FORBIDDEN,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -95,6 +101,9 @@ impl ResponseError for WebError {
         match self {
             Self::LoginRequired => response
                 .insert_header((header::LOCATION, "/login"))
+                .finish(),
+            Self::RedirectTo(location) => response
+                .insert_header((header::LOCATION, *location))
                 .finish(),
             Self::Busy | Self::Unavailable(_) => {
                 response.insert_header((header::RETRY_AFTER, "2")).finish()

@@ -15,6 +15,7 @@ use crate::domain::Core;
 use crate::domain::auth;
 use crate::domain::events::RequestContext;
 use crate::domain::ids::{RequestId, UserId};
+use crate::domain::passkeys::Ceremony;
 use crate::domain::secrets;
 use crate::domain::sessions::{AuthLevel, keys};
 use crate::domain::users::User;
@@ -39,6 +40,65 @@ impl TypedSession {
         Ok(self.0.get::<Millis>(keys::AUTH_TIME)?)
     }
 
+    pub fn auth_level(&self) -> Result<Option<AuthLevel>, WebError> {
+        Ok(self
+            .0
+            .get::<String>(keys::AUTH_LEVEL)?
+            .and_then(|raw| AuthLevel::parse(&raw)))
+    }
+
+    /// The session's public handle ("this session" on the sessions page).
+    pub fn public_id(&self) -> Result<Option<String>, WebError> {
+        Ok(self.0.get::<String>(keys::PUBLIC_ID)?)
+    }
+
+    /// Raises the level after a second factor, under a new key (a privilege change renews it).
+    pub fn raise_level(&self, level: AuthLevel, now: Millis) -> Result<(), WebError> {
+        self.0.renew();
+        self.0.insert(keys::AUTH_LEVEL, level.as_str())?;
+        if level == AuthLevel::Passkey {
+            self.0.insert(keys::PASSKEY_AT, now)?;
+        }
+        Ok(())
+    }
+
+    pub fn passkey_at(&self) -> Result<Option<Millis>, WebError> {
+        Ok(self.0.get::<Millis>(keys::PASSKEY_AT)?)
+    }
+
+    /// Records a fresh passkey assertion (step-up).
+    pub fn mark_passkey_used(&self, now: Millis) -> Result<(), WebError> {
+        Ok(self.0.insert(keys::PASSKEY_AT, now)?)
+    }
+
+    pub fn set_ceremony(&self, ceremony: &Ceremony) -> Result<(), WebError> {
+        Ok(self.0.insert(keys::CEREMONY, ceremony)?)
+    }
+
+    /// Takes the ceremony out: each one can be finished once.
+    pub fn take_ceremony(&self) -> Result<Option<Ceremony>, WebError> {
+        let ceremony = self.0.get::<Ceremony>(keys::CEREMONY).unwrap_or(None);
+        self.0.remove(keys::CEREMONY);
+        Ok(ceremony)
+    }
+
+    pub fn set_pending_action(&self, action: &PendingAction) -> Result<(), WebError> {
+        Ok(self.0.insert(keys::PENDING_ACTION, action)?)
+    }
+
+    pub fn pending_action(&self) -> Result<Option<PendingAction>, WebError> {
+        Ok(self
+            .0
+            .get::<PendingAction>(keys::PENDING_ACTION)
+            .unwrap_or(None))
+    }
+
+    pub fn take_pending_action(&self) -> Result<Option<PendingAction>, WebError> {
+        let action = self.pending_action()?;
+        self.0.remove(keys::PENDING_ACTION);
+        Ok(action)
+    }
+
     /// The session's CSRF token, created on first use.
     pub fn csrf_token(&self) -> Result<String, WebError> {
         if let Some(token) = self.0.get::<String>(keys::CSRF)? {
@@ -59,9 +119,14 @@ impl TypedSession {
     ) -> Result<(), WebError> {
         self.0.renew();
         self.0.clear();
+        self.0
+            .insert(keys::PUBLIC_ID, crate::domain::ids::time_ordered_id())?;
         self.0.insert(keys::USER_ID, user.to_string())?;
         self.0.insert(keys::AUTH_TIME, now)?;
         self.0.insert(keys::AUTH_LEVEL, level.as_str())?;
+        if level == AuthLevel::Passkey {
+            self.0.insert(keys::PASSKEY_AT, now)?;
+        }
         if let Some(ip) = &client.ip {
             self.0.insert(keys::IP, ip)?;
         }
@@ -87,15 +152,15 @@ impl FromRequest for TypedSession {
     }
 }
 
-/// A signed-in staff member with an active account. Extracting it from a request without one
-/// redirects to the sign-in page; a deactivated or deleted account ends the session.
-pub struct CurrentUser {
+/// Someone past the password, at any level: only the second-factor and enrolment pages take this.
+pub struct SignedIn {
     pub user: User,
+    pub level: AuthLevel,
     pub csrf_token: String,
-    pub signed_in_at: Option<Millis>,
+    pub session: TypedSession,
 }
 
-impl FromRequest for CurrentUser {
+impl FromRequest for SignedIn {
     type Error = WebError;
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
@@ -105,7 +170,7 @@ impl FromRequest for CurrentUser {
         Box::pin(async move {
             let core =
                 core.ok_or_else(|| WebError::unexpected(anyhow::anyhow!("core not configured")))?;
-            let Some(user_id) = session.user_id()? else {
+            let (Some(user_id), Some(level)) = (session.user_id()?, session.auth_level()?) else {
                 return Err(WebError::LoginRequired);
             };
             let Some(user) = auth::active_user(&core, user_id).await? else {
@@ -114,11 +179,55 @@ impl FromRequest for CurrentUser {
             };
             Ok(Self {
                 user,
+                level,
                 csrf_token: session.csrf_token()?,
-                signed_in_at: session.auth_time()?,
+                session,
             })
         })
     }
+}
+
+/// A signed-in staff member with full access (password and passkey). A request without one is
+/// sent to sign in, or to the step it is missing: the second factor, or enrolling a passkey.
+/// A deactivated or deleted account ends the session.
+pub struct CurrentUser {
+    pub user: User,
+    pub csrf_token: String,
+    pub signed_in_at: Option<Millis>,
+    pub session: TypedSession,
+}
+
+impl FromRequest for CurrentUser {
+    type Error = WebError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let signed_in = SignedIn::from_request(req, payload);
+        Box::pin(async move {
+            let signed_in = signed_in.await?;
+            match signed_in.level {
+                AuthLevel::Passkey => Ok(Self {
+                    signed_in_at: signed_in.session.auth_time()?,
+                    user: signed_in.user,
+                    csrf_token: signed_in.csrf_token,
+                    session: signed_in.session,
+                }),
+                AuthLevel::Password => Err(WebError::RedirectTo("/login/passkey")),
+                AuthLevel::Recovery => Err(WebError::RedirectTo("/mfa/enrol")),
+            }
+        })
+    }
+}
+
+/// A sensitive action saved while the user proves presence again; replayed afterwards so nothing
+/// is typed twice. Never holds a password: forms with one ask for the step-up before they are shown.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct PendingAction {
+    /// What the user is about to do, in words ("Remove the passkey", …).
+    pub label: String,
+    pub path: String,
+    /// Form fields to post again; `None` means the action is a page to open (GET).
+    pub fields: Option<Vec<(String, String)>>,
 }
 
 /// Where the request came from. The IP is the TCP peer: forwarded headers are not trusted unless a

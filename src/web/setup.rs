@@ -90,7 +90,8 @@ pub async fn setup_post(
         .await
         .map_err(link_error)?;
     session.sign_in(user_id, AuthLevel::Password, core.clock.now_ms(), &client)?;
-    Ok(see_other("/"))
+    // The new administrator sets up a passkey before the console opens.
+    Ok(see_other("/mfa/enrol"))
 }
 
 /// Parses every field, recording each problem on the page so all are shown at once.

@@ -83,7 +83,7 @@ async fn sql_meta_characters_are_just_text(backend: Backend) {
         .await;
 
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert_redirect_to(&app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await, "/");
+    app.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
 }
 
 async fn an_empty_post_body_is_refused_without_side_effects(backend: Backend) {

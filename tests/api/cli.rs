@@ -57,7 +57,12 @@ async fn create_admin_reads_the_password_from_standard_input(backend: Backend) {
     assert_redirect_to(
         &app.login("grace@example.com", "a long enough passphrase")
             .await,
-        "/",
+        "/mfa/enrol",
+    );
+    // An administrator made at the command line sets up a passkey at first sign-in.
+    assert_eq!(
+        app.enrol_passkey("Grace's key").await.status(),
+        StatusCode::OK
     );
     assert!(
         text_of(&app.dashboard_html().await, ".roles")
@@ -194,7 +199,10 @@ async fn serve_prints_a_setup_link_once_and_never_logs_secrets() {
     let token = link.split("token=").nth(1).unwrap().to_owned();
 
     // Drive a whole session through it, including a failed sign-in.
-    let browser = Browser::new(&format!("http://127.0.0.1:{port}"));
+    let browser = Browser::new(
+        &format!("http://127.0.0.1:{port}"),
+        &"http://localhost:8080".parse().unwrap(),
+    );
     let setup_page = link.trim_start_matches(&browser.address).to_owned();
     let created = browser
         .submit(
@@ -209,7 +217,7 @@ async fn serve_prints_a_setup_link_once_and_never_logs_secrets() {
             ],
         )
         .await;
-    assert_redirect_to(&created, "/");
+    assert_redirect_to(&created, "/mfa/enrol");
     let cookie = browser.session_cookie().unwrap();
     assert_redirect_to(&browser.logout().await, "/login?signed_out=1");
     assert_eq!(

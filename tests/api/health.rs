@@ -44,8 +44,14 @@ on_both_backends!(
 #[tokio::test]
 async fn a_database_down_at_start_up_leaves_the_server_serving_and_not_ready() {
     let dir = tempfile::tempdir().unwrap();
-    let settings = test_settings("postgres://postgres@127.0.0.1:1/unreachable", dir.path());
-    let app = tokenbroker::app::Application::build(
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let settings = test_settings(
+        "postgres://postgres@127.0.0.1:1/unreachable",
+        dir.path(),
+        &listener,
+    );
+    let app = tokenbroker::app::Application::build_on(
+        listener,
         settings,
         std::sync::Arc::new(tokenbroker::clock::SystemClock),
     )

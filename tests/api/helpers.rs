@@ -1,7 +1,8 @@
 //! Test kit: a real server on a random port, a fresh database per test (a temporary SQLite file or
 //! a new PostgreSQL database), a cookie-keeping HTTP client, and a clock the test can move.
 
-use std::sync::Arc;
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
 
 use reqwest::cookie::{CookieStore, Jar};
 use reqwest::redirect::Policy;
@@ -14,6 +15,10 @@ use tokenbroker::clock::{Clock, ManualClock};
 use tokenbroker::config::Settings;
 use tokenbroker::domain::Core;
 use tokenbroker::domain::events::EventRecord;
+use url::Url;
+use webauthn_authenticator_rs::WebauthnAuthenticator as _;
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse};
 
 pub const ADMIN_EMAIL: &str = "ada@example.com";
 pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
@@ -119,11 +124,15 @@ impl Drop for TestDatabase {
     }
 }
 
-/// A browser: a cookie-keeping client pointed at one server, with the steps a person takes.
+/// A browser: a cookie-keeping client pointed at one server, with the steps a person takes, and a
+/// software passkey authenticator as its "device".
 pub struct Browser {
     pub address: String,
+    /// The console's public origin, which passkey ceremonies are bound to.
+    pub origin: Url,
     pub client: reqwest::Client,
     pub jar: Arc<Jar>,
+    pub authenticator: Mutex<SoftPasskey>,
 }
 
 pub struct TestApp {
@@ -131,6 +140,8 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub core: Core,
     pub setup_link: Option<String>,
+    /// The recovery codes shown when the admin enrolled their first passkey.
+    pub recovery_codes: Mutex<Vec<String>>,
     pub database_url: String,
     pub backend: Backend,
     server: actix_web::dev::ServerHandle,
@@ -151,43 +162,63 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestApp {
     let (database, url, data_dir) = TestDatabase::create(backend).await;
-    let mut settings = test_settings(&url, &data_dir);
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let mut settings = test_settings(&url, &data_dir, &listener);
     configure(&mut settings);
-    let mut app = start(settings, Arc::new(ManualClock::default()), backend, url).await;
+    let mut app = start(
+        listener,
+        settings,
+        Arc::new(ManualClock::default()),
+        backend,
+        url,
+    )
+    .await;
     app.database = Some(database);
     app
 }
 
-pub fn test_settings(database_url: &str, data_dir: &std::path::Path) -> Settings {
+/// Settings for a test server on `listener`, whose public URL is `http://localhost:<its port>`
+/// (WebAuthn needs a host name, not an IP).
+pub fn test_settings(
+    database_url: &str,
+    data_dir: &std::path::Path,
+    listener: &TcpListener,
+) -> Settings {
     let mut settings = Settings::for_database(database_url, data_dir).expect("valid test settings");
-    settings.listen = "127.0.0.1:0".parse().expect("address");
+    let port = listener.local_addr().expect("port").port();
+    settings.listen = format!("127.0.0.1:{port}").parse().expect("address");
+    settings.public_url = format!("http://localhost:{port}").parse().expect("url");
     settings.workers = 1;
     settings.password_hash_concurrency = 2;
     settings
 }
 
 async fn start(
+    listener: TcpListener,
     settings: Settings,
     clock: Arc<ManualClock>,
     backend: Backend,
     database_url: String,
 ) -> TestApp {
-    let app = Application::build(settings, clock.clone())
+    let origin = settings.public_url.clone();
+    let app = Application::build_on(listener, settings, clock.clone())
         .await
         .expect("application builds");
     let port = app.port();
     let core = app.core().clone();
+    let address = format!("http://127.0.0.1:{port}");
     let setup_link = app.setup_link().map(|link| {
         link.expose_secret()
-            .replace("http://localhost:8080", &format!("http://127.0.0.1:{port}"))
+            .replace(origin.as_str().trim_end_matches('/'), &address)
     });
     let server = app.handle();
     tokio::spawn(app.run_until_stopped());
     TestApp {
-        browser: Browser::new(&format!("http://127.0.0.1:{port}")),
+        browser: Browser::new(&address, &origin),
         clock,
         core,
         setup_link,
+        recovery_codes: Mutex::new(Vec::new()),
         database_url,
         backend,
         server,
@@ -207,8 +238,12 @@ impl TestApp {
     /// A second instance on the same database and clock (multi-instance deployment).
     pub async fn spawn_sibling(&self) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir").keep();
-        let settings = test_settings(&self.database_url, &dir);
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let mut settings = test_settings(&self.database_url, &dir, &listener);
+        // Same public URL as the first instance: they sit behind one load balancer.
+        settings.public_url = self.origin.clone();
         start(
+            listener,
             settings,
             self.clock.clone(),
             self.backend,
@@ -217,7 +252,7 @@ impl TestApp {
         .await
     }
 
-    /// Completes first-run setup through the link and returns the signed-in admin's session.
+    /// Completes first-run setup through the link and enrols a passkey: the admin is fully signed in.
     pub async fn create_admin(&self) {
         let response = self
             .submit_setup(&[
@@ -227,7 +262,22 @@ impl TestApp {
                 ("password_confirm", ADMIN_PASSWORD),
             ])
             .await;
-        assert_redirect_to(&response, "/");
+        assert_redirect_to(&response, "/mfa/enrol");
+        self.finish_enrolment().await;
+    }
+
+    /// Enrols this browser's passkey on the required-enrolment page and keeps the recovery codes.
+    pub async fn finish_enrolment(&self) {
+        let response = self.browser.enrol_passkey("Test key").await;
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "enrolment shows the recovery codes"
+        );
+        let html = response.text().await.expect("codes page");
+        let codes = all_text_of(&html, "#recovery-codes code");
+        assert_eq!(codes.len(), 10);
+        *self.recovery_codes.lock().expect("codes") = codes;
     }
 
     pub async fn submit_setup(&self, form: &[(&str, &str)]) -> Response {
@@ -246,15 +296,25 @@ impl TestApp {
         self.submit(&path, "/setup", &fields).await
     }
 
+    /// A recovery code shown at enrolment, not yet used by the test.
+    pub fn recovery_code(&self, index: usize) -> String {
+        self.recovery_codes.lock().expect("codes")[index].clone()
+    }
+
     /// An admin exists and this client is signed out.
     pub async fn with_admin_signed_out(&self) {
         self.create_admin().await;
         assert_redirect_to(&self.logout().await, "/login?signed_out=1");
     }
 
-    /// Another browser (its own cookies) on this server.
+    /// Another browser (its own cookies, its own authenticator) on this server.
     pub fn new_browser(&self) -> Browser {
-        Browser::new(&self.address)
+        Browser::new(&self.address, &self.origin)
+    }
+
+    /// A browser carrying `cookie` (another device replaying a session).
+    pub fn browser_with_cookie(&self, cookie: &str) -> Browser {
+        Browser::with_cookie(&self.address, &self.origin, cookie)
     }
 
     pub async fn events(&self) -> Vec<EventRecord> {
@@ -274,7 +334,7 @@ impl TestApp {
 }
 
 impl Browser {
-    pub fn new(address: &str) -> Self {
+    pub fn new(address: &str, origin: &Url) -> Self {
         let jar = Arc::new(Jar::default());
         let client = reqwest::Client::builder()
             .cookie_provider(jar.clone())
@@ -284,14 +344,16 @@ impl Browser {
             .expect("http client");
         Self {
             address: address.to_owned(),
+            origin: origin.clone(),
             client,
             jar,
+            authenticator: Mutex::new(SoftPasskey::new(true)),
         }
     }
 
     /// A browser that carries someone else's session cookie (`name=value`).
-    pub fn with_cookie(address: &str, cookie: &str) -> Self {
-        let browser = Self::new(address);
+    pub fn with_cookie(address: &str, origin: &Url, cookie: &str) -> Self {
+        let browser = Self::new(address, origin);
         browser
             .jar
             .add_cookie_str(cookie, &address.parse().expect("url"));
@@ -334,9 +396,78 @@ impl Browser {
     }
 
     pub async fn logout(&self) -> Response {
-        let html = self.get("/").await.text().await.expect("dashboard");
+        let html = self.page_with_form("/").await;
         self.post_form("/logout", &[("csrf_token", &csrf_token(&html))])
             .await
+    }
+
+    /// GETs `path`, following redirects (as a browser would) to the page that is finally shown.
+    pub async fn page_with_form(&self, path: &str) -> String {
+        let mut path = path.to_owned();
+        for _ in 0..5 {
+            let response = self.get(&path).await;
+            if response.status() != StatusCode::SEE_OTHER {
+                return response.text().await.expect("page body");
+            }
+            path = response.headers()["location"]
+                .to_str()
+                .expect("location")
+                .to_owned();
+        }
+        panic!("too many redirects from {path}");
+    }
+
+    /// Signs in completely: password, then this browser's passkey.
+    pub async fn sign_in(&self, email: &str, password: &str) {
+        assert_redirect_to(&self.login(email, password).await, "/login/passkey");
+        assert_redirect_to(
+            &self
+                .answer_passkey("/login/passkey", "/login/passkey")
+                .await,
+            "/",
+        );
+    }
+
+    /// Opens `page`, answers its passkey prompt with this browser's authenticator, posts to `action`.
+    pub async fn answer_passkey(&self, page: &str, action: &str) -> Response {
+        let html = self.page_with_form(page).await;
+        let options: RequestChallengeResponse =
+            serde_json::from_str(&passkey_options(&html)).expect("assertion options");
+        let credential = self
+            .authenticator
+            .lock()
+            .expect("authenticator")
+            .do_authentication(self.origin.clone(), options)
+            .expect("the soft passkey answers");
+        let json = serde_json::to_string(&credential).expect("json");
+        self.post_form(
+            action,
+            &[("csrf_token", &csrf_token(&html)), ("credential", &json)],
+        )
+        .await
+    }
+
+    /// Creates a passkey named `name` through the enrolment page.
+    pub async fn enrol_passkey(&self, name: &str) -> Response {
+        let html = self.page_with_form("/mfa/enrol").await;
+        let options: CreationChallengeResponse =
+            serde_json::from_str(&passkey_options(&html)).expect("creation options");
+        let credential = self
+            .authenticator
+            .lock()
+            .expect("authenticator")
+            .do_registration(self.origin.clone(), options)
+            .expect("the soft passkey registers");
+        let json = serde_json::to_string(&credential).expect("json");
+        self.post_form(
+            "/mfa/enrol",
+            &[
+                ("csrf_token", &csrf_token(&html)),
+                ("name", name),
+                ("credential", &json),
+            ],
+        )
+        .await
     }
 
     pub async fn dashboard_html(&self) -> String {
@@ -370,6 +501,28 @@ pub fn csrf_token(html: &str) -> String {
         .and_then(|input| input.value().attr("value"))
         .expect("page carries a CSRF token")
         .to_owned()
+}
+
+/// The ceremony options a page hands to its passkey script.
+pub fn passkey_options(html: &str) -> String {
+    let document = Html::parse_document(html);
+    let selector = Selector::parse("form[data-webauthn]").expect("selector");
+    document
+        .select(&selector)
+        .next()
+        .and_then(|form| form.value().attr("data-options"))
+        .expect("page carries passkey options")
+        .to_owned()
+}
+
+/// The texts of every element matching `css`.
+pub fn all_text_of(html: &str, css: &str) -> Vec<String> {
+    let document = Html::parse_document(html);
+    let selector = Selector::parse(css).expect("selector");
+    document
+        .select(&selector)
+        .map(|element| element.text().collect::<String>().trim().to_owned())
+        .collect()
 }
 
 /// The text of the first element matching `css`, whitespace-collapsed.

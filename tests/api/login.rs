@@ -3,13 +3,16 @@ use reqwest::StatusCode;
 use crate::helpers::*;
 use crate::on_both_backends;
 
-async fn correct_password_lands_on_the_dashboard_showing_who_i_am(backend: Backend) {
+async fn password_then_passkey_lands_on_the_dashboard_showing_who_i_am(backend: Backend) {
     let app = spawn_app(backend).await;
     app.with_admin_signed_out().await;
 
     let response = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_redirect_to(&response, "/login/passkey");
+    assert_redirect_to(&app.get("/").await, "/login/passkey");
+    let second = app.answer_passkey("/login/passkey", "/login/passkey").await;
 
-    assert_redirect_to(&response, "/");
+    assert_redirect_to(&second, "/");
     let html = app.dashboard_html().await;
     assert_eq!(
         text_of(&html, ".whoami").as_deref(),
@@ -23,7 +26,7 @@ async fn e_mail_is_matched_without_regard_to_case(backend: Backend) {
 
     let response = app.login("  ADA@Example.COM ", ADMIN_PASSWORD).await;
 
-    assert_redirect_to(&response, "/");
+    assert_redirect_to(&response, "/login/passkey");
 }
 
 async fn wrong_password_and_unknown_e_mail_get_the_same_answer(backend: Backend) {
@@ -96,7 +99,7 @@ async fn signing_out_ends_the_session_on_the_server(backend: Backend) {
         Some("You have signed out.")
     );
     // Replaying the old cookie from another client gets nowhere: the row is gone.
-    let replay = Browser::with_cookie(&app.address, &cookie).get("/").await;
+    let replay = app.browser_with_cookie(&cookie).get("/").await;
     assert_redirect_to(&replay, "/login");
 }
 
@@ -108,7 +111,7 @@ async fn signed_in_users_visiting_the_login_page_go_to_the_dashboard(backend: Ba
 }
 
 on_both_backends!(
-    correct_password_lands_on_the_dashboard_showing_who_i_am,
+    password_then_passkey_lands_on_the_dashboard_showing_who_i_am,
     e_mail_is_matched_without_regard_to_case,
     wrong_password_and_unknown_e_mail_get_the_same_answer,
     failed_sign_in_keeps_the_e_mail_but_not_the_password,

@@ -12,5 +12,6 @@ mod health;
 mod login;
 mod migrations;
 mod multi_instance;
+mod passkeys;
 mod sessions;
 mod setup;

@@ -8,7 +8,7 @@ async fn two_instances_on_one_database_share_sessions(backend: Backend) {
     let second = first.spawn_sibling().await;
 
     // The cookie issued by the first instance works on the second.
-    let on_second = Browser::with_cookie(&second.address, &cookie);
+    let on_second = second.browser_with_cookie(&cookie);
     let html = on_second.dashboard_html().await;
     assert!(html.contains("Welcome, Ada Lovelace"));
 

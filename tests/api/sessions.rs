@@ -20,7 +20,7 @@ async fn admin_id(app: &TestApp) -> UserId {
 }
 
 async fn dashboard_with_cookie(app: &TestApp, cookie: &str) -> reqwest::Response {
-    Browser::with_cookie(&app.address, cookie).get("/").await
+    app.browser_with_cookie(cookie).get("/").await
 }
 
 async fn signing_in_issues_a_new_session_key(backend: Backend) {
@@ -31,7 +31,10 @@ async fn signing_in_issues_a_new_session_key(backend: Backend) {
         .session_cookie()
         .expect("the login page starts an anonymous session");
 
-    assert_redirect_to(&app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await, "/");
+    assert_redirect_to(
+        &app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await,
+        "/login/passkey",
+    );
 
     let after = app.session_cookie().unwrap();
     assert_ne!(

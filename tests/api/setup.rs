@@ -139,7 +139,8 @@ async fn markup_in_a_display_name_is_shown_as_text(backend: Backend) {
             ("password_confirm", ADMIN_PASSWORD),
         ])
         .await;
-    assert_redirect_to(&response, "/");
+    assert_redirect_to(&response, "/mfa/enrol");
+    app.finish_enrolment().await;
 
     let html = app.dashboard_html().await;
     assert!(!html.contains("<script>alert(1)</script>"));

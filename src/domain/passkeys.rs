@@ -1,0 +1,550 @@
+//! Passkeys (WebAuthn) through webauthn-rs: enrolment, assertion as a second factor or step-up,
+//! and passwordless sign-in with a discoverable credential. Ceremony state is kept in the server-side
+//! session by the caller and handed back here; nothing from the client is trusted but the signed
+//! response itself.
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+use webauthn_rs::prelude::{
+    AuthenticationResult, CreationChallengeResponse, DiscoverableAuthentication, Passkey,
+    PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
+    RequestChallengeResponse, Webauthn, WebauthnBuilder, WebauthnError,
+};
+
+use webauthn_rs_proto::ResidentKeyRequirement;
+
+use crate::clock::{Millis, duration_ms};
+use crate::domain::Core;
+use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
+use crate::domain::ids::{UserId, time_ordered_id};
+use crate::domain::users::{User, UserStatus};
+use crate::store::StoreError;
+use crate::store::passkeys::RemovePasskey;
+
+/// A ceremony not finished within this time is refused.
+pub const CEREMONY_LIFETIME: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum PasskeyError {
+    #[error("The passkey check did not start on this page, or it took too long. Try again.")]
+    NoCeremony,
+    #[error("The browser's answer could not be read. Try again.")]
+    Malformed,
+    #[error("This passkey could not be verified.")]
+    Rejected(#[source] Option<WebauthnError>),
+    #[error(
+        "This passkey's signature counter went backwards, which can mean it was copied. It was refused; contact security."
+    )]
+    CounterRegressed,
+    #[error("This passkey is already registered.")]
+    AlreadyRegistered,
+    #[error("There is no passkey on this account yet.")]
+    NoPasskeys,
+    #[error("You cannot remove your only passkey. Add another one first.")]
+    LastPasskey,
+    #[error("That passkey does not exist.")]
+    NotFound,
+    #[error("The passkey service is misconfigured: {0}")]
+    Setup(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Relying party from the public URL: its host is the RP id (`localhost` in development), its
+/// origin the only origin accepted.
+pub fn relying_party(public_url: &Url) -> Result<Webauthn, PasskeyError> {
+    let rp_id = public_url
+        .host_str()
+        .ok_or_else(|| PasskeyError::Setup("public_url has no host".into()))?;
+    WebauthnBuilder::new(rp_id, public_url)
+        .and_then(|builder| builder.rp_name("Token Broker").build())
+        .map_err(|e| PasskeyError::Setup(e.to_string()))
+}
+
+/// What the user is proving with an assertion; a ceremony started for one purpose cannot finish
+/// another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Purpose {
+    SecondFactor,
+    StepUp,
+}
+
+/// The ceremony in progress, as stored in the session.
+#[derive(Serialize, Deserialize)]
+pub enum Ceremony {
+    Enrol {
+        user: UserId,
+        state: PasskeyRegistration,
+        started_at: Millis,
+    },
+    Assert {
+        user: UserId,
+        purpose: Purpose,
+        state: PasskeyAuthentication,
+        started_at: Millis,
+    },
+    Discover {
+        state: DiscoverableAuthentication,
+        started_at: Millis,
+    },
+}
+
+impl Ceremony {
+    fn started_at(&self) -> Millis {
+        match self {
+            Self::Enrol { started_at, .. }
+            | Self::Assert { started_at, .. }
+            | Self::Discover { started_at, .. } => *started_at,
+        }
+    }
+
+    pub fn is_expired(&self, now: Millis) -> bool {
+        now.saturating_sub(self.started_at()) > duration_ms(CEREMONY_LIFETIME)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PasskeyNameError {
+    #[error("Give the passkey a name, like \"YubiKey 5\" or \"MacBook Touch ID\".")]
+    Empty,
+    #[error("Use at most {} characters.", PasskeyName::MAX_CHARS)]
+    TooLong,
+    #[error("Use letters, digits, spaces and punctuation only.")]
+    ControlCharacters,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasskeyName(String);
+
+impl PasskeyName {
+    pub const MAX_CHARS: usize = 60;
+
+    pub fn parse(raw: &str) -> Result<Self, PasskeyNameError> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err(PasskeyNameError::Empty);
+        }
+        if trimmed.chars().count() > Self::MAX_CHARS {
+            return Err(PasskeyNameError::TooLong);
+        }
+        if trimmed.chars().any(char::is_control) {
+            return Err(PasskeyNameError::ControlCharacters);
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A stored passkey as the store hands it back.
+#[derive(Debug, Clone)]
+pub struct PasskeyRecord {
+    pub id: String,
+    pub name: String,
+    pub passkey_json: String,
+    pub backup_eligible: bool,
+    pub backup_state: bool,
+    pub created_at: Millis,
+    pub last_used_at: Option<Millis>,
+}
+
+impl PasskeyRecord {
+    fn passkey(&self) -> Result<Passkey, PasskeyError> {
+        serde_json::from_str(&self.passkey_json).map_err(|e| {
+            PasskeyError::Store(StoreError::Corrupt(format!("passkey {}: {e}", self.id)))
+        })
+    }
+}
+
+/// A passkey ready to store.
+pub struct NewPasskey {
+    pub id: String,
+    pub user_id: UserId,
+    pub credential_id: String,
+    pub name: PasskeyName,
+    pub passkey_json: String,
+    pub sign_count: i64,
+    pub backup_eligible: bool,
+    pub backup_state: bool,
+    pub created_at: Millis,
+}
+
+fn credential_key(id: &[u8]) -> String {
+    data_encoding::BASE64URL_NOPAD.encode(id)
+}
+
+/// Starts enrolment. The options prefer a discoverable credential (so it can sign in without a
+/// password) and exclude the user's existing passkeys.
+pub async fn start_enrolment(
+    core: &Core,
+    user: &User,
+) -> Result<(CreationChallengeResponse, Ceremony), PasskeyError> {
+    let existing = core
+        .store
+        .passkeys_of(user.id)
+        .await?
+        .iter()
+        .map(|record| record.passkey().map(|p| p.cred_id().clone()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (mut options, state) = core
+        .webauthn
+        .start_passkey_registration(
+            uuid_of(user.id),
+            &user.email,
+            &user.display_name,
+            Some(existing),
+        )
+        .map_err(|e| PasskeyError::Setup(e.to_string()))?;
+    // The server state does not depend on residency. Preferring it makes the passkey usable for
+    // passwordless sign-in wherever the authenticator can store it; requiring it would lock out
+    // security keys without resident-key storage.
+    if let Some(selection) = options.public_key.authenticator_selection.as_mut() {
+        selection.resident_key = Some(ResidentKeyRequirement::Preferred);
+    }
+    let ceremony = Ceremony::Enrol {
+        user: user.id,
+        state,
+        started_at: core.clock.now_ms(),
+    };
+    Ok((options, ceremony))
+}
+
+pub async fn finish_enrolment(
+    core: &Core,
+    user: &User,
+    ceremony: Option<Ceremony>,
+    name: PasskeyName,
+    response_json: &str,
+    context: &RequestContext,
+) -> Result<(), PasskeyError> {
+    let now = core.clock.now_ms();
+    let state = match ceremony {
+        Some(ceremony @ Ceremony::Enrol { .. }) if ceremony.is_expired(now) => {
+            return Err(PasskeyError::NoCeremony);
+        }
+        Some(Ceremony::Enrol {
+            user: owner, state, ..
+        }) if owner == user.id => state,
+        _ => return Err(PasskeyError::NoCeremony),
+    };
+    let response: RegisterPublicKeyCredential =
+        serde_json::from_str(response_json).map_err(|_| PasskeyError::Malformed)?;
+    let passkey = match core.webauthn.finish_passkey_registration(&response, &state) {
+        Ok(passkey) => passkey,
+        Err(e) => {
+            record(
+                core,
+                EventType::PasskeyEnrolled,
+                Outcome::Failure,
+                user.id,
+                context,
+                |ev| ev.detail("reason", webauthn_reason(&e)),
+            )
+            .await?;
+            return Err(PasskeyError::Rejected(Some(e)));
+        }
+    };
+    let record = NewPasskey {
+        id: time_ordered_id(),
+        user_id: user.id,
+        credential_id: credential_key(passkey.cred_id().as_ref()),
+        name,
+        passkey_json: serde_json::to_string(&passkey)
+            .map_err(|e| PasskeyError::Setup(e.to_string()))?,
+        sign_count: 0,
+        backup_eligible: false,
+        backup_state: false,
+        created_at: now,
+    };
+    let event = Event::new(
+        now,
+        EventType::PasskeyEnrolled,
+        Outcome::Success,
+        Actor::User(user.id),
+    )
+    .subject(user.id)
+    .context(context)
+    .detail("passkey", record.id.clone())
+    .detail("name", record.name.as_str());
+    if core.store.insert_passkey(&record, &event).await? {
+        Ok(())
+    } else {
+        Err(PasskeyError::AlreadyRegistered)
+    }
+}
+
+/// Starts an assertion against the user's own passkeys.
+pub async fn start_assertion(
+    core: &Core,
+    user: UserId,
+    purpose: Purpose,
+) -> Result<(RequestChallengeResponse, Ceremony), PasskeyError> {
+    let passkeys = core
+        .store
+        .passkeys_of(user)
+        .await?
+        .iter()
+        .map(PasskeyRecord::passkey)
+        .collect::<Result<Vec<_>, _>>()?;
+    if passkeys.is_empty() {
+        return Err(PasskeyError::NoPasskeys);
+    }
+    let (options, state) = core
+        .webauthn
+        .start_passkey_authentication(&passkeys)
+        .map_err(|e| PasskeyError::Setup(e.to_string()))?;
+    Ok((
+        options,
+        Ceremony::Assert {
+            user,
+            purpose,
+            state,
+            started_at: core.clock.now_ms(),
+        },
+    ))
+}
+
+/// Verifies an assertion for `purpose`, updates the passkey's counter and flags, records the event.
+pub async fn finish_assertion(
+    core: &Core,
+    user: UserId,
+    purpose: Purpose,
+    ceremony: Option<Ceremony>,
+    response_json: &str,
+    context: &RequestContext,
+) -> Result<(), PasskeyError> {
+    let now = core.clock.now_ms();
+    let state = match ceremony {
+        Some(ceremony @ Ceremony::Assert { .. }) if ceremony.is_expired(now) => {
+            return Err(PasskeyError::NoCeremony);
+        }
+        Some(Ceremony::Assert {
+            user: owner,
+            purpose: started_for,
+            state,
+            ..
+        }) if owner == user && started_for == purpose => state,
+        _ => return Err(PasskeyError::NoCeremony),
+    };
+    let outcome = match serde_json::from_str::<PublicKeyCredential>(response_json) {
+        Ok(response) => {
+            verify(core, user, &response, |webauthn, _| {
+                webauthn.finish_passkey_authentication(&response, &state)
+            })
+            .await
+        }
+        Err(_) => Err(PasskeyError::Malformed),
+    };
+    record_assertion(core, user, purpose, &outcome, context).await?;
+    outcome
+}
+
+/// Starts a passwordless sign-in: any discoverable passkey of any user may answer.
+pub fn start_discovery(core: &Core) -> Result<(RequestChallengeResponse, Ceremony), PasskeyError> {
+    let (options, state) = core
+        .webauthn
+        .start_discoverable_authentication()
+        .map_err(|e| PasskeyError::Setup(e.to_string()))?;
+    Ok((
+        options,
+        Ceremony::Discover {
+            state,
+            started_at: core.clock.now_ms(),
+        },
+    ))
+}
+
+/// Finishes a passwordless sign-in and returns the (active) user it proves.
+pub async fn finish_discovery(
+    core: &Core,
+    ceremony: Option<Ceremony>,
+    response_json: &str,
+    context: &RequestContext,
+) -> Result<User, PasskeyError> {
+    let now = core.clock.now_ms();
+    let state = match ceremony {
+        Some(ceremony @ Ceremony::Discover { .. }) if ceremony.is_expired(now) => {
+            return Err(PasskeyError::NoCeremony);
+        }
+        Some(Ceremony::Discover { state, .. }) => state,
+        _ => return Err(PasskeyError::NoCeremony),
+    };
+    let response: PublicKeyCredential =
+        serde_json::from_str(response_json).map_err(|_| PasskeyError::Malformed)?;
+    let (user_uuid, _) = core
+        .webauthn
+        .identify_discoverable_authentication(&response)
+        .map_err(|e| PasskeyError::Rejected(Some(e)))?;
+    let user_id = UserId::from(user_uuid);
+    let user = match core.store.find_user(user_id).await? {
+        Some(user) if user.status == UserStatus::Active => user,
+        _ => return Err(PasskeyError::Rejected(None)),
+    };
+    let outcome = verify(core, user_id, &response, |webauthn, passkey| {
+        webauthn.finish_discoverable_authentication_v2(&response, state, passkey)
+    })
+    .await;
+    record_assertion(core, user_id, Purpose::SecondFactor, &outcome, context).await?;
+    outcome.map(|()| user)
+}
+
+/// Looks up the answering passkey, runs the check, and persists counter and flags.
+async fn verify(
+    core: &Core,
+    user: UserId,
+    response: &PublicKeyCredential,
+    check: impl FnOnce(&Webauthn, &Passkey) -> Result<AuthenticationResult, WebauthnError>,
+) -> Result<(), PasskeyError> {
+    let credential = credential_key(response.get_credential_id());
+    let record = core
+        .store
+        .passkey_by_credential(user, &credential)
+        .await?
+        .ok_or(PasskeyError::Rejected(None))?;
+    let mut passkey = record.passkey()?;
+    let result = check(&core.webauthn, &passkey).map_err(|e| match e {
+        WebauthnError::CredentialPossibleCompromise => PasskeyError::CounterRegressed,
+        other => PasskeyError::Rejected(Some(other)),
+    })?;
+    let updated = if passkey.update_credential(&result) == Some(true) {
+        Some(serde_json::to_string(&passkey).map_err(|e| PasskeyError::Setup(e.to_string()))?)
+    } else {
+        None
+    };
+    let flags = updated.as_deref().map(|json| {
+        (
+            json,
+            i64::from(result.counter()),
+            result.backup_eligible(),
+            result.backup_state(),
+        )
+    });
+    core.store
+        .record_passkey_use(&record.id, flags, core.clock.now_ms())
+        .await?;
+    Ok(())
+}
+
+async fn record_assertion(
+    core: &Core,
+    user: UserId,
+    purpose: Purpose,
+    outcome: &Result<(), PasskeyError>,
+    context: &RequestContext,
+) -> Result<(), StoreError> {
+    let purpose_name = match purpose {
+        Purpose::SecondFactor => "sign_in",
+        Purpose::StepUp => "step_up",
+    };
+    match outcome {
+        Ok(()) => {
+            record(
+                core,
+                EventType::PasskeyUsed,
+                Outcome::Success,
+                user,
+                context,
+                |ev| ev.detail("purpose", purpose_name),
+            )
+            .await
+        }
+        Err(PasskeyError::CounterRegressed) => {
+            record(
+                core,
+                EventType::PasskeyCounterRegressed,
+                Outcome::Failure,
+                user,
+                context,
+                |ev| ev.detail("purpose", purpose_name).detail("alert", true),
+            )
+            .await
+        }
+        Err(error) => {
+            let reason = match error {
+                PasskeyError::Rejected(Some(e)) => webauthn_reason(e),
+                PasskeyError::Malformed => "malformed_response".into(),
+                _ => "rejected".into(),
+            };
+            record(
+                core,
+                EventType::SecondFactorFailed,
+                Outcome::Failure,
+                user,
+                context,
+                |ev| ev.detail("purpose", purpose_name).detail("reason", reason),
+            )
+            .await
+        }
+    }
+}
+
+/// A stable, secret-free reason code from webauthn-rs's error.
+fn webauthn_reason(error: &WebauthnError) -> String {
+    let debug = format!("{error:?}");
+    debug
+        .split(|c: char| !c.is_alphanumeric())
+        .next()
+        .unwrap_or("unknown")
+        .to_owned()
+}
+
+async fn record(
+    core: &Core,
+    event_type: EventType,
+    outcome: Outcome,
+    user: UserId,
+    context: &RequestContext,
+    decorate: impl FnOnce(Event) -> Event,
+) -> Result<(), StoreError> {
+    let event = Event::new(core.clock.now_ms(), event_type, outcome, Actor::User(user))
+        .subject(user)
+        .context(context);
+    core.store.append_event(&decorate(event)).await
+}
+
+/// Renames one of the user's passkeys.
+pub async fn rename(
+    core: &Core,
+    user: UserId,
+    passkey_id: &str,
+    name: PasskeyName,
+) -> Result<(), PasskeyError> {
+    if core
+        .store
+        .rename_passkey(user, passkey_id, name.as_str())
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(PasskeyError::NotFound)
+    }
+}
+
+/// Removes one of the user's passkeys, never the last.
+pub async fn remove(
+    core: &Core,
+    user: UserId,
+    passkey_id: &str,
+    context: &RequestContext,
+) -> Result<(), PasskeyError> {
+    let event = Event::new(
+        core.clock.now_ms(),
+        EventType::PasskeyRemoved,
+        Outcome::Success,
+        Actor::User(user),
+    )
+    .subject(user)
+    .context(context)
+    .detail("passkey", passkey_id);
+    match core.store.remove_passkey(user, passkey_id, &event).await? {
+        RemovePasskey::Removed => Ok(()),
+        RemovePasskey::NotFound => Err(PasskeyError::NotFound),
+        RemovePasskey::LastOne => Err(PasskeyError::LastPasskey),
+    }
+}
+
+fn uuid_of(user: UserId) -> uuid::Uuid {
+    user.into()
+}
