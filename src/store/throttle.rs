@@ -60,9 +60,10 @@ impl Store {
     }
 
     /// Lifts an expired lock; true if this call lifted it (so one instance records the unlock).
+    /// The failure count stays until its window ends, so the next failure locks for longer.
     pub async fn lift_expired_lock(&self, key: &str, now: Millis) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "UPDATE login_throttle SET locked_until = NULL, failures = 0, window_started_at = $2 \
+            "UPDATE login_throttle SET locked_until = NULL \
              WHERE throttle_key = $1 AND locked_until IS NOT NULL AND locked_until <= $2",
         )
         .bind(key)

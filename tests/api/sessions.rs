@@ -116,7 +116,7 @@ async fn the_database_stores_only_a_hash_of_the_session_key(backend: Backend) {
             .unwrap(),
         1
     );
-    let dump = sqlx_dump_sessions(&app).await;
+    let dump = session_table_dump(&app).await;
     assert!(!dump.is_empty());
     // The cookie is "<signature><key>"; no stored column may contain any 32-character run of it.
     for window in value.as_bytes().windows(32) {
@@ -128,7 +128,7 @@ async fn the_database_stores_only_a_hash_of_the_session_key(backend: Backend) {
     }
 }
 
-async fn sqlx_dump_sessions(app: &TestApp) -> String {
+pub async fn session_table_dump(app: &TestApp) -> String {
     use sqlx::Row;
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(&app.database_url).await.unwrap();
