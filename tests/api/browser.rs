@@ -1,0 +1,360 @@
+//! End to end in headless Debian Chromium, driven over the DevTools protocol. Passkeys come from
+//! Chromium's virtual authenticator (one per tab), so the page's own script runs every ceremony.
+
+use std::time::{Duration, Instant};
+
+use chromiumoxide::Page;
+use chromiumoxide::browser::{Browser, BrowserConfig};
+use chromiumoxide::cdp::browser_protocol::web_authn::{
+    AddCredentialParams, AddVirtualAuthenticatorParams, AuthenticatorId, AuthenticatorProtocol,
+    AuthenticatorTransport, Ctap2Version, EnableParams, GetCredentialsParams,
+    SetResponseOverrideBitsParams, VirtualAuthenticatorOptions,
+};
+use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
+use futures_util::StreamExt;
+
+use crate::helpers::*;
+
+const CHROMIUM_FLAGS: [&str; 5] = [
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+];
+
+/// One Chromium process with its own profile; closed when dropped.
+struct Chromium {
+    browser: Browser,
+    _profile: tempfile::TempDir,
+}
+
+impl Chromium {
+    async fn launch() -> Self {
+        let executable =
+            std::env::var("TB_TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        assert!(
+            std::path::Path::new(&executable).exists(),
+            "browser tests need Debian's chromium at {executable} (apt-get install chromium chromium-driver)"
+        );
+        let profile = tempfile::tempdir().unwrap();
+        let config = BrowserConfig::builder()
+            .chrome_executable(&executable)
+            .new_headless_mode()
+            .no_sandbox()
+            .user_data_dir(profile.path())
+            .args(CHROMIUM_FLAGS)
+            .launch_timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let (browser, mut handler) = Browser::launch(config).await.expect("chromium starts");
+        tokio::spawn(async move { while handler.next().await.is_some() {} });
+        Self {
+            browser,
+            _profile: profile,
+        }
+    }
+
+    /// A tab with its own virtual authenticator (CTAP2.1, platform, resident keys, user verification).
+    /// The virtual authenticator answers a browser-autofill (conditional UI) request at once, which
+    /// would sign in before a password could be typed; tabs that test the password path are
+    /// browsers without conditional mediation.
+    async fn tab(&self) -> (Page, AuthenticatorId) {
+        let (page, authenticator) = self.tab_with_autofill().await;
+        page.evaluate_on_new_document(
+            "if (window.PublicKeyCredential) { PublicKeyCredential.isConditionalMediationAvailable = async () => false; }",
+        )
+        .await
+        .unwrap();
+        (page, authenticator)
+    }
+
+    async fn tab_with_autofill(&self) -> (Page, AuthenticatorId) {
+        let page = self.browser.new_page("about:blank").await.unwrap();
+        page.execute(EnableParams::default()).await.unwrap();
+        let options = VirtualAuthenticatorOptions::builder()
+            .protocol(AuthenticatorProtocol::Ctap2)
+            .ctap2_version(Ctap2Version::Ctap21)
+            .transport(AuthenticatorTransport::Internal)
+            .has_resident_key(true)
+            .has_user_verification(true)
+            .is_user_verified(true)
+            .automatic_presence_simulation(true)
+            .build()
+            .unwrap();
+        let added = page
+            .execute(AddVirtualAuthenticatorParams::new(options))
+            .await
+            .unwrap();
+        (page, added.result.authenticator_id.clone())
+    }
+}
+
+impl Drop for Chromium {
+    fn drop(&mut self) {
+        if let Some(child) = self.browser.get_mut_child() {
+            let _ = child.as_mut_inner().start_kill();
+        }
+    }
+}
+
+async fn open(page: &Page, url: &str) {
+    page.goto(url).await.unwrap();
+    wait_until_loaded(page).await;
+}
+
+async fn wait_until_loaded(page: &Page) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let state = page
+            .evaluate("document.readyState")
+            .await
+            .ok()
+            .and_then(|r| r.into_value::<String>().ok());
+        if state.as_deref() == Some("complete") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the page never finished loading");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the page is at `path` (navigations started by scripts finish on their own time).
+async fn wait_for_path(page: &Page, path: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let url = page.url().await.unwrap().unwrap_or_default();
+        let here = url::Url::parse(&url)
+            .map(|u| u.path().to_owned())
+            .unwrap_or_default();
+        if here == path {
+            wait_until_loaded(page).await;
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected to reach {path}, still at {url}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_for_text(page: &Page, css: &str, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        // The node may belong to a document being replaced: look again rather than fail.
+        if let Ok(element) = page.find_element(css).await {
+            if let Ok(Some(text)) = element.inner_text().await {
+                if text.contains(needle) {
+                    return;
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {css} containing {needle:?} appeared"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs `action` on the element `css` in the page, as a user gesture, retrying while a navigation
+/// replaces the document. `action` is a JavaScript function body with the element as `el`.
+async fn on_element(page: &Page, css: &str, action: &str) {
+    let script = format!(
+        "(() => {{ const el = document.querySelector({}); if (!el) return false; {action}; return true; }})()",
+        serde_json::to_string(css).unwrap()
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let params = EvaluateParams::builder()
+            .expression(script.clone())
+            .user_gesture(true)
+            .build()
+            .unwrap();
+        let done = page
+            .evaluate(params)
+            .await
+            .ok()
+            .and_then(|result| result.into_value::<bool>().ok());
+        if done == Some(true) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no usable {css} on the page");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn fill(page: &Page, css: &str, value: &str) {
+    let value = serde_json::to_string(value).unwrap();
+    on_element(
+        page,
+        css,
+        &format!("el.focus(); el.value = {value}; el.dispatchEvent(new Event('input', {{ bubbles: true }}))"),
+    )
+    .await;
+}
+
+/// The element's own click(): the page's handlers and form submission run as for a person's click.
+async fn click(page: &Page, css: &str) {
+    on_element(page, css, "el.click()").await;
+}
+
+fn console(app: &TestApp, path: &str) -> String {
+    format!("{}{}", app.origin.as_str().trim_end_matches('/'), path)
+}
+
+/// First run in the browser: setup link, passkey creation, recovery codes, dashboard.
+async fn set_up_admin(app: &TestApp, page: &Page) {
+    let link = app
+        .setup_link
+        .clone()
+        .unwrap()
+        .replace(&app.address, app.origin.as_str().trim_end_matches('/'));
+    open(page, &link).await;
+    fill(page, "#email", ADMIN_EMAIL).await;
+    fill(page, "#display_name", ADMIN_NAME).await;
+    fill(page, "#password", ADMIN_PASSWORD).await;
+    fill(page, "#password_confirm", ADMIN_PASSWORD).await;
+    click(page, "form[action='/setup'] button[type=submit]").await;
+    wait_for_path(page, "/mfa/enrol").await;
+
+    fill(page, "#name", "Chromium virtual key").await;
+    click(page, "#enrol-submit").await;
+    wait_for_text(page, "h2", "Save your recovery codes").await;
+    let codes = page.find_elements("#recovery-codes code").await.unwrap();
+    assert_eq!(codes.len(), 10);
+    click(page, "#codes-done").await;
+    wait_for_text(page, "h1", "Welcome, Ada Lovelace").await;
+}
+
+async fn sign_out(page: &Page) {
+    click(page, "form[action='/logout'] button").await;
+    wait_for_path(page, "/login").await;
+}
+
+async fn sign_in_with_password(app: &TestApp, page: &Page) {
+    open(page, &console(app, "/login")).await;
+    fill(page, "#email", ADMIN_EMAIL).await;
+    fill(page, "#password", ADMIN_PASSWORD).await;
+    click(page, "#login-submit").await;
+    wait_for_path(page, "/login/passkey").await;
+}
+
+#[tokio::test]
+async fn a_person_enrols_a_passkey_and_signs_in_with_it_and_without_a_password() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let chromium = Chromium::launch().await;
+    let (page, _) = chromium.tab().await;
+
+    set_up_admin(&app, &page).await;
+    sign_out(&page).await;
+
+    sign_in_with_password(&app, &page).await;
+    click(&page, "#passkey-submit").await;
+    wait_for_text(&page, "h1", "Welcome, Ada Lovelace").await;
+    sign_out(&page).await;
+
+    // Passwordless: the discoverable passkey names the account itself.
+    click(&page, "#passkey-login").await;
+    wait_for_text(&page, "h1", "Welcome, Ada Lovelace").await;
+    let events = app.events().await;
+    assert!(
+        events
+            .iter()
+            .filter(|e| e.event_type == "passkey_used")
+            .count()
+            >= 2
+    );
+}
+
+#[tokio::test]
+async fn browser_autofill_offers_the_passkey_on_the_login_page() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let chromium = Chromium::launch().await;
+    let (setup_tab, setup_key) = chromium.tab().await;
+    set_up_admin(&app, &setup_tab).await;
+    sign_out(&setup_tab).await;
+    let (page, key) = chromium.tab_with_autofill().await;
+    let credentials = setup_tab
+        .execute(GetCredentialsParams::new(setup_key))
+        .await
+        .unwrap();
+    for credential in credentials.result.credentials.clone() {
+        page.execute(AddCredentialParams::new(key.clone(), credential))
+            .await
+            .unwrap();
+    }
+
+    // Nothing is typed or clicked: the page's conditional request is answered by the authenticator,
+    // as when a person picks the passkey from the e-mail field's suggestions.
+    open(&page, &console(&app, "/login")).await;
+
+    wait_for_text(&page, "h1", "Welcome, Ada Lovelace").await;
+}
+
+#[tokio::test]
+async fn a_bogus_signature_or_missing_user_verification_is_refused_by_the_server() {
+    let app = spawn_app(Backend::Postgres).await;
+    let chromium = Chromium::launch().await;
+    let (page, authenticator) = chromium.tab().await;
+    set_up_admin(&app, &page).await;
+    sign_out(&page).await;
+    sign_in_with_password(&app, &page).await;
+
+    for (bogus_signature, bad_uv) in [(true, false), (false, true)] {
+        page.execute(SetResponseOverrideBitsParams {
+            authenticator_id: authenticator.clone(),
+            is_bogus_signature: Some(bogus_signature),
+            is_bad_uv: Some(bad_uv),
+            is_bad_up: None,
+        })
+        .await
+        .unwrap();
+        click(&page, "#passkey-submit").await;
+        wait_for_text(&page, ".alert", "could not be verified").await;
+        assert_redirect_to(&app.get("/").await, "/login");
+    }
+    let failures = app
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e.event_type == "second_factor_failed")
+        .count();
+    assert_eq!(failures, 2);
+}
+
+#[tokio::test]
+async fn a_session_ended_from_another_browser_is_sent_to_the_login_page() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let first = Chromium::launch().await;
+    let (laptop, laptop_key) = first.tab().await;
+    set_up_admin(&app, &laptop).await;
+
+    // The same passkey, synced to a second device: a separate browser profile.
+    let second = Chromium::launch().await;
+    let (phone, phone_key) = second.tab().await;
+    let credentials = laptop
+        .execute(GetCredentialsParams::new(laptop_key))
+        .await
+        .unwrap();
+    for credential in credentials.result.credentials.clone() {
+        phone
+            .execute(AddCredentialParams::new(phone_key.clone(), credential))
+            .await
+            .unwrap();
+    }
+    sign_in_with_password(&app, &phone).await;
+    click(&phone, "#passkey-submit").await;
+    wait_for_text(&phone, "h1", "Welcome").await;
+
+    open(&phone, &console(&app, "/account/sessions")).await;
+    wait_until_loaded(&phone).await;
+    let rows = phone.find_elements("tr[data-session]").await.unwrap();
+    assert_eq!(rows.len(), 2);
+    click(&phone, "tr[data-session]:not(:has(.tag)) button").await;
+    wait_for_text(&phone, ".notice", "Ended 1 session").await;
+
+    laptop.reload().await.unwrap();
+    wait_for_path(&laptop, "/login").await;
+}
