@@ -158,17 +158,7 @@ pub async fn change_password(
     keep_session: &str,
     context: &RequestContext,
 ) -> Result<u64, PasswordChangeError> {
-    let stored = core
-        .store
-        .find_user(user)
-        .await?
-        .map(|u| u.email.to_lowercase())
-        .ok_or(PasswordChangeError::WrongCurrentPassword)?;
-    let hash = core
-        .store
-        .find_credentials_by_email(&stored)
-        .await?
-        .and_then(|c| c.password_hash);
+    let hash = core.store.password_hash_of(user).await?;
     if !core.passwords.verify(current, hash.as_ref()).await? {
         let event = Event::new(
             core.clock.now_ms(),

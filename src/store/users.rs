@@ -87,6 +87,15 @@ impl Store {
         Ok(Some(row.into_user(roles)?.0))
     }
 
+    pub async fn password_hash_of(&self, id: UserId) -> Result<Option<PasswordHash>, StoreError> {
+        let row: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT password_hash FROM users WHERE id = $1")
+                .bind(id.to_string())
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.and_then(|(hash,)| hash).map(PasswordHash::from_stored))
+    }
+
     /// Replaces a user's password hash; the event commits with it.
     pub async fn set_password_hash(
         &self,

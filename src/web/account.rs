@@ -12,6 +12,7 @@ use crate::domain::auth::{self, PasswordChangeError};
 use crate::domain::passkeys::{self, PasskeyError, PasskeyName};
 use crate::domain::password::Password;
 use crate::domain::recovery;
+use crate::domain::sessions;
 use crate::web::error::WebError;
 use crate::web::mfa::CodesPage;
 use crate::web::session::{Client, CurrentUser, PendingAction};
@@ -45,7 +46,7 @@ pub struct NoticeQuery {
 fn notice_text(key: &str) -> Option<&'static str> {
     Some(match key {
         "renamed" => "Passkey renamed.",
-        "removed" => "Passkey removed.",
+        "removed" => "Passkey removed. Every other session of yours has been ended.",
         "password-changed" => "Password changed. Every other session of yours has been ended.",
         _ => return None,
     })
@@ -125,7 +126,13 @@ pub async fn passkey_remove_post(
         return Ok(redirect);
     }
     match passkeys::remove(&core, current.user.id, &passkey_id, &client).await {
-        Ok(()) => Ok(see_other("/account/security?notice=removed")),
+        Ok(()) => {
+            // The device that held the passkey may still be signed in: losing a passkey ends
+            // every other session.
+            let keep = current.session.public_id()?.unwrap_or_default();
+            sessions::end_other_sessions(&core, current.user.id, &keep, &client).await?;
+            Ok(see_other("/account/security?notice=removed"))
+        }
         Err(PasskeyError::NotFound) => Err(WebError::NotFound),
         Err(error @ PasskeyError::LastPasskey) => {
             security_error(&core, &current, error.to_string(), StatusCode::CONFLICT).await

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use crate::domain::Core;
 use crate::domain::passkeys::{self, PasskeyError, PasskeyName, Purpose};
 use crate::domain::recovery;
-use crate::domain::sessions::AuthLevel;
+use crate::domain::sessions::{self, AuthLevel};
 use crate::web::auth::PasskeyForm;
 use crate::web::error::WebError;
 use crate::web::session::{Client, SignedIn};
@@ -263,6 +263,9 @@ pub async fn recovery_post(
         signed_in
             .session
             .raise_level(AuthLevel::Recovery, core.clock.now_ms())?;
+        // A lost passkey: whoever holds it must not stay signed in anywhere else.
+        let keep = signed_in.session.public_id()?.unwrap_or_default();
+        sessions::end_other_sessions(&core, signed_in.user.id, &keep, &client).await?;
         return Ok(see_other("/mfa/enrol"));
     }
     let page = RecoveryPage {

@@ -262,6 +262,8 @@ async fn passkeys_can_be_renamed_and_removed_but_never_the_last(backend: Backend
     assert_redirect_to(&app.enrol_passkey("Phone").await, "/account/security");
     assert_eq!(passkey_ids(&app).await.len(), 2);
 
+    let other_session = app.new_browser();
+    other_session.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let removed = app
         .submit(
             "/account/security",
@@ -270,6 +272,7 @@ async fn passkeys_can_be_renamed_and_removed_but_never_the_last(backend: Backend
         )
         .await;
     assert_redirect_to(&removed, "/account/security?notice=removed");
+    assert_redirect_to(&other_session.get("/login/passkey").await, "/login");
     assert_eq!(passkey_ids(&app).await.len(), 1);
     // The removed passkey no longer signs in.
     *app.authenticator.lock().unwrap() = first_device;

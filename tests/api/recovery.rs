@@ -20,6 +20,8 @@ async fn at_second_factor_with_a_lost_passkey(backend: Backend) -> TestApp {
 async fn a_recovery_code_gets_in_once_and_demands_a_new_passkey(backend: Backend) {
     let app = at_second_factor_with_a_lost_passkey(backend).await;
     let code = app.recovery_code(3);
+    let thief = app.new_browser();
+    thief.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
 
     let response = app
         .submit("/login/recovery", "/login/recovery", &[("code", &code)])
@@ -27,6 +29,7 @@ async fn a_recovery_code_gets_in_once_and_demands_a_new_passkey(backend: Backend
 
     assert_redirect_to(&response, "/mfa/enrol");
     assert_redirect_to(&app.get("/").await, "/mfa/enrol");
+    assert_redirect_to(&thief.get("/login/passkey").await, "/login");
     let events = app.events().await;
     let used = events
         .iter()
