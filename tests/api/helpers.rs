@@ -430,6 +430,17 @@ impl Browser {
 
     /// Opens `page`, answers its passkey prompt with this browser's authenticator, posts to `action`.
     pub async fn answer_passkey(&self, page: &str, action: &str) -> Response {
+        let (csrf, credential) = self.passkey_answer(page).await;
+        self.post_form(
+            action,
+            &[("csrf_token", &csrf), ("credential", &credential)],
+        )
+        .await
+    }
+
+    /// Opens `page` and answers its passkey prompt without posting (to tamper with or replay):
+    /// the page's CSRF token and the credential JSON.
+    pub async fn passkey_answer(&self, page: &str) -> (String, String) {
         let html = self.page_with_form(page).await;
         let options: RequestChallengeResponse =
             serde_json::from_str(&passkey_options(&html)).expect("assertion options");
@@ -439,12 +450,10 @@ impl Browser {
             .expect("authenticator")
             .do_authentication(self.origin.clone(), options)
             .expect("the soft passkey answers");
-        let json = serde_json::to_string(&credential).expect("json");
-        self.post_form(
-            action,
-            &[("csrf_token", &csrf_token(&html)), ("credential", &json)],
+        (
+            csrf_token(&html),
+            serde_json::to_string(&credential).expect("json"),
         )
-        .await
     }
 
     /// Creates a passkey named `name` through the enrolment page.

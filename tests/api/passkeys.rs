@@ -20,22 +20,6 @@ async fn signed_out_at_second_factor(backend: Backend) -> TestApp {
     app
 }
 
-/// Answers the second-factor page's challenge without posting, so tests can tamper or replay.
-async fn second_factor_answer(app: &TestApp) -> (String, String) {
-    let html = app.page_with_form("/login/passkey").await;
-    let options: RequestChallengeResponse = serde_json::from_str(&passkey_options(&html)).unwrap();
-    let credential = app
-        .authenticator
-        .lock()
-        .unwrap()
-        .do_authentication(app.origin.clone(), options)
-        .unwrap();
-    (
-        csrf_token(&html),
-        serde_json::to_string(&credential).unwrap(),
-    )
-}
-
 async fn post_second_factor(app: &TestApp, csrf: &str, credential: &str) -> reqwest::Response {
     app.post_form(
         "/login/passkey",
@@ -115,7 +99,7 @@ async fn signing_in_with_the_passkey_records_its_use(backend: Backend) {
 
 async fn a_replayed_assertion_is_refused(backend: Backend) {
     let app = signed_out_at_second_factor(backend).await;
-    let (csrf, credential) = second_factor_answer(&app).await;
+    let (csrf, credential) = app.passkey_answer("/login/passkey").await;
     assert_redirect_to(&post_second_factor(&app, &csrf, &credential).await, "/");
     app.logout().await;
     assert_redirect_to(
@@ -145,7 +129,7 @@ async fn a_replayed_assertion_is_refused(backend: Backend) {
 
 async fn an_answer_to_an_earlier_challenge_is_refused(backend: Backend) {
     let app = signed_out_at_second_factor(backend).await;
-    let (_, stale) = second_factor_answer(&app).await;
+    let (_, stale) = app.passkey_answer("/login/passkey").await;
     // Opening the page again starts a new ceremony; the earlier challenge is void.
     let html = app.page_with_form("/login/passkey").await;
 
@@ -157,7 +141,7 @@ async fn an_answer_to_an_earlier_challenge_is_refused(backend: Backend) {
 
 async fn a_tampered_signature_is_refused(backend: Backend) {
     let app = signed_out_at_second_factor(backend).await;
-    let (csrf, credential) = second_factor_answer(&app).await;
+    let (csrf, credential) = app.passkey_answer("/login/passkey").await;
     let mut json: serde_json::Value = serde_json::from_str(&credential).unwrap();
     let signature = json["response"]["signature"].as_str().unwrap().to_owned();
     let flipped = if signature.starts_with('A') { "B" } else { "A" };
@@ -171,7 +155,7 @@ async fn a_tampered_signature_is_refused(backend: Backend) {
 
 async fn a_ceremony_left_too_long_is_refused(backend: Backend) {
     let app = signed_out_at_second_factor(backend).await;
-    let (csrf, credential) = second_factor_answer(&app).await;
+    let (csrf, credential) = app.passkey_answer("/login/passkey").await;
     app.clock.advance(Duration::from_secs(6 * 60));
 
     let response = post_second_factor(&app, &csrf, &credential).await;
