@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use crate::clock::Millis;
-use crate::domain::ids::{UserId, time_ordered_id};
+use crate::domain::ids::{TenantId, UserId, time_ordered_id};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
@@ -24,6 +24,17 @@ pub enum EventType {
     LoginThrottled,
     LoginLocked,
     LoginUnlocked,
+    TenantCreated,
+    TenantSuspended,
+    TenantReactivated,
+    TenantLogoChanged,
+    InvitationSent,
+    InvitationAccepted,
+    InvitationRevoked,
+    RoleGranted,
+    RoleRevoked,
+    UserDeactivated,
+    UserReactivated,
 }
 
 impl EventType {
@@ -45,6 +56,17 @@ impl EventType {
             Self::LoginThrottled => "login_throttled",
             Self::LoginLocked => "login_locked",
             Self::LoginUnlocked => "login_unlocked",
+            Self::TenantCreated => "tenant_created",
+            Self::TenantSuspended => "tenant_suspended",
+            Self::TenantReactivated => "tenant_reactivated",
+            Self::TenantLogoChanged => "tenant_logo_changed",
+            Self::InvitationSent => "invitation_sent",
+            Self::InvitationAccepted => "invitation_accepted",
+            Self::InvitationRevoked => "invitation_revoked",
+            Self::RoleGranted => "role_granted",
+            Self::RoleRevoked => "role_revoked",
+            Self::UserDeactivated => "user_deactivated",
+            Self::UserReactivated => "user_reactivated",
         }
     }
 }
@@ -143,6 +165,11 @@ impl Event {
             context: RequestContext::default(),
             details: Value::Object(Default::default()),
         }
+    }
+
+    pub fn tenant(mut self, tenant: TenantId) -> Self {
+        self.tenant_id = Some(tenant.to_string());
+        self
     }
 
     pub fn subject(mut self, subject: UserId) -> Self {

@@ -72,3 +72,29 @@ impl fmt::Display for RequestId {
 pub fn time_ordered_id() -> String {
     Uuid::now_v7().to_string()
 }
+
+/// A tenant's stable id (the slug is for URLs and may be shown; this is the key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TenantId(Uuid);
+
+impl TenantId {
+    pub fn new() -> Self {
+        Self(Uuid::new_v4())
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Uuid::parse_str(raw).ok().map(Self)
+    }
+}
+
+impl Default for TenantId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for TenantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}

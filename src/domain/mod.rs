@@ -11,6 +11,8 @@ pub mod recovery;
 pub mod secrets;
 pub mod sessions;
 pub mod setup;
+pub mod staff;
+pub mod tenants;
 pub mod throttle;
 pub mod users;
 

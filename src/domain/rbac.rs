@@ -1,32 +1,51 @@
-//! Roles and permissions. A role assignment is (user, role, tenant or global); one table maps roles
-//! to permissions, and every handler asks [`may`] — never an ad-hoc role comparison.
+//! Roles and permissions. A role assignment is (user, role, tenant or global); one table maps roles to
+//! permissions, and every handler asks [`may`] — never an ad-hoc role comparison.
 
+use crate::domain::ids::TenantId;
 use crate::domain::users::User;
 
 /// What a principal may do. Grows with each area of the console.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Permission {
+    /// Open a tenant's pages at all (`/t/{slug}/…`).
+    EnterTenant,
+    /// Create tenants, change their logo, suspend and reactivate them.
+    ManageTenants,
+    /// See every tenant (the switcher lists all, not just assigned ones).
+    SeeAllTenants,
+    /// See the staff list and a staff member's roles.
+    ViewStaff,
+    /// Invite staff, grant and revoke roles, deactivate and reactivate accounts.
+    ManageStaff,
     /// See any staff member's sessions and end them.
     ManageStaffSessions,
-    /// See the staff list.
-    ViewStaff,
 }
 
 /// The one role → permission table.
 fn grants(role: Role, permission: Permission) -> bool {
     use Permission::*;
     match role {
-        Role::Superadmin => matches!(permission, ManageStaffSessions | ViewStaff),
-        Role::Security => matches!(permission, ManageStaffSessions | ViewStaff),
-        Role::Support | Role::TenantAdmin => false,
+        Role::Superadmin => true,
+        Role::Security => matches!(
+            permission,
+            EnterTenant | SeeAllTenants | ViewStaff | ManageStaffSessions
+        ),
+        Role::Support | Role::TenantAdmin => matches!(permission, EnterTenant),
     }
 }
 
-/// May `user` do `permission` globally? (Tenant-scoped checks arrive with tenants.)
-pub fn may(user: &User, permission: Permission) -> bool {
-    user.roles
-        .iter()
-        .any(|assignment| assignment.tenant_id.is_none() && grants(assignment.role, permission))
+/// May `user` do `permission`, globally (`tenant` = None) or in one tenant? Global roles apply in
+/// every tenant; tenant roles only in their own.
+pub fn may(user: &User, permission: Permission, tenant: Option<TenantId>) -> bool {
+    let tenant = tenant.map(|t| t.to_string());
+    user.roles.iter().any(|assignment| {
+        let in_scope = match (&assignment.tenant_id, &tenant) {
+            (None, _) => true,
+            (Some(own), Some(asked)) => own == asked,
+            (Some(_), None) => false,
+        };
+        in_scope && grants(assignment.role, permission)
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -38,6 +57,13 @@ pub enum Role {
 }
 
 impl Role {
+    pub const ALL: [Role; 4] = [
+        Self::Superadmin,
+        Self::Security,
+        Self::Support,
+        Self::TenantAdmin,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Superadmin => "superadmin",
@@ -48,14 +74,7 @@ impl Role {
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        [
-            Self::Superadmin,
-            Self::Security,
-            Self::Support,
-            Self::TenantAdmin,
-        ]
-        .into_iter()
-        .find(|role| role.as_str() == raw)
+        Self::ALL.into_iter().find(|role| role.as_str() == raw)
     }
 
     pub fn label(self) -> &'static str {
@@ -65,5 +84,53 @@ impl Role {
             Self::Support => "Support",
             Self::TenantAdmin => "Tenant admin",
         }
+    }
+
+    /// Superadmin and security act across all tenants; support and tenant admins within one.
+    pub fn is_global(self) -> bool {
+        matches!(self, Self::Superadmin | Self::Security)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ids::UserId;
+    use crate::domain::users::{RoleAssignment, UserStatus};
+
+    fn user(roles: &[(Role, Option<TenantId>)]) -> User {
+        User {
+            id: UserId::new(),
+            email: "x@example.com".into(),
+            display_name: "X".into(),
+            status: UserStatus::Active,
+            created_at: 0,
+            roles: roles
+                .iter()
+                .map(|(role, tenant)| RoleAssignment {
+                    id: String::new(),
+                    role: *role,
+                    tenant_id: tenant.map(|t| t.to_string()),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn tenant_roles_stop_at_their_tenant() {
+        let (a, b) = (TenantId::new(), TenantId::new());
+        let support = user(&[(Role::Support, Some(a))]);
+        assert!(may(&support, Permission::EnterTenant, Some(a)));
+        assert!(!may(&support, Permission::EnterTenant, Some(b)));
+        assert!(!may(&support, Permission::ManageStaff, None));
+        let security = user(&[(Role::Security, None)]);
+        assert!(may(&security, Permission::EnterTenant, Some(b)));
+        assert!(!may(&security, Permission::ManageTenants, Some(b)));
+        assert!(may(
+            &user(&[(Role::Superadmin, None)]),
+            Permission::ManageStaff,
+            None
+        ));
+        assert!(!may(&user(&[]), Permission::EnterTenant, Some(a)));
     }
 }

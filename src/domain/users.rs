@@ -41,6 +41,7 @@ pub struct User {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoleAssignment {
+    pub id: String,
     pub role: Role,
     /// `None` for global roles.
     pub tenant_id: Option<String>,

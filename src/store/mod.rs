@@ -4,10 +4,13 @@
 //! inside the method.
 
 pub mod events;
+pub mod outbox;
 pub mod passkeys;
 pub mod recovery;
 pub mod sessions;
 pub mod setup;
+pub mod staff;
+pub mod tenants;
 pub mod throttle;
 pub mod users;
 

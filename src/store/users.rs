@@ -22,6 +22,7 @@ struct UserRow {
 
 #[derive(FromRow)]
 struct RoleRow {
+    id: String,
     role: String,
     tenant_id: Option<String>,
 }
@@ -132,7 +133,7 @@ impl Store {
 
     async fn roles_of(&self, user_id: &str) -> Result<Vec<RoleAssignment>, StoreError> {
         let rows: Vec<RoleRow> = sqlx::query_as(
-            "SELECT role, tenant_id FROM role_assignments WHERE user_id = $1 ORDER BY role, tenant_id",
+            "SELECT id, role, tenant_id FROM role_assignments WHERE user_id = $1 ORDER BY role, tenant_id",
         )
         .bind(user_id)
         .fetch_all(self.pool())
@@ -143,6 +144,7 @@ impl Store {
                     StoreError::Corrupt(format!("role {} of user {user_id}", row.role))
                 })?;
                 Ok(RoleAssignment {
+                    id: row.id,
                     role,
                     tenant_id: row.tenant_id,
                 })

@@ -38,7 +38,11 @@ impl Nav {
             display_name: user.display_name.clone(),
             csrf_token,
             full_access: true,
-            staff_admin: crate::domain::rbac::may(user, crate::domain::rbac::Permission::ViewStaff),
+            staff_admin: crate::domain::rbac::may(
+                user,
+                crate::domain::rbac::Permission::ViewStaff,
+                None,
+            ),
         }
     }
 }

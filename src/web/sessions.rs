@@ -121,7 +121,7 @@ pub struct StaffPage {
 }
 
 fn require(current: &CurrentUser, permission: Permission) -> Result<(), WebError> {
-    if may(&current.user, permission) {
+    if may(&current.user, permission, None) {
         Ok(())
     } else {
         Err(WebError::Forbidden)

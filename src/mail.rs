@@ -1,0 +1,204 @@
+//! E-mail: messages are rendered from askama templates (text + HTML), queued in the outbox table in
+//! the same transaction as what caused them, and delivered by a background sender with retries, so
+//! an SMTP outage loses nothing. The embedded default writes `.eml` files to a folder; SMTP when
+//! `smtp_url` is configured.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use askama::Template;
+use lettre::message::{Mailbox, MultiPart};
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::clock::{Millis, duration_ms};
+use crate::domain::Core;
+use crate::domain::staff::Invitation;
+use crate::store::StoreError;
+use crate::store::outbox::QueuedMail;
+
+/// A rendered message, before it is queued.
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+#[derive(Template)]
+#[template(path = "mail/invitation.txt")]
+struct InvitationText<'a> {
+    name: &'a str,
+    role: &'a str,
+    link: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "mail/invitation.html")]
+struct InvitationHtml<'a> {
+    name: &'a str,
+    role: &'a str,
+    link: &'a str,
+}
+
+/// The invitation e-mail: a single-use link (72 h) and nothing else that grants access.
+pub fn invitation(invitation: &Invitation, link: &SecretString) -> Result<Rendered, askama::Error> {
+    let (name, role, link) = (
+        invitation.display_name.as_str(),
+        invitation.grant.role.label(),
+        link.expose_secret(),
+    );
+    Ok(Rendered {
+        subject: "You are invited to Token Broker".into(),
+        text: InvitationText { name, role, link }.render()?,
+        html: InvitationHtml { name, role, link }.render()?,
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("the mail settings are invalid: {0}")]
+    Config(String),
+    #[error("sending failed: {0}")]
+    Send(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+enum Transport {
+    Files(AsyncFileTransport<Tokio1Executor>),
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+}
+
+#[derive(Clone)]
+pub struct Mailer {
+    transport: std::sync::Arc<Transport>,
+    from: Mailbox,
+}
+
+/// Retry after 10 s, then doubling, capped at 10 minutes.
+fn backoff(attempts: i64) -> Duration {
+    let doublings = u32::try_from(attempts.clamp(0, 6)).unwrap_or(6);
+    Duration::from_secs(10)
+        .saturating_mul(2u32.pow(doublings))
+        .min(Duration::from_secs(600))
+}
+
+const LEASE: Duration = Duration::from_secs(60);
+const BATCH: i64 = 20;
+
+impl Mailer {
+    /// SMTP when `smtp_url` is set (`smtp://host:port`, `smtp://…?tls=required`, `smtps://…`);
+    /// otherwise `.eml` files in `mail_dir`.
+    pub fn new(
+        smtp_url: Option<&SecretString>,
+        mail_dir: PathBuf,
+        from: &str,
+    ) -> Result<Self, MailError> {
+        let from: Mailbox = from
+            .parse()
+            .map_err(|_| MailError::Config("mail_from is not an address".into()))?;
+        let transport = match smtp_url {
+            Some(url) => Transport::Smtp(
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
+                    // Never echo the URL: it may hold a password.
+                    .map_err(|_| MailError::Config("smtp_url is not a valid SMTP URL".into()))?
+                    .timeout(Some(Duration::from_secs(10)))
+                    .build(),
+            ),
+            None => {
+                std::fs::create_dir_all(&mail_dir).map_err(|e| {
+                    MailError::Config(format!("cannot create {}: {e}", mail_dir.display()))
+                })?;
+                Transport::Files(AsyncFileTransport::new(mail_dir))
+            }
+        };
+        Ok(Self {
+            transport: std::sync::Arc::new(transport),
+            from,
+        })
+    }
+
+    async fn send(&self, mail: &QueuedMail) -> Result<(), MailError> {
+        let to: Mailbox = mail
+            .recipient
+            .parse()
+            .map_err(|_| MailError::Send("bad recipient".into()))?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(&mail.subject)
+            .multipart(MultiPart::alternative_plain_html(
+                mail.body_text.clone(),
+                mail.body_html.clone(),
+            ))
+            .map_err(|e| MailError::Send(e.to_string()))?;
+        match self.transport.as_ref() {
+            Transport::Files(files) => files
+                .send(message)
+                .await
+                .map(drop)
+                .map_err(|e| MailError::Send(e.to_string())),
+            Transport::Smtp(smtp) => smtp
+                .send(message)
+                .await
+                .map(drop)
+                .map_err(|e| MailError::Send(e.to_string())),
+        }
+    }
+
+    /// Delivers what is due now; returns how many were sent. Safe on every instance at once.
+    pub async fn deliver_due(&self, core: &Core) -> Result<usize, MailError> {
+        let now = core.clock.now_ms();
+        let batch = core
+            .store
+            .claim_due_mail(now, now + duration_ms(LEASE), BATCH)
+            .await?;
+        let mut sent = 0;
+        for mail in batch {
+            match self.send(&mail).await {
+                Ok(()) => {
+                    core.store
+                        .mark_mail_sent(&mail.id, core.clock.now_ms())
+                        .await?;
+                    sent += 1;
+                }
+                Err(error) => {
+                    let retry_at: Millis =
+                        core.clock.now_ms() + duration_ms(backoff(mail.attempts));
+                    tracing::warn!(mail = %mail.id, attempts = mail.attempts + 1, error = %error, "mail not delivered; will retry");
+                    core.store
+                        .mark_mail_failed(&mail.id, retry_at, &error.to_string())
+                        .await?;
+                }
+            }
+        }
+        Ok(sent)
+    }
+}
+
+/// The background sender: polls the outbox every couple of seconds.
+pub async fn send_periodically(core: Core, mailer: Mailer) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        ticker.tick().await;
+        if !core.store.is_migrated() {
+            continue;
+        }
+        if let Err(e) = mailer.deliver_due(&core).await {
+            tracing::warn!(error = %e, "outbox pass failed; will retry");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_and_are_capped() {
+        assert_eq!(backoff(0), Duration::from_secs(10));
+        assert_eq!(backoff(1), Duration::from_secs(20));
+        assert_eq!(backoff(5), Duration::from_secs(320));
+        assert_eq!(backoff(9), Duration::from_secs(600));
+    }
+}

@@ -1,0 +1,202 @@
+//! Tenants. Lists are searched and limited in SQL so the switcher stays fast with thousands.
+
+use super::events::insert_event;
+use super::{Store, StoreError, is_unique_violation};
+use crate::clock::Millis;
+use crate::domain::events::Event;
+use crate::domain::ids::{TenantId, UserId};
+use crate::domain::tenants::{BrandColour, Logo, NewTenant, Slug, Tenant, TenantStatus};
+
+#[derive(sqlx::FromRow)]
+struct TenantRow {
+    id: String,
+    slug: String,
+    name: String,
+    brand_colour: String,
+    status: String,
+    has_logo: i64,
+    created_at: i64,
+}
+
+impl TryFrom<TenantRow> for Tenant {
+    type Error = StoreError;
+
+    fn try_from(row: TenantRow) -> Result<Self, StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("tenant {}: {what}", row.id));
+        Ok(Self {
+            id: TenantId::parse(&row.id).ok_or_else(|| corrupt("id"))?,
+            slug: Slug::parse(&row.slug).map_err(|_| corrupt("slug"))?,
+            colour: BrandColour::parse(&row.brand_colour).map_err(|_| corrupt("colour"))?,
+            status: TenantStatus::parse(&row.status).ok_or_else(|| corrupt("status"))?,
+            name: row.name,
+            has_logo: row.has_logo != 0,
+            created_at: row.created_at,
+        })
+    }
+}
+
+const COLUMNS: &str = "id, slug, name, brand_colour, status, \
+                       CASE WHEN logo IS NULL THEN 0 ELSE 1 END AS has_logo, created_at";
+
+/// Which tenants a list may show.
+pub enum TenantScope<'a> {
+    All,
+    /// Tenants where the user holds a tenant role.
+    AssignedTo(UserId),
+    Only(&'a [TenantId]),
+}
+
+impl Store {
+    /// Inserts a tenant with its event; `Ok(false)` if the slug is taken.
+    pub async fn insert_tenant(
+        &self,
+        id: TenantId,
+        tenant: &NewTenant,
+        now: Millis,
+        event: &Event,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO tenants (id, slug, name, brand_colour, status, logo, logo_type, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+        )
+        .bind(id.to_string())
+        .bind(tenant.slug.as_str())
+        .bind(&tenant.name)
+        .bind(tenant.colour.hex())
+        .bind(TenantStatus::Active.as_str())
+        .bind(tenant.logo.as_ref().map(|l| l.bytes.clone()))
+        .bind(tenant.logo.as_ref().map(|l| l.content_type))
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e) => return Ok(false),
+            other => {
+                other?;
+            }
+        }
+        insert_event(&mut *tx, event).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn tenant_by_slug(&self, slug: &str) -> Result<Option<Tenant>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM tenants WHERE slug = $1");
+        let row: Option<TenantRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(slug)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(Tenant::try_from).transpose()
+    }
+
+    pub async fn tenant_by_id(&self, id: TenantId) -> Result<Option<Tenant>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM tenants WHERE id = $1");
+        let row: Option<TenantRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(Tenant::try_from).transpose()
+    }
+
+    /// Tenants in scope whose name or slug contains `search`, by name, at most `limit`.
+    pub async fn search_tenants(
+        &self,
+        scope: TenantScope<'_>,
+        search: &str,
+        limit: i64,
+    ) -> Result<Vec<Tenant>, StoreError> {
+        let pattern = format!("%{}%", escape_like(&search.trim().to_lowercase()));
+        let filter = "(LOWER(name) LIKE $1 ESCAPE '\\' OR slug LIKE $1 ESCAPE '\\')";
+        let rows: Vec<TenantRow> = match scope {
+            TenantScope::All => {
+                let sql = format!(
+                    "SELECT {COLUMNS} FROM tenants WHERE {filter} ORDER BY name, slug LIMIT $2"
+                );
+                sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(pattern)
+                    .bind(limit)
+                    .fetch_all(self.pool())
+                    .await?
+            }
+            TenantScope::AssignedTo(user) => {
+                let sql = format!(
+                    "SELECT {COLUMNS} FROM tenants WHERE {filter} AND id IN \
+                     (SELECT tenant_id FROM role_assignments WHERE user_id = $3 AND tenant_id IS NOT NULL) \
+                     ORDER BY name, slug LIMIT $2"
+                );
+                sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(pattern)
+                    .bind(limit)
+                    .bind(user.to_string())
+                    .fetch_all(self.pool())
+                    .await?
+            }
+            TenantScope::Only(ids) => {
+                let mut found = Vec::new();
+                for id in ids {
+                    if let Some(tenant) = self.tenant_by_id(*id).await? {
+                        found.push(tenant);
+                    }
+                }
+                return Ok(found);
+            }
+        };
+        rows.into_iter().map(Tenant::try_from).collect()
+    }
+
+    pub async fn set_tenant_status(
+        &self,
+        id: TenantId,
+        status: TenantStatus,
+        now: Millis,
+        event: &Event,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("UPDATE tenants SET status = $2, updated_at = $3 WHERE id = $1")
+            .bind(id.to_string())
+            .bind(status.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        insert_event(&mut *tx, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn set_tenant_logo(
+        &self,
+        id: TenantId,
+        logo: &Logo,
+        now: Millis,
+        event: &Event,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("UPDATE tenants SET logo = $2, logo_type = $3, updated_at = $4 WHERE id = $1")
+            .bind(id.to_string())
+            .bind(logo.bytes.clone())
+            .bind(logo.content_type)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        insert_event(&mut *tx, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The logo bytes and their (validated) content type.
+    pub async fn tenant_logo(&self, id: TenantId) -> Result<Option<(Vec<u8>, String)>, StoreError> {
+        let row: Option<(Option<Vec<u8>>, Option<String>)> =
+            sqlx::query_as("SELECT logo, logo_type FROM tenants WHERE id = $1")
+                .bind(id.to_string())
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.and_then(|(logo, kind)| logo.zip(kind)))
+    }
+}
+
+fn escape_like(raw: &str) -> String {
+    raw.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
