@@ -9,7 +9,7 @@ use actix_web::cookie::{Key, SameSite, time::Duration as CookieDuration};
 use actix_web::dev::Server;
 use actix_web::error::UrlencodedError;
 use actix_web::middleware::from_fn;
-use actix_web::web::{self, FormConfig, PayloadConfig, QueryConfig, ServiceConfig};
+use actix_web::web::{self, FormConfig, PayloadConfig, QueryConfig};
 use actix_web::{App, HttpServer};
 use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
@@ -21,114 +21,23 @@ use crate::domain::Core;
 use crate::domain::password::PasswordService;
 use crate::domain::sessions::SessionPolicy;
 use crate::domain::setup;
+use crate::mail::Mailer;
 use crate::store::{Store, StoreError};
 use crate::web::error::{WebError, error_pages};
+use crate::web::routes::{self, Router};
 use crate::web::session_store::DbSessionStore;
-use crate::web::{
-    account, assets, auth, csrf, dashboard, health, mfa, middleware, sessions,
-    setup as setup_pages, step_up,
-};
+use crate::web::{csrf, middleware};
 
 /// Forms are small; anything bigger is refused with 413 before a handler sees it.
 pub const FORM_LIMIT_BYTES: usize = 64 * 1024;
 const SWEEP_INTERVAL: Duration = Duration::from_secs(300);
 const MIGRATION_RETRY: Duration = Duration::from_secs(2);
 
-/// URLs that need no session: load-balancer probes and static files. They must keep answering
-/// when the session store cannot.
-pub fn sessionless_routes(cfg: &mut ServiceConfig) {
-    cfg.route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/static/{path:.*}", web::get().to(assets::asset_get));
-}
-
-/// Every console page, in one place. These run inside the session and CSRF middleware.
-pub fn console_routes(cfg: &mut ServiceConfig) {
-    cfg.service(
-        web::resource("/setup")
-            .route(web::get().to(setup_pages::setup_get))
-            .route(web::post().to(setup_pages::setup_post)),
-    )
-    // Signing in: password, then a passkey (or a recovery code); or a passkey alone.
-    .service(
-        web::resource("/login")
-            .route(web::get().to(auth::login_get))
-            .route(web::post().to(auth::login_post)),
-    )
-    .route(
-        "/login/passkey-only",
-        web::post().to(auth::passwordless_post),
-    )
-    .service(
-        web::resource("/login/passkey")
-            .route(web::get().to(mfa::second_factor_get))
-            .route(web::post().to(mfa::second_factor_post)),
-    )
-    .service(
-        web::resource("/login/recovery")
-            .route(web::get().to(mfa::recovery_get))
-            .route(web::post().to(mfa::recovery_post)),
-    )
-    .service(
-        web::resource("/mfa/enrol")
-            .route(web::get().to(mfa::enrol_get))
-            .route(web::post().to(mfa::enrol_post)),
-    )
-    .route("/logout", web::post().to(auth::logout_post))
-    .route("/", web::get().to(dashboard::index_get))
-    // My account.
-    .route("/account/security", web::get().to(account::security_get))
-    .route(
-        "/account/passkeys/{id}/rename",
-        web::post().to(account::passkey_rename_post),
-    )
-    .route(
-        "/account/passkeys/{id}/remove",
-        web::post().to(account::passkey_remove_post),
-    )
-    .route(
-        "/account/recovery-codes",
-        web::post().to(account::recovery_codes_post),
-    )
-    .service(
-        web::resource("/account/password")
-            .route(web::get().to(account::password_get))
-            .route(web::post().to(account::password_post)),
-    )
-    .route("/account/sessions", web::get().to(sessions::mine_get))
-    .route(
-        "/account/sessions/end-others",
-        web::post().to(sessions::mine_end_others_post),
-    )
-    .route(
-        "/account/sessions/{id}/end",
-        web::post().to(sessions::mine_end_post),
-    )
-    .service(
-        web::resource("/step-up")
-            .route(web::get().to(step_up::step_up_get))
-            .route(web::post().to(step_up::step_up_post)),
-    )
-    // Administration.
-    .route("/admin/users", web::get().to(sessions::staff_get))
-    .route(
-        "/admin/users/{id}/sessions",
-        web::get().to(sessions::user_sessions_get),
-    )
-    .route(
-        "/admin/users/{id}/sessions/end-all",
-        web::post().to(sessions::user_sessions_end_all_post),
-    )
-    .route(
-        "/admin/users/{id}/sessions/{session}/end",
-        web::post().to(sessions::user_session_end_post),
-    );
-}
-
 pub struct Application {
     server: Server,
     port: u16,
     core: Core,
+    mailer: Mailer,
     setup_link: Option<SecretString>,
 }
 
@@ -177,6 +86,12 @@ impl Application {
             Err(other) => return Err(other).context("applying database migrations"),
         };
         tokio::spawn(sweep_periodically(core.clone()));
+        let mailer = Mailer::new(
+            settings.smtp_url.as_ref(),
+            settings.mail_dir(),
+            &settings.mail_from,
+        )?;
+        tokio::spawn(crate::mail::send_periodically(core.clone(), mailer.clone()));
 
         let port = listener.local_addr()?.port();
         let server = http_server(listener, &settings, core.clone())?;
@@ -184,6 +99,7 @@ impl Application {
             server,
             port,
             core,
+            mailer,
             setup_link,
         })
     }
@@ -195,6 +111,11 @@ impl Application {
     /// Stops the server from outside (tests, signal handling).
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
+    }
+
+    /// The outbox sender (tests deliver on demand instead of waiting for the background pass).
+    pub fn mailer(&self) -> &Mailer {
+        &self.mailer
     }
 
     pub fn core(&self) -> &Core {
@@ -256,10 +177,10 @@ fn http_server(listener: TcpListener, settings: &Settings, core: Core) -> anyhow
             .app_data(QueryConfig::default().error_handler(|_, _| {
                 WebError::BadRequest("The link's parameters could not be read.").into()
             }))
-            .configure(sessionless_routes)
+            .configure(|cfg| routes::sessionless(&mut Router::new(cfg)))
             .service(
                 web::scope("")
-                    .configure(console_routes)
+                    .configure(|cfg| routes::console(&mut Router::new(cfg)))
                     // Listed innermost first: CSRF needs the session.
                     .wrap(from_fn(csrf::verify))
                     .wrap(sessions),

@@ -57,6 +57,11 @@ struct RawSettings {
     password_hash_queue: usize,
     /// HTTP worker threads; 0 means one per core.
     workers: usize,
+    /// `smtp://host:port`, `smtp://user:pass@host:587?tls=required` or `smtps://…`; empty means
+    /// "write .eml files under `<data_dir>/mail`".
+    #[serde(default)]
+    smtp_url: Option<String>,
+    mail_from: String,
 }
 
 impl Default for RawSettings {
@@ -73,6 +78,8 @@ impl Default for RawSettings {
             password_hash_concurrency: 0,
             password_hash_queue: 32,
             workers: 0,
+            smtp_url: None,
+            mail_from: "Token Broker <no-reply@localhost>".into(),
         }
     }
 }
@@ -91,6 +98,8 @@ pub struct Settings {
     pub password_hash_concurrency: usize,
     pub password_hash_queue: usize,
     pub workers: usize,
+    pub smtp_url: Option<SecretString>,
+    pub mail_from: String,
 }
 
 impl Settings {
@@ -154,6 +163,22 @@ impl Settings {
         if raw.password_hash_queue == 0 {
             return Err(invalid("password_hash_queue", "must be at least 1"));
         }
+        let smtp_url = match raw.smtp_url.filter(|url| !url.trim().is_empty()) {
+            Some(url) if url.starts_with("smtp://") || url.starts_with("smtps://") => {
+                Some(SecretString::from(url))
+            }
+            Some(_) => return Err(invalid("smtp_url", "must start with smtp:// or smtps://")),
+            None => None,
+        };
+        if raw.mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(invalid(
+                "mail_from",
+                format!(
+                    "`{}` is not an address like Name <a@b.example>",
+                    raw.mail_from
+                ),
+            ));
+        }
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         Ok(Self {
             database_url,
@@ -167,12 +192,19 @@ impl Settings {
             password_hash_concurrency: nonzero_or(raw.password_hash_concurrency, cores),
             password_hash_queue: raw.password_hash_queue,
             workers: nonzero_or(raw.workers, cores),
+            smtp_url,
+            mail_from: raw.mail_from,
         })
     }
 
     /// Plain-http development URLs cannot carry `Secure`/`__Host-` cookies or HSTS.
     pub fn is_https(&self) -> bool {
         self.public_url.scheme() == "https"
+    }
+
+    /// Where the file transport writes `.eml` files.
+    pub fn mail_dir(&self) -> std::path::PathBuf {
+        self.data_dir.join("mail")
     }
 
     pub fn is_sqlite(&self) -> bool {

@@ -29,6 +29,8 @@ pub struct Core {
     pub passwords: PasswordService,
     pub webauthn: Arc<webauthn_rs::Webauthn>,
     pub clock: SharedClock,
+    /// The console's public origin: links in e-mails point here.
+    pub public_url: url::Url,
 }
 
 impl Core {
@@ -43,6 +45,7 @@ impl Core {
             passwords,
             webauthn: Arc::new(passkeys::relying_party(public_url)?),
             clock,
+            public_url: public_url.clone(),
         })
     }
 }

@@ -16,6 +16,7 @@ use crate::app::FORM_LIMIT_BYTES;
 use crate::domain::secrets::constant_time_eq;
 use crate::domain::sessions::keys;
 use crate::web::error::WebError;
+use crate::web::upload;
 
 pub const FORM_FIELD: &str = "csrf_token";
 const HEADER: &str = "x-csrf-token";
@@ -61,6 +62,24 @@ pub async fn verify(
             req.set_payload(body.into());
             token
         }
+        // Uploads: only read when the session has a token to compare with at all.
+        None if expected.is_some() && upload::is_multipart(content_type(&req).as_deref()) => {
+            if let Some(length) =
+                declared_length(&req).filter(|&length| length > upload::MAX_UPLOAD_BYTES)
+            {
+                return Ok(refuse_oversized(req, length).await.map_into_right_body());
+            }
+            let body = match upload::read_body(&mut req.take_payload()).await {
+                Ok(body) => body,
+                Err(e) => return Ok(req.error_response(e).map_into_right_body()),
+            };
+            let fields = upload::parse(&content_type(&req).unwrap_or_default(), body.clone()).await;
+            req.set_payload(body.into());
+            match fields {
+                Ok(fields) => fields.get(FORM_FIELD).map(upload::Field::text),
+                Err(e) => return Ok(req.error_response(e).map_into_right_body()),
+            }
+        }
         None => None,
     };
 
@@ -75,6 +94,13 @@ pub async fn verify(
     }
 }
 
+fn content_type(req: &ServiceRequest) -> Option<String> {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
 fn declared_length(req: &ServiceRequest) -> Option<usize> {
     req.headers()
         .get(header::CONTENT_LENGTH)
@@ -82,11 +108,11 @@ fn declared_length(req: &ServiceRequest) -> Option<usize> {
         .and_then(|v| v.parse().ok())
 }
 
-/// Answers 413 for a form over the limit. A moderately large body is read and thrown away first,
-/// so the browser, still sending, receives the page instead of a reset connection; anything
-/// beyond `DRAIN_LIMIT_BYTES` is not worth reading and the connection is simply closed.
+/// Answers 413 for a form over the limit. A large body is read and thrown away first, so the
+/// browser, still sending, receives the page instead of a reset connection; anything beyond
+/// `DRAIN_LIMIT_BYTES` is not worth reading and the connection is simply closed.
 async fn refuse_oversized(mut req: ServiceRequest, length: usize) -> ServiceResponse {
-    const DRAIN_LIMIT_BYTES: usize = 4 * 1024 * 1024;
+    const DRAIN_LIMIT_BYTES: usize = 64 * 1024 * 1024;
     if length <= DRAIN_LIMIT_BYTES {
         let mut payload = req.take_payload();
         while let Some(Ok(_chunk)) = payload.next().await {}

@@ -7,6 +7,7 @@ use askama::Template;
 use crate::clock::format_utc;
 use crate::domain::Core;
 use crate::domain::events::EventRecord;
+use crate::domain::rbac::{Permission, may};
 use crate::web::error::WebError;
 use crate::web::session::CurrentUser;
 use crate::web::{Nav, render};
@@ -46,12 +47,21 @@ pub struct DashboardPage {
     signed_in_at: String,
     roles: Vec<RoleView>,
     activity: Vec<ActivityView>,
+    /// The tenants this person works in (all of them for global roles), first few.
+    tenants: Vec<(String, String)>,
+    sees_all_tenants: bool,
 }
 
 pub async fn index_get(
     core: web::Data<Core>,
     current: CurrentUser,
 ) -> Result<HttpResponse, WebError> {
+    let tenants = crate::web::tenants::visible_tenants(&core, &current, "", 12)
+        .await?
+        .into_iter()
+        .map(|t| (t.slug.to_string(), t.name))
+        .collect();
+    let sees_all_tenants = may(&current.user, Permission::SeeAllTenants, None);
     let user = current.user;
     let activity = core
         .store
@@ -79,6 +89,8 @@ pub async fn index_get(
         signed_in_at: current.signed_in_at.map_or_else(|| "—".into(), format_utc),
         roles,
         activity,
+        tenants,
+        sees_all_tenants,
     };
     render(&page, StatusCode::OK)
 }

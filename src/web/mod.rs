@@ -3,25 +3,34 @@
 pub mod account;
 pub mod assets;
 pub mod auth;
+pub mod authz;
 pub mod csrf;
 pub mod dashboard;
 pub mod error;
 pub mod health;
 pub mod mfa;
 pub mod middleware;
+pub mod routes;
 pub mod session;
 pub mod session_store;
 pub mod sessions;
 pub mod setup;
+pub mod staff;
 pub mod step_up;
+pub mod tenants;
+pub mod upload;
 
 use actix_web::HttpResponse;
 use actix_web::http::{StatusCode, header};
 use askama::Template;
 
+use crate::domain::rbac::{Permission, may};
+use crate::domain::users::User;
 use crate::web::error::WebError;
+use crate::web::session::CurrentUser;
 
-/// What the shared layout shows for a signed-in person: their name and the sign-out form.
+/// What the shared layout shows for a signed-in person: their name, the menu, the sign-out form,
+/// and inside a tenant its colour band.
 pub struct Nav {
     pub display_name: String,
     pub csrf_token: String,
@@ -29,20 +38,40 @@ pub struct Nav {
     pub full_access: bool,
     /// May see the staff list.
     pub staff_admin: bool,
+    /// May manage tenants.
+    pub tenant_admin: bool,
+    /// Inside a tenant: its colour band.
+    pub band: Option<TenantBand>,
+}
+
+/// What every page inside a tenant shows so it cannot be mistaken for another tenant.
+pub struct TenantBand {
+    pub name: String,
+    pub slug: String,
+    pub colour: String,
+    pub text_colour: &'static str,
+    pub has_logo: bool,
+    pub suspended: bool,
 }
 
 impl Nav {
     /// The navigation of a fully signed-in user.
-    pub fn for_user(user: &crate::domain::users::User, csrf_token: String) -> Self {
+    pub fn for_user(user: &User, csrf_token: String) -> Self {
         Self {
             display_name: user.display_name.clone(),
             csrf_token,
             full_access: true,
-            staff_admin: crate::domain::rbac::may(
-                user,
-                crate::domain::rbac::Permission::ViewStaff,
-                None,
-            ),
+            staff_admin: may(user, Permission::ViewStaff, None),
+            tenant_admin: may(user, Permission::ManageTenants, None),
+            band: None,
+        }
+    }
+
+    /// The navigation of a page inside `tenant`, with its band.
+    pub fn in_tenant(current: &CurrentUser, tenant: &crate::domain::tenants::Tenant) -> Self {
+        Self {
+            band: Some(tenants::band(tenant)),
+            ..Self::for_user(&current.user, current.csrf_token.clone())
         }
     }
 }

@@ -7,9 +7,10 @@ use askama::Template;
 use crate::clock::format_utc;
 use crate::domain::Core;
 use crate::domain::ids::UserId;
-use crate::domain::rbac::{Permission, may};
+use crate::domain::rbac::Permission;
 use crate::domain::sessions::{self, SessionSummary, describe_user_agent};
 use crate::domain::users::User;
+use crate::web::authz::require;
 use crate::web::error::WebError;
 use crate::web::session::{Client, CurrentUser};
 use crate::web::step_up::{post_action, require_fresh_passkey};
@@ -103,59 +104,6 @@ pub async fn mine_end_others_post(
     let keep = current.session.public_id()?.unwrap_or_default();
     let ended = sessions::end_other_sessions(&core, current.user.id, &keep, &client).await?;
     Ok(see_other(&format!("/account/sessions?ended={ended}")))
-}
-
-pub struct StaffView {
-    id: String,
-    name: String,
-    email: String,
-    status: &'static str,
-    roles: String,
-}
-
-#[derive(Template)]
-#[template(path = "admin/users.html")]
-pub struct StaffPage {
-    nav: Option<Nav>,
-    staff: Vec<StaffView>,
-}
-
-fn require(current: &CurrentUser, permission: Permission) -> Result<(), WebError> {
-    if may(&current.user, permission, None) {
-        Ok(())
-    } else {
-        Err(WebError::Forbidden)
-    }
-}
-
-pub async fn staff_get(
-    core: web::Data<Core>,
-    current: CurrentUser,
-) -> Result<HttpResponse, WebError> {
-    require(&current, Permission::ViewStaff)?;
-    let staff = core
-        .store
-        .list_users()
-        .await?
-        .into_iter()
-        .map(|user| StaffView {
-            id: user.id.to_string(),
-            status: user.status.as_str(),
-            roles: user
-                .roles
-                .iter()
-                .map(|r| r.role.label())
-                .collect::<Vec<_>>()
-                .join(", "),
-            name: user.display_name,
-            email: user.email,
-        })
-        .collect();
-    let page = StaffPage {
-        nav: Some(Nav::for_user(&current.user, current.csrf_token.clone())),
-        staff,
-    };
-    render(&page, StatusCode::OK)
 }
 
 #[derive(Template)]

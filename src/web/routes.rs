@@ -1,0 +1,251 @@
+//! The route table: every URL with its handler and its access rule, registered in one place.
+//! Registering a route without a rule is impossible; `route_table()` lists them for the
+//! authorization-matrix test.
+
+use actix_web::dev::HttpServiceFactory;
+use actix_web::http::Method;
+use actix_web::web::{self, ServiceConfig};
+use actix_web::{FromRequest, Handler, Responder};
+
+use crate::domain::rbac::Permission::*;
+use crate::web::authz::Access::{self, *};
+use crate::web::{
+    account, assets, auth, dashboard, health, mfa, sessions, setup, staff, step_up, tenants,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteInfo {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+/// Registers routes and remembers each one's rule.
+pub struct Router<'a> {
+    cfg: &'a mut ServiceConfig,
+    table: Vec<RouteInfo>,
+}
+
+impl<'a> Router<'a> {
+    pub fn new(cfg: &'a mut ServiceConfig) -> Self {
+        Self {
+            cfg,
+            table: Vec::new(),
+        }
+    }
+
+    fn add<F, Args>(
+        &mut self,
+        method: Method,
+        path: &'static str,
+        access: Access,
+        handler: F,
+    ) -> &mut Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        // `ServiceConfig::route` lifts the method guard to the resource, so GET and POST of one
+        // path can be registered separately and still both match.
+        self.cfg
+            .route(path, web::method(method.clone()).to(handler));
+        self.table.push(RouteInfo {
+            method,
+            path,
+            access,
+        });
+        self
+    }
+
+    pub fn get<F, Args>(&mut self, path: &'static str, access: Access, handler: F) -> &mut Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.add(Method::GET, path, access, handler)
+    }
+
+    pub fn post<F, Args>(&mut self, path: &'static str, access: Access, handler: F) -> &mut Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.add(Method::POST, path, access, handler)
+    }
+
+    pub fn service(&mut self, service: impl HttpServiceFactory + 'static) -> &mut Self {
+        self.cfg.service(service);
+        self
+    }
+
+    pub fn into_table(self) -> Vec<RouteInfo> {
+        self.table
+    }
+}
+
+/// Probes and static files: no session, so they keep answering when the session store cannot.
+pub fn sessionless(router: &mut Router<'_>) {
+    router
+        .get("/healthz", Public, health::healthz)
+        .get("/readyz", Public, health::readyz)
+        .get("/static/{path:.*}", Public, assets::asset_get);
+}
+
+/// Every console page. These run inside the session and CSRF middleware.
+pub fn console(router: &mut Router<'_>) {
+    // First run, invitations, signing in.
+    router
+        .get("/setup", Public, setup::setup_get)
+        .post("/setup", Public, setup::setup_post)
+        .get("/invite", Public, staff::invite_get)
+        .post("/invite", Public, staff::invite_post)
+        .get("/login", Public, auth::login_get)
+        .post("/login", Public, auth::login_post)
+        .post("/login/passkey-only", Public, auth::passwordless_post)
+        .get("/login/passkey", PartlySignedIn, mfa::second_factor_get)
+        .post("/login/passkey", PartlySignedIn, mfa::second_factor_post)
+        .get("/login/recovery", PartlySignedIn, mfa::recovery_get)
+        .post("/login/recovery", PartlySignedIn, mfa::recovery_post)
+        .get("/mfa/enrol", PartlySignedIn, mfa::enrol_get)
+        .post("/mfa/enrol", PartlySignedIn, mfa::enrol_post)
+        .post("/logout", Public, auth::logout_post);
+    // My account.
+    router
+        .get("/", SignedIn, dashboard::index_get)
+        .get("/account/security", SignedIn, account::security_get)
+        .post(
+            "/account/passkeys/{id}/rename",
+            SignedIn,
+            account::passkey_rename_post,
+        )
+        .post(
+            "/account/passkeys/{id}/remove",
+            SignedIn,
+            account::passkey_remove_post,
+        )
+        .post(
+            "/account/recovery-codes",
+            SignedIn,
+            account::recovery_codes_post,
+        )
+        .get("/account/password", SignedIn, account::password_get)
+        .post("/account/password", SignedIn, account::password_post)
+        .get("/account/sessions", SignedIn, sessions::mine_get)
+        .post(
+            "/account/sessions/end-others",
+            SignedIn,
+            sessions::mine_end_others_post,
+        )
+        .post(
+            "/account/sessions/{id}/end",
+            SignedIn,
+            sessions::mine_end_post,
+        )
+        .get("/step-up", SignedIn, step_up::step_up_get)
+        .post("/step-up", SignedIn, step_up::step_up_post);
+    // Tenants.
+    router
+        .get("/tenants", SignedIn, tenants::switcher_get)
+        .get(
+            "/admin/tenants",
+            Global(ManageTenants),
+            tenants::admin_list_get,
+        )
+        .post(
+            "/admin/tenants",
+            Global(ManageTenants),
+            tenants::create_post,
+        )
+        .get("/t/{tenant}", InTenant(EnterTenant), tenants::home_get)
+        .get("/t/{tenant}/logo", Public, tenants::logo_get)
+        .get("/t/{tenant}/theme.css", Public, tenants::theme_get)
+        .get(
+            "/t/{tenant}/settings",
+            InTenant(ManageTenants),
+            tenants::settings_get,
+        )
+        .post(
+            "/t/{tenant}/logo",
+            InTenant(ManageTenants),
+            tenants::logo_post,
+        )
+        .post(
+            "/t/{tenant}/suspend",
+            InTenant(ManageTenants),
+            tenants::suspend_post,
+        )
+        .post(
+            "/t/{tenant}/reactivate",
+            InTenant(ManageTenants),
+            tenants::reactivate_post,
+        );
+    // Staff administration.
+    router
+        .get("/admin/users", Global(ViewStaff), staff::list_get)
+        .get("/admin/users/{id}", Global(ViewStaff), staff::detail_get)
+        .post(
+            "/admin/users/{id}/roles",
+            Global(ManageStaff),
+            staff::role_grant_post,
+        )
+        .post(
+            "/admin/users/{id}/roles/{assignment}/revoke",
+            Global(ManageStaff),
+            staff::role_revoke_post,
+        )
+        .post(
+            "/admin/users/{id}/deactivate",
+            Global(ManageStaff),
+            staff::deactivate_post,
+        )
+        .post(
+            "/admin/users/{id}/reactivate",
+            Global(ManageStaff),
+            staff::reactivate_post,
+        )
+        .get(
+            "/admin/users/{id}/sessions",
+            Global(ManageStaffSessions),
+            sessions::user_sessions_get,
+        )
+        .post(
+            "/admin/users/{id}/sessions/end-all",
+            Global(ManageStaffSessions),
+            sessions::user_sessions_end_all_post,
+        )
+        .post(
+            "/admin/users/{id}/sessions/{session}/end",
+            Global(ManageStaffSessions),
+            sessions::user_session_end_post,
+        )
+        .get(
+            "/admin/invitations",
+            Global(ManageStaff),
+            staff::invitations_get,
+        )
+        .post(
+            "/admin/invitations",
+            Global(ManageStaff),
+            staff::invite_create_post,
+        )
+        .post(
+            "/admin/invitations/{id}/revoke",
+            Global(ManageStaff),
+            staff::invite_revoke_post,
+        );
+}
+
+/// Every route with its rule, as registered.
+pub fn route_table() -> Vec<RouteInfo> {
+    let mut table = Vec::new();
+    let _ = actix_web::App::new().configure(|cfg| {
+        let mut router = Router::new(cfg);
+        sessionless(&mut router);
+        console(&mut router);
+        table = router.into_table();
+    });
+    table
+}

@@ -1,0 +1,573 @@
+//! Staff administration: the staff list, one person's roles and status, invitations — and the
+//! invitee's page for accepting one.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::clock::format_utc;
+use crate::domain::Core;
+use crate::domain::email::Email;
+use crate::domain::ids::{TenantId, UserId};
+use crate::domain::password::Password;
+use crate::domain::rbac::{Permission, Role, may};
+use crate::domain::sessions::AuthLevel;
+use crate::domain::staff::{self, Grant, InvitationLinkError, StaffError};
+use crate::domain::tenants::Tenant;
+use crate::domain::users::{DisplayName, User, UserStatus};
+use crate::store::tenants::TenantScope;
+use crate::web::authz::require;
+use crate::web::error::WebError;
+use crate::web::session::{Client, CurrentUser, TypedSession};
+use crate::web::step_up::{post_action, require_fresh_passkey};
+use crate::web::{Nav, render, see_other};
+
+pub struct StaffRow {
+    id: String,
+    name: String,
+    email: String,
+    status: &'static str,
+    roles: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/users.html")]
+pub struct StaffPage {
+    nav: Option<Nav>,
+    staff: Vec<StaffRow>,
+    can_invite: bool,
+}
+
+/// "Support — acme-bank" for a tenant role; the role alone for global ones.
+async fn describe_roles(
+    core: &Core,
+    user: &User,
+) -> Result<Vec<(String, String, String)>, WebError> {
+    let mut described = Vec::new();
+    for assignment in &user.roles {
+        let scope = match assignment.tenant_id.as_deref().and_then(TenantId::parse) {
+            Some(id) => core
+                .store
+                .tenant_by_id(id)
+                .await?
+                .map_or_else(|| "unknown tenant".to_owned(), |t| t.slug.to_string()),
+            None => "all tenants".to_owned(),
+        };
+        described.push((
+            assignment.id.clone(),
+            assignment.role.label().to_owned(),
+            scope,
+        ));
+    }
+    Ok(described)
+}
+
+pub async fn list_get(
+    core: web::Data<Core>,
+    current: CurrentUser,
+) -> Result<HttpResponse, WebError> {
+    require(&current, Permission::ViewStaff)?;
+    let mut staff = Vec::new();
+    for user in core.store.list_users().await? {
+        let roles = describe_roles(&core, &user)
+            .await?
+            .into_iter()
+            .map(|(_, role, scope)| format!("{role} ({scope})"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        staff.push(StaffRow {
+            id: user.id.to_string(),
+            status: user.status.as_str(),
+            roles,
+            name: user.display_name,
+            email: user.email,
+        });
+    }
+    let page = StaffPage {
+        nav: Some(Nav::for_user(&current.user, current.csrf_token.clone())),
+        can_invite: may(&current.user, Permission::ManageStaff, None),
+        staff,
+    };
+    render(&page, StatusCode::OK)
+}
+
+pub struct RoleRow {
+    id: String,
+    role: String,
+    scope: String,
+}
+
+pub struct TenantOption {
+    id: String,
+    label: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/user.html")]
+pub struct UserPage {
+    nav: Option<Nav>,
+    csrf_token: String,
+    id: String,
+    name: String,
+    email: String,
+    active: bool,
+    created: String,
+    roles: Vec<RoleRow>,
+    can_manage: bool,
+    tenants: Vec<TenantOption>,
+    role_names: Vec<(&'static str, &'static str)>,
+    notice: Option<&'static str>,
+    error: Option<String>,
+}
+
+async fn subject(core: &Core, raw: &str) -> Result<User, WebError> {
+    let id = UserId::parse(raw).ok_or(WebError::NotFound)?;
+    core.store.find_user(id).await?.ok_or(WebError::NotFound)
+}
+
+async fn user_page(core: &Core, current: &CurrentUser, user: User) -> Result<UserPage, WebError> {
+    let roles = describe_roles(core, &user)
+        .await?
+        .into_iter()
+        .map(|(id, role, scope)| RoleRow { id, role, scope })
+        .collect();
+    let tenants = core
+        .store
+        .search_tenants(TenantScope::All, "", 1000)
+        .await?
+        .iter()
+        .map(|t: &Tenant| TenantOption {
+            id: t.id.to_string(),
+            label: format!("{} ({})", t.name, t.slug),
+        })
+        .collect();
+    Ok(UserPage {
+        nav: Some(Nav::for_user(&current.user, current.csrf_token.clone())),
+        csrf_token: current.csrf_token.clone(),
+        id: user.id.to_string(),
+        name: user.display_name,
+        email: user.email,
+        active: user.status == UserStatus::Active,
+        created: format_utc(user.created_at),
+        roles,
+        can_manage: may(&current.user, Permission::ManageStaff, None),
+        tenants,
+        role_names: Role::ALL.iter().map(|r| (r.as_str(), r.label())).collect(),
+        notice: None,
+        error: None,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct NoticeQuery {
+    notice: Option<String>,
+}
+
+pub async fn detail_get(
+    core: web::Data<Core>,
+    current: CurrentUser,
+    path: web::Path<String>,
+    query: web::Query<NoticeQuery>,
+) -> Result<HttpResponse, WebError> {
+    require(&current, Permission::ViewStaff)?;
+    let user = subject(&core, &path).await?;
+    let mut page = user_page(&core, &current, user).await?;
+    page.notice = match query.notice.as_deref() {
+        Some("granted") => Some("Role granted. It applies from their next click."),
+        Some("revoked") => Some("Role removed. It stops applying from their next click."),
+        Some("deactivated") => Some("Account deactivated; every session of it has ended."),
+        Some("reactivated") => Some("Account reactivated. They sign in again to get a session."),
+        _ => None,
+    };
+    render(&page, StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+pub struct GrantForm {
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    tenant: String,
+}
+
+fn parse_grant_fields(role: &str, tenant: &str) -> Result<(Role, Option<TenantId>), StaffError> {
+    let role = Role::parse(role).ok_or(StaffError::NotFound)?;
+    let tenant = match tenant.trim() {
+        "" => None,
+        raw => Some(TenantId::parse(raw).ok_or(StaffError::UnknownTenant)?),
+    };
+    Ok((role, tenant))
+}
+
+async fn staff_error_page(
+    core: &Core,
+    current: &CurrentUser,
+    user: User,
+    error: StaffError,
+) -> Result<HttpResponse, WebError> {
+    if let StaffError::Store(e) = error {
+        return Err(e.into());
+    }
+    let status = match error {
+        StaffError::NotFound => StatusCode::NOT_FOUND,
+        StaffError::DuplicateRole | StaffError::AlreadyStaff => StatusCode::CONFLICT,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    let mut page = user_page(core, current, user).await?;
+    page.error = Some(error.to_string());
+    render(&page, status)
+}
+
+pub async fn role_grant_post(
+    core: web::Data<Core>,
+    current: CurrentUser,
+    Client(client): Client,
+    path: web::Path<String>,
+    form: web::Form<GrantForm>,
+) -> Result<HttpResponse, WebError> {
+    require(&current, Permission::ManageStaff)?;
+    let user = subject(&core, &path).await?;
+    let mut action = post_action(
+        &format!("Grant a role to {}", user.display_name),
+        &format!("/admin/users/{}/roles", user.id),
+    );
+    action.fields = Some(vec![
+        ("role".into(), form.role.clone()),
+        ("tenant".into(), form.tenant.clone()),
+    ]);
+    if let Some(redirect) = require_fresh_passkey(&core, &current.session, action)? {
+        return Ok(redirect);
+    }
+    let outcome = async {
+        let (role, tenant) = parse_grant_fields(&form.role, &form.tenant)?;
+        let grant = Grant::new(&core, role, tenant).await?;
+        staff::grant_role(&core, current.user.id, user.id, grant, &client).await
+    }
+    .await;
+    match outcome {
+        Ok(()) => Ok(see_other(&format!(
+            "/admin/users/{}?notice=granted",
+            user.id
+        ))),
+        Err(error) => staff_error_page(&core, &current, user, error).await,
+    }
+}
+
+pub async fn role_revoke_post(
+    core: web::Data<Core>,
+    current: CurrentUser,
+    Client(client): Client,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, WebError> {
+    require(&current, Permission::ManageStaff)?;
+    let (user_raw, assignment) = path.into_inner();
+    let user = subject(&core, &user_raw).await?;
+    let action = post_action(
+        &format!("Remove a role from {}", user.display_name),
+        &format!("/admin/users/{}/roles/{assignment}/revoke", user.id),
+    );
+    if let Some(redirect) = require_fresh_passkey(&core, &current.session, action)? {
+        return Ok(redirect);
+    }
+    match staff::revoke_role(&core, current.user.id, user.id, &assignment, &client).await {
+        Ok(()) => Ok(see_other(&format!(
+            "/admin/users/{}?notice=revoked",
+            user.id
+        ))),
+        Err(error) => staff_error_page(&core, &current, user, error).await,
+    }
+}
+
+async fn change_status(
+    core: &Core,
+    current: &CurrentUser,
+    client: &crate::domain::events::RequestContext,
+    raw: &str,
+    status: UserStatus,
+) -> Result<HttpResponse, WebError> {
+    require(current, Permission::ManageStaff)?;
+    let user = subject(core, raw).await?;
+    let (verb, notice) = match status {
+        UserStatus::Deactivated => ("deactivate", "deactivated"),
+        UserStatus::Active => ("reactivate", "reactivated"),
+    };
+    let action = post_action(
+        &format!("{verb} {}", user.display_name),
+        &format!("/admin/users/{}/{verb}", user.id),
+    );
+    if let Some(redirect) = require_fresh_passkey(core, &current.session, action)? {
+        return Ok(redirect);
+    }
+    match staff::set_status(core, current.user.id, user.id, status, client).await {
+        Ok(()) => Ok(see_other(&format!(
+            "/admin/users/{}?notice={notice}",
+            user.id
+        ))),
+        Err(error) => staff_error_page(core, current, user, error).await,
+    }
+}
+
+pub async fn deactivate_post(
+    core: web::Data<Core>,
+    current: CurrentUser,
+    Client(client): Client,
+    path: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    change_status(&core, &current, &client, &path, UserStatus::Deactivated).await
+}
+
+pub async fn reactivate_post(
+    core: web::Data<Core>,
+    current: CurrentUser,
+    Client(client): Client,
+    path: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    change_status(&core, &current, &client, &path, UserStatus::Active).await
+}
+
+pub struct InvitationRow {
+    id: String,
+    email: String,
+    name: String,
+    role: &'static str,
+    expires: String,
+}
+
+#[derive(Template, Default)]
+#[template(path = "admin/invitations.html")]
+pub struct InvitationsPage {
+    nav: Option<Nav>,
+    csrf_token: String,
+    pending: Vec<InvitationRow>,
+    tenants: Vec<TenantOption>,
+    role_names: Vec<(&'static str, &'static str)>,
+    email: String,
+    name: String,
+    notice: Option<&'static str>,
+    error: Option<String>,
+}
+
+async fn invitations_page(core: &Core, current: &CurrentUser) -> Result<InvitationsPage, WebError> {
+    let pending = core
+        .store
+        .pending_invitations(core.clock.now_ms())
+        .await?
+        .into_iter()
+        .map(|i| InvitationRow {
+            id: i.id,
+            email: i.email,
+            name: i.display_name,
+            role: i.role.label(),
+            expires: format_utc(i.expires_at),
+        })
+        .collect();
+    let tenants = core
+        .store
+        .search_tenants(TenantScope::All, "", 1000)
+        .await?
+        .iter()
+        .map(|t| TenantOption {
+            id: t.id.to_string(),
+            label: format!("{} ({})", t.name, t.slug),
+        })
+        .collect();
+    Ok(InvitationsPage {
+        nav: Some(Nav::for_user(&current.user, current.csrf_token.clone())),
+        csrf_token: current.csrf_token.clone(),
+        pending,
+        tenants,
+        role_names: Role::ALL.iter().map(|r| (r.as_str(), r.label())).collect(),
+        ..InvitationsPage::default()
+    })
+}
+
+pub async fn invitations_get(
+    core: web::Data<Core>,
+    current: CurrentUser,
+    query: web::Query<NoticeQuery>,
+) -> Result<HttpResponse, WebError> {
+    require(&current, Permission::ManageStaff)?;
+    let mut page = invitations_page(&core, &current).await?;
+    page.notice = match query.notice.as_deref() {
+        Some("sent") => Some("Invitation sent. The link works once, for 72 hours."),
+        Some("revoked") => Some("Invitation withdrawn."),
+        _ => None,
+    };
+    render(&page, StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+pub struct InviteForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    tenant: String,
+}
+
+pub async fn invite_create_post(
+    core: web::Data<Core>,
+    current: CurrentUser,
+    Client(client): Client,
+    form: web::Form<InviteForm>,
+) -> Result<HttpResponse, WebError> {
+    require(&current, Permission::ManageStaff)?;
+    let mut page = invitations_page(&core, &current).await?;
+    page.email = form.email.trim().to_owned();
+    page.name = form.display_name.trim().to_owned();
+    let outcome = async {
+        let email = Email::parse(&form.email).map_err(|e| e.to_string())?;
+        let display_name = DisplayName::parse(&form.display_name).map_err(|e| e.to_string())?;
+        let (role, tenant) =
+            parse_grant_fields(&form.role, &form.tenant).map_err(|e| e.to_string())?;
+        let grant = Grant::new(&core, role, tenant)
+            .await
+            .map_err(|e| e.to_string())?;
+        let invitation = staff::Invitation {
+            email,
+            display_name,
+            grant,
+        };
+        staff::invite(
+            &core,
+            current.user.id,
+            invitation,
+            &core.public_url,
+            &client,
+        )
+        .await
+        .map_err(|e| match e {
+            StaffError::Store(_) => "The invitation could not be saved. Try again.".to_owned(),
+            other => other.to_string(),
+        })
+    }
+    .await;
+    match outcome {
+        Ok(()) => Ok(see_other("/admin/invitations?notice=sent")),
+        Err(message) => {
+            page.error = Some(message);
+            render(&page, StatusCode::BAD_REQUEST)
+        }
+    }
+}
+
+pub async fn invite_revoke_post(
+    core: web::Data<Core>,
+    current: CurrentUser,
+    Client(client): Client,
+    path: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    require(&current, Permission::ManageStaff)?;
+    match staff::revoke_invitation(&core, current.user.id, &path, &client).await {
+        Ok(()) => Ok(see_other("/admin/invitations?notice=revoked")),
+        Err(StaffError::Store(e)) => Err(e.into()),
+        Err(_) => Err(WebError::NotFound),
+    }
+}
+
+#[derive(Template, Default)]
+#[template(path = "invite/accept.html")]
+pub struct AcceptPage {
+    nav: Option<Nav>,
+    csrf_token: String,
+    token: String,
+    email: String,
+    display_name: String,
+    role: &'static str,
+    name_error: Option<String>,
+    password_error: Option<String>,
+    confirm_error: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct TokenQuery {
+    #[serde(default)]
+    token: String,
+}
+
+fn link_error(error: InvitationLinkError) -> WebError {
+    match error {
+        InvitationLinkError::Unknown => WebError::NotFound,
+        InvitationLinkError::Password(e) => e.into(),
+        InvitationLinkError::Store(e) => e.into(),
+        other => WebError::Gone(other.to_string()),
+    }
+}
+
+pub async fn invite_get(
+    core: web::Data<Core>,
+    session: TypedSession,
+    query: web::Query<TokenQuery>,
+) -> Result<HttpResponse, WebError> {
+    let invitation = staff::open_invitation(&core, &query.token)
+        .await
+        .map_err(link_error)?;
+    let page = AcceptPage {
+        csrf_token: session.csrf_token()?,
+        token: query.token.clone(),
+        email: invitation.email,
+        display_name: invitation.display_name,
+        role: invitation.role.label(),
+        ..AcceptPage::default()
+    };
+    render(&page, StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+pub struct AcceptForm {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    display_name: String,
+    password: Option<SecretString>,
+    password_confirm: Option<SecretString>,
+}
+
+pub async fn invite_post(
+    core: web::Data<Core>,
+    session: TypedSession,
+    Client(client): Client,
+    form: web::Form<AcceptForm>,
+) -> Result<HttpResponse, WebError> {
+    let invitation = staff::open_invitation(&core, &form.token)
+        .await
+        .map_err(link_error)?;
+    let mut page = AcceptPage {
+        csrf_token: session.csrf_token()?,
+        token: form.token.clone(),
+        email: invitation.email,
+        display_name: form.display_name.trim().to_owned(),
+        role: invitation.role.label(),
+        ..AcceptPage::default()
+    };
+    let name = DisplayName::parse(&form.display_name)
+        .map_err(|e| page.name_error = Some(e.to_string()))
+        .ok();
+    let entered = form
+        .password
+        .clone()
+        .unwrap_or_else(|| SecretString::from(""));
+    let password = Password::new(entered)
+        .map_err(|e| page.password_error = Some(e.to_string()))
+        .ok();
+    let confirmed = match (&form.password, &form.password_confirm) {
+        (Some(a), Some(b)) => a.expose_secret() == b.expose_secret(),
+        _ => false,
+    };
+    if password.is_some() && !confirmed {
+        page.confirm_error = Some("The two passwords do not match.".into());
+    }
+    let (Some(name), Some(password), None) = (name, password, &page.confirm_error) else {
+        return render(&page, StatusCode::BAD_REQUEST);
+    };
+    let user = staff::accept(&core, &form.token, name, password, &client)
+        .await
+        .map_err(link_error)?;
+    session.sign_in(user, AuthLevel::Password, core.clock.now_ms(), &client)?;
+    Ok(see_other("/mfa/enrol"))
+}

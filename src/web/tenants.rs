@@ -1,0 +1,404 @@
+//! Tenant pages: the switcher, the superadmin's tenant list and creation form, each tenant's home
+//! (with its colour band and logo), settings, logo, suspension.
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::clock::format_utc;
+use crate::domain::Core;
+use crate::domain::rbac::{Permission, may};
+use crate::domain::tenants::{
+    self, BrandColour, NewTenant, Slug, Tenant, TenantError, TenantStatus, validate_logo,
+};
+use crate::store::tenants::TenantScope;
+use crate::web::authz::{TenantPage, require};
+use crate::web::error::WebError;
+use crate::web::session::{Client, CurrentUser};
+use crate::web::{Nav, TenantBand, render, see_other, upload};
+
+const SWITCHER_LIMIT: i64 = 50;
+
+pub struct TenantRow {
+    slug: String,
+    name: String,
+    suspended: bool,
+}
+
+impl From<&Tenant> for TenantRow {
+    fn from(tenant: &Tenant) -> Self {
+        Self {
+            slug: tenant.slug.to_string(),
+            name: tenant.name.clone(),
+            suspended: tenant.status == TenantStatus::Suspended,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SearchQuery {
+    #[serde(default)]
+    q: String,
+}
+
+/// The tenants this person may act in, searched on the server (fast with thousands).
+pub async fn visible_tenants(
+    core: &Core,
+    current: &CurrentUser,
+    search: &str,
+    limit: i64,
+) -> Result<Vec<Tenant>, WebError> {
+    let scope = if may(&current.user, Permission::SeeAllTenants, None) {
+        TenantScope::All
+    } else {
+        TenantScope::AssignedTo(current.user.id)
+    };
+    Ok(core.store.search_tenants(scope, search, limit).await?)
+}
+
+#[derive(Template)]
+#[template(path = "tenants/switcher.html")]
+pub struct SwitcherPage {
+    nav: Option<Nav>,
+    query: String,
+    tenants: Vec<TenantRow>,
+    limit: i64,
+}
+
+pub async fn switcher_get(
+    core: web::Data<Core>,
+    current: CurrentUser,
+    query: web::Query<SearchQuery>,
+) -> Result<HttpResponse, WebError> {
+    let tenants = visible_tenants(&core, &current, &query.q, SWITCHER_LIMIT).await?;
+    let page = SwitcherPage {
+        nav: Some(Nav::for_user(&current.user, current.csrf_token.clone())),
+        query: query.q.trim().to_owned(),
+        tenants: tenants.iter().map(TenantRow::from).collect(),
+        limit: SWITCHER_LIMIT,
+    };
+    render(&page, StatusCode::OK)
+}
+
+#[derive(Template, Default)]
+#[template(path = "tenants/admin.html")]
+pub struct AdminPage {
+    nav: Option<Nav>,
+    csrf_token: String,
+    tenants: Vec<TenantRow>,
+    name: String,
+    slug: String,
+    colour: String,
+    name_error: Option<String>,
+    slug_error: Option<String>,
+    colour_error: Option<String>,
+    logo_error: Option<String>,
+}
+
+async fn admin_page(core: &Core, current: &CurrentUser) -> Result<AdminPage, WebError> {
+    let tenants = core
+        .store
+        .search_tenants(TenantScope::All, "", 1000)
+        .await?;
+    Ok(AdminPage {
+        nav: Some(Nav::for_user(&current.user, current.csrf_token.clone())),
+        csrf_token: current.csrf_token.clone(),
+        tenants: tenants.iter().map(TenantRow::from).collect(),
+        colour: "#2851c8".into(),
+        ..AdminPage::default()
+    })
+}
+
+pub async fn admin_list_get(
+    core: web::Data<Core>,
+    current: CurrentUser,
+) -> Result<HttpResponse, WebError> {
+    require(&current, Permission::ManageTenants)?;
+    render(&admin_page(&core, &current).await?, StatusCode::OK)
+}
+
+pub async fn create_post(
+    core: web::Data<Core>,
+    current: CurrentUser,
+    Client(client): Client,
+    req: HttpRequest,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, WebError> {
+    require(&current, Permission::ManageTenants)?;
+    let fields = upload::form(&req, &mut payload).await?;
+    let text = |name: &str| {
+        fields
+            .get(name)
+            .map(upload::Field::text)
+            .unwrap_or_default()
+    };
+    let mut page = admin_page(&core, &current).await?;
+    page.name = text("name").trim().to_owned();
+    page.slug = text("slug").trim().to_owned();
+    page.colour = text("colour").trim().to_owned();
+
+    let name = tenants::parse_name(&page.name)
+        .map_err(|e| page.name_error = Some(e.to_string()))
+        .ok();
+    let slug = Slug::parse(&page.slug)
+        .map_err(|e| page.slug_error = Some(e.to_string()))
+        .ok();
+    let colour = BrandColour::parse(&page.colour)
+        .map_err(|e| page.colour_error = Some(e.to_string()))
+        .ok();
+    let logo = match fields.get("logo").filter(|f| !f.data.is_empty()) {
+        None => Ok(None),
+        Some(file) => validate_logo(file.data.to_vec()).map(Some),
+    }
+    .map_err(|e| page.logo_error = Some(e.to_string()))
+    .ok();
+    let (Some(name), Some(slug), Some(colour), Some(logo)) = (name, slug, colour, logo) else {
+        return render(&page, StatusCode::BAD_REQUEST);
+    };
+    let created = tenants::create(
+        &core,
+        current.user.id,
+        NewTenant {
+            name,
+            slug: slug.clone(),
+            colour,
+            logo,
+        },
+        &client,
+    )
+    .await;
+    match created {
+        Ok(_) => Ok(see_other(&format!("/t/{slug}"))),
+        Err(TenantError::SlugTaken) => {
+            page.slug_error = Some(TenantError::SlugTaken.to_string());
+            render(&page, StatusCode::CONFLICT)
+        }
+        Err(TenantError::Store(e)) => Err(e.into()),
+        Err(TenantError::ConfirmationMismatch) => Err(WebError::unexpected(anyhow::anyhow!(
+            "no confirmation on create"
+        ))),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "tenants/home.html")]
+pub struct HomePage {
+    nav: Option<Nav>,
+    name: String,
+    slug: String,
+    status: &'static str,
+    created: String,
+    can_manage: bool,
+}
+
+pub async fn home_get(page: TenantPage) -> Result<HttpResponse, WebError> {
+    let can_manage = page.require(Permission::ManageTenants).is_ok();
+    let tenant = &page.tenant;
+    let view = HomePage {
+        nav: Some(Nav::in_tenant(&page.current, tenant)),
+        name: tenant.name.clone(),
+        slug: tenant.slug.to_string(),
+        status: tenant.status.as_str(),
+        created: format_utc(tenant.created_at),
+        can_manage,
+    };
+    render(&view, StatusCode::OK)
+}
+
+/// Logos are public (the partner request page shows them) and served only with the content type
+/// validated at upload; `nosniff` stops browsers from guessing otherwise.
+pub async fn logo_get(
+    core: web::Data<Core>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let tenant = core
+        .store
+        .tenant_by_slug(&path)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let (bytes, content_type) = core
+        .store
+        .tenant_logo(tenant.id)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, content_type))
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .insert_header((header::CONTENT_DISPOSITION, "inline"))
+        .body(bytes))
+}
+
+/// The tenant's colours as a stylesheet (the CSP allows no inline styles). Values are validated
+/// `#rrggbb` colours, so nothing user-typed reaches the CSS.
+pub async fn theme_get(
+    core: web::Data<Core>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let tenant = core
+        .store
+        .tenant_by_slug(&path)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let css = format!(
+        ".tenant-band {{ background: {bg}; color: {fg}; }}\n.tenant-band a {{ color: {fg}; }}\n",
+        bg = tenant.colour.hex(),
+        fg = tenant.colour.text_colour()
+    );
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/css; charset=utf-8"))
+        .insert_header((header::CACHE_CONTROL, "public, max-age=60"))
+        .body(css))
+}
+
+#[derive(Template, Default)]
+#[template(path = "tenants/settings.html")]
+pub struct SettingsPage {
+    nav: Option<Nav>,
+    csrf_token: String,
+    name: String,
+    slug: String,
+    suspended: bool,
+    notice: Option<&'static str>,
+    error: Option<String>,
+}
+
+fn settings_page(page: &TenantPage) -> SettingsPage {
+    SettingsPage {
+        nav: Some(Nav::in_tenant(&page.current, &page.tenant)),
+        csrf_token: page.current.csrf_token.clone(),
+        name: page.tenant.name.clone(),
+        slug: page.tenant.slug.to_string(),
+        suspended: page.tenant.status == TenantStatus::Suspended,
+        ..SettingsPage::default()
+    }
+}
+
+#[derive(Deserialize)]
+pub struct NoticeQuery {
+    notice: Option<String>,
+}
+
+pub async fn settings_get(
+    page: TenantPage,
+    query: web::Query<NoticeQuery>,
+) -> Result<HttpResponse, WebError> {
+    page.require(Permission::ManageTenants)?;
+    let mut view = settings_page(&page);
+    view.notice = match query.notice.as_deref() {
+        Some("logo") => Some("Logo updated."),
+        Some("suspended") => Some("Tenant suspended."),
+        Some("reactivated") => Some("Tenant reactivated."),
+        _ => None,
+    };
+    render(&view, StatusCode::OK)
+}
+
+pub async fn logo_post(
+    core: web::Data<Core>,
+    page: TenantPage,
+    Client(client): Client,
+    req: HttpRequest,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, WebError> {
+    page.require(Permission::ManageTenants)?;
+    let fields = upload::form(&req, &mut payload).await?;
+    let outcome = match fields.get("logo").filter(|f| !f.data.is_empty()) {
+        None => Err("Choose an image file.".to_owned()),
+        Some(file) => validate_logo(file.data.to_vec()).map_err(|e| e.to_string()),
+    };
+    match outcome {
+        Ok(logo) => {
+            tenants::replace_logo(&core, page.current.user.id, &page.tenant, logo, &client)
+                .await
+                .map_err(tenant_error)?;
+            Ok(see_other(&format!(
+                "/t/{}/settings?notice=logo",
+                page.tenant.slug
+            )))
+        }
+        Err(message) => {
+            let mut view = settings_page(&page);
+            view.error = Some(message);
+            render(&view, StatusCode::BAD_REQUEST)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ConfirmForm {
+    #[serde(default)]
+    confirm_slug: String,
+}
+
+pub async fn suspend_post(
+    core: web::Data<Core>,
+    page: TenantPage,
+    Client(client): Client,
+    form: web::Form<ConfirmForm>,
+) -> Result<HttpResponse, WebError> {
+    page.require(Permission::ManageTenants)?;
+    let user = page.current.user.id;
+    match tenants::set_status(
+        &core,
+        user,
+        &page.tenant,
+        TenantStatus::Suspended,
+        Some(&form.confirm_slug),
+        &client,
+    )
+    .await
+    {
+        Ok(()) => Ok(see_other(&format!(
+            "/t/{}/settings?notice=suspended",
+            page.tenant.slug
+        ))),
+        Err(error @ TenantError::ConfirmationMismatch) => {
+            let mut view = settings_page(&page);
+            view.error = Some(error.to_string());
+            render(&view, StatusCode::BAD_REQUEST)
+        }
+        Err(other) => Err(tenant_error(other)),
+    }
+}
+
+pub async fn reactivate_post(
+    core: web::Data<Core>,
+    page: TenantPage,
+    Client(client): Client,
+) -> Result<HttpResponse, WebError> {
+    page.require(Permission::ManageTenants)?;
+    tenants::set_status(
+        &core,
+        page.current.user.id,
+        &page.tenant,
+        TenantStatus::Active,
+        None,
+        &client,
+    )
+    .await
+    .map_err(tenant_error)?;
+    Ok(see_other(&format!(
+        "/t/{}/settings?notice=reactivated",
+        page.tenant.slug
+    )))
+}
+
+fn tenant_error(error: TenantError) -> WebError {
+    match error {
+        TenantError::Store(e) => e.into(),
+        other => WebError::unexpected(other),
+    }
+}
+
+/// The colour band of a tenant page.
+pub fn band(tenant: &Tenant) -> TenantBand {
+    TenantBand {
+        name: tenant.name.clone(),
+        slug: tenant.slug.to_string(),
+        colour: tenant.colour.hex(),
+        text_colour: tenant.colour.text_colour(),
+        has_logo: tenant.has_logo,
+        suspended: tenant.status == TenantStatus::Suspended,
+    }
+}
