@@ -144,6 +144,9 @@ pub struct TestApp {
     pub recovery_codes: Mutex<Vec<String>>,
     pub database_url: String,
     pub backend: Backend,
+    /// Where the file transport writes `.eml` files.
+    pub mail_dir: std::path::PathBuf,
+    pub mailer: tokenbroker::mail::Mailer,
     server: actix_web::dev::ServerHandle,
     // Dropped last: the database outlives the server using it.
     database: Option<TestDatabase>,
@@ -201,11 +204,13 @@ async fn start(
     database_url: String,
 ) -> TestApp {
     let origin = settings.public_url.clone();
+    let mail_dir = settings.mail_dir();
     let app = Application::build_on(listener, settings, clock.clone())
         .await
         .expect("application builds");
     let port = app.port();
     let core = app.core().clone();
+    let mailer = app.mailer().clone();
     let address = format!("http://127.0.0.1:{port}");
     let setup_link = app.setup_link().map(|link| {
         link.expose_secret()
@@ -221,6 +226,8 @@ async fn start(
         recovery_codes: Mutex::new(Vec::new()),
         database_url,
         backend,
+        mail_dir,
+        mailer,
         server,
         database: None,
     }

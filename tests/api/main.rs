@@ -2,6 +2,7 @@
 //! Every test that touches storage runs on SQLite and on PostgreSQL.
 
 mod helpers;
+mod staff_kit;
 
 mod bad_input;
 mod browser;
@@ -19,4 +20,5 @@ mod recovery;
 mod sessions;
 mod setup;
 mod step_up;
+mod tenants;
 mod throttle;

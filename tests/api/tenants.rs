@@ -1,0 +1,266 @@
+//! Tenants: creation with colour and logo, what is refused, suspension, the band on every page, the
+//! switcher.
+
+use reqwest::StatusCode;
+
+use crate::helpers::*;
+use crate::on_both_backends;
+use crate::staff_kit::*;
+
+async fn a_superadmin_creates_a_branded_tenant(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_admin().await;
+    let logo = png(16, 16);
+
+    let created = create_tenant(
+        &app,
+        "Acme Bank",
+        "acme-bank",
+        "#ffcc00",
+        Some(logo.clone()),
+    )
+    .await;
+
+    assert_redirect_to(&created, "/t/acme-bank");
+    let home = app.page_with_form("/t/acme-bank").await;
+    assert_eq!(
+        text_of(&home, ".tenant-band .tenant-name").as_deref(),
+        Some("Acme Bank")
+    );
+    assert!(text_of(&home, "title").unwrap().contains("Acme Bank"));
+    assert!(home.contains(r#"href="/t/acme-bank/theme.css""#));
+    let theme = app
+        .get("/t/acme-bank/theme.css")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        theme.contains("background: #ffcc00; color: #000000;"),
+        "{theme}"
+    );
+    let served = app.get("/t/acme-bank/logo").await;
+    assert_eq!(served.headers()["content-type"], "image/png");
+    assert_eq!(served.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(served.bytes().await.unwrap().to_vec(), logo);
+    let events = app.events().await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.event_type == "tenant_created" && e.tenant_id.is_some())
+    );
+}
+
+async fn bad_tenant_input_is_refused_and_changes_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_admin().await;
+    assert_redirect_to(
+        &create_tenant(&app, "Acme", "acme", "#123456", None).await,
+        "/t/acme",
+    );
+    let count = || async {
+        app.core
+            .store
+            .search_tenants(tokenbroker::store::tenants::TenantScope::All, "", 100)
+            .await
+            .unwrap()
+            .len()
+    };
+    let before = count().await;
+
+    let duplicate = create_tenant(&app, "Acme again", "acme", "#123456", None).await;
+    assert_eq!(duplicate.status(), StatusCode::CONFLICT);
+    assert!(duplicate.text().await.unwrap().contains("already taken"));
+    for (slug, colour, message) in [
+        ("Bad Slug!", "#123456", "lower-case letters"),
+        ("fine-slug", "red", "Pick a colour"),
+        ("fine-slug", "#12345", "Pick a colour"),
+    ] {
+        let response = create_tenant(&app, "Name", slug, colour, None).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::BAD_REQUEST,
+            "{slug} {colour}"
+        );
+        assert!(response.text().await.unwrap().contains(message));
+    }
+    let html_as_png = b"<html><body><script>alert(1)</script></body></html>".to_vec();
+    let svg =
+        br#"<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>"#.to_vec();
+    // 4096 x 4096 pixels of nothing: a few kilobytes that would decode to 16 MB.
+    let bomb = png(4096, 4096);
+    assert!(bomb.len() < 512 * 1024);
+    for (logo, message) in [
+        (html_as_png, "PNG, JPEG or WebP"),
+        (svg, "PNG, JPEG or WebP"),
+        (bomb, "2048"),
+    ] {
+        let response = create_tenant(&app, "Name", "fine-slug", "#123456", Some(logo)).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert!(response.text().await.unwrap().contains(message));
+    }
+    let huge = create_tenant(
+        &app,
+        "Name",
+        "fine-slug",
+        "#123456",
+        Some(vec![0u8; 50 * 1024 * 1024]),
+    )
+    .await;
+    assert_eq!(huge.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+    assert_eq!(count().await, before);
+}
+
+async fn suspension_needs_the_slug_typed_and_is_recorded(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_admin().await;
+    create_tenant(&app, "Acme", "acme", "#123456", None).await;
+
+    let wrong = app
+        .submit(
+            "/t/acme/settings",
+            "/t/acme/suspend",
+            &[("confirm_slug", "acne")],
+        )
+        .await;
+    assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        text_of(&wrong.text().await.unwrap(), ".alert")
+            .unwrap()
+            .contains("Type the tenant's slug")
+    );
+    assert!(!app.page_with_form("/t/acme").await.contains("suspended"));
+
+    let suspended = app
+        .submit(
+            "/t/acme/settings",
+            "/t/acme/suspend",
+            &[("confirm_slug", "acme")],
+        )
+        .await;
+    assert_redirect_to(&suspended, "/t/acme/settings?notice=suspended");
+    assert!(
+        text_of(&app.page_with_form("/t/acme").await, ".tenant-band")
+            .unwrap()
+            .contains("suspended")
+    );
+    let reactivated = app
+        .submit("/t/acme/settings", "/t/acme/reactivate", &[])
+        .await;
+    assert_redirect_to(&reactivated, "/t/acme/settings?notice=reactivated");
+    let events = app.events().await;
+    let suspension = events
+        .iter()
+        .find(|e| e.event_type == "tenant_suspended")
+        .unwrap();
+    assert!(
+        suspension.details.contains(r#""before":"active""#)
+            && suspension.details.contains(r#""after":"suspended""#)
+    );
+    assert!(events.iter().any(|e| e.event_type == "tenant_reactivated"));
+}
+
+async fn a_new_logo_replaces_the_old_one_and_bad_files_are_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_admin().await;
+    create_tenant(&app, "Acme", "acme", "#123456", None).await;
+    assert_eq!(
+        app.get("/t/acme/logo").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let upload = |bytes: Vec<u8>| async {
+        let html = app.page_with_form("/t/acme/settings").await;
+        let form = reqwest::multipart::Form::new()
+            .text("csrf_token", csrf_token(&html))
+            .part(
+                "logo",
+                reqwest::multipart::Part::bytes(bytes).file_name("logo.png"),
+            );
+        app.client
+            .post(app.url("/t/acme/logo"))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+    };
+
+    assert_redirect_to(&upload(png(8, 8)).await, "/t/acme/settings?notice=logo");
+    assert_eq!(app.get("/t/acme/logo").await.status(), StatusCode::OK);
+    assert_eq!(
+        upload(b"GIF89a not allowed".to_vec()).await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        app.get("/t/acme/logo")
+            .await
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec(),
+        png(8, 8)
+    );
+}
+
+async fn an_upload_without_its_csrf_token_is_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_admin().await;
+    create_tenant(&app, "Acme", "acme", "#123456", None).await;
+
+    let form = reqwest::multipart::Form::new().part(
+        "logo",
+        reqwest::multipart::Part::bytes(png(8, 8)).file_name("x.png"),
+    );
+    let response = app
+        .client
+        .post(app.url("/t/acme/logo"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.get("/t/acme/logo").await.status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+async fn the_switcher_lists_only_the_tenants_one_may_act_in(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_admin().await;
+    for (name, slug) in [
+        ("Acme Bank", "acme"),
+        ("Globex", "globex"),
+        ("Initech", "initech"),
+    ] {
+        create_tenant(&app, name, slug, "#123456", None).await;
+    }
+    let support = staff_member(&app, "sam@example.com", "support", Some("globex")).await;
+
+    let theirs = support.page_with_form("/tenants").await;
+    assert_eq!(all_text_of(&theirs, "#tenant-list a"), vec!["Globex"]);
+    let dashboard = support.page_with_form("/").await;
+    assert_eq!(all_text_of(&dashboard, "#my-tenants a"), vec!["Globex"]);
+    let all = app.page_with_form("/tenants").await;
+    assert_eq!(
+        all_text_of(&all, "#tenant-list a"),
+        vec!["Acme Bank", "Globex", "Initech"]
+    );
+    let searched = app.page_with_form("/tenants?q=TECH").await;
+    assert_eq!(all_text_of(&searched, "#tenant-list a"), vec!["Initech"]);
+    let percent = app.page_with_form("/tenants?q=%25").await;
+    assert!(
+        all_text_of(&percent, "#tenant-list a").is_empty(),
+        "LIKE wildcards are escaped"
+    );
+}
+
+on_both_backends!(
+    a_superadmin_creates_a_branded_tenant,
+    bad_tenant_input_is_refused_and_changes_nothing,
+    suspension_needs_the_slug_typed_and_is_recorded,
+    a_new_logo_replaces_the_old_one_and_bad_files_are_refused,
+    an_upload_without_its_csrf_token_is_refused,
+    the_switcher_lists_only_the_tenants_one_may_act_in,
+);
