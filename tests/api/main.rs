@@ -19,6 +19,7 @@ mod passkeys;
 mod recovery;
 mod sessions;
 mod setup;
+mod staff;
 mod step_up;
 mod tenants;
 mod throttle;
