@@ -24,6 +24,8 @@ pub const INVITATION_LIFETIME: Duration = Duration::from_secs(72 * 60 * 60);
 pub enum StaffError {
     #[error("Someone with this e-mail address already has an account.")]
     AlreadyStaff,
+    #[error("Pick a role.")]
+    UnknownRole,
     #[error("Pick the tenant this role applies to.")]
     TenantRequired,
     #[error("Superadmin and security roles apply to every tenant; do not pick one.")]

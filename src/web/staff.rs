@@ -193,7 +193,7 @@ pub struct GrantForm {
 }
 
 fn parse_grant_fields(role: &str, tenant: &str) -> Result<(Role, Option<TenantId>), StaffError> {
-    let role = Role::parse(role).ok_or(StaffError::NotFound)?;
+    let role = Role::parse(role).ok_or(StaffError::UnknownRole)?;
     let tenant = match tenant.trim() {
         "" => None,
         raw => Some(TenantId::parse(raw).ok_or(StaffError::UnknownTenant)?),

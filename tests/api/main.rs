@@ -4,6 +4,7 @@
 mod helpers;
 mod staff_kit;
 
+mod authorization;
 mod bad_input;
 mod browser;
 mod cli;
