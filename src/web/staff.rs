@@ -99,6 +99,19 @@ pub struct RoleRow {
     scope: String,
 }
 
+/// Roles in the order offered, least privilege first, so the default choice is the safest.
+fn role_choices() -> Vec<(&'static str, &'static str)> {
+    [
+        Role::Support,
+        Role::TenantAdmin,
+        Role::Security,
+        Role::Superadmin,
+    ]
+    .iter()
+    .map(|r| (r.as_str(), r.label()))
+    .collect()
+}
+
 pub struct TenantOption {
     id: String,
     label: String,
@@ -154,7 +167,7 @@ async fn user_page(core: &Core, current: &CurrentUser, user: User) -> Result<Use
         roles,
         can_manage: may(&current.user, Permission::ManageStaff, None),
         tenants,
-        role_names: Role::ALL.iter().map(|r| (r.as_str(), r.label())).collect(),
+        role_names: role_choices(),
         notice: None,
         error: None,
     })
@@ -378,7 +391,7 @@ async fn invitations_page(core: &Core, current: &CurrentUser) -> Result<Invitati
         csrf_token: current.csrf_token.clone(),
         pending,
         tenants,
-        role_names: Role::ALL.iter().map(|r| (r.as_str(), r.label())).collect(),
+        role_names: role_choices(),
         ..InvitationsPage::default()
     })
 }
