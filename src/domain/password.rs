@@ -23,10 +23,31 @@ pub enum PasswordPolicyError {
     TooLong,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NewPasswordError {
+    #[error(transparent)]
+    Policy(#[from] PasswordPolicyError),
+    #[error("The two passwords do not match.")]
+    Mismatch,
+}
+
 /// A password that satisfies the policy. Any Unicode is allowed; length counts characters.
 pub struct Password(SecretString);
 
 impl Password {
+    /// A new password, typed twice the same way.
+    pub fn confirmed(
+        typed: Option<&SecretString>,
+        again: Option<&SecretString>,
+    ) -> Result<Self, NewPasswordError> {
+        let typed = typed.cloned().unwrap_or_else(|| SecretString::from(""));
+        let password = Self::new(typed)?;
+        match again {
+            Some(again) if again.expose_secret() == password.0.expose_secret() => Ok(password),
+            _ => Err(NewPasswordError::Mismatch),
+        }
+    }
+
     pub fn new(candidate: SecretString) -> Result<Self, PasswordPolicyError> {
         let chars = candidate.expose_secret().chars().count();
         if chars < MIN_PASSWORD_CHARS {

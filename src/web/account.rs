@@ -10,14 +10,13 @@ use crate::clock::format_utc;
 use crate::domain::Core;
 use crate::domain::auth::{self, PasswordChangeError};
 use crate::domain::passkeys::{self, PasskeyError, PasskeyName};
-use crate::domain::password::Password;
 use crate::domain::recovery;
 use crate::domain::sessions;
 use crate::web::error::WebError;
 use crate::web::mfa::CodesPage;
 use crate::web::session::{Client, CurrentUser, PendingAction};
 use crate::web::step_up::{post_action, require_fresh_passkey};
-use crate::web::{Nav, render, see_other};
+use crate::web::{Nav, new_password, render, see_other};
 
 pub struct PasskeyView {
     id: String,
@@ -224,25 +223,19 @@ pub async fn password_post(
         csrf_token: current.csrf_token.clone(),
         ..PasswordPage::default()
     };
-    let empty = || SecretString::from("");
-    let new = Password::new(form.new_password.clone().unwrap_or_else(empty))
-        .map_err(|e| page.password_error = Some(e.to_string()))
-        .ok();
-    let confirmed = {
-        use secrecy::ExposeSecret;
-        match (&form.new_password, &form.new_password_confirm) {
-            (Some(a), Some(b)) => a.expose_secret() == b.expose_secret(),
-            _ => false,
-        }
-    };
-    if new.is_some() && !confirmed {
-        page.confirm_error = Some("The two passwords do not match.".into());
-    }
-    let (Some(new), None) = (new, &page.confirm_error) else {
+    let new = new_password(
+        form.new_password.as_ref(),
+        form.new_password_confirm.as_ref(),
+        &mut page.password_error,
+        &mut page.confirm_error,
+    );
+    let Some(new) = new else {
         return render(&page, StatusCode::BAD_REQUEST);
     };
     let keep = current.session.public_id()?.unwrap_or_default();
-    let current_password = form.current_password.unwrap_or_else(empty);
+    let current_password = form
+        .current_password
+        .unwrap_or_else(|| SecretString::from(""));
     match auth::change_password(
         &core,
         current.user.id,

@@ -76,6 +76,27 @@ impl Nav {
     }
 }
 
+/// Reads a new password typed twice, putting each problem on its own field of the page.
+pub fn new_password(
+    typed: Option<&secrecy::SecretString>,
+    again: Option<&secrecy::SecretString>,
+    password_error: &mut Option<String>,
+    confirm_error: &mut Option<String>,
+) -> Option<crate::domain::password::Password> {
+    use crate::domain::password::{NewPasswordError, Password};
+    match Password::confirmed(typed, again) {
+        Ok(password) => Some(password),
+        Err(error @ NewPasswordError::Mismatch) => {
+            *confirm_error = Some(error.to_string());
+            None
+        }
+        Err(error) => {
+            *password_error = Some(error.to_string());
+            None
+        }
+    }
+}
+
 /// The Post/Redirect/Get answer to a successful form.
 pub fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther()

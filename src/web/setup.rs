@@ -3,18 +3,17 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::domain::Core;
 use crate::domain::email::Email;
-use crate::domain::password::Password;
 use crate::domain::sessions::AuthLevel;
 use crate::domain::setup::{self, SetupError};
 use crate::domain::users::{DisplayName, NewStaff};
 use crate::web::error::WebError;
 use crate::web::session::{Client, TypedSession};
-use crate::web::{Nav, render, see_other};
+use crate::web::{Nav, new_password, render, see_other};
 
 #[derive(Template, Default)]
 #[template(path = "setup/setup.html")]
@@ -102,30 +101,19 @@ fn parse_new_staff(form: &SetupForm, page: &mut SetupPage) -> Option<NewStaff> {
     let display_name = DisplayName::parse(&form.display_name)
         .map_err(|e| page.name_error = Some(e.to_string()))
         .ok();
-    let entered = form
-        .password
-        .clone()
-        .unwrap_or_else(|| SecretString::from(""));
-    let password = Password::new(entered)
-        .map_err(|e| page.password_error = Some(e.to_string()))
-        .ok();
-    if password.is_some() && !matches_confirmation(form) {
-        page.confirm_error = Some("The two passwords do not match.".into());
-    }
-    match (email, display_name, password, &page.confirm_error) {
-        (Some(email), Some(display_name), Some(password), None) => Some(NewStaff {
+    let password = new_password(
+        form.password.as_ref(),
+        form.password_confirm.as_ref(),
+        &mut page.password_error,
+        &mut page.confirm_error,
+    );
+    match (email, display_name, password) {
+        (Some(email), Some(display_name), Some(password)) => Some(NewStaff {
             email,
             display_name,
             password,
         }),
         _ => None,
-    }
-}
-
-fn matches_confirmation(form: &SetupForm) -> bool {
-    match (&form.password, &form.password_confirm) {
-        (Some(a), Some(b)) => a.expose_secret() == b.expose_secret(),
-        _ => false,
     }
 }
 

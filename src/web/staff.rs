@@ -4,25 +4,23 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::clock::format_utc;
 use crate::domain::Core;
 use crate::domain::email::Email;
 use crate::domain::ids::{TenantId, UserId};
-use crate::domain::password::Password;
 use crate::domain::rbac::{Permission, Role, may};
 use crate::domain::sessions::AuthLevel;
 use crate::domain::staff::{self, Grant, InvitationLinkError, StaffError};
-use crate::domain::tenants::Tenant;
 use crate::domain::users::{DisplayName, User, UserStatus};
 use crate::store::tenants::TenantScope;
 use crate::web::authz::require;
 use crate::web::error::WebError;
 use crate::web::session::{Client, CurrentUser, TypedSession};
 use crate::web::step_up::{post_action, require_fresh_passkey};
-use crate::web::{Nav, render, see_other};
+use crate::web::{Nav, new_password, render, see_other};
 
 pub struct StaffRow {
     id: String,
@@ -117,6 +115,20 @@ pub struct TenantOption {
     label: String,
 }
 
+/// Every tenant, for the role form's tenant choice.
+async fn tenant_options(core: &Core) -> Result<Vec<TenantOption>, WebError> {
+    Ok(core
+        .store
+        .search_tenants(TenantScope::All, "", 1000)
+        .await?
+        .iter()
+        .map(|t| TenantOption {
+            id: t.id.to_string(),
+            label: format!("{} ({})", t.name, t.slug),
+        })
+        .collect())
+}
+
 #[derive(Template)]
 #[template(path = "admin/user.html")]
 pub struct UserPage {
@@ -146,16 +158,7 @@ async fn user_page(core: &Core, current: &CurrentUser, user: User) -> Result<Use
         .into_iter()
         .map(|(id, role, scope)| RoleRow { id, role, scope })
         .collect();
-    let tenants = core
-        .store
-        .search_tenants(TenantScope::All, "", 1000)
-        .await?
-        .iter()
-        .map(|t: &Tenant| TenantOption {
-            id: t.id.to_string(),
-            label: format!("{} ({})", t.name, t.slug),
-        })
-        .collect();
+    let tenants = tenant_options(core).await?;
     Ok(UserPage {
         nav: Some(Nav::for_user(&current.user, current.csrf_token.clone())),
         csrf_token: current.csrf_token.clone(),
@@ -376,16 +379,7 @@ async fn invitations_page(core: &Core, current: &CurrentUser) -> Result<Invitati
             expires: format_utc(i.expires_at),
         })
         .collect();
-    let tenants = core
-        .store
-        .search_tenants(TenantScope::All, "", 1000)
-        .await?
-        .iter()
-        .map(|t| TenantOption {
-            id: t.id.to_string(),
-            label: format!("{} ({})", t.name, t.slug),
-        })
-        .collect();
+    let tenants = tenant_options(core).await?;
     Ok(InvitationsPage {
         nav: Some(Nav::for_user(&current.user, current.csrf_token.clone())),
         csrf_token: current.csrf_token.clone(),
@@ -561,21 +555,13 @@ pub async fn invite_post(
     let name = DisplayName::parse(&form.display_name)
         .map_err(|e| page.name_error = Some(e.to_string()))
         .ok();
-    let entered = form
-        .password
-        .clone()
-        .unwrap_or_else(|| SecretString::from(""));
-    let password = Password::new(entered)
-        .map_err(|e| page.password_error = Some(e.to_string()))
-        .ok();
-    let confirmed = match (&form.password, &form.password_confirm) {
-        (Some(a), Some(b)) => a.expose_secret() == b.expose_secret(),
-        _ => false,
-    };
-    if password.is_some() && !confirmed {
-        page.confirm_error = Some("The two passwords do not match.".into());
-    }
-    let (Some(name), Some(password), None) = (name, password, &page.confirm_error) else {
+    let password = new_password(
+        form.password.as_ref(),
+        form.password_confirm.as_ref(),
+        &mut page.password_error,
+        &mut page.confirm_error,
+    );
+    let (Some(name), Some(password)) = (name, password) else {
         return render(&page, StatusCode::BAD_REQUEST);
     };
     let user = staff::accept(&core, &form.token, name, password, &client)
