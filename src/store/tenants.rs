@@ -39,11 +39,10 @@ const COLUMNS: &str = "id, slug, name, brand_colour, status, \
                        CASE WHEN logo IS NULL THEN 0 ELSE 1 END AS has_logo, created_at";
 
 /// Which tenants a list may show.
-pub enum TenantScope<'a> {
+pub enum TenantScope {
     All,
     /// Tenants where the user holds a tenant role.
     AssignedTo(UserId),
-    Only(&'a [TenantId]),
 }
 
 impl Store {
@@ -102,7 +101,7 @@ impl Store {
     /// Tenants in scope whose name or slug contains `search`, by name, at most `limit`.
     pub async fn search_tenants(
         &self,
-        scope: TenantScope<'_>,
+        scope: TenantScope,
         search: &str,
         limit: i64,
     ) -> Result<Vec<Tenant>, StoreError> {
@@ -131,15 +130,6 @@ impl Store {
                     .bind(user.to_string())
                     .fetch_all(self.pool())
                     .await?
-            }
-            TenantScope::Only(ids) => {
-                let mut found = Vec::new();
-                for id in ids {
-                    if let Some(tenant) = self.tenant_by_id(*id).await? {
-                        found.push(tenant);
-                    }
-                }
-                return Ok(found);
             }
         };
         rows.into_iter().map(Tenant::try_from).collect()
