@@ -427,40 +427,47 @@ pub async fn invite_create_post(
     let mut page = invitations_page(&core, &current).await?;
     page.email = form.email.trim().to_owned();
     page.name = form.display_name.trim().to_owned();
-    let outcome = async {
-        let email = Email::parse(&form.email).map_err(|e| e.to_string())?;
-        let display_name = DisplayName::parse(&form.display_name).map_err(|e| e.to_string())?;
-        let (role, tenant) =
-            parse_grant_fields(&form.role, &form.tenant).map_err(|e| e.to_string())?;
-        let grant = Grant::new(&core, role, tenant)
-            .await
-            .map_err(|e| e.to_string())?;
-        let invitation = staff::Invitation {
-            email,
-            display_name,
-            grant,
-        };
-        staff::invite(
-            &core,
-            current.user.id,
-            invitation,
-            &core.public_url,
-            &client,
-        )
-        .await
-        .map_err(|e| match e {
-            StaffError::Store(_) => "The invitation could not be saved. Try again.".to_owned(),
-            other => other.to_string(),
-        })
-    }
-    .await;
-    match outcome {
+    let email = match Email::parse(&form.email) {
+        Ok(email) => email,
+        Err(e) => return refuse(page, e.to_string()),
+    };
+    let display_name = match DisplayName::parse(&form.display_name) {
+        Ok(name) => name,
+        Err(e) => return refuse(page, e.to_string()),
+    };
+    let grant = match parse_grant_fields(&form.role, &form.tenant) {
+        Ok((role, tenant)) => Grant::new(&core, role, tenant).await,
+        Err(e) => Err(e),
+    };
+    let grant = match grant {
+        Ok(grant) => grant,
+        Err(StaffError::Store(e)) => return Err(e.into()),
+        Err(e) => return refuse(page, e.to_string()),
+    };
+    let invitation = staff::Invitation {
+        email,
+        display_name,
+        grant,
+    };
+    match staff::invite(
+        &core,
+        current.user.id,
+        invitation,
+        &core.public_url,
+        &client,
+    )
+    .await
+    {
         Ok(()) => Ok(see_other("/admin/invitations?notice=sent")),
-        Err(message) => {
-            page.error = Some(message);
-            render(&page, StatusCode::BAD_REQUEST)
-        }
+        Err(StaffError::Store(e)) => Err(e.into()),
+        Err(e) => refuse(page, e.to_string()),
     }
+}
+
+/// The invitation form again, with what was typed and why it was refused.
+fn refuse(mut page: InvitationsPage, message: String) -> Result<HttpResponse, WebError> {
+    page.error = Some(message);
+    render(&page, StatusCode::BAD_REQUEST)
 }
 
 pub async fn invite_revoke_post(
