@@ -8,6 +8,7 @@ pub mod csrf;
 pub mod dashboard;
 pub mod error;
 pub mod health;
+pub mod invitations;
 pub mod mfa;
 pub mod middleware;
 pub mod routes;

@@ -10,7 +10,8 @@ use actix_web::{FromRequest, Handler, Responder};
 use crate::domain::rbac::Permission::*;
 use crate::web::authz::Access::{self, *};
 use crate::web::{
-    account, assets, auth, dashboard, health, mfa, sessions, setup, staff, step_up, tenants,
+    account, assets, auth, dashboard, health, invitations, mfa, sessions, setup, staff, step_up,
+    tenants,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,8 +101,8 @@ pub fn console(router: &mut Router<'_>) {
     router
         .get("/setup", Public, setup::setup_get)
         .post("/setup", Public, setup::setup_post)
-        .get("/invite", Public, staff::invite_get)
-        .post("/invite", Public, staff::invite_post)
+        .get("/invite", Public, invitations::invite_get)
+        .post("/invite", Public, invitations::invite_post)
         .get("/login", Public, auth::login_get)
         .post("/login", Public, auth::login_post)
         .post("/login/passkey-only", Public, auth::passwordless_post)
@@ -224,17 +225,17 @@ pub fn console(router: &mut Router<'_>) {
         .get(
             "/admin/invitations",
             Global(ManageStaff),
-            staff::invitations_get,
+            invitations::invitations_get,
         )
         .post(
             "/admin/invitations",
             Global(ManageStaff),
-            staff::invite_create_post,
+            invitations::invite_create_post,
         )
         .post(
             "/admin/invitations/{id}/revoke",
             Global(ManageStaff),
-            staff::invite_revoke_post,
+            invitations::invite_revoke_post,
         );
 }
 

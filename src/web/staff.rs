@@ -1,26 +1,23 @@
-//! Staff administration: the staff list, one person's roles and status, invitations — and the
-//! invitee's page for accepting one.
+//! Staff administration: the staff list, one person's roles and status. Invitations live in
+//! `web::invitations`.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::clock::format_utc;
 use crate::domain::Core;
-use crate::domain::email::Email;
 use crate::domain::ids::{TenantId, UserId};
 use crate::domain::rbac::{Permission, Role, may};
-use crate::domain::sessions::AuthLevel;
-use crate::domain::staff::{self, Grant, InvitationLinkError, StaffError};
-use crate::domain::users::{DisplayName, User, UserStatus};
+use crate::domain::staff::{self, Grant, StaffError};
+use crate::domain::users::{User, UserStatus};
 use crate::store::tenants::TenantScope;
 use crate::web::authz::require;
 use crate::web::error::WebError;
-use crate::web::session::{Client, CurrentUser, TypedSession};
+use crate::web::session::{Client, CurrentUser};
 use crate::web::step_up::{post_action, require_fresh_passkey};
-use crate::web::{Nav, new_password, render, see_other};
+use crate::web::{Nav, render, see_other};
 
 pub struct StaffRow {
     id: String,
@@ -98,7 +95,7 @@ pub struct RoleRow {
 }
 
 /// Roles in the order offered, least privilege first, so the default choice is the safest.
-fn role_choices() -> Vec<(&'static str, &'static str)> {
+pub(crate) fn role_choices() -> Vec<(&'static str, &'static str)> {
     [
         Role::Support,
         Role::TenantAdmin,
@@ -111,12 +108,12 @@ fn role_choices() -> Vec<(&'static str, &'static str)> {
 }
 
 pub struct TenantOption {
-    id: String,
-    label: String,
+    pub id: String,
+    pub label: String,
 }
 
 /// Every tenant, for the role form's tenant choice.
-async fn tenant_options(core: &Core) -> Result<Vec<TenantOption>, WebError> {
+pub(crate) async fn tenant_options(core: &Core) -> Result<Vec<TenantOption>, WebError> {
     Ok(core
         .store
         .search_tenants(TenantScope::All, "", 1000)
@@ -178,7 +175,7 @@ async fn user_page(core: &Core, current: &CurrentUser, user: User) -> Result<Use
 
 #[derive(Deserialize)]
 pub struct NoticeQuery {
-    notice: Option<String>,
+    pub notice: Option<String>,
 }
 
 pub async fn detail_get(
@@ -208,7 +205,10 @@ pub struct GrantForm {
     tenant: String,
 }
 
-fn parse_grant_fields(role: &str, tenant: &str) -> Result<(Role, Option<TenantId>), StaffError> {
+pub(crate) fn parse_grant_fields(
+    role: &str,
+    tenant: &str,
+) -> Result<(Role, Option<TenantId>), StaffError> {
     let role = Role::parse(role).ok_or(StaffError::UnknownRole)?;
     let tenant = match tenant.trim() {
         "" => None,
@@ -341,239 +341,4 @@ pub async fn reactivate_post(
     path: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
     change_status(&core, &current, &client, &path, UserStatus::Active).await
-}
-
-pub struct InvitationRow {
-    id: String,
-    email: String,
-    name: String,
-    role: &'static str,
-    expires: String,
-}
-
-#[derive(Template, Default)]
-#[template(path = "admin/invitations.html")]
-pub struct InvitationsPage {
-    nav: Option<Nav>,
-    csrf_token: String,
-    pending: Vec<InvitationRow>,
-    tenants: Vec<TenantOption>,
-    role_names: Vec<(&'static str, &'static str)>,
-    email: String,
-    name: String,
-    notice: Option<&'static str>,
-    error: Option<String>,
-}
-
-async fn invitations_page(core: &Core, current: &CurrentUser) -> Result<InvitationsPage, WebError> {
-    let pending = core
-        .store
-        .pending_invitations(core.clock.now_ms())
-        .await?
-        .into_iter()
-        .map(|i| InvitationRow {
-            id: i.id,
-            email: i.email,
-            name: i.display_name,
-            role: i.role.label(),
-            expires: format_utc(i.expires_at),
-        })
-        .collect();
-    let tenants = tenant_options(core).await?;
-    Ok(InvitationsPage {
-        nav: Some(Nav::for_user(&current.user, current.csrf_token.clone())),
-        csrf_token: current.csrf_token.clone(),
-        pending,
-        tenants,
-        role_names: role_choices(),
-        ..InvitationsPage::default()
-    })
-}
-
-pub async fn invitations_get(
-    core: web::Data<Core>,
-    current: CurrentUser,
-    query: web::Query<NoticeQuery>,
-) -> Result<HttpResponse, WebError> {
-    require(&current, Permission::ManageStaff)?;
-    let mut page = invitations_page(&core, &current).await?;
-    page.notice = match query.notice.as_deref() {
-        Some("sent") => Some("Invitation sent. The link works once, for 72 hours."),
-        Some("revoked") => Some("Invitation withdrawn."),
-        _ => None,
-    };
-    render(&page, StatusCode::OK)
-}
-
-#[derive(Deserialize)]
-pub struct InviteForm {
-    #[serde(default)]
-    email: String,
-    #[serde(default)]
-    display_name: String,
-    #[serde(default)]
-    role: String,
-    #[serde(default)]
-    tenant: String,
-}
-
-pub async fn invite_create_post(
-    core: web::Data<Core>,
-    current: CurrentUser,
-    Client(client): Client,
-    form: web::Form<InviteForm>,
-) -> Result<HttpResponse, WebError> {
-    require(&current, Permission::ManageStaff)?;
-    let mut page = invitations_page(&core, &current).await?;
-    page.email = form.email.trim().to_owned();
-    page.name = form.display_name.trim().to_owned();
-    let email = match Email::parse(&form.email) {
-        Ok(email) => email,
-        Err(e) => return refuse(page, e.to_string()),
-    };
-    let display_name = match DisplayName::parse(&form.display_name) {
-        Ok(name) => name,
-        Err(e) => return refuse(page, e.to_string()),
-    };
-    let grant = match parse_grant_fields(&form.role, &form.tenant) {
-        Ok((role, tenant)) => Grant::new(&core, role, tenant).await,
-        Err(e) => Err(e),
-    };
-    let grant = match grant {
-        Ok(grant) => grant,
-        Err(StaffError::Store(e)) => return Err(e.into()),
-        Err(e) => return refuse(page, e.to_string()),
-    };
-    let invitation = staff::Invitation {
-        email,
-        display_name,
-        grant,
-    };
-    match staff::invite(
-        &core,
-        current.user.id,
-        invitation,
-        &core.public_url,
-        &client,
-    )
-    .await
-    {
-        Ok(()) => Ok(see_other("/admin/invitations?notice=sent")),
-        Err(StaffError::Store(e)) => Err(e.into()),
-        Err(e) => refuse(page, e.to_string()),
-    }
-}
-
-/// The invitation form again, with what was typed and why it was refused.
-fn refuse(mut page: InvitationsPage, message: String) -> Result<HttpResponse, WebError> {
-    page.error = Some(message);
-    render(&page, StatusCode::BAD_REQUEST)
-}
-
-pub async fn invite_revoke_post(
-    core: web::Data<Core>,
-    current: CurrentUser,
-    Client(client): Client,
-    path: web::Path<String>,
-) -> Result<HttpResponse, WebError> {
-    require(&current, Permission::ManageStaff)?;
-    match staff::revoke_invitation(&core, current.user.id, &path, &client).await {
-        Ok(()) => Ok(see_other("/admin/invitations?notice=revoked")),
-        Err(StaffError::Store(e)) => Err(e.into()),
-        Err(_) => Err(WebError::NotFound),
-    }
-}
-
-#[derive(Template, Default)]
-#[template(path = "invite/accept.html")]
-pub struct AcceptPage {
-    nav: Option<Nav>,
-    csrf_token: String,
-    token: String,
-    email: String,
-    display_name: String,
-    role: &'static str,
-    name_error: Option<String>,
-    password_error: Option<String>,
-    confirm_error: Option<String>,
-}
-
-#[derive(Deserialize)]
-pub struct TokenQuery {
-    #[serde(default)]
-    token: String,
-}
-
-fn link_error(error: InvitationLinkError) -> WebError {
-    match error {
-        InvitationLinkError::Unknown => WebError::NotFound,
-        InvitationLinkError::Password(e) => e.into(),
-        InvitationLinkError::Store(e) => e.into(),
-        other => WebError::Gone(other.to_string()),
-    }
-}
-
-pub async fn invite_get(
-    core: web::Data<Core>,
-    session: TypedSession,
-    query: web::Query<TokenQuery>,
-) -> Result<HttpResponse, WebError> {
-    let invitation = staff::open_invitation(&core, &query.token)
-        .await
-        .map_err(link_error)?;
-    let page = AcceptPage {
-        csrf_token: session.csrf_token()?,
-        token: query.token.clone(),
-        email: invitation.email,
-        display_name: invitation.display_name,
-        role: invitation.role.label(),
-        ..AcceptPage::default()
-    };
-    render(&page, StatusCode::OK)
-}
-
-#[derive(Deserialize)]
-pub struct AcceptForm {
-    #[serde(default)]
-    token: String,
-    #[serde(default)]
-    display_name: String,
-    password: Option<SecretString>,
-    password_confirm: Option<SecretString>,
-}
-
-pub async fn invite_post(
-    core: web::Data<Core>,
-    session: TypedSession,
-    Client(client): Client,
-    form: web::Form<AcceptForm>,
-) -> Result<HttpResponse, WebError> {
-    let invitation = staff::open_invitation(&core, &form.token)
-        .await
-        .map_err(link_error)?;
-    let mut page = AcceptPage {
-        csrf_token: session.csrf_token()?,
-        token: form.token.clone(),
-        email: invitation.email,
-        display_name: form.display_name.trim().to_owned(),
-        role: invitation.role.label(),
-        ..AcceptPage::default()
-    };
-    let name = DisplayName::parse(&form.display_name)
-        .map_err(|e| page.name_error = Some(e.to_string()))
-        .ok();
-    let password = new_password(
-        form.password.as_ref(),
-        form.password_confirm.as_ref(),
-        &mut page.password_error,
-        &mut page.confirm_error,
-    );
-    let (Some(name), Some(password)) = (name, password) else {
-        return render(&page, StatusCode::BAD_REQUEST);
-    };
-    let user = staff::accept(&core, &form.token, name, password, &client)
-        .await
-        .map_err(link_error)?;
-    session.sign_in(user, AuthLevel::Password, core.clock.now_ms(), &client)?;
-    Ok(see_other("/mfa/enrol"))
 }

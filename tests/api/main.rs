@@ -1,6 +1,7 @@
 //! Integration tests: the real server on a random port, a fresh database per test, real HTTP.
 //! Every test that touches storage runs on SQLite and on PostgreSQL.
 
+mod client;
 mod helpers;
 mod staff_kit;
 
