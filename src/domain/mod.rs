@@ -14,6 +14,7 @@ pub mod setup;
 pub mod staff;
 pub mod tenants;
 pub mod throttle;
+pub mod tokens;
 pub mod users;
 
 use std::sync::Arc;
