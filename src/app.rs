@@ -258,6 +258,7 @@ pub async fn sweep_once(core: &Core) -> Result<(), StoreError> {
     let now = core.clock.now_ms();
     let sessions = core.store.sweep_sessions(now).await?;
     let links = core.store.sweep_setup_tokens(now).await?;
+    crate::domain::partners::sweep(core).await?;
     if sessions + links > 0 {
         tracing::info!(sessions, setup_links = links, "swept expired rows");
     }

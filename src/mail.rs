@@ -54,6 +54,53 @@ pub fn invitation(invitation: &Invitation, link: &SecretString) -> Result<Render
     })
 }
 
+#[derive(Template)]
+#[template(path = "mail/notice.txt")]
+struct NoticeText<'a> {
+    name: &'a str,
+    paragraphs: &'a [String],
+    link: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "mail/notice.html")]
+struct NoticeHtml<'a> {
+    name: &'a str,
+    paragraphs: &'a [String],
+    link: Option<&'a str>,
+    link_label: &'a str,
+}
+
+/// A short notice: greeting, paragraphs, and at most one link (a confirmation or retrieval link,
+/// never a secret itself).
+pub fn notice(
+    subject: &str,
+    name: &str,
+    paragraphs: &[String],
+    link: Option<(&str, &SecretString)>,
+) -> Result<Rendered, askama::Error> {
+    let (label, url) = match link {
+        Some((label, url)) => (label, Some(url.expose_secret())),
+        None => ("", None),
+    };
+    Ok(Rendered {
+        subject: subject.to_owned(),
+        text: NoticeText {
+            name,
+            paragraphs,
+            link: url,
+        }
+        .render()?,
+        html: NoticeHtml {
+            name,
+            paragraphs,
+            link: url,
+            link_label: label,
+        }
+        .render()?,
+    })
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
     #[error("the mail settings are invalid: {0}")]

@@ -35,6 +35,14 @@ pub enum EventType {
     RoleRevoked,
     UserDeactivated,
     UserReactivated,
+    RequestSubmitted,
+    RequestConfirmed,
+    RequestApproved,
+    RequestDenied,
+    CredentialMinted,
+    CredentialRetrieved,
+    CredentialRevoked,
+    CredentialExpired,
 }
 
 impl EventType {
@@ -67,6 +75,14 @@ impl EventType {
             Self::RoleRevoked => "role_revoked",
             Self::UserDeactivated => "user_deactivated",
             Self::UserReactivated => "user_reactivated",
+            Self::RequestSubmitted => "request_submitted",
+            Self::RequestConfirmed => "request_confirmed",
+            Self::RequestApproved => "request_approved",
+            Self::RequestDenied => "request_denied",
+            Self::CredentialMinted => "credential_minted",
+            Self::CredentialRetrieved => "credential_retrieved",
+            Self::CredentialRevoked => "credential_revoked",
+            Self::CredentialExpired => "credential_expired",
         }
     }
 }
@@ -94,6 +110,8 @@ pub enum Actor {
     User(UserId),
     /// An operator at the server's command line.
     Cli,
+    /// The service itself (background sweeps).
+    System,
 }
 
 impl Actor {
@@ -102,13 +120,14 @@ impl Actor {
             Self::Anonymous => "anonymous",
             Self::User(_) => "user",
             Self::Cli => "cli",
+            Self::System => "system",
         }
     }
 
     pub fn id(self) -> Option<String> {
         match self {
             Self::User(id) => Some(id.to_string()),
-            Self::Anonymous | Self::Cli => None,
+            Self::Anonymous | Self::Cli | Self::System => None,
         }
     }
 }

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod email;
 pub mod events;
 pub mod ids;
+pub mod partners;
 pub mod passkeys;
 pub mod password;
 pub mod rbac;

@@ -5,6 +5,7 @@
 
 pub mod events;
 pub mod outbox;
+pub mod partners;
 pub mod passkeys;
 pub mod recovery;
 pub mod sessions;

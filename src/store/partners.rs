@@ -1,0 +1,650 @@
+//! Scopes, access requests, grants and credentials. Every method takes the tenant id and filters on
+//! it; decisions and revocations are single guarded UPDATEs, so two people acting at once cannot both
+//! succeed.
+
+use super::events::insert_event;
+use super::outbox::insert_mail;
+use super::staff::OutgoingMail;
+use super::{Store, StoreError, is_unique_violation};
+use crate::clock::Millis;
+use crate::domain::events::Event;
+use crate::domain::ids::{TenantId, UserId, time_ordered_id};
+use crate::domain::partners::{AccessRequest, CredentialView, Grant, RequestStatus, Scope};
+use crate::domain::secrets::SecretDigest;
+
+#[derive(sqlx::FromRow)]
+struct RequestRow {
+    id: String,
+    organisation: String,
+    contact_name: String,
+    email: String,
+    scopes: String,
+    justification: String,
+    status: String,
+    created_at: i64,
+    confirmed_at: Option<i64>,
+    decided_at: Option<i64>,
+    decided_by: Option<String>,
+    decision_reason: Option<String>,
+    grant_id: Option<String>,
+}
+
+impl RequestRow {
+    fn into_request(self) -> Result<AccessRequest, StoreError> {
+        Ok(AccessRequest {
+            status: RequestStatus::parse(&self.status)
+                .ok_or_else(|| StoreError::Corrupt(format!("request {} status", self.id)))?,
+            scopes: serde_json::from_str(&self.scopes)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            id: self.id,
+            organisation: self.organisation,
+            contact_name: self.contact_name,
+            email: self.email,
+            justification: self.justification,
+            created_at: self.created_at,
+            confirmed_at: self.confirmed_at,
+            decided_at: self.decided_at,
+            decided_by: self.decided_by,
+            decision_reason: self.decision_reason,
+            grant_id: self.grant_id,
+        })
+    }
+}
+
+const REQUEST_COLUMNS: &str = "id, organisation, contact_name, email, scopes, justification, status, created_at, \
+                               confirmed_at, decided_at, decided_by, decision_reason, grant_id";
+
+#[derive(sqlx::FromRow)]
+struct CredentialRow {
+    id: String,
+    kind: String,
+    client_id: Option<String>,
+    status: String,
+    created_at: i64,
+    expires_at: i64,
+    revoke_reason: Option<String>,
+    organisation: String,
+    grant_id: String,
+    created_by: String,
+    last_used_at: Option<i64>,
+    last_used_ip: Option<String>,
+    display_prefix: Option<String>,
+}
+
+impl From<CredentialRow> for CredentialView {
+    fn from(row: CredentialRow) -> Self {
+        Self {
+            id: row.id,
+            kind: row.kind,
+            client_id: row.client_id,
+            status: row.status,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            revoke_reason: row.revoke_reason,
+            organisation: row.organisation,
+            grant_id: row.grant_id,
+            created_by: row.created_by,
+            last_used_at: row.last_used_at,
+            last_used_ip: row.last_used_ip,
+            display_prefix: row.display_prefix,
+        }
+    }
+}
+
+/// A new, unconfirmed request.
+pub struct NewRequest<'a> {
+    pub id: &'a str,
+    pub organisation: &'a str,
+    pub contact_name: &'a str,
+    pub email: &'a str,
+    pub email_normalized: &'a str,
+    pub scopes: &'a [String],
+    pub justification: &'a str,
+    pub confirm_token: &'a SecretDigest,
+    pub ip: Option<&'a str>,
+    pub now: Millis,
+}
+
+/// What an approval writes.
+pub struct Approval<'a> {
+    pub request_id: &'a str,
+    pub decided_by: UserId,
+    pub scopes: &'a [String],
+    pub max_lifetime_days: i64,
+    pub now: Millis,
+}
+
+pub enum Decided {
+    Yes(Option<String>),
+    /// Someone else decided first (or the request is not pending).
+    AlreadyDecided,
+}
+
+/// A credential and its first secret's retrieval link, as minted.
+pub struct NewCredential<'a> {
+    pub id: &'a str,
+    pub grant_id: &'a str,
+    pub kind: &'a str,
+    pub client_id: Option<&'a str>,
+    pub created_by: UserId,
+    pub expires_at: Millis,
+    pub retrieval_token: &'a SecretDigest,
+    pub retrieval_expires_at: Millis,
+    pub now: Millis,
+}
+
+/// The credential behind a presented secret, for verification.
+#[derive(Debug, sqlx::FromRow)]
+pub struct SecretLookup {
+    pub credential_id: String,
+    pub tenant_id: String,
+    pub secret_hash: String,
+    pub credential_status: String,
+    pub credential_expires_at: i64,
+    pub secret_expires_at: i64,
+    pub secret_revoked_at: Option<i64>,
+    pub grant_revoked_at: Option<i64>,
+    pub tenant_status: String,
+    pub scopes: String,
+}
+
+impl Store {
+    pub async fn scopes_of(&self, tenant: TenantId) -> Result<Vec<Scope>, StoreError> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT id, name, description FROM scopes WHERE tenant_id = $1 ORDER BY name",
+        )
+        .bind(tenant.to_string())
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name, description)| Scope {
+                id,
+                name,
+                description,
+            })
+            .collect())
+    }
+
+    /// Adds a scope; `Ok(false)` if the name exists in this tenant.
+    pub async fn insert_scope(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        description: &str,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("INSERT INTO scopes (id, tenant_id, name, description, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(time_ordered_id())
+            .bind(tenant.to_string())
+            .bind(name)
+            .bind(description)
+            .bind(now)
+            .execute(self.pool())
+            .await;
+        match done {
+            Err(e) if is_unique_violation(&e) => Ok(false),
+            Err(e) => Err(e.into()),
+            Ok(_) => Ok(true),
+        }
+    }
+
+    pub async fn delete_scope(&self, tenant: TenantId, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM scopes WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.to_string())
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Stores an unconfirmed request and queues its confirmation mail, with the event.
+    pub async fn insert_request(
+        &self,
+        tenant: TenantId,
+        request: NewRequest<'_>,
+        mail: &OutgoingMail,
+        event: &Event,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO access_requests (id, tenant_id, organisation, contact_name, email, email_normalized, scopes, \
+             justification, status, confirm_token_hash, ip, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'unconfirmed', $9, $10, $11)",
+        )
+        .bind(request.id)
+        .bind(tenant.to_string())
+        .bind(request.organisation)
+        .bind(request.contact_name)
+        .bind(request.email)
+        .bind(request.email_normalized)
+        .bind(serde_json::to_string(request.scopes).map_err(|e| StoreError::Unexpected(e.to_string()))?)
+        .bind(request.justification)
+        .bind(request.confirm_token.as_hex())
+        .bind(request.ip)
+        .bind(request.now)
+        .execute(&mut *tx)
+        .await?;
+        insert_mail(&mut *tx, mail).await?;
+        insert_event(&mut *tx, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Confirms the request behind a link (once, within `valid_since`), queuing mails to the
+    /// tenant's admins. Returns the request if this call confirmed it.
+    pub async fn confirm_request(
+        &self,
+        tenant: TenantId,
+        token: &SecretDigest,
+        valid_since: Millis,
+        now: Millis,
+        mails: &[OutgoingMail],
+        event: &Event,
+    ) -> Result<Option<AccessRequest>, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let confirmed = sqlx::query(
+            "UPDATE access_requests SET status = 'pending', confirmed_at = $4 \
+             WHERE tenant_id = $1 AND confirm_token_hash = $2 AND status = 'unconfirmed' AND created_at > $3",
+        )
+        .bind(tenant.to_string())
+        .bind(token.as_hex())
+        .bind(valid_since)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if confirmed.rows_affected() != 1 {
+            return Ok(None);
+        }
+        let sql = format!(
+            "SELECT {REQUEST_COLUMNS} FROM access_requests WHERE tenant_id = $1 AND confirm_token_hash = $2"
+        );
+        let row: RequestRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(tenant.to_string())
+            .bind(token.as_hex())
+            .fetch_one(&mut *tx)
+            .await?;
+        for mail in mails {
+            insert_mail(&mut *tx, mail).await?;
+        }
+        let mut event = event.clone();
+        if let serde_json::Value::Object(map) = &mut event.details {
+            map.insert("request".into(), row.id.clone().into());
+        }
+        insert_event(&mut *tx, &event).await?;
+        tx.commit().await?;
+        Ok(Some(row.into_request()?))
+    }
+
+    pub async fn request(
+        &self,
+        tenant: TenantId,
+        id: &str,
+    ) -> Result<Option<AccessRequest>, StoreError> {
+        let sql = format!(
+            "SELECT {REQUEST_COLUMNS} FROM access_requests WHERE tenant_id = $1 AND id = $2"
+        );
+        let row: Option<RequestRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(tenant.to_string())
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(RequestRow::into_request).transpose()
+    }
+
+    /// Confirmed requests (unconfirmed ones have reached nobody yet), newest first.
+    pub async fn requests_of(
+        &self,
+        tenant: TenantId,
+        limit: i64,
+    ) -> Result<Vec<AccessRequest>, StoreError> {
+        let sql = format!(
+            "SELECT {REQUEST_COLUMNS} FROM access_requests WHERE tenant_id = $1 AND status <> 'unconfirmed' \
+             ORDER BY created_at DESC, id DESC LIMIT $2"
+        );
+        let rows: Vec<RequestRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(tenant.to_string())
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        rows.into_iter().map(RequestRow::into_request).collect()
+    }
+
+    /// Approves a pending request and creates its grant, or reports that someone decided first.
+    pub async fn approve_request(
+        &self,
+        tenant: TenantId,
+        approval: Approval<'_>,
+        mail: &OutgoingMail,
+        event: &Event,
+    ) -> Result<Decided, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let grant_id = time_ordered_id();
+        let won = sqlx::query(
+            "UPDATE access_requests SET status = 'approved', decided_at = $3, decided_by = $4, grant_id = $5 \
+             WHERE tenant_id = $1 AND id = $2 AND status = 'pending'",
+        )
+        .bind(tenant.to_string())
+        .bind(approval.request_id)
+        .bind(approval.now)
+        .bind(approval.decided_by.to_string())
+        .bind(&grant_id)
+        .execute(&mut *tx)
+        .await?;
+        if won.rows_affected() != 1 {
+            return Ok(Decided::AlreadyDecided);
+        }
+        sqlx::query(
+            "INSERT INTO grants (id, tenant_id, request_id, organisation, contact_email, scopes, max_lifetime_days, \
+             created_at, created_by) \
+             SELECT $1, tenant_id, id, organisation, email, $3, $4, $5, $6 FROM access_requests \
+             WHERE tenant_id = $2 AND id = $7",
+        )
+        .bind(&grant_id)
+        .bind(tenant.to_string())
+        .bind(serde_json::to_string(approval.scopes).map_err(|e| StoreError::Unexpected(e.to_string()))?)
+        .bind(approval.max_lifetime_days)
+        .bind(approval.now)
+        .bind(approval.decided_by.to_string())
+        .bind(approval.request_id)
+        .execute(&mut *tx)
+        .await?;
+        insert_mail(&mut *tx, mail).await?;
+        insert_event(&mut *tx, event).await?;
+        tx.commit().await?;
+        Ok(Decided::Yes(Some(grant_id)))
+    }
+
+    pub async fn deny_request(
+        &self,
+        tenant: TenantId,
+        id: &str,
+        decided_by: UserId,
+        reason: &str,
+        now: Millis,
+        mail: &OutgoingMail,
+        event: &Event,
+    ) -> Result<Decided, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let won = sqlx::query(
+            "UPDATE access_requests SET status = 'denied', decided_at = $3, decided_by = $4, decision_reason = $5 \
+             WHERE tenant_id = $1 AND id = $2 AND status = 'pending'",
+        )
+        .bind(tenant.to_string())
+        .bind(id)
+        .bind(now)
+        .bind(decided_by.to_string())
+        .bind(reason)
+        .execute(&mut *tx)
+        .await?;
+        if won.rows_affected() != 1 {
+            return Ok(Decided::AlreadyDecided);
+        }
+        insert_mail(&mut *tx, mail).await?;
+        insert_event(&mut *tx, event).await?;
+        tx.commit().await?;
+        Ok(Decided::Yes(None))
+    }
+
+    /// Requests never confirmed become `expired` after `older_than`.
+    pub async fn expire_unconfirmed_requests(&self, older_than: Millis) -> Result<u64, StoreError> {
+        let done = sqlx::query("UPDATE access_requests SET status = 'expired' WHERE status = 'unconfirmed' AND created_at <= $1")
+            .bind(older_than)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// E-mail addresses of the tenant's active tenant admins (they hear about new requests).
+    pub async fn tenant_admin_emails(&self, tenant: TenantId) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT u.email FROM users u JOIN role_assignments r ON r.user_id = u.id \
+             WHERE r.role = 'tenant_admin' AND r.tenant_id = $1 AND u.status = 'active' ORDER BY u.email",
+        )
+        .bind(tenant.to_string())
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(|(email,)| email).collect())
+    }
+
+    pub async fn grant(&self, tenant: TenantId, id: &str) -> Result<Option<Grant>, StoreError> {
+        let row: Option<(String, String, String, String, i64, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT id, organisation, contact_email, scopes, max_lifetime_days, created_at, revoked_at \
+             FROM grants WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant.to_string())
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(
+            |(
+                id,
+                organisation,
+                contact_email,
+                scopes,
+                max_lifetime_days,
+                created_at,
+                revoked_at,
+            )| {
+                Ok(Grant {
+                    scopes: serde_json::from_str(&scopes)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    id,
+                    organisation,
+                    contact_email,
+                    max_lifetime_days,
+                    created_at,
+                    revoked_at,
+                })
+            },
+        )
+        .transpose()
+    }
+
+    /// Mints a credential with its first secret's retrieval link, the partner's mail and the event.
+    pub async fn insert_credential(
+        &self,
+        tenant: TenantId,
+        credential: NewCredential<'_>,
+        mail: &OutgoingMail,
+        event: &Event,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO credentials (id, tenant_id, grant_id, kind, client_id, status, created_at, created_by, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $8)",
+        )
+        .bind(credential.id)
+        .bind(tenant.to_string())
+        .bind(credential.grant_id)
+        .bind(credential.kind)
+        .bind(credential.client_id)
+        .bind(credential.now)
+        .bind(credential.created_by.to_string())
+        .bind(credential.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO credential_secrets (id, tenant_id, credential_id, created_at, expires_at, retrieval_token_hash, \
+             retrieval_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(time_ordered_id())
+        .bind(tenant.to_string())
+        .bind(credential.id)
+        .bind(credential.now)
+        .bind(credential.expires_at)
+        .bind(credential.retrieval_token.as_hex())
+        .bind(credential.retrieval_expires_at)
+        .execute(&mut *tx)
+        .await?;
+        insert_mail(&mut *tx, mail).await?;
+        insert_event(&mut *tx, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Binds a newly generated secret to the retrieval link, once. Returns the credential id (and its
+    /// tenant and kind) if this call retrieved it.
+    pub async fn retrieve_secret(
+        &self,
+        link: &SecretDigest,
+        secret: &SecretDigest,
+        display_prefix: &str,
+        now: Millis,
+    ) -> Result<Option<(String, String, String, Option<String>)>, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let claimed = sqlx::query(
+            "UPDATE credential_secrets SET secret_hash = $2, display_prefix = $3, retrieved_at = $4 \
+             WHERE retrieval_token_hash = $1 AND retrieved_at IS NULL AND retrieval_expires_at > $4 AND revoked_at IS NULL",
+        )
+        .bind(link.as_hex())
+        .bind(secret.as_hex())
+        .bind(display_prefix)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if claimed.rows_affected() != 1 {
+            return Ok(None);
+        }
+        let row: (String, String, String, Option<String>) = sqlx::query_as(
+            "SELECT c.id, c.tenant_id, c.kind, c.client_id FROM credential_secrets s \
+             JOIN credentials c ON c.id = s.credential_id WHERE s.retrieval_token_hash = $1",
+        )
+        .bind(link.as_hex())
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(row))
+    }
+
+    /// The kind of credential a retrieval link belongs to.
+    pub async fn retrieval_kind(&self, link: &SecretDigest) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT c.kind FROM credential_secrets s JOIN credentials c ON c.id = s.credential_id \
+             WHERE s.retrieval_token_hash = $1",
+        )
+        .bind(link.as_hex())
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|(kind,)| kind))
+    }
+
+    /// The state of a retrieval link: (retrieved?, expired?) if it exists.
+    pub async fn retrieval_link_state(
+        &self,
+        link: &SecretDigest,
+        now: Millis,
+    ) -> Result<Option<(bool, bool)>, StoreError> {
+        let row: Option<(Option<i64>, i64)> =
+            sqlx::query_as("SELECT retrieved_at, retrieval_expires_at FROM credential_secrets WHERE retrieval_token_hash = $1")
+                .bind(link.as_hex())
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.map(|(retrieved, expires)| (retrieved.is_some(), expires <= now)))
+    }
+
+    /// Everything verification needs about a presented secret, in one indexed query.
+    pub async fn lookup_secret(
+        &self,
+        secret: &SecretDigest,
+    ) -> Result<Option<SecretLookup>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT c.id AS credential_id, c.tenant_id, s.secret_hash, c.status AS credential_status, \
+             c.expires_at AS credential_expires_at, s.expires_at AS secret_expires_at, s.revoked_at AS secret_revoked_at, \
+             g.revoked_at AS grant_revoked_at, t.status AS tenant_status, g.scopes \
+             FROM credential_secrets s JOIN credentials c ON c.id = s.credential_id \
+             JOIN grants g ON g.id = c.grant_id JOIN tenants t ON t.id = c.tenant_id \
+             WHERE s.secret_hash = $1",
+        )
+        .bind(secret.as_hex())
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Revokes one active credential; false if it was not active (revoking twice changes nothing).
+    pub async fn revoke_credential(
+        &self,
+        tenant: TenantId,
+        id: &str,
+        by: UserId,
+        reason: &str,
+        now: Millis,
+        event: &Event,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let done = sqlx::query(
+            "UPDATE credentials SET status = 'revoked', revoked_at = $3, revoked_by = $4, revoke_reason = $5 \
+             WHERE tenant_id = $1 AND id = $2 AND status = 'active'",
+        )
+        .bind(tenant.to_string())
+        .bind(id)
+        .bind(now)
+        .bind(by.to_string())
+        .bind(reason)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE credential_secrets SET revoked_at = $3 WHERE tenant_id = $1 AND credential_id = $2 AND revoked_at IS NULL")
+            .bind(tenant.to_string())
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        insert_event(&mut *tx, event).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Credentials of a tenant, newest first, after the keyset cursor `(created_at, id)`.
+    pub async fn credentials_of(
+        &self,
+        tenant: TenantId,
+        after: Option<(i64, &str)>,
+        limit: i64,
+    ) -> Result<Vec<CredentialView>, StoreError> {
+        let (cursor_time, cursor_id) = after.unwrap_or((i64::MAX, ""));
+        let rows: Vec<CredentialRow> = sqlx::query_as(
+            "SELECT c.id, c.kind, c.client_id, c.status, c.created_at, c.expires_at, c.revoke_reason, g.organisation, \
+             c.grant_id, u.display_name AS created_by, c.last_used_at, c.last_used_ip, \
+             (SELECT MAX(s.display_prefix) FROM credential_secrets s WHERE s.credential_id = c.id) AS display_prefix \
+             FROM credentials c JOIN grants g ON g.id = c.grant_id JOIN users u ON u.id = c.created_by \
+             WHERE c.tenant_id = $1 AND (c.created_at < $2 OR (c.created_at = $2 AND c.id < $3)) \
+             ORDER BY c.created_at DESC, c.id DESC LIMIT $4",
+        )
+        .bind(tenant.to_string())
+        .bind(cursor_time)
+        .bind(cursor_id)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(CredentialView::from).collect())
+    }
+
+    /// Marks credentials past their expiry as expired; returns (tenant, credential) of each, for events.
+    pub async fn expire_credentials(
+        &self,
+        now: Millis,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let due: Vec<(String, String)> = sqlx::query_as(
+            "SELECT tenant_id, id FROM credentials WHERE status = 'active' AND expires_at <= $1",
+        )
+        .bind(now)
+        .fetch_all(self.pool())
+        .await?;
+        let mut expired = Vec::new();
+        for (tenant, id) in due {
+            let done = sqlx::query(
+                "UPDATE credentials SET status = 'expired' WHERE id = $1 AND status = 'active'",
+            )
+            .bind(&id)
+            .execute(self.pool())
+            .await?;
+            if done.rows_affected() == 1 {
+                expired.push((tenant, id));
+            }
+        }
+        Ok(expired)
+    }
+}
