@@ -19,6 +19,18 @@ pub enum Permission {
     ManageStaff,
     /// See any staff member's sessions and end them.
     ManageStaffSessions,
+    /// Keep the tenant's catalogue of API scopes.
+    ManageScopes,
+    /// See the tenant's access requests.
+    ViewRequests,
+    /// Approve or deny access requests.
+    DecideRequests,
+    /// See grants and credentials.
+    ViewCredentials,
+    /// Mint credentials under a grant.
+    MintCredentials,
+    /// Revoke credentials.
+    RevokeCredentials,
 }
 
 /// The one role → permission table.
@@ -28,9 +40,32 @@ fn grants(role: Role, permission: Permission) -> bool {
         Role::Superadmin => true,
         Role::Security => matches!(
             permission,
-            EnterTenant | SeeAllTenants | ViewStaff | ManageStaffSessions
+            EnterTenant
+                | SeeAllTenants
+                | ViewStaff
+                | ManageStaffSessions
+                | ViewRequests
+                | ViewCredentials
+                | RevokeCredentials
         ),
-        Role::Support | Role::TenantAdmin => matches!(permission, EnterTenant),
+        Role::Support => matches!(
+            permission,
+            EnterTenant
+                | ManageScopes
+                | ViewRequests
+                | ViewCredentials
+                | MintCredentials
+                | RevokeCredentials
+        ),
+        Role::TenantAdmin => matches!(
+            permission,
+            EnterTenant
+                | ManageScopes
+                | ViewRequests
+                | DecideRequests
+                | ViewCredentials
+                | RevokeCredentials
+        ),
     }
 }
 
