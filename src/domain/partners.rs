@@ -17,7 +17,7 @@ use crate::domain::tenants::{Tenant, TenantStatus};
 use crate::domain::tokens::{self, SecretKind};
 use crate::mail::{self, Rendered};
 use crate::store::StoreError;
-use crate::store::partners::{Approval, Decided, NewCredential, NewRequest};
+use crate::store::partners::{Approval, Decided, Denial, NewCredential, NewRequest};
 use crate::store::staff::OutgoingMail;
 
 /// Unconfirmed requests lapse after this.
@@ -440,14 +440,17 @@ pub async fn deny(
     .context(context)
     .detail("request", request.id.as_str())
     .detail("partner", request.email.as_str());
+    let denial = Denial {
+        request_id: &request.id,
+        decided_by: actor,
+        reason: &reason,
+        now,
+    };
     match core
         .store
         .deny_request(
             tenant.id,
-            &request.id,
-            actor,
-            &reason,
-            now,
+            denial,
             &queue(&request.email, rendered, now),
             &event,
         )

@@ -55,6 +55,17 @@ const REQUEST_COLUMNS: &str = "id, organisation, contact_name, email, scopes, ju
                                confirmed_at, decided_at, decided_by, decision_reason, grant_id";
 
 #[derive(sqlx::FromRow)]
+struct GrantRow {
+    id: String,
+    organisation: String,
+    contact_email: String,
+    scopes: String,
+    max_lifetime_days: i64,
+    created_at: i64,
+    revoked_at: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
 struct CredentialRow {
     id: String,
     kind: String,
@@ -111,6 +122,14 @@ pub struct Approval<'a> {
     pub decided_by: UserId,
     pub scopes: &'a [String],
     pub max_lifetime_days: i64,
+    pub now: Millis,
+}
+
+/// What a denial writes.
+pub struct Denial<'a> {
+    pub request_id: &'a str,
+    pub decided_by: UserId,
+    pub reason: &'a str,
     pub now: Millis,
 }
 
@@ -358,10 +377,7 @@ impl Store {
     pub async fn deny_request(
         &self,
         tenant: TenantId,
-        id: &str,
-        decided_by: UserId,
-        reason: &str,
-        now: Millis,
+        denial: Denial<'_>,
         mail: &OutgoingMail,
         event: &Event,
     ) -> Result<Decided, StoreError> {
@@ -371,10 +387,10 @@ impl Store {
              WHERE tenant_id = $1 AND id = $2 AND status = 'pending'",
         )
         .bind(tenant.to_string())
-        .bind(id)
-        .bind(now)
-        .bind(decided_by.to_string())
-        .bind(reason)
+        .bind(denial.request_id)
+        .bind(denial.now)
+        .bind(denial.decided_by.to_string())
+        .bind(denial.reason)
         .execute(&mut *tx)
         .await?;
         if won.rows_affected() != 1 {
@@ -408,7 +424,7 @@ impl Store {
     }
 
     pub async fn grant(&self, tenant: TenantId, id: &str) -> Result<Option<Grant>, StoreError> {
-        let row: Option<(String, String, String, String, i64, i64, Option<i64>)> = sqlx::query_as(
+        let row: Option<GrantRow> = sqlx::query_as(
             "SELECT id, organisation, contact_email, scopes, max_lifetime_days, created_at, revoked_at \
              FROM grants WHERE tenant_id = $1 AND id = $2",
         )
@@ -416,28 +432,18 @@ impl Store {
         .bind(id)
         .fetch_optional(self.pool())
         .await?;
-        row.map(
-            |(
-                id,
-                organisation,
-                contact_email,
-                scopes,
-                max_lifetime_days,
-                created_at,
-                revoked_at,
-            )| {
-                Ok(Grant {
-                    scopes: serde_json::from_str(&scopes)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    id,
-                    organisation,
-                    contact_email,
-                    max_lifetime_days,
-                    created_at,
-                    revoked_at,
-                })
-            },
-        )
+        row.map(|row| {
+            Ok(Grant {
+                scopes: serde_json::from_str(&row.scopes)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                id: row.id,
+                organisation: row.organisation,
+                contact_email: row.contact_email,
+                max_lifetime_days: row.max_lifetime_days,
+                created_at: row.created_at,
+                revoked_at: row.revoked_at,
+            })
+        })
         .transpose()
     }
 

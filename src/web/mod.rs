@@ -1,5 +1,6 @@
 //! HTTP only: handlers parse input into domain types, call the domain, and render.
 
+pub mod access;
 pub mod account;
 pub mod assets;
 pub mod auth;
@@ -11,6 +12,7 @@ pub mod health;
 pub mod invitations;
 pub mod mfa;
 pub mod middleware;
+pub mod partner_pages;
 pub mod routes;
 pub mod session;
 pub mod session_store;

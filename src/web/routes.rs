@@ -10,8 +10,8 @@ use actix_web::{FromRequest, Handler, Responder};
 use crate::domain::rbac::Permission::*;
 use crate::web::authz::Access::{self, *};
 use crate::web::{
-    account, assets, auth, dashboard, health, invitations, mfa, sessions, setup, staff, step_up,
-    tenants,
+    access, account, assets, auth, dashboard, health, invitations, mfa, partner_pages, sessions,
+    setup, staff, step_up, tenants,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,6 +182,80 @@ pub fn console(router: &mut Router<'_>) {
             "/t/{tenant}/reactivate",
             InTenant(ManageTenants),
             tenants::reactivate_post,
+        );
+    // Partner access: public pages, then the tenant's staff pages.
+    router
+        .get(
+            "/t/{tenant}/request-access",
+            Public,
+            partner_pages::request_get,
+        )
+        .post(
+            "/t/{tenant}/request-access",
+            Public,
+            partner_pages::request_post,
+        )
+        .get(
+            "/t/{tenant}/request-access/confirm",
+            Public,
+            partner_pages::confirm_get,
+        )
+        .get("/retrieve", Public, partner_pages::retrieve_get)
+        .post("/retrieve", Public, partner_pages::retrieve_post)
+        .get(
+            "/t/{tenant}/scopes",
+            InTenant(ManageScopes),
+            access::scopes_get,
+        )
+        .post(
+            "/t/{tenant}/scopes",
+            InTenant(ManageScopes),
+            access::scope_add_post,
+        )
+        .post(
+            "/t/{tenant}/scopes/{id}/remove",
+            InTenant(ManageScopes),
+            access::scope_remove_post,
+        )
+        .get(
+            "/t/{tenant}/requests",
+            InTenant(ViewRequests),
+            access::requests_get,
+        )
+        .get(
+            "/t/{tenant}/requests/{id}",
+            InTenant(ViewRequests),
+            access::request_get,
+        )
+        .post(
+            "/t/{tenant}/requests/{id}/approve",
+            InTenant(DecideRequests),
+            access::approve_post,
+        )
+        .post(
+            "/t/{tenant}/requests/{id}/deny",
+            InTenant(DecideRequests),
+            access::deny_post,
+        )
+        .get(
+            "/t/{tenant}/grants/{id}",
+            InTenant(ViewCredentials),
+            access::grant_get,
+        )
+        .post(
+            "/t/{tenant}/grants/{id}/mint",
+            InTenant(MintCredentials),
+            access::mint_post,
+        )
+        .get(
+            "/t/{tenant}/credentials",
+            InTenant(ViewCredentials),
+            access::credentials_get,
+        )
+        .post(
+            "/t/{tenant}/credentials/{id}/revoke",
+            InTenant(RevokeCredentials),
+            access::revoke_post,
         );
     // Staff administration.
     router

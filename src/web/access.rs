@@ -1,0 +1,555 @@
+//! Partner access inside a tenant, for staff: the scope catalogue, the request queue and decisions,
+//! grants and minting, and the credentials list with revocation.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::clock::format_utc;
+use crate::domain::Core;
+use crate::domain::partners::{
+    self, AccessRequest, CredentialKind, CredentialView, Grant, PartnerError, RequestStatus, Scope,
+};
+use crate::domain::rbac::Permission;
+use crate::web::authz::TenantPage;
+use crate::web::error::WebError;
+use crate::web::session::Client;
+use crate::web::step_up::require_fresh_passkey;
+use crate::web::{Nav, render, see_other};
+
+const PAGE_SIZE: i64 = 50;
+
+fn partner_error(error: PartnerError) -> WebError {
+    match error {
+        PartnerError::Store(e) => e.into(),
+        PartnerError::NotFound => WebError::NotFound,
+        other => WebError::unexpected(other),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "partners/scopes.html")]
+pub struct ScopesPage {
+    nav: Option<Nav>,
+    csrf_token: String,
+    slug: String,
+    scopes: Vec<Scope>,
+    error: Option<String>,
+}
+
+async fn scopes_page(core: &Core, page: &TenantPage) -> Result<ScopesPage, WebError> {
+    Ok(ScopesPage {
+        nav: Some(Nav::in_tenant(&page.current, &page.tenant)),
+        csrf_token: page.current.csrf_token.clone(),
+        slug: page.tenant.slug.to_string(),
+        scopes: core.store.scopes_of(page.tenant.id).await?,
+        error: None,
+    })
+}
+
+pub async fn scopes_get(core: web::Data<Core>, page: TenantPage) -> Result<HttpResponse, WebError> {
+    page.require(Permission::ManageScopes)?;
+    render(&scopes_page(&core, &page).await?, StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+pub struct ScopeForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    description: String,
+}
+
+pub async fn scope_add_post(
+    core: web::Data<Core>,
+    page: TenantPage,
+    form: web::Form<ScopeForm>,
+) -> Result<HttpResponse, WebError> {
+    page.require(Permission::ManageScopes)?;
+    let parsed = partners::parse_scope_name(&form.name).and_then(|name| {
+        Ok((
+            name,
+            partners::clean_text(&form.description, 200, "Describe the scope.")?,
+        ))
+    });
+    let added = match parsed {
+        Ok((name, description)) => core
+            .store
+            .insert_scope(page.tenant.id, &name, &description, core.clock.now_ms())
+            .await?
+            .then_some(())
+            .ok_or_else(|| "That scope already exists.".to_owned()),
+        Err(e) => Err(e.to_string()),
+    };
+    match added {
+        Ok(()) => Ok(see_other(&format!("/t/{}/scopes", page.tenant.slug))),
+        Err(message) => {
+            let mut view = scopes_page(&core, &page).await?;
+            view.error = Some(message);
+            render(&view, StatusCode::BAD_REQUEST)
+        }
+    }
+}
+
+pub async fn scope_remove_post(
+    core: web::Data<Core>,
+    page: TenantPage,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, WebError> {
+    page.require(Permission::ManageScopes)?;
+    if !core.store.delete_scope(page.tenant.id, &path.1).await? {
+        return Err(WebError::NotFound);
+    }
+    Ok(see_other(&format!("/t/{}/scopes", page.tenant.slug)))
+}
+
+pub struct RequestRow {
+    id: String,
+    organisation: String,
+    email: String,
+    scopes: String,
+    status: &'static str,
+    submitted: String,
+}
+
+#[derive(Template)]
+#[template(path = "partners/requests.html")]
+pub struct RequestsPage {
+    nav: Option<Nav>,
+    slug: String,
+    requests: Vec<RequestRow>,
+}
+
+pub async fn requests_get(
+    core: web::Data<Core>,
+    page: TenantPage,
+) -> Result<HttpResponse, WebError> {
+    page.require(Permission::ViewRequests)?;
+    let requests = core
+        .store
+        .requests_of(page.tenant.id, 200)
+        .await?
+        .into_iter()
+        .map(|r| RequestRow {
+            scopes: r.scopes.join(", "),
+            status: r.status.as_str(),
+            submitted: format_utc(r.created_at),
+            id: r.id,
+            organisation: r.organisation,
+            email: r.email,
+        })
+        .collect();
+    let view = RequestsPage {
+        nav: Some(Nav::in_tenant(&page.current, &page.tenant)),
+        slug: page.tenant.slug.to_string(),
+        requests,
+    };
+    render(&view, StatusCode::OK)
+}
+
+#[derive(Template)]
+#[template(path = "partners/request.html")]
+pub struct RequestDetailPage {
+    nav: Option<Nav>,
+    csrf_token: String,
+    slug: String,
+    request: AccessRequest,
+    submitted: String,
+    decided: Option<String>,
+    decided_by: Option<String>,
+    pending: bool,
+    can_decide: bool,
+    error: Option<String>,
+}
+
+async fn request_page(
+    core: &Core,
+    page: &TenantPage,
+    id: &str,
+) -> Result<RequestDetailPage, WebError> {
+    let request = core
+        .store
+        .request(page.tenant.id, id)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    if request.status == RequestStatus::Unconfirmed {
+        return Err(WebError::NotFound);
+    }
+    let decided_by = match request
+        .decided_by
+        .as_deref()
+        .and_then(crate::domain::ids::UserId::parse)
+    {
+        Some(id) => core.store.find_user(id).await?.map(|u| u.display_name),
+        None => None,
+    };
+    Ok(RequestDetailPage {
+        nav: Some(Nav::in_tenant(&page.current, &page.tenant)),
+        csrf_token: page.current.csrf_token.clone(),
+        slug: page.tenant.slug.to_string(),
+        submitted: format_utc(request.created_at),
+        decided: request.decided_at.map(format_utc),
+        decided_by,
+        pending: request.status == RequestStatus::Pending,
+        can_decide: page.require(Permission::DecideRequests).is_ok(),
+        request,
+        error: None,
+    })
+}
+
+pub async fn request_get(
+    core: web::Data<Core>,
+    page: TenantPage,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, WebError> {
+    page.require(Permission::ViewRequests)?;
+    render(&request_page(&core, &page, &path.1).await?, StatusCode::OK)
+}
+
+fn pairs(body: &[u8]) -> Result<Vec<(String, String)>, WebError> {
+    serde_urlencoded::from_bytes(body)
+        .map_err(|_| WebError::BadRequest("The form could not be read."))
+}
+
+fn field<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map_or("", |(_, v)| v.as_str())
+}
+
+async fn decision_refused(
+    core: &Core,
+    page: &TenantPage,
+    id: &str,
+    error: PartnerError,
+) -> Result<HttpResponse, WebError> {
+    if let PartnerError::Store(e) = error {
+        return Err(e.into());
+    }
+    let status = if matches!(error, PartnerError::AlreadyDecided) {
+        StatusCode::CONFLICT
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    let mut view = request_page(core, page, id).await?;
+    view.error = Some(error.to_string());
+    render(&view, status)
+}
+
+pub async fn approve_post(
+    core: web::Data<Core>,
+    page: TenantPage,
+    Client(client): Client,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    page.require(Permission::DecideRequests)?;
+    let id = &path.1;
+    let request = core
+        .store
+        .request(page.tenant.id, id)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let form = pairs(&body)?;
+    let scopes: Vec<String> = form
+        .iter()
+        .filter(|(k, _)| k == "scope")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let days = field(&form, "max_lifetime_days")
+        .trim()
+        .parse::<i64>()
+        .unwrap_or(0);
+    let user = page.current.user.id;
+    match partners::approve(&core, user, &page.tenant, &request, scopes, days, &client).await {
+        Ok(grant) => Ok(see_other(&format!(
+            "/t/{}/grants/{grant}",
+            page.tenant.slug
+        ))),
+        Err(error) => decision_refused(&core, &page, id, error).await,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct DenyForm {
+    #[serde(default)]
+    reason: String,
+}
+
+pub async fn deny_post(
+    core: web::Data<Core>,
+    page: TenantPage,
+    Client(client): Client,
+    path: web::Path<(String, String)>,
+    form: web::Form<DenyForm>,
+) -> Result<HttpResponse, WebError> {
+    page.require(Permission::DecideRequests)?;
+    let id = &path.1;
+    let request = core
+        .store
+        .request(page.tenant.id, id)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    match partners::deny(
+        &core,
+        page.current.user.id,
+        &page.tenant,
+        &request,
+        &form.reason,
+        &client,
+    )
+    .await
+    {
+        Ok(()) => Ok(see_other(&format!("/t/{}/requests/{id}", page.tenant.slug))),
+        Err(error) => decision_refused(&core, &page, id, error).await,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "partners/grant.html")]
+pub struct GrantPage {
+    nav: Option<Nav>,
+    csrf_token: String,
+    slug: String,
+    grant: Grant,
+    created: String,
+    can_mint: bool,
+    notice: Option<&'static str>,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct NoticeQuery {
+    notice: Option<String>,
+}
+
+async fn grant_page(core: &Core, page: &TenantPage, id: &str) -> Result<GrantPage, WebError> {
+    let grant = core
+        .store
+        .grant(page.tenant.id, id)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    Ok(GrantPage {
+        nav: Some(Nav::in_tenant(&page.current, &page.tenant)),
+        csrf_token: page.current.csrf_token.clone(),
+        slug: page.tenant.slug.to_string(),
+        created: format_utc(grant.created_at),
+        can_mint: page.require(Permission::MintCredentials).is_ok() && grant.revoked_at.is_none(),
+        grant,
+        notice: None,
+        error: None,
+    })
+}
+
+pub async fn grant_get(
+    core: web::Data<Core>,
+    page: TenantPage,
+    path: web::Path<(String, String)>,
+    query: web::Query<NoticeQuery>,
+) -> Result<HttpResponse, WebError> {
+    page.require(Permission::ViewCredentials)?;
+    let mut view = grant_page(&core, &page, &path.1).await?;
+    if query.notice.as_deref() == Some("minted") {
+        view.notice =
+            Some("Credential created. The partner has been sent a one-time link to retrieve it.");
+    }
+    render(&view, StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+pub struct MintForm {
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    lifetime_days: String,
+}
+
+pub async fn mint_post(
+    core: web::Data<Core>,
+    page: TenantPage,
+    Client(client): Client,
+    path: web::Path<(String, String)>,
+    form: web::Form<MintForm>,
+) -> Result<HttpResponse, WebError> {
+    page.require(Permission::MintCredentials)?;
+    let id = &path.1;
+    let grant = core
+        .store
+        .grant(page.tenant.id, id)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let mut action = crate::web::step_up::post_action(
+        &format!("Create a credential for {}", grant.organisation),
+        &format!("/t/{}/grants/{id}/mint", page.tenant.slug),
+    );
+    action.fields = Some(vec![
+        ("kind".into(), form.kind.clone()),
+        ("lifetime_days".into(), form.lifetime_days.clone()),
+    ]);
+    if let Some(redirect) = require_fresh_passkey(&core, &page.current.session, action)? {
+        return Ok(redirect);
+    }
+    let kind = CredentialKind::parse(&form.kind);
+    let days = match form.lifetime_days.trim() {
+        "" => partners::DEFAULT_CREDENTIAL_DAYS.min(grant.max_lifetime_days),
+        raw => raw.parse::<i64>().unwrap_or(0),
+    };
+    let outcome = match kind {
+        Some(kind) => {
+            partners::mint(
+                &core,
+                page.current.user.id,
+                &page.tenant,
+                &grant,
+                kind,
+                days,
+                &client,
+            )
+            .await
+        }
+        None => Err(PartnerError::Invalid(
+            "Choose an API token or a client credential.",
+        )),
+    };
+    match outcome {
+        Ok(_) => Ok(see_other(&format!(
+            "/t/{}/grants/{id}?notice=minted",
+            page.tenant.slug
+        ))),
+        Err(PartnerError::Store(e)) => Err(e.into()),
+        Err(error) => {
+            let mut view = grant_page(&core, &page, id).await?;
+            view.error = Some(error.to_string());
+            render(&view, StatusCode::BAD_REQUEST)
+        }
+    }
+}
+
+pub struct CredentialRow {
+    id: String,
+    organisation: String,
+    grant_id: String,
+    kind: &'static str,
+    name: String,
+    status: String,
+    created: String,
+    created_by: String,
+    expires: String,
+    last_used: String,
+}
+
+impl From<CredentialView> for CredentialRow {
+    fn from(c: CredentialView) -> Self {
+        Self {
+            kind: if c.kind == "client" {
+                "client credential"
+            } else {
+                "API token"
+            },
+            name: c
+                .client_id
+                .clone()
+                .or(c.display_prefix.map(|p| format!("{p}…")))
+                .unwrap_or_else(|| "not retrieved yet".into()),
+            status: c.status,
+            created: format_utc(c.created_at),
+            created_by: c.created_by,
+            expires: format_utc(c.expires_at),
+            last_used: c
+                .last_used_at
+                .map(|t| {
+                    format!(
+                        "{} from {}",
+                        format_utc(t),
+                        c.last_used_ip.unwrap_or_default()
+                    )
+                })
+                .unwrap_or_else(|| "never".into()),
+            id: c.id,
+            organisation: c.organisation,
+            grant_id: c.grant_id,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "partners/credentials.html")]
+pub struct CredentialsPage {
+    nav: Option<Nav>,
+    csrf_token: String,
+    slug: String,
+    credentials: Vec<CredentialRow>,
+    next: Option<String>,
+    can_revoke: bool,
+}
+
+#[derive(Deserialize)]
+pub struct CursorQuery {
+    after: Option<String>,
+}
+
+pub async fn credentials_get(
+    core: web::Data<Core>,
+    page: TenantPage,
+    query: web::Query<CursorQuery>,
+) -> Result<HttpResponse, WebError> {
+    page.require(Permission::ViewCredentials)?;
+    // The cursor is "<created_at>.<id>" of the last row shown: keyset pagination stays fast deep in a
+    // long list, where OFFSET would scan everything before it.
+    let cursor = query.after.as_deref().and_then(|raw| {
+        let (time, id) = raw.split_once('.')?;
+        Some((time.parse::<i64>().ok()?, id.to_owned()))
+    });
+    let rows = core
+        .store
+        .credentials_of(
+            page.tenant.id,
+            cursor.as_ref().map(|(t, id)| (*t, id.as_str())),
+            PAGE_SIZE + 1,
+        )
+        .await?;
+    let next = (rows.len() as i64 > PAGE_SIZE)
+        .then(|| {
+            rows.get(PAGE_SIZE as usize - 1)
+                .map(|c| format!("{}.{}", c.created_at, c.id))
+        })
+        .flatten();
+    let view = CredentialsPage {
+        nav: Some(Nav::in_tenant(&page.current, &page.tenant)),
+        csrf_token: page.current.csrf_token.clone(),
+        slug: page.tenant.slug.to_string(),
+        credentials: rows
+            .into_iter()
+            .take(PAGE_SIZE as usize)
+            .map(CredentialRow::from)
+            .collect(),
+        next,
+        can_revoke: page.require(Permission::RevokeCredentials).is_ok(),
+    };
+    render(&view, StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+pub struct RevokeForm {
+    #[serde(default)]
+    reason: String,
+}
+
+pub async fn revoke_post(
+    core: web::Data<Core>,
+    page: TenantPage,
+    Client(client): Client,
+    path: web::Path<(String, String)>,
+    form: web::Form<RevokeForm>,
+) -> Result<HttpResponse, WebError> {
+    page.require(Permission::RevokeCredentials)?;
+    let user = page.current.user.id;
+    match partners::revoke(&core, user, page.tenant.id, &path.1, &form.reason, &client).await {
+        // Revoking an already revoked credential is not an error: the outcome is the same.
+        Ok(_) => Ok(see_other(&format!("/t/{}/credentials", page.tenant.slug))),
+        Err(PartnerError::Invalid(message)) => Err(WebError::BadRequest(message)),
+        Err(error) => Err(partner_error(error)),
+    }
+}
