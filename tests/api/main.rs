@@ -17,6 +17,7 @@ mod login;
 mod migrations;
 mod multi_instance;
 mod my_sessions;
+mod partners;
 mod passkeys;
 mod recovery;
 mod sessions;
