@@ -123,7 +123,7 @@ async fn pending_request(w: &World) -> String {
         .to_owned()
 }
 
-async fn approve(w: &World, browser: &Browser, request: &str) -> reqwest::Response {
+async fn approve(browser: &Browser, request: &str) -> reqwest::Response {
     let page = format!("/t/acme/requests/{request}");
     browser
         .submit(
@@ -188,7 +188,7 @@ async fn a_request_becomes_a_working_token_that_revocation_stops_at_once(backend
             .any(|m| m.contains("New access request for Acme Bank"))
     );
 
-    let approved = approve(&w, &w.tenant_admin, &request).await;
+    let approved = approve(&w.tenant_admin, &request).await;
     let grant_page = approved.headers()["location"].to_str().unwrap().to_owned();
     assert!(grant_page.starts_with("/t/acme/grants/"), "{grant_page}");
     assert!(
@@ -293,7 +293,7 @@ async fn a_request_becomes_a_working_token_that_revocation_stops_at_once(backend
 async fn credentials_expire_on_time_and_are_swept(backend: Backend) {
     let w = world(backend).await;
     let request = pending_request(&w).await;
-    let grant_page = approve(&w, &w.tenant_admin, &request).await.headers()["location"]
+    let grant_page = approve(&w.tenant_admin, &request).await.headers()["location"]
         .to_str()
         .unwrap()
         .to_owned();
@@ -379,7 +379,7 @@ async fn a_denied_request_tells_the_partner_why(backend: Backend) {
             .any(|m| m.contains("resellers"))
     );
     assert_eq!(
-        approve(&w, &w.tenant_admin, &request).await.status(),
+        approve(&w.tenant_admin, &request).await.status(),
         StatusCode::CONFLICT
     );
 }
@@ -390,8 +390,8 @@ async fn two_admins_deciding_at_once_produce_exactly_one_decision(backend: Backe
     let request = pending_request(&w).await;
 
     let (a, b) = tokio::join!(
-        approve(&w, &w.tenant_admin, &request),
-        approve(&w, &second_admin, &request)
+        approve(&w.tenant_admin, &request),
+        approve(&second_admin, &request)
     );
 
     let mut statuses = [a.status(), b.status()];
@@ -410,7 +410,7 @@ async fn two_admins_deciding_at_once_produce_exactly_one_decision(backend: Backe
 async fn revoking_at_the_same_time_from_two_places_revokes_once(backend: Backend) {
     let w = world(backend).await;
     let request = pending_request(&w).await;
-    let grant_page = approve(&w, &w.tenant_admin, &request).await.headers()["location"]
+    let grant_page = approve(&w.tenant_admin, &request).await.headers()["location"]
         .to_str()
         .unwrap()
         .to_owned();
