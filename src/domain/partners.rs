@@ -17,7 +17,9 @@ use crate::domain::tenants::{Tenant, TenantStatus};
 use crate::domain::tokens::{self, SecretKind};
 use crate::mail::{self, Rendered};
 use crate::store::StoreError;
-use crate::store::partners::{Approval, Decided, Denial, NewCredential, NewRequest};
+use crate::store::partners::{
+    Approval, Decided, Denial, GrantSelection, NewCredential, NewRequest,
+};
 use crate::store::staff::OutgoingMail;
 
 /// Unconfirmed requests lapse after this.
@@ -674,6 +676,56 @@ pub async fn revoke(
     Ok(core
         .store
         .revoke_credential(tenant, credential, actor, &reason, now, &event)
+        .await?)
+}
+
+/// Which grants a bulk revocation covers.
+pub enum BulkRevocation<'a> {
+    Grant(&'a Grant),
+    /// Every grant of the partner with this contact address.
+    Partner(&'a str),
+}
+
+/// Revokes a grant, or everything of a partner, with all credentials under it. The slug must be
+/// typed to confirm. Returns how many credentials were still active.
+pub async fn revoke_in_bulk(
+    core: &Core,
+    actor: UserId,
+    tenant: &Tenant,
+    target: BulkRevocation<'_>,
+    reason: &str,
+    confirmation: &str,
+    context: &RequestContext,
+) -> Result<u64, PartnerError> {
+    if confirmation.trim() != tenant.slug.as_str() {
+        return Err(PartnerError::Invalid(
+            "Type the tenant's slug exactly to confirm.",
+        ));
+    }
+    let reason = clean_text(reason, 500, "Give a reason for the revocation.")?;
+    let now = core.clock.now_ms();
+    let (selection, scope, target_id) = match target {
+        BulkRevocation::Grant(grant) => (GrantSelection::One(&grant.id), "grant", grant.id.clone()),
+        BulkRevocation::Partner(email) => (
+            GrantSelection::OfPartner(email),
+            "partner",
+            email.to_owned(),
+        ),
+    };
+    let event = Event::new(
+        now,
+        EventType::CredentialRevoked,
+        Outcome::Success,
+        Actor::User(actor),
+    )
+    .tenant(tenant.id)
+    .context(context)
+    .detail("scope", scope)
+    .detail(scope, target_id)
+    .detail("reason", reason.as_str());
+    Ok(core
+        .store
+        .revoke_grants(tenant.id, selection, actor, &reason, now, &event)
         .await?)
 }
 

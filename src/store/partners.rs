@@ -125,6 +125,13 @@ pub struct Approval<'a> {
     pub now: Millis,
 }
 
+/// Which grants a bulk revocation covers.
+pub enum GrantSelection<'a> {
+    One(&'a str),
+    /// Every grant whose partner contact is this e-mail address.
+    OfPartner(&'a str),
+}
+
 /// What a denial writes.
 pub struct Denial<'a> {
     pub request_id: &'a str,
@@ -601,6 +608,65 @@ impl Store {
         insert_event(&mut *tx, event).await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// Revokes grants (one, or all of a partner's) with every credential and secret under them, in one
+    /// transaction. Returns how many credentials were still active. Grants already revoked are left
+    /// as they were.
+    pub async fn revoke_grants(
+        &self,
+        tenant: TenantId,
+        grants: GrantSelection<'_>,
+        by: UserId,
+        reason: &str,
+        now: Millis,
+        event: &Event,
+    ) -> Result<u64, StoreError> {
+        let (filter, value) = match grants {
+            GrantSelection::One(id) => ("id = $2", id),
+            GrantSelection::OfPartner(email) => ("LOWER(contact_email) = LOWER($2)", email),
+        };
+        let mut tx = self.pool().begin().await?;
+        let selected = format!("SELECT id FROM grants WHERE tenant_id = $1 AND {filter}");
+        let credentials = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE credentials SET status = 'revoked', revoked_at = $3, revoked_by = $4, revoke_reason = $5 \
+             WHERE tenant_id = $1 AND status = 'active' AND grant_id IN ({selected})"
+        )))
+        .bind(tenant.to_string())
+        .bind(value)
+        .bind(now)
+        .bind(by.to_string())
+        .bind(reason)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE credential_secrets SET revoked_at = $3 WHERE tenant_id = $1 AND revoked_at IS NULL \
+             AND credential_id IN (SELECT id FROM credentials WHERE tenant_id = $1 AND grant_id IN ({selected}))"
+        )))
+        .bind(tenant.to_string())
+        .bind(value)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE grants SET revoked_at = $3, revoked_by = $4, revoke_reason = $5 \
+             WHERE tenant_id = $1 AND revoked_at IS NULL AND {filter}"
+        )))
+        .bind(tenant.to_string())
+        .bind(value)
+        .bind(now)
+        .bind(by.to_string())
+        .bind(reason)
+        .execute(&mut *tx)
+        .await?;
+        let mut event = event.clone();
+        if let serde_json::Value::Object(map) = &mut event.details {
+            map.insert("credentials_revoked".into(), credentials.into());
+        }
+        insert_event(&mut *tx, &event).await?;
+        tx.commit().await?;
+        Ok(credentials)
     }
 
     /// Credentials of a tenant, newest first, after the keyset cursor `(created_at, id)`.

@@ -316,6 +316,7 @@ pub struct GrantPage {
     grant: Grant,
     created: String,
     can_mint: bool,
+    can_revoke: bool,
     notice: Option<&'static str>,
     error: Option<String>,
 }
@@ -337,6 +338,7 @@ async fn grant_page(core: &Core, page: &TenantPage, id: &str) -> Result<GrantPag
         slug: page.tenant.slug.to_string(),
         created: format_utc(grant.created_at),
         can_mint: page.require(Permission::MintCredentials).is_ok() && grant.revoked_at.is_none(),
+        can_revoke: page.require(Permission::RevokeCredentials).is_ok(),
         grant,
         notice: None,
         error: None,
@@ -351,10 +353,13 @@ pub async fn grant_get(
 ) -> Result<HttpResponse, WebError> {
     page.require(Permission::ViewCredentials)?;
     let mut view = grant_page(&core, &page, &path.1).await?;
-    if query.notice.as_deref() == Some("minted") {
-        view.notice =
-            Some("Credential created. The partner has been sent a one-time link to retrieve it.");
-    }
+    view.notice = match query.notice.as_deref() {
+        Some("minted") => {
+            Some("Credential created. The partner has been sent a one-time link to retrieve it.")
+        }
+        Some("revoked") => Some("Revoked. The credentials stop working at their very next use."),
+        _ => None,
+    };
     render(&view, StatusCode::OK)
 }
 
@@ -529,6 +534,104 @@ pub async fn credentials_get(
         can_revoke: page.require(Permission::RevokeCredentials).is_ok(),
     };
     render(&view, StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+pub struct BulkRevokeForm {
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    confirm_slug: String,
+}
+
+/// Revokes a whole grant (every credential under it), after a fresh passkey and the typed slug.
+pub async fn grant_revoke_post(
+    core: web::Data<Core>,
+    page: TenantPage,
+    Client(client): Client,
+    path: web::Path<(String, String)>,
+    form: web::Form<BulkRevokeForm>,
+) -> Result<HttpResponse, WebError> {
+    page.require(Permission::RevokeCredentials)?;
+    let id = &path.1;
+    let grant = core
+        .store
+        .grant(page.tenant.id, id)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let action = format!("/t/{}/grants/{id}/revoke", page.tenant.slug);
+    bulk_revoke(
+        &core,
+        &page,
+        &client,
+        partners::BulkRevocation::Grant(&grant),
+        &action,
+        &form,
+        id,
+    )
+    .await
+}
+
+/// Revokes everything of the grant's partner (all their grants in this tenant).
+pub async fn partner_revoke_post(
+    core: web::Data<Core>,
+    page: TenantPage,
+    Client(client): Client,
+    path: web::Path<(String, String)>,
+    form: web::Form<BulkRevokeForm>,
+) -> Result<HttpResponse, WebError> {
+    page.require(Permission::RevokeCredentials)?;
+    let id = &path.1;
+    let grant = core
+        .store
+        .grant(page.tenant.id, id)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let target = partners::BulkRevocation::Partner(&grant.contact_email);
+    let action = format!("/t/{}/grants/{id}/revoke-partner", page.tenant.slug);
+    bulk_revoke(&core, &page, &client, target, &action, &form, id).await
+}
+
+async fn bulk_revoke(
+    core: &Core,
+    page: &TenantPage,
+    client: &crate::domain::events::RequestContext,
+    target: partners::BulkRevocation<'_>,
+    action_path: &str,
+    form: &BulkRevokeForm,
+    grant_id: &str,
+) -> Result<HttpResponse, WebError> {
+    let mut action = crate::web::step_up::post_action("Revoke credentials in bulk", action_path);
+    action.fields = Some(vec![
+        ("reason".into(), form.reason.clone()),
+        ("confirm_slug".into(), form.confirm_slug.clone()),
+    ]);
+    if let Some(redirect) = require_fresh_passkey(core, &page.current.session, action)? {
+        return Ok(redirect);
+    }
+    let user = page.current.user.id;
+    match partners::revoke_in_bulk(
+        core,
+        user,
+        &page.tenant,
+        target,
+        &form.reason,
+        &form.confirm_slug,
+        client,
+    )
+    .await
+    {
+        Ok(_) => Ok(see_other(&format!(
+            "/t/{}/grants/{grant_id}?notice=revoked",
+            page.tenant.slug
+        ))),
+        Err(PartnerError::Store(e)) => Err(e.into()),
+        Err(error) => {
+            let mut view = grant_page(core, page, grant_id).await?;
+            view.error = Some(error.to_string());
+            render(&view, StatusCode::BAD_REQUEST)
+        }
+    }
 }
 
 #[derive(Deserialize)]

@@ -243,6 +243,16 @@ pub fn console(router: &mut Router<'_>) {
             access::grant_get,
         )
         .post(
+            "/t/{tenant}/grants/{id}/revoke",
+            InTenant(RevokeCredentials),
+            access::grant_revoke_post,
+        )
+        .post(
+            "/t/{tenant}/grants/{id}/revoke-partner",
+            InTenant(RevokeCredentials),
+            access::partner_revoke_post,
+        )
+        .post(
             "/t/{tenant}/grants/{id}/mint",
             InTenant(MintCredentials),
             access::mint_post,

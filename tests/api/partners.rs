@@ -504,7 +504,86 @@ async fn an_unconfirmed_request_lapses_after_seven_days(backend: Backend) {
     assert!(!queue.contains("data-status=\"pending\""));
 }
 
+async fn revoking_a_grant_or_a_partner_needs_the_slug_and_stops_every_credential(backend: Backend) {
+    let w = world(backend).await;
+    let first = pending_request(&w).await;
+    let grant_page = approve(&w.tenant_admin, &first).await.headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let mut tokens = Vec::new();
+    for _ in 0..2 {
+        mint(&w, &grant_page, "api_token", "").await;
+        tokens.push(retrieve(&w).await);
+    }
+    let verifies = |token: String| {
+        let core = w.app.core.clone();
+        async move { partners::verify(&core, &token).await.unwrap().is_some() }
+    };
+
+    let revoke = format!("{grant_page}/revoke");
+    let unconfirmed = w
+        .support
+        .submit(
+            &grant_page,
+            &revoke,
+            &[("reason", "Contract ended"), ("confirm_slug", "acne")],
+        )
+        .await;
+    assert_eq!(unconfirmed.status(), StatusCode::BAD_REQUEST);
+    assert!(verifies(tokens[0].clone()).await && verifies(tokens[1].clone()).await);
+
+    let revoked = w
+        .support
+        .submit(
+            &grant_page,
+            &revoke,
+            &[("reason", "Contract ended"), ("confirm_slug", "acme")],
+        )
+        .await;
+    assert_redirect_to(&revoked, &format!("{grant_page}?notice=revoked"));
+    assert!(!verifies(tokens[0].clone()).await && !verifies(tokens[1].clone()).await);
+    let bulk = w
+        .app
+        .events()
+        .await
+        .into_iter()
+        .find(|e| e.details.contains(r#""scope":"grant""#))
+        .unwrap();
+    assert!(
+        bulk.details.contains(r#""credentials_revoked":2"#),
+        "{}",
+        bulk.details
+    );
+    assert_eq!(
+        mint(&w, &grant_page, "api_token", "").await.status(),
+        StatusCode::BAD_REQUEST,
+        "nothing new under a revoked grant"
+    );
+
+    // A second grant for the same partner; revoking the partner stops it too.
+    let second = pending_request(&w).await;
+    let second_page = approve(&w.tenant_admin, &second).await.headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    mint(&w, &second_page, "api_token", "").await;
+    let token = retrieve(&w).await;
+    assert!(verifies(token.clone()).await);
+    let everything = w
+        .tenant_admin
+        .submit(
+            &second_page,
+            &format!("{second_page}/revoke-partner"),
+            &[("reason", "Fraud"), ("confirm_slug", "acme")],
+        )
+        .await;
+    assert_redirect_to(&everything, &format!("{second_page}?notice=revoked"));
+    assert!(!verifies(token).await);
+}
+
 on_both_backends!(
+    revoking_a_grant_or_a_partner_needs_the_slug_and_stops_every_credential,
     a_request_becomes_a_working_token_that_revocation_stops_at_once,
     credentials_expire_on_time_and_are_swept,
     a_denied_request_tells_the_partner_why,
