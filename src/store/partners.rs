@@ -5,7 +5,7 @@
 use super::events::insert_event;
 use super::outbox::insert_mail;
 use super::staff::OutgoingMail;
-use super::{Store, StoreError, is_unique_violation};
+use super::{Store, StoreError, escape_like, is_unique_violation};
 use crate::clock::Millis;
 use crate::domain::events::Event;
 use crate::domain::ids::{TenantId, UserId, time_ordered_id};
@@ -123,6 +123,27 @@ pub struct Approval<'a> {
     pub scopes: &'a [String],
     pub max_lifetime_days: i64,
     pub now: Millis,
+}
+
+/// Narrows the credentials list.
+#[derive(Debug, Default)]
+pub struct CredentialFilter<'a> {
+    pub status: Option<StatusFilter>,
+    pub kind: Option<&'a str>,
+    pub grant: Option<&'a str>,
+    /// Organisation or contact e-mail contains this.
+    pub partner: Option<&'a str>,
+    /// Client id or displayed secret prefix starts with this.
+    pub prefix: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFilter {
+    Active,
+    /// Active and expiring at or before this time.
+    ExpiringBefore(Millis),
+    Expired,
+    Revoked,
 }
 
 /// Which grants a bulk revocation covers.
@@ -669,28 +690,81 @@ impl Store {
         Ok(credentials)
     }
 
-    /// Credentials of a tenant, newest first, after the keyset cursor `(created_at, id)`.
+    /// Credentials of a tenant matching `filter`, newest first, after the keyset cursor
+    /// `(created_at, id)`. The WHERE clause is assembled from fixed fragments only; every value is bound.
     pub async fn credentials_of(
         &self,
         tenant: TenantId,
+        filter: &CredentialFilter<'_>,
         after: Option<(i64, &str)>,
         limit: i64,
     ) -> Result<Vec<CredentialView>, StoreError> {
         let (cursor_time, cursor_id) = after.unwrap_or((i64::MAX, ""));
-        let rows: Vec<CredentialRow> = sqlx::query_as(
+        let mut conditions = vec![
+            "c.tenant_id = $1".to_owned(),
+            "(c.created_at < $2 OR (c.created_at = $2 AND c.id < $3))".to_owned(),
+        ];
+        let mut texts: Vec<(usize, String)> = Vec::new();
+        let mut next = 5;
+        let mut text_param = |value: String, conditions: &mut Vec<String>, fragment: &str| {
+            conditions.push(fragment.replace("{p}", &format!("${next}")));
+            texts.push((next, value));
+            next += 1;
+        };
+        if let Some(kind) = filter.kind {
+            text_param(kind.to_owned(), &mut conditions, "c.kind = {p}");
+        }
+        if let Some(grant) = filter.grant {
+            text_param(grant.to_owned(), &mut conditions, "c.grant_id = {p}");
+        }
+        if let Some(partner) = filter.partner {
+            let pattern = format!("%{}%", escape_like(&partner.to_lowercase()));
+            text_param(
+                pattern,
+                &mut conditions,
+                "(LOWER(g.organisation) LIKE {p} ESCAPE '\\' OR LOWER(g.contact_email) LIKE {p} ESCAPE '\\')",
+            );
+        }
+        if let Some(prefix) = filter.prefix {
+            let pattern = format!("{}%", escape_like(prefix));
+            text_param(
+                pattern,
+                &mut conditions,
+                "(c.client_id LIKE {p} ESCAPE '\\' OR EXISTS (SELECT 1 FROM credential_secrets p \
+                 WHERE p.credential_id = c.id AND p.display_prefix LIKE {p} ESCAPE '\\'))",
+            );
+        }
+        // $4 is the limit; "expiring soon" compares with the time passed as the last number.
+        let status_condition = match filter.status {
+            None => None,
+            Some(StatusFilter::Active) => Some("c.status = 'active'".to_owned()),
+            Some(StatusFilter::Revoked) => Some("c.status = 'revoked'".to_owned()),
+            Some(StatusFilter::Expired) => Some("c.status = 'expired'".to_owned()),
+            Some(StatusFilter::ExpiringBefore(_)) => {
+                Some(format!("c.status = 'active' AND c.expires_at <= ${next}"))
+            }
+        };
+        conditions.extend(status_condition);
+        let sql = format!(
             "SELECT c.id, c.kind, c.client_id, c.status, c.created_at, c.expires_at, c.revoke_reason, g.organisation, \
              c.grant_id, u.display_name AS created_by, c.last_used_at, c.last_used_ip, \
              (SELECT MAX(s.display_prefix) FROM credential_secrets s WHERE s.credential_id = c.id) AS display_prefix \
              FROM credentials c JOIN grants g ON g.id = c.grant_id JOIN users u ON u.id = c.created_by \
-             WHERE c.tenant_id = $1 AND (c.created_at < $2 OR (c.created_at = $2 AND c.id < $3)) \
-             ORDER BY c.created_at DESC, c.id DESC LIMIT $4",
-        )
-        .bind(tenant.to_string())
-        .bind(cursor_time)
-        .bind(cursor_id)
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await?;
+             WHERE {} ORDER BY c.created_at DESC, c.id DESC LIMIT $4",
+            conditions.join(" AND ")
+        );
+        let mut query = sqlx::query_as::<_, CredentialRow>(sqlx::AssertSqlSafe(sql))
+            .bind(tenant.to_string())
+            .bind(cursor_time)
+            .bind(cursor_id.to_owned())
+            .bind(limit);
+        for (_, value) in texts {
+            query = query.bind(value);
+        }
+        if let Some(StatusFilter::ExpiringBefore(until)) = filter.status {
+            query = query.bind(until);
+        }
+        let rows = query.fetch_all(self.pool()).await?;
         Ok(rows.into_iter().map(CredentialView::from).collect())
     }
 

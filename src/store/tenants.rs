@@ -1,7 +1,7 @@
 //! Tenants. Lists are searched and limited in SQL so the switcher stays fast with thousands.
 
 use super::events::insert_event;
-use super::{Store, StoreError, is_unique_violation};
+use super::{Store, StoreError, escape_like, is_unique_violation};
 use crate::clock::Millis;
 use crate::domain::events::Event;
 use crate::domain::ids::{TenantId, UserId};
@@ -183,10 +183,4 @@ impl Store {
                 .await?;
         Ok(row.and_then(|(logo, kind)| logo.zip(kind)))
     }
-}
-
-fn escape_like(raw: &str) -> String {
-    raw.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
 }

@@ -12,6 +12,7 @@ use crate::domain::partners::{
     self, AccessRequest, CredentialKind, CredentialView, Grant, PartnerError, RequestStatus, Scope,
 };
 use crate::domain::rbac::Permission;
+use crate::store::partners::{CredentialFilter, StatusFilter};
 use crate::web::authz::TenantPage;
 use crate::web::error::WebError;
 use crate::web::session::Client;
@@ -486,21 +487,66 @@ pub struct CredentialsPage {
     csrf_token: String,
     slug: String,
     credentials: Vec<CredentialRow>,
+    /// The query string of the next page, filters included.
     next: Option<String>,
     can_revoke: bool,
+    filters: ListQuery,
 }
 
-#[derive(Deserialize)]
-pub struct CursorQuery {
+/// The list's filters, as they travel in the query string (and into the "older" link).
+#[derive(Deserialize, serde::Serialize, Default, Clone)]
+pub struct ListQuery {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    status: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    kind: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    partner: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    grant: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    prefix: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     after: Option<String>,
 }
+
+const EXPIRING_WINDOW_MS: i64 = 7 * 86_400_000;
 
 pub async fn credentials_get(
     core: web::Data<Core>,
     page: TenantPage,
-    query: web::Query<CursorQuery>,
+    query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, WebError> {
     page.require(Permission::ViewCredentials)?;
+    let query = query.into_inner();
+    let non_empty = |value: &str| {
+        Some(value.trim())
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let (kind, partner, grant, prefix) = (
+        non_empty(&query.kind),
+        non_empty(&query.partner),
+        non_empty(&query.grant),
+        non_empty(&query.prefix),
+    );
+    let filter = CredentialFilter {
+        status: match query.status.as_str() {
+            "active" => Some(StatusFilter::Active),
+            "expiring" => Some(StatusFilter::ExpiringBefore(
+                core.clock.now_ms() + EXPIRING_WINDOW_MS,
+            )),
+            "expired" => Some(StatusFilter::Expired),
+            "revoked" => Some(StatusFilter::Revoked),
+            _ => None,
+        },
+        kind: kind
+            .as_deref()
+            .filter(|k| CredentialKind::parse(k).is_some()),
+        grant: grant.as_deref(),
+        partner: partner.as_deref(),
+        prefix: prefix.as_deref(),
+    };
     // The cursor is "<created_at>.<id>" of the last row shown: keyset pagination stays fast deep in a
     // long list, where OFFSET would scan everything before it.
     let cursor = query.after.as_deref().and_then(|raw| {
@@ -511,6 +557,7 @@ pub async fn credentials_get(
         .store
         .credentials_of(
             page.tenant.id,
+            &filter,
             cursor.as_ref().map(|(t, id)| (*t, id.as_str())),
             PAGE_SIZE + 1,
         )
@@ -520,7 +567,14 @@ pub async fn credentials_get(
             rows.get(PAGE_SIZE as usize - 1)
                 .map(|c| format!("{}.{}", c.created_at, c.id))
         })
-        .flatten();
+        .flatten()
+        .map(|after| {
+            let next = ListQuery {
+                after: Some(after),
+                ..query.clone()
+            };
+            serde_urlencoded::to_string(&next).unwrap_or_default()
+        });
     let view = CredentialsPage {
         nav: Some(Nav::in_tenant(&page.current, &page.tenant)),
         csrf_token: page.current.csrf_token.clone(),
@@ -532,6 +586,7 @@ pub async fn credentials_get(
             .collect(),
         next,
         can_revoke: page.require(Permission::RevokeCredentials).is_ok(),
+        filters: query,
     };
     render(&view, StatusCode::OK)
 }

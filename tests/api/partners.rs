@@ -335,7 +335,7 @@ async fn credentials_expire_on_time_and_are_swept(backend: Backend) {
         .app
         .core
         .store
-        .credentials_of(tenant.id, None, 10)
+        .credentials_of(tenant.id, &Default::default(), None, 10)
         .await
         .unwrap();
     assert_eq!(listed[0].status, "expired");
@@ -582,7 +582,72 @@ async fn revoking_a_grant_or_a_partner_needs_the_slug_and_stops_every_credential
     assert!(!verifies(token).await);
 }
 
+async fn the_credentials_list_filters_and_pages_by_keyset(backend: Backend) {
+    let w = world(backend).await;
+    let request = pending_request(&w).await;
+    let grant_page = approve(&w.tenant_admin, &request).await.headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for (kind, days) in [("api_token", "30"), ("client", "30"), ("api_token", "3")] {
+        mint(&w, &grant_page, kind, days).await;
+        retrieve(&w).await;
+    }
+    let count = |query: &'static str| {
+        let support = &w.support;
+        async move {
+            let html = support
+                .page_with_form(&format!("/t/acme/credentials?{query}"))
+                .await;
+            all_text_of(&html, "tr[data-credential] td:first-child").len()
+        }
+    };
+
+    assert_eq!(count("").await, 3);
+    assert_eq!(count("kind=client").await, 1);
+    assert_eq!(count("status=expiring").await, 1);
+    assert_eq!(count("partner=PARTNER.example").await, 3);
+    assert_eq!(count("partner=nobody").await, 0);
+    assert_eq!(count("prefix=tbc_live_").await, 1);
+    assert_eq!(count("prefix=tbk_live_").await, 2);
+    assert_eq!(
+        count("prefix=%25").await,
+        0,
+        "LIKE wildcards are matched literally"
+    );
+    assert_eq!(count("status=revoked").await, 0);
+
+    // Keyset paging: two at a time, then the rest, nothing twice.
+    let tenant = w
+        .app
+        .core
+        .store
+        .tenant_by_slug("acme")
+        .await
+        .unwrap()
+        .unwrap();
+    let all = Default::default();
+    let first = w
+        .app
+        .core
+        .store
+        .credentials_of(tenant.id, &all, None, 2)
+        .await
+        .unwrap();
+    let last = first.last().unwrap();
+    let rest = w
+        .app
+        .core
+        .store
+        .credentials_of(tenant.id, &all, Some((last.created_at, &last.id)), 2)
+        .await
+        .unwrap();
+    assert_eq!((first.len(), rest.len()), (2, 1));
+    assert!(rest.iter().all(|c| first.iter().all(|f| f.id != c.id)));
+}
+
 on_both_backends!(
+    the_credentials_list_filters_and_pages_by_keyset,
     revoking_a_grant_or_a_partner_needs_the_slug_and_stops_every_credential,
     a_request_becomes_a_working_token_that_revocation_stops_at_once,
     credentials_expire_on_time_and_are_swept,
