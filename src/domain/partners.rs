@@ -729,9 +729,44 @@ pub async fn revoke_in_bulk(
         .await?)
 }
 
-/// Expired credentials become "expired" (with an event each); unconfirmed requests lapse.
+/// Tenant admins hear this long before a credential expires.
+pub const EXPIRY_NOTICE_AHEAD: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Expired credentials become "expired" (with an event each); tenant admins get a notice a week
+/// before a credential expires; unconfirmed requests lapse.
 pub async fn sweep(core: &Core) -> Result<(), StoreError> {
     let now = core.clock.now_ms();
+    for notice in core
+        .store
+        .claim_expiry_notices(now + duration_ms(EXPIRY_NOTICE_AHEAD), now)
+        .await?
+    {
+        let Some(tenant) = TenantId::parse(&notice.tenant_id) else {
+            continue;
+        };
+        let kind = if notice.kind == CredentialKind::Client.as_str() {
+            "a client credential"
+        } else {
+            "an API token"
+        };
+        let paragraphs = vec![format!(
+            "{kind} of {} expires on {}. Mint a replacement under the same grant before then if the partner still needs access.",
+            notice.organisation,
+            crate::clock::format_utc(notice.expires_at)
+        )];
+        let mut mails = Vec::new();
+        for admin in core.store.tenant_admin_emails(tenant).await? {
+            let rendered = mail::notice(
+                "A partner credential expires in a week",
+                "",
+                &paragraphs,
+                None,
+            )
+            .map_err(|e| StoreError::Unexpected(e.to_string()))?;
+            mails.push(queue(&admin, rendered, now));
+        }
+        core.store.queue_mail(&mails).await?;
+    }
     for (tenant, credential) in core.store.expire_credentials(now).await? {
         let mut event = Event::new(
             now,

@@ -146,6 +146,16 @@ pub enum StatusFilter {
     Revoked,
 }
 
+/// A credential about to expire, for the week-ahead notice.
+#[derive(Debug, sqlx::FromRow)]
+pub struct ExpiryNotice {
+    pub credential_id: String,
+    pub tenant_id: String,
+    pub expires_at: i64,
+    pub organisation: String,
+    pub kind: String,
+}
+
 /// Which grants a bulk revocation covers.
 pub enum GrantSelection<'a> {
     One(&'a str),
@@ -766,6 +776,45 @@ impl Store {
         }
         let rows = query.fetch_all(self.pool()).await?;
         Ok(rows.into_iter().map(CredentialView::from).collect())
+    }
+
+    /// Active credentials expiring before `until` whose tenant admins have not been told yet; each
+    /// is marked as told in the same call, so one instance sends one notice.
+    pub async fn claim_expiry_notices(
+        &self,
+        until: Millis,
+        now: Millis,
+    ) -> Result<Vec<ExpiryNotice>, StoreError> {
+        let due: Vec<ExpiryNotice> = sqlx::query_as(
+            "SELECT c.id AS credential_id, c.tenant_id, c.expires_at, g.organisation, c.kind FROM credentials c \
+             JOIN grants g ON g.id = c.grant_id \
+             WHERE c.status = 'active' AND c.expires_at <= $1 AND c.expiry_notice_at IS NULL",
+        )
+        .bind(until)
+        .fetch_all(self.pool())
+        .await?;
+        let mut claimed = Vec::new();
+        for notice in due {
+            let won = sqlx::query("UPDATE credentials SET expiry_notice_at = $2 WHERE id = $1 AND expiry_notice_at IS NULL")
+                .bind(&notice.credential_id)
+                .bind(now)
+                .execute(self.pool())
+                .await?;
+            if won.rows_affected() == 1 {
+                claimed.push(notice);
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Queues already rendered mails (notices decided elsewhere).
+    pub async fn queue_mail(&self, mails: &[OutgoingMail]) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        for mail in mails {
+            insert_mail(&mut *tx, mail).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Marks credentials past their expiry as expired; returns (tenant, credential) of each, for events.

@@ -312,6 +312,16 @@ async fn credentials_expire_on_time_and_are_swept(backend: Backend) {
             .is_some()
     );
 
+    // Expiring within a week: the tenant admins hear about it, once however often the sweep runs.
+    tokenbroker::app::sweep_once(&w.app.core).await.unwrap();
+    tokenbroker::app::sweep_once(&w.app.core).await.unwrap();
+    let notices = mails_to(&w.app, "ta@example.com")
+        .await
+        .into_iter()
+        .filter(|m| m.contains("expires in a week"))
+        .count();
+    assert_eq!(notices, 1);
+
     w.app.clock.advance(Duration::from_secs(2 * 86_400));
     assert!(
         partners::verify(&w.app.core, &secret)
