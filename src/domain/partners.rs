@@ -18,7 +18,7 @@ use crate::domain::tokens::{self, SecretKind};
 use crate::mail::{self, Rendered};
 use crate::store::StoreError;
 use crate::store::partners::{
-    Approval, Decided, Denial, GrantSelection, NewCredential, NewRequest,
+    Approval, Decided, Denial, GrantSelection, NewCredential, NewRequest, NewSecret,
 };
 use crate::store::staff::OutgoingMail;
 
@@ -552,6 +552,70 @@ pub async fn mint(
         )
         .await?;
     Ok(id)
+}
+
+/// A client may hold this many live secrets, so partners rotate without downtime.
+pub const MAX_CLIENT_SECRETS: i64 = 2;
+
+/// Adds a second secret to a client credential (rotation); the partner retrieves it like the first.
+/// It expires with the credential at the latest.
+pub async fn add_client_secret(
+    core: &Core,
+    actor: UserId,
+    tenant: &Tenant,
+    credential: &str,
+    context: &RequestContext,
+) -> Result<(), PartnerError> {
+    let now = core.clock.now_ms();
+    let state = core
+        .store
+        .credential_secrets_state(tenant.id, credential, now)
+        .await?
+        .ok_or(PartnerError::NotFound)?;
+    if state.kind != CredentialKind::Client.as_str() || state.status != "active" {
+        return Err(PartnerError::Invalid(
+            "Only an active client credential can get another secret.",
+        ));
+    }
+    if state.live >= MAX_CLIENT_SECRETS {
+        return Err(PartnerError::Invalid(
+            "This client already has two live secrets. Revoke the old one first.",
+        ));
+    }
+    let retrieval = secrets::generate();
+    let retrieval_link = link(&core.public_url, "/retrieve", &retrieval)?;
+    let rendered = render(
+        &format!("A new {} client secret is ready", tenant.name),
+        "",
+        vec!["A second secret was created for your client, so you can switch over without downtime. Retrieve it once, within 24 hours.".into()],
+        Some(("Retrieve the secret", &retrieval_link)),
+    )?;
+    let event = Event::new(
+        now,
+        EventType::CredentialMinted,
+        Outcome::Success,
+        Actor::User(actor),
+    )
+    .tenant(tenant.id)
+    .context(context)
+    .detail("credential", credential)
+    .detail("secret", "additional");
+    let secret = NewSecret {
+        credential,
+        retrieval: &SecretDigest::of(retrieval.expose_secret()),
+        expires_at: state.expires_at,
+        retrieval_expires_at: now + duration_ms(RETRIEVAL_WINDOW),
+        now,
+    };
+    core.store
+        .insert_secret(
+            tenant.id,
+            secret,
+            &queue(&state.contact_email, rendered, now),
+            &event,
+        )
+        .await?;
+    Ok(())
 }
 
 /// What a partner sees once, at retrieval.

@@ -146,6 +146,25 @@ pub enum StatusFilter {
     Revoked,
 }
 
+/// A credential's secrets, for adding another.
+pub struct SecretsState {
+    pub kind: String,
+    pub status: String,
+    pub expires_at: Millis,
+    pub contact_email: String,
+    /// Secrets neither revoked nor expired (retrieved or waiting to be).
+    pub live: i64,
+}
+
+/// Another secret for an existing credential, to be retrieved through its link.
+pub struct NewSecret<'a> {
+    pub credential: &'a str,
+    pub retrieval: &'a SecretDigest,
+    pub expires_at: Millis,
+    pub retrieval_expires_at: Millis,
+    pub now: Millis,
+}
+
 /// A credential about to expire, for the week-ahead notice.
 #[derive(Debug, sqlx::FromRow)]
 pub struct ExpiryNotice {
@@ -776,6 +795,71 @@ impl Store {
         }
         let rows = query.fetch_all(self.pool()).await?;
         Ok(rows.into_iter().map(CredentialView::from).collect())
+    }
+
+    /// A credential's kind, status, expiry and the number of its secrets still usable (or waiting
+    /// to be retrieved) at `now`.
+    pub async fn credential_secrets_state(
+        &self,
+        tenant: TenantId,
+        id: &str,
+        now: Millis,
+    ) -> Result<Option<SecretsState>, StoreError> {
+        let row: Option<(String, String, i64, String)> = sqlx::query_as(
+            "SELECT c.kind, c.status, c.expires_at, g.contact_email FROM credentials c JOIN grants g ON g.id = c.grant_id \
+             WHERE c.tenant_id = $1 AND c.id = $2",
+        )
+        .bind(tenant.to_string())
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some((kind, status, expires_at, contact)) = row else {
+            return Ok(None);
+        };
+        let (live,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM credential_secrets WHERE tenant_id = $1 AND credential_id = $2 \
+             AND revoked_at IS NULL AND expires_at > $3",
+        )
+        .bind(tenant.to_string())
+        .bind(id)
+        .bind(now)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(Some(SecretsState {
+            kind,
+            status,
+            expires_at,
+            contact_email: contact,
+            live,
+        }))
+    }
+
+    /// Adds a secret (to be retrieved through its link) to an existing credential.
+    pub async fn insert_secret(
+        &self,
+        tenant: TenantId,
+        secret: NewSecret<'_>,
+        mail: &OutgoingMail,
+        event: &Event,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO credential_secrets (id, tenant_id, credential_id, created_at, expires_at, retrieval_token_hash, \
+             retrieval_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(time_ordered_id())
+        .bind(tenant.to_string())
+        .bind(secret.credential)
+        .bind(secret.now)
+        .bind(secret.expires_at)
+        .bind(secret.retrieval.as_hex())
+        .bind(secret.retrieval_expires_at)
+        .execute(&mut *tx)
+        .await?;
+        insert_mail(&mut *tx, mail).await?;
+        insert_event(&mut *tx, event).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Active credentials expiring before `until` whose tenant admins have not been told yet; each

@@ -689,6 +689,28 @@ async fn bulk_revoke(
     }
 }
 
+/// A second secret for a client credential (rotation), behind a fresh passkey.
+pub async fn add_secret_post(
+    core: web::Data<Core>,
+    page: TenantPage,
+    Client(client): Client,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, WebError> {
+    page.require(Permission::MintCredentials)?;
+    let id = &path.1;
+    let action_path = format!("/t/{}/credentials/{id}/secrets", page.tenant.slug);
+    let action = crate::web::step_up::post_action("Create another client secret", &action_path);
+    if let Some(redirect) = require_fresh_passkey(&core, &page.current.session, action)? {
+        return Ok(redirect);
+    }
+    match partners::add_client_secret(&core, page.current.user.id, &page.tenant, id, &client).await
+    {
+        Ok(()) => Ok(see_other(&format!("/t/{}/credentials", page.tenant.slug))),
+        Err(PartnerError::Invalid(message)) => Err(WebError::BadRequest(message)),
+        Err(error) => Err(partner_error(error)),
+    }
+}
+
 #[derive(Deserialize)]
 pub struct RevokeForm {
     #[serde(default)]

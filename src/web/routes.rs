@@ -263,6 +263,11 @@ pub fn console(router: &mut Router<'_>) {
             access::credentials_get,
         )
         .post(
+            "/t/{tenant}/credentials/{id}/secrets",
+            InTenant(MintCredentials),
+            access::add_secret_post,
+        )
+        .post(
             "/t/{tenant}/credentials/{id}/revoke",
             InTenant(RevokeCredentials),
             access::revoke_post,

@@ -656,7 +656,46 @@ async fn the_credentials_list_filters_and_pages_by_keyset(backend: Backend) {
     assert!(rest.iter().all(|c| first.iter().all(|f| f.id != c.id)));
 }
 
+async fn a_client_rotates_through_two_live_secrets(backend: Backend) {
+    let w = world(backend).await;
+    let request = pending_request(&w).await;
+    let grant_page = approve(&w.tenant_admin, &request).await.headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    mint(&w, &grant_page, "client", "").await;
+    let first = retrieve(&w).await;
+    let credential = partners::verify(&w.app.core, &first)
+        .await
+        .unwrap()
+        .unwrap()
+        .credential_id;
+    let secrets = format!("/t/acme/credentials/{credential}/secrets");
+
+    assert_redirect_to(
+        &w.support.submit("/t/acme/credentials", &secrets, &[]).await,
+        "/t/acme/credentials",
+    );
+    let second = retrieve(&w).await;
+
+    assert_ne!(first, second);
+    for secret in [&first, &second] {
+        let verified = partners::verify(&w.app.core, secret)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            verified.credential_id, credential,
+            "both secrets belong to the one client"
+        );
+    }
+    let third = w.support.submit("/t/acme/credentials", &secrets, &[]).await;
+    assert_eq!(third.status(), StatusCode::BAD_REQUEST);
+    assert!(third.text().await.unwrap().contains("two live secrets"));
+}
+
 on_both_backends!(
+    a_client_rotates_through_two_live_secrets,
     the_credentials_list_filters_and_pages_by_keyset,
     revoking_a_grant_or_a_partner_needs_the_slug_and_stops_every_credential,
     a_request_becomes_a_working_token_that_revocation_stops_at_once,
