@@ -111,7 +111,15 @@ async fn main() {
     let malformed: Vec<String> = sample
         .iter()
         .take(1000)
-        .map(|t| format!("{}x", &t[..t.len() - 1]))
+        .map(|t| {
+            // A one-character typo: the checksum rejects it before any database lookup.
+            let last = t.chars().last().unwrap_or('x');
+            format!(
+                "{}{}",
+                &t[..t.len() - 1],
+                if last == 'x' { 'y' } else { 'x' }
+            )
+        })
         .collect();
 
     for (label, tokens, expect_active) in [
