@@ -343,6 +343,33 @@ pub async fn confirm_request(
         .ok_or(PartnerError::LinkUnknown)
 }
 
+/// The partner withdraws their request with the link from their confirmation e-mail.
+pub async fn withdraw(
+    core: &Core,
+    tenant: &Tenant,
+    token: &str,
+    context: &RequestContext,
+) -> Result<(), PartnerError> {
+    let now = core.clock.now_ms();
+    let event = Event::new(
+        now,
+        EventType::RequestWithdrawn,
+        Outcome::Success,
+        Actor::Anonymous,
+    )
+    .tenant(tenant.id)
+    .context(context);
+    if core
+        .store
+        .withdraw_request(tenant.id, &SecretDigest::of(token), now, &event)
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(PartnerError::LinkUnknown)
+    }
+}
+
 /// Approves, optionally narrowing scopes and capping the credential lifetime. Exactly one of two
 /// simultaneous deciders wins.
 pub async fn approve(
@@ -379,7 +406,8 @@ pub async fn approve(
         ],
         None,
     )?;
-    let event = Event::new(
+    let grant_id = time_ordered_id();
+    let approved = Event::new(
         now,
         EventType::RequestApproved,
         Outcome::Success,
@@ -388,11 +416,23 @@ pub async fn approve(
     .tenant(tenant.id)
     .context(context)
     .detail("request", request.id.as_str())
+    .detail("grant", grant_id.as_str())
+    .detail("partner", request.email.as_str());
+    let created = Event::new(
+        now,
+        EventType::GrantCreated,
+        Outcome::Success,
+        Actor::User(actor),
+    )
+    .tenant(tenant.id)
+    .context(context)
+    .detail("grant", grant_id.as_str())
     .detail("partner", request.email.as_str())
     .detail("scopes", scopes.clone())
     .detail("max_lifetime_days", max_lifetime_days);
     let approval = Approval {
         request_id: &request.id,
+        grant_id: &grant_id,
         decided_by: actor,
         scopes: &scopes,
         max_lifetime_days,
@@ -404,7 +444,7 @@ pub async fn approve(
             tenant.id,
             approval,
             &queue(&request.email, rendered, now),
-            &event,
+            &[approved, created],
         )
         .await?
     {

@@ -119,6 +119,7 @@ pub struct NewRequest<'a> {
 /// What an approval writes.
 pub struct Approval<'a> {
     pub request_id: &'a str,
+    pub grant_id: &'a str,
     pub decided_by: UserId,
     pub scopes: &'a [String],
     pub max_lifetime_days: i64,
@@ -392,10 +393,10 @@ impl Store {
         tenant: TenantId,
         approval: Approval<'_>,
         mail: &OutgoingMail,
-        event: &Event,
+        events: &[Event],
     ) -> Result<Decided, StoreError> {
         let mut tx = self.pool().begin().await?;
-        let grant_id = time_ordered_id();
+        let grant_id = approval.grant_id.to_owned();
         let won = sqlx::query(
             "UPDATE access_requests SET status = 'approved', decided_at = $3, decided_by = $4, grant_id = $5 \
              WHERE tenant_id = $1 AND id = $2 AND status = 'pending'",
@@ -426,7 +427,9 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         insert_mail(&mut *tx, mail).await?;
-        insert_event(&mut *tx, event).await?;
+        for event in events {
+            insert_event(&mut *tx, event).await?;
+        }
         tx.commit().await?;
         Ok(Decided::Yes(Some(grant_id)))
     }
@@ -457,6 +460,32 @@ impl Store {
         insert_event(&mut *tx, event).await?;
         tx.commit().await?;
         Ok(Decided::Yes(None))
+    }
+
+    /// The partner withdraws their request (before a decision); false if it is no longer open.
+    pub async fn withdraw_request(
+        &self,
+        tenant: TenantId,
+        token: &SecretDigest,
+        now: Millis,
+        event: &Event,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let done = sqlx::query(
+            "UPDATE access_requests SET status = 'withdrawn', decided_at = $3 \
+             WHERE tenant_id = $1 AND confirm_token_hash = $2 AND status IN ('unconfirmed', 'pending')",
+        )
+        .bind(tenant.to_string())
+        .bind(token.as_hex())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        insert_event(&mut *tx, event).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Requests never confirmed become `expired` after `older_than`.

@@ -189,16 +189,63 @@ pub async fn confirm_get(
     let tenant = tenant(&core, &path).await?;
     match partners::confirm_request(&core, &tenant, &query.token, &client).await {
         Ok(_) => {
-            let page = MessagePage {
-                nav: public_nav(&tenant, &session.csrf_token()?),
-                heading: "Request sent".into(),
-                message: format!("Thank you. {} will review your request and tell you by e-mail.", tenant.name),
+            let csrf_token = session.csrf_token()?;
+            let page = ConfirmedPage {
+                nav: public_nav(&tenant, &csrf_token),
+                csrf_token,
+                slug: tenant.slug.to_string(),
+                tenant_name: tenant.name.clone(),
+                token: query.token.clone(),
             };
             render(&page, StatusCode::OK)
         }
         Err(PartnerError::Store(e)) => Err(e.into()),
         Err(_) => Err(WebError::Gone(
             "This confirmation link is not valid: it was used, it expired after 7 days, or it never existed.".into(),
+        )),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "partners/confirmed.html")]
+pub struct ConfirmedPage {
+    nav: Option<Nav>,
+    csrf_token: String,
+    slug: String,
+    tenant_name: String,
+    token: String,
+}
+
+#[derive(Deserialize)]
+pub struct WithdrawForm {
+    #[serde(default)]
+    token: String,
+}
+
+/// The partner takes their request back (before a decision), with the token from their e-mail.
+pub async fn withdraw_post(
+    core: web::Data<Core>,
+    session: TypedSession,
+    Client(client): Client,
+    path: web::Path<String>,
+    form: web::Form<WithdrawForm>,
+) -> Result<HttpResponse, WebError> {
+    let tenant = tenant(&core, &path).await?;
+    match partners::withdraw(&core, &tenant, &form.token, &client).await {
+        Ok(()) => {
+            let page = MessagePage {
+                nav: public_nav(&tenant, &session.csrf_token()?),
+                heading: "Request withdrawn".into(),
+                message: format!(
+                    "Your request to {} was withdrawn. Nothing more will happen with it.",
+                    tenant.name
+                ),
+            };
+            render(&page, StatusCode::OK)
+        }
+        Err(PartnerError::Store(e)) => Err(e.into()),
+        Err(_) => Err(WebError::Gone(
+            "This request can no longer be withdrawn: it was already decided or withdrawn.".into(),
         )),
     }
 }

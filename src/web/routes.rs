@@ -195,6 +195,11 @@ pub fn console(router: &mut Router<'_>) {
             Public,
             partner_pages::request_post,
         )
+        .post(
+            "/t/{tenant}/request-access/withdraw",
+            Public,
+            partner_pages::withdraw_post,
+        )
         .get(
             "/t/{tenant}/request-access/confirm",
             Public,

@@ -270,6 +270,7 @@ async fn a_request_becomes_a_working_token_that_revocation_stops_at_once(backend
         "request_submitted",
         "request_confirmed",
         "request_approved",
+        "grant_created",
         "credential_minted",
         "credential_retrieved",
     ] {
@@ -694,7 +695,110 @@ async fn a_client_rotates_through_two_live_secrets(backend: Backend) {
     assert!(third.text().await.unwrap().contains("two live secrets"));
 }
 
+async fn a_partner_withdraws_an_undecided_request(backend: Backend) {
+    let w = world(backend).await;
+    let request = pending_request(&w).await;
+    let confirm = mailed_link(&w.app, PARTNER, "/t/acme/request-access/confirm?token=").await;
+    let token = confirm.split("token=").nth(1).unwrap().to_owned();
+
+    let withdrawn = w
+        .partner
+        .submit(
+            "/t/acme/request-access",
+            "/t/acme/request-access/withdraw",
+            &[("token", &token)],
+        )
+        .await;
+    assert_eq!(withdrawn.status(), StatusCode::OK);
+    assert!(
+        text_of(&withdrawn.text().await.unwrap(), "h1")
+            .unwrap()
+            .contains("withdrawn")
+    );
+
+    let page = w
+        .tenant_admin
+        .page_with_form(&format!("/t/acme/requests/{request}"))
+        .await;
+    assert_eq!(text_of(&page, "#status").as_deref(), Some("withdrawn"));
+    assert_eq!(
+        approve(&w.tenant_admin, &request).await.status(),
+        StatusCode::CONFLICT
+    );
+    let again = w
+        .partner
+        .submit(
+            "/t/acme/request-access",
+            "/t/acme/request-access/withdraw",
+            &[("token", &token)],
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::GONE);
+    assert!(
+        w.app
+            .events()
+            .await
+            .iter()
+            .any(|e| e.event_type == "request_withdrawn")
+    );
+}
+
+async fn a_grant_asked_for_under_another_tenant_is_not_found(backend: Backend) {
+    let w = world(backend).await;
+    create_tenant(&w.app, "Globex", "globex", "#654321", None).await;
+    let request = pending_request(&w).await;
+    let grant_page = approve(&w.tenant_admin, &request).await.headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let grant = grant_page.rsplit('/').next().unwrap().to_owned();
+
+    // The superadmin may enter both tenants, so only the tenant filter in storage stands in the way.
+    assert_eq!(
+        w.app
+            .get(&format!("/t/globex/grants/{grant}"))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        w.app
+            .get(&format!("/t/globex/requests/{request}"))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let minted = w
+        .app
+        .submit(
+            "/t/globex/credentials",
+            &format!("/t/globex/grants/{grant}/mint"),
+            &[("kind", "api_token"), ("lifetime_days", "")],
+        )
+        .await;
+    assert_eq!(minted.status(), StatusCode::NOT_FOUND);
+    let acme = w
+        .app
+        .core
+        .store
+        .tenant_by_slug("acme")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        w.app
+            .core
+            .store
+            .credentials_of(acme.id, &Default::default(), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 on_both_backends!(
+    a_partner_withdraws_an_undecided_request,
+    a_grant_asked_for_under_another_tenant_is_not_found,
     a_client_rotates_through_two_live_secrets,
     the_credentials_list_filters_and_pages_by_keyset,
     revoking_a_grant_or_a_partner_needs_the_slug_and_stops_every_credential,
