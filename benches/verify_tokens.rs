@@ -150,7 +150,7 @@ async fn measure(
             let mut done = 0u64;
             while Instant::now() < until {
                 let token = tokens.choose(&mut rand::rng()).expect("tokens");
-                let verified = partners::verify(&core, token).await.expect("verify");
+                let verified = partners::verify(&core, token, None).await.expect("verify");
                 assert_eq!(verified.is_some(), expect_active);
                 done += 1;
             }

@@ -727,7 +727,12 @@ pub struct Verified {
 /// Verifies an opaque secret: format and checksum → SHA-256 → one indexed lookup → constant-time
 /// comparison → credential active and unexpired, secret not revoked, grant not revoked, tenant
 /// active. Anything else is simply "inactive", telling the caller nothing more.
-pub async fn verify(core: &Core, presented: &str) -> Result<Option<Verified>, StoreError> {
+/// `from_ip` is the caller's address, recorded (at most once a minute) as the credential's last use.
+pub async fn verify(
+    core: &Core,
+    presented: &str,
+    from_ip: Option<&str>,
+) -> Result<Option<Verified>, StoreError> {
     if !tokens::is_well_formed(presented, SecretKind::ApiToken)
         && !tokens::is_well_formed(presented, SecretKind::ClientSecret)
     {
@@ -748,6 +753,9 @@ pub async fn verify(core: &Core, presented: &str) -> Result<Option<Verified>, St
     if !active {
         return Ok(None);
     }
+    core.store
+        .touch_credential(&found.credential_id, now, from_ip)
+        .await?;
     Ok(Some(Verified {
         tenant_id: found.tenant_id,
         credential_id: found.credential_id,

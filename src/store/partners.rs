@@ -653,6 +653,27 @@ impl Store {
         .await?)
     }
 
+    /// Records a use of a credential, at most once a minute: verification is the hot path and must
+    /// not write on every call.
+    pub async fn touch_credential(
+        &self,
+        id: &str,
+        now: Millis,
+        from_ip: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE credentials SET last_used_at = $2, last_used_ip = $3 \
+             WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $4)",
+        )
+        .bind(id)
+        .bind(now)
+        .bind(from_ip)
+        .bind(now - 60_000)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     /// Revokes one active credential; false if it was not active (revoking twice changes nothing).
     pub async fn revoke_credential(
         &self,

@@ -223,13 +223,13 @@ async fn a_request_becomes_a_working_token_that_revocation_stops_at_once(backend
     assert_eq!(again.status(), StatusCode::GONE);
     assert!(again.text().await.unwrap().contains("already retrieved"));
 
-    let verified = partners::verify(&w.app.core, &token)
+    let verified = partners::verify(&w.app.core, &token, Some("203.0.113.9"))
         .await
         .unwrap()
         .expect("the token verifies");
     assert_eq!(verified.scopes, vec!["payments:read"]);
     assert!(
-        partners::verify(&w.app.core, &format!("{token}x"))
+        partners::verify(&w.app.core, &format!("{token}x"), None)
             .await
             .unwrap()
             .is_none()
@@ -237,6 +237,12 @@ async fn a_request_becomes_a_working_token_that_revocation_stops_at_once(backend
 
     let list = w.support.page_with_form("/t/acme/credentials").await;
     let credential = verified.credential_id.clone();
+    assert!(
+        text_of(&list, &format!("tr[data-credential='{credential}']"))
+            .unwrap()
+            .contains("from 203.0.113.9"),
+        "last use is shown"
+    );
     assert!(list.contains(&format!(
         r#"data-credential="{credential}" data-status="active""#
     )));
@@ -252,7 +258,7 @@ async fn a_request_becomes_a_working_token_that_revocation_stops_at_once(backend
         "/t/acme/credentials",
     );
     assert!(
-        partners::verify(&w.app.core, &token)
+        partners::verify(&w.app.core, &token, None)
             .await
             .unwrap()
             .is_none(),
@@ -307,7 +313,7 @@ async fn credentials_expire_on_time_and_are_swept(backend: Backend) {
     let secret = retrieve(&w).await;
     assert!(secret.starts_with("tbs_live_"));
     assert!(
-        partners::verify(&w.app.core, &secret)
+        partners::verify(&w.app.core, &secret, None)
             .await
             .unwrap()
             .is_some()
@@ -325,7 +331,7 @@ async fn credentials_expire_on_time_and_are_swept(backend: Backend) {
 
     w.app.clock.advance(Duration::from_secs(2 * 86_400));
     assert!(
-        partners::verify(&w.app.core, &secret)
+        partners::verify(&w.app.core, &secret, None)
             .await
             .unwrap()
             .is_none(),
@@ -427,7 +433,7 @@ async fn revoking_at_the_same_time_from_two_places_revokes_once(backend: Backend
         .to_owned();
     mint(&w, &grant_page, "api_token", "").await;
     let token = retrieve(&w).await;
-    let credential = partners::verify(&w.app.core, &token)
+    let credential = partners::verify(&w.app.core, &token, None)
         .await
         .unwrap()
         .unwrap()
@@ -455,7 +461,7 @@ async fn revoking_at_the_same_time_from_two_places_revokes_once(backend: Backend
         1
     );
     assert!(
-        partners::verify(&w.app.core, &token)
+        partners::verify(&w.app.core, &token, None)
             .await
             .unwrap()
             .is_none()
@@ -529,7 +535,12 @@ async fn revoking_a_grant_or_a_partner_needs_the_slug_and_stops_every_credential
     }
     let verifies = |token: String| {
         let core = w.app.core.clone();
-        async move { partners::verify(&core, &token).await.unwrap().is_some() }
+        async move {
+            partners::verify(&core, &token, None)
+                .await
+                .unwrap()
+                .is_some()
+        }
     };
 
     let revoke = format!("{grant_page}/revoke");
@@ -666,7 +677,7 @@ async fn a_client_rotates_through_two_live_secrets(backend: Backend) {
         .to_owned();
     mint(&w, &grant_page, "client", "").await;
     let first = retrieve(&w).await;
-    let credential = partners::verify(&w.app.core, &first)
+    let credential = partners::verify(&w.app.core, &first, None)
         .await
         .unwrap()
         .unwrap()
@@ -681,7 +692,7 @@ async fn a_client_rotates_through_two_live_secrets(backend: Backend) {
 
     assert_ne!(first, second);
     for secret in [&first, &second] {
-        let verified = partners::verify(&w.app.core, secret)
+        let verified = partners::verify(&w.app.core, secret, None)
             .await
             .unwrap()
             .unwrap();
