@@ -4,8 +4,10 @@
 //! `cargo bench --bench verify_tokens` builds a temporary SQLite database (or uses
 //! `TB_BENCH_DATABASE_URL`, which must point at an empty database) holding `TB_BENCH_CREDENTIALS`
 //! (default 1,000,000) credentials, each with a retrieved secret, then times `partners::verify` —
-//! the function introspection will call — for known, revoked-at-random, unknown and malformed
-//! tokens, on one task and on two.
+//! the function introspection will call — for known tokens (10,000 distinct: most calls are a
+//! token's first use this minute, so they also record the last use), a hot set of 100 tokens (a
+//! gateway's steady state: last use written once a minute each), unknown and malformed tokens, on
+//! one task and on two.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -132,6 +134,16 @@ async fn main() {
     }
     let per_sec = measure(&core, &sample, true, 2, Duration::from_secs(5)).await;
     println!("verify known      2 tasks: {per_sec:>9.0}/s");
+    // A gateway re-verifies the same few live tokens: last use is written once a minute each.
+    let hot: Vec<String> = sample.iter().take(100).cloned().collect();
+    measure(&core, &hot, true, 1, Duration::from_secs(1)).await;
+    for tasks in [1, 2] {
+        let per_sec = measure(&core, &hot, true, tasks, Duration::from_secs(5)).await;
+        println!(
+            "verify hot (100)  {tasks} task{}: {per_sec:>9.0}/s",
+            if tasks == 1 { " " } else { "s" }
+        );
+    }
 }
 
 async fn measure(
