@@ -1,0 +1,413 @@
+//! Credentials under a grant: minting, extra client secrets, one-time retrieval, verification,
+//! revocation (one, a grant, a partner) and the expiry sweep.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::*;
+use crate::clock::duration_ms;
+use crate::domain::Core;
+use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
+use crate::domain::ids::{TenantId, UserId, time_ordered_id};
+use crate::domain::secrets::{self, SecretDigest, constant_time_eq};
+use crate::domain::tenants::{Tenant, TenantStatus};
+use crate::domain::tokens::{self, SecretKind};
+use crate::mail::{self};
+use crate::store::StoreError;
+use crate::store::partners::{GrantSelection, NewCredential, NewSecret};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialKind {
+    ApiToken,
+    Client,
+}
+
+impl CredentialKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ApiToken => "api_token",
+            Self::Client => "client",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "api_token" => Some(Self::ApiToken),
+            "client" => Some(Self::Client),
+            _ => None,
+        }
+    }
+}
+
+/// Mints a credential under a grant; the partner gets a one-time retrieval link by e-mail. The
+/// secret itself does not exist yet: it is generated when the link is opened.
+pub async fn mint(
+    core: &Core,
+    actor: UserId,
+    tenant: &Tenant,
+    grant: &Grant,
+    kind: CredentialKind,
+    lifetime_days: i64,
+    context: &RequestContext,
+) -> Result<String, PartnerError> {
+    if grant.revoked_at.is_some() {
+        return Err(PartnerError::Invalid(
+            "This grant was revoked; nothing can be minted under it.",
+        ));
+    }
+    if lifetime_days < 1 || lifetime_days > grant.max_lifetime_days {
+        return Err(PartnerError::Invalid(
+            "The lifetime must be at least a day and within the grant's maximum.",
+        ));
+    }
+    let now = core.clock.now_ms();
+    let id = time_ordered_id();
+    let client_id = (kind == CredentialKind::Client).then(|| tokens::client_id(ENVIRONMENT));
+    let retrieval = secrets::generate();
+    let retrieval_link = link(&core.public_url, "/retrieve", &retrieval)?;
+    let rendered = render(
+        &format!("Your {} credential is ready", tenant.name),
+        &grant.organisation,
+        vec![
+            "A credential was created for your integration. Retrieve it once, within 24 hours; the link then stops working.".into(),
+        ],
+        Some(("Retrieve the credential", &retrieval_link)),
+    )?;
+    let event = Event::new(
+        now,
+        EventType::CredentialMinted,
+        Outcome::Success,
+        Actor::User(actor),
+    )
+    .tenant(tenant.id)
+    .context(context)
+    .detail("credential", id.clone())
+    .detail("grant", grant.id.as_str())
+    .detail("kind", kind.as_str())
+    .detail("partner", grant.contact_email.as_str());
+    let credential = NewCredential {
+        id: &id,
+        grant_id: &grant.id,
+        kind: kind.as_str(),
+        client_id: client_id.as_deref(),
+        created_by: actor,
+        expires_at: now + lifetime_days * 86_400_000,
+        retrieval_token: &SecretDigest::of(retrieval.expose_secret()),
+        retrieval_expires_at: now + duration_ms(RETRIEVAL_WINDOW),
+        now,
+    };
+    core.store
+        .insert_credential(
+            tenant.id,
+            credential,
+            &queue(&grant.contact_email, rendered, now),
+            &event,
+        )
+        .await?;
+    Ok(id)
+}
+
+/// A client may hold this many live secrets, so partners rotate without downtime.
+pub const MAX_CLIENT_SECRETS: i64 = 2;
+
+/// Adds a second secret to a client credential (rotation); the partner retrieves it like the first.
+/// It expires with the credential at the latest.
+pub async fn add_client_secret(
+    core: &Core,
+    actor: UserId,
+    tenant: &Tenant,
+    credential: &str,
+    context: &RequestContext,
+) -> Result<(), PartnerError> {
+    let now = core.clock.now_ms();
+    let state = core
+        .store
+        .credential_secrets_state(tenant.id, credential, now)
+        .await?
+        .ok_or(PartnerError::NotFound)?;
+    if state.kind != CredentialKind::Client.as_str() || state.status != "active" {
+        return Err(PartnerError::Invalid(
+            "Only an active client credential can get another secret.",
+        ));
+    }
+    if state.live >= MAX_CLIENT_SECRETS {
+        return Err(PartnerError::Invalid(
+            "This client already has two live secrets. Revoke the old one first.",
+        ));
+    }
+    let retrieval = secrets::generate();
+    let retrieval_link = link(&core.public_url, "/retrieve", &retrieval)?;
+    let rendered = render(
+        &format!("A new {} client secret is ready", tenant.name),
+        "",
+        vec!["A second secret was created for your client, so you can switch over without downtime. Retrieve it once, within 24 hours.".into()],
+        Some(("Retrieve the secret", &retrieval_link)),
+    )?;
+    let event = Event::new(
+        now,
+        EventType::CredentialMinted,
+        Outcome::Success,
+        Actor::User(actor),
+    )
+    .tenant(tenant.id)
+    .context(context)
+    .detail("credential", credential)
+    .detail("secret", "additional");
+    let secret = NewSecret {
+        credential,
+        retrieval: &SecretDigest::of(retrieval.expose_secret()),
+        expires_at: state.expires_at,
+        retrieval_expires_at: now + duration_ms(RETRIEVAL_WINDOW),
+        now,
+    };
+    core.store
+        .insert_secret(
+            tenant.id,
+            secret,
+            &queue(&state.contact_email, rendered, now),
+            &event,
+        )
+        .await?;
+    Ok(())
+}
+
+/// What a partner sees once, at retrieval.
+pub struct Retrieved {
+    pub secret: SecretString,
+    pub client_id: Option<String>,
+}
+
+/// Opens a retrieval link: generates the secret, keeps its hash, and returns it — once.
+pub async fn retrieve(
+    core: &Core,
+    token: &str,
+    context: &RequestContext,
+) -> Result<Retrieved, PartnerError> {
+    let link = SecretDigest::of(token);
+    let now = core.clock.now_ms();
+    match core.store.retrieval_link_state(&link, now).await? {
+        None => return Err(PartnerError::LinkUnknown),
+        Some((true, _)) => return Err(PartnerError::LinkUsed),
+        Some((false, true)) => return Err(PartnerError::LinkExpired),
+        Some((false, false)) => {}
+    }
+    let kind = core
+        .store
+        .retrieval_kind(&link)
+        .await?
+        .ok_or(PartnerError::LinkUnknown)?;
+    let secret_kind = if kind == CredentialKind::Client.as_str() {
+        SecretKind::ClientSecret
+    } else {
+        SecretKind::ApiToken
+    };
+    let issued = tokens::issue(secret_kind, ENVIRONMENT);
+    let digest = SecretDigest::of(issued.secret.expose_secret());
+    let Some((credential, tenant, _, client_id)) = core
+        .store
+        .retrieve_secret(&link, &digest, &issued.display_prefix, now)
+        .await?
+    else {
+        // Another request retrieved it in between.
+        return Err(PartnerError::LinkUsed);
+    };
+    let mut event = Event::new(
+        now,
+        EventType::CredentialRetrieved,
+        Outcome::Success,
+        Actor::Anonymous,
+    )
+    .context(context)
+    .detail("credential", credential);
+    if let Some(tenant) = TenantId::parse(&tenant) {
+        event = event.tenant(tenant);
+    }
+    core.store.append_event(&event).await?;
+    Ok(Retrieved {
+        secret: issued.secret,
+        client_id,
+    })
+}
+
+/// A credential that verified, with what it may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub tenant_id: String,
+    pub credential_id: String,
+    pub scopes: Vec<String>,
+}
+
+/// Verifies an opaque secret: format and checksum → SHA-256 → one indexed lookup → constant-time
+/// comparison → credential active and unexpired, secret not revoked, grant not revoked, tenant
+/// active. Anything else is simply "inactive", telling the caller nothing more.
+/// `from_ip` is the caller's address, recorded (at most once a minute) as the credential's last use.
+pub async fn verify(
+    core: &Core,
+    presented: &str,
+    from_ip: Option<&str>,
+) -> Result<Option<Verified>, StoreError> {
+    if !tokens::is_well_formed(presented, SecretKind::ApiToken)
+        && !tokens::is_well_formed(presented, SecretKind::ClientSecret)
+    {
+        return Ok(None);
+    }
+    let digest = SecretDigest::of(presented);
+    let Some(found) = core.store.lookup_secret(&digest).await? else {
+        return Ok(None);
+    };
+    let now = core.clock.now_ms();
+    let active = constant_time_eq(&found.secret_hash, digest.as_hex())
+        && found.credential_status == "active"
+        && found.credential_expires_at > now
+        && found.secret_expires_at > now
+        && found.secret_revoked_at.is_none()
+        && found.grant_revoked_at.is_none()
+        && found.tenant_status == TenantStatus::Active.as_str();
+    if !active {
+        return Ok(None);
+    }
+    core.store
+        .touch_credential(&found.credential_id, now, from_ip)
+        .await?;
+    Ok(Some(Verified {
+        tenant_id: found.tenant_id,
+        credential_id: found.credential_id,
+        scopes: serde_json::from_str(&found.scopes)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+    }))
+}
+
+/// Revokes a credential with a reason; revoking twice is fine and changes nothing.
+pub async fn revoke(
+    core: &Core,
+    actor: UserId,
+    tenant: TenantId,
+    credential: &str,
+    reason: &str,
+    context: &RequestContext,
+) -> Result<bool, PartnerError> {
+    let reason = clean_text(reason, 500, "Give a reason for the revocation.")?;
+    let now = core.clock.now_ms();
+    let event = Event::new(
+        now,
+        EventType::CredentialRevoked,
+        Outcome::Success,
+        Actor::User(actor),
+    )
+    .tenant(tenant)
+    .context(context)
+    .detail("credential", credential)
+    .detail("reason", reason.as_str());
+    Ok(core
+        .store
+        .revoke_credential(tenant, credential, actor, &reason, now, &event)
+        .await?)
+}
+
+/// Which grants a bulk revocation covers.
+pub enum BulkRevocation<'a> {
+    Grant(&'a Grant),
+    /// Every grant of the partner with this contact address.
+    Partner(&'a str),
+}
+
+/// Revokes a grant, or everything of a partner, with all credentials under it. The slug must be
+/// typed to confirm. Returns how many credentials were still active.
+pub async fn revoke_in_bulk(
+    core: &Core,
+    actor: UserId,
+    tenant: &Tenant,
+    target: BulkRevocation<'_>,
+    reason: &str,
+    confirmation: &str,
+    context: &RequestContext,
+) -> Result<u64, PartnerError> {
+    if confirmation.trim() != tenant.slug.as_str() {
+        return Err(PartnerError::Invalid(
+            "Type the tenant's slug exactly to confirm.",
+        ));
+    }
+    let reason = clean_text(reason, 500, "Give a reason for the revocation.")?;
+    let now = core.clock.now_ms();
+    let (selection, scope, target_id) = match target {
+        BulkRevocation::Grant(grant) => (GrantSelection::One(&grant.id), "grant", grant.id.clone()),
+        BulkRevocation::Partner(email) => (
+            GrantSelection::OfPartner(email),
+            "partner",
+            email.to_owned(),
+        ),
+    };
+    let event = Event::new(
+        now,
+        EventType::CredentialRevoked,
+        Outcome::Success,
+        Actor::User(actor),
+    )
+    .tenant(tenant.id)
+    .context(context)
+    .detail("scope", scope)
+    .detail(scope, target_id)
+    .detail("reason", reason.as_str());
+    Ok(core
+        .store
+        .revoke_grants(tenant.id, selection, actor, &reason, now, &event)
+        .await?)
+}
+
+/// Tenant admins hear this long before a credential expires.
+pub const EXPIRY_NOTICE_AHEAD: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Expired credentials become "expired" (with an event each); tenant admins get a notice a week
+/// before a credential expires; unconfirmed requests lapse.
+pub async fn sweep(core: &Core) -> Result<(), StoreError> {
+    let now = core.clock.now_ms();
+    for notice in core
+        .store
+        .claim_expiry_notices(now + duration_ms(EXPIRY_NOTICE_AHEAD), now)
+        .await?
+    {
+        let Some(tenant) = TenantId::parse(&notice.tenant_id) else {
+            continue;
+        };
+        let kind = if notice.kind == CredentialKind::Client.as_str() {
+            "a client credential"
+        } else {
+            "an API token"
+        };
+        let paragraphs = vec![format!(
+            "{kind} of {} expires on {}. Mint a replacement under the same grant before then if the partner still needs access.",
+            notice.organisation,
+            crate::clock::format_utc(notice.expires_at)
+        )];
+        let mut mails = Vec::new();
+        for admin in core.store.tenant_admin_emails(tenant).await? {
+            let rendered = mail::notice(
+                "A partner credential expires in a week",
+                "",
+                &paragraphs,
+                None,
+            )
+            .map_err(|e| StoreError::Unexpected(e.to_string()))?;
+            mails.push(queue(&admin, rendered, now));
+        }
+        core.store.queue_mail(&mails).await?;
+    }
+    for (tenant, credential) in core.store.expire_credentials(now).await? {
+        let mut event = Event::new(
+            now,
+            EventType::CredentialExpired,
+            Outcome::Success,
+            Actor::System,
+        )
+        .detail("credential", credential);
+        if let Some(tenant) = TenantId::parse(&tenant) {
+            event = event.tenant(tenant);
+        }
+        core.store.append_event(&event).await?;
+    }
+    core.store
+        .expire_unconfirmed_requests(now - duration_ms(CONFIRMATION_WINDOW))
+        .await?;
+    Ok(())
+}
