@@ -1,10 +1,10 @@
 //! HTTP only: handlers parse input into domain types, call the domain, and render.
 
-pub mod access;
 pub mod account;
 pub mod assets;
 pub mod auth;
 pub mod authz;
+pub mod credentials;
 pub mod csrf;
 pub mod dashboard;
 pub mod error;
@@ -13,6 +13,7 @@ pub mod invitations;
 pub mod mfa;
 pub mod middleware;
 pub mod partner_pages;
+pub mod requests;
 pub mod routes;
 pub mod session;
 pub mod session_store;

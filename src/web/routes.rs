@@ -10,8 +10,8 @@ use actix_web::{FromRequest, Handler, Responder};
 use crate::domain::rbac::Permission::*;
 use crate::web::authz::Access::{self, *};
 use crate::web::{
-    access, account, assets, auth, dashboard, health, invitations, mfa, partner_pages, sessions,
-    setup, staff, step_up, tenants,
+    account, assets, auth, credentials, dashboard, health, invitations, mfa, partner_pages,
+    requests, sessions, setup, staff, step_up, tenants,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,72 +210,72 @@ pub fn console(router: &mut Router<'_>) {
         .get(
             "/t/{tenant}/scopes",
             InTenant(ManageScopes),
-            access::scopes_get,
+            requests::scopes_get,
         )
         .post(
             "/t/{tenant}/scopes",
             InTenant(ManageScopes),
-            access::scope_add_post,
+            requests::scope_add_post,
         )
         .post(
             "/t/{tenant}/scopes/{id}/remove",
             InTenant(ManageScopes),
-            access::scope_remove_post,
+            requests::scope_remove_post,
         )
         .get(
             "/t/{tenant}/requests",
             InTenant(ViewRequests),
-            access::requests_get,
+            requests::requests_get,
         )
         .get(
             "/t/{tenant}/requests/{id}",
             InTenant(ViewRequests),
-            access::request_get,
+            requests::request_get,
         )
         .post(
             "/t/{tenant}/requests/{id}/approve",
             InTenant(DecideRequests),
-            access::approve_post,
+            requests::approve_post,
         )
         .post(
             "/t/{tenant}/requests/{id}/deny",
             InTenant(DecideRequests),
-            access::deny_post,
+            requests::deny_post,
         )
         .get(
             "/t/{tenant}/grants/{id}",
             InTenant(ViewCredentials),
-            access::grant_get,
+            credentials::grant_get,
         )
         .post(
             "/t/{tenant}/grants/{id}/revoke",
             InTenant(RevokeCredentials),
-            access::grant_revoke_post,
+            credentials::grant_revoke_post,
         )
         .post(
             "/t/{tenant}/grants/{id}/revoke-partner",
             InTenant(RevokeCredentials),
-            access::partner_revoke_post,
+            credentials::partner_revoke_post,
         )
         .post(
             "/t/{tenant}/grants/{id}/mint",
             InTenant(MintCredentials),
-            access::mint_post,
+            credentials::mint_post,
         )
         .get(
             "/t/{tenant}/credentials",
             InTenant(ViewCredentials),
-            access::credentials_get,
+            credentials::credentials_get,
         )
         .post(
             "/t/{tenant}/credentials/{id}/secrets",
             InTenant(MintCredentials),
-            access::add_secret_post,
+            credentials::add_secret_post,
         )
         .post(
             "/t/{tenant}/credentials/{id}/revoke",
             InTenant(RevokeCredentials),
-            access::revoke_post,
+            credentials::revoke_post,
         );
     // Staff administration.
     router

@@ -1,0 +1,302 @@
+//! Partner access inside a tenant, for staff: the scope catalogue, the request queue and decisions.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::clock::format_utc;
+use crate::domain::Core;
+use crate::domain::partners::{self, AccessRequest, PartnerError, RequestStatus, Scope};
+use crate::domain::rbac::Permission;
+use crate::web::authz::TenantPage;
+use crate::web::error::WebError;
+use crate::web::session::Client;
+use crate::web::{Nav, render, see_other};
+
+pub(crate) fn partner_error(error: PartnerError) -> WebError {
+    match error {
+        PartnerError::Store(e) => e.into(),
+        PartnerError::NotFound => WebError::NotFound,
+        other => WebError::unexpected(other),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "partners/scopes.html")]
+pub struct ScopesPage {
+    nav: Option<Nav>,
+    csrf_token: String,
+    slug: String,
+    scopes: Vec<Scope>,
+    error: Option<String>,
+}
+
+async fn scopes_page(core: &Core, page: &TenantPage) -> Result<ScopesPage, WebError> {
+    Ok(ScopesPage {
+        nav: Some(Nav::in_tenant(&page.current, &page.tenant)),
+        csrf_token: page.current.csrf_token.clone(),
+        slug: page.tenant.slug.to_string(),
+        scopes: core.store.scopes_of(page.tenant.id).await?,
+        error: None,
+    })
+}
+
+pub async fn scopes_get(core: web::Data<Core>, page: TenantPage) -> Result<HttpResponse, WebError> {
+    page.require(Permission::ManageScopes)?;
+    render(&scopes_page(&core, &page).await?, StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+pub struct ScopeForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    description: String,
+}
+
+pub async fn scope_add_post(
+    core: web::Data<Core>,
+    page: TenantPage,
+    form: web::Form<ScopeForm>,
+) -> Result<HttpResponse, WebError> {
+    page.require(Permission::ManageScopes)?;
+    let parsed = partners::parse_scope_name(&form.name).and_then(|name| {
+        Ok((
+            name,
+            partners::clean_text(&form.description, 200, "Describe the scope.")?,
+        ))
+    });
+    let added = match parsed {
+        Ok((name, description)) => core
+            .store
+            .insert_scope(page.tenant.id, &name, &description, core.clock.now_ms())
+            .await?
+            .then_some(())
+            .ok_or_else(|| "That scope already exists.".to_owned()),
+        Err(e) => Err(e.to_string()),
+    };
+    match added {
+        Ok(()) => Ok(see_other(&format!("/t/{}/scopes", page.tenant.slug))),
+        Err(message) => {
+            let mut view = scopes_page(&core, &page).await?;
+            view.error = Some(message);
+            render(&view, StatusCode::BAD_REQUEST)
+        }
+    }
+}
+
+pub async fn scope_remove_post(
+    core: web::Data<Core>,
+    page: TenantPage,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, WebError> {
+    page.require(Permission::ManageScopes)?;
+    if !core.store.delete_scope(page.tenant.id, &path.1).await? {
+        return Err(WebError::NotFound);
+    }
+    Ok(see_other(&format!("/t/{}/scopes", page.tenant.slug)))
+}
+
+pub struct RequestRow {
+    id: String,
+    organisation: String,
+    email: String,
+    scopes: String,
+    status: &'static str,
+    submitted: String,
+}
+
+#[derive(Template)]
+#[template(path = "partners/requests.html")]
+pub struct RequestsPage {
+    nav: Option<Nav>,
+    slug: String,
+    requests: Vec<RequestRow>,
+}
+
+pub async fn requests_get(
+    core: web::Data<Core>,
+    page: TenantPage,
+) -> Result<HttpResponse, WebError> {
+    page.require(Permission::ViewRequests)?;
+    let requests = core
+        .store
+        .requests_of(page.tenant.id, 200)
+        .await?
+        .into_iter()
+        .map(|r| RequestRow {
+            scopes: r.scopes.join(", "),
+            status: r.status.as_str(),
+            submitted: format_utc(r.created_at),
+            id: r.id,
+            organisation: r.organisation,
+            email: r.email,
+        })
+        .collect();
+    let view = RequestsPage {
+        nav: Some(Nav::in_tenant(&page.current, &page.tenant)),
+        slug: page.tenant.slug.to_string(),
+        requests,
+    };
+    render(&view, StatusCode::OK)
+}
+
+#[derive(Template)]
+#[template(path = "partners/request.html")]
+pub struct RequestDetailPage {
+    nav: Option<Nav>,
+    csrf_token: String,
+    slug: String,
+    request: AccessRequest,
+    submitted: String,
+    decided: Option<String>,
+    decided_by: Option<String>,
+    pending: bool,
+    can_decide: bool,
+    error: Option<String>,
+}
+
+async fn request_page(
+    core: &Core,
+    page: &TenantPage,
+    id: &str,
+) -> Result<RequestDetailPage, WebError> {
+    let request = core
+        .store
+        .request(page.tenant.id, id)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    if request.status == RequestStatus::Unconfirmed {
+        return Err(WebError::NotFound);
+    }
+    let decided_by = match request
+        .decided_by
+        .as_deref()
+        .and_then(crate::domain::ids::UserId::parse)
+    {
+        Some(id) => core.store.find_user(id).await?.map(|u| u.display_name),
+        None => None,
+    };
+    Ok(RequestDetailPage {
+        nav: Some(Nav::in_tenant(&page.current, &page.tenant)),
+        csrf_token: page.current.csrf_token.clone(),
+        slug: page.tenant.slug.to_string(),
+        submitted: format_utc(request.created_at),
+        decided: request.decided_at.map(format_utc),
+        decided_by,
+        pending: request.status == RequestStatus::Pending,
+        can_decide: page.require(Permission::DecideRequests).is_ok(),
+        request,
+        error: None,
+    })
+}
+
+pub async fn request_get(
+    core: web::Data<Core>,
+    page: TenantPage,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, WebError> {
+    page.require(Permission::ViewRequests)?;
+    render(&request_page(&core, &page, &path.1).await?, StatusCode::OK)
+}
+
+fn pairs(body: &[u8]) -> Result<Vec<(String, String)>, WebError> {
+    serde_urlencoded::from_bytes(body)
+        .map_err(|_| WebError::BadRequest("The form could not be read."))
+}
+
+fn field<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map_or("", |(_, v)| v.as_str())
+}
+
+async fn decision_refused(
+    core: &Core,
+    page: &TenantPage,
+    id: &str,
+    error: PartnerError,
+) -> Result<HttpResponse, WebError> {
+    if let PartnerError::Store(e) = error {
+        return Err(e.into());
+    }
+    let status = if matches!(error, PartnerError::AlreadyDecided) {
+        StatusCode::CONFLICT
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    let mut view = request_page(core, page, id).await?;
+    view.error = Some(error.to_string());
+    render(&view, status)
+}
+
+pub async fn approve_post(
+    core: web::Data<Core>,
+    page: TenantPage,
+    Client(client): Client,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    page.require(Permission::DecideRequests)?;
+    let id = &path.1;
+    let request = core
+        .store
+        .request(page.tenant.id, id)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let form = pairs(&body)?;
+    let scopes: Vec<String> = form
+        .iter()
+        .filter(|(k, _)| k == "scope")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let days = field(&form, "max_lifetime_days")
+        .trim()
+        .parse::<i64>()
+        .unwrap_or(0);
+    let user = page.current.user.id;
+    match partners::approve(&core, user, &page.tenant, &request, scopes, days, &client).await {
+        Ok(grant) => Ok(see_other(&format!(
+            "/t/{}/grants/{grant}",
+            page.tenant.slug
+        ))),
+        Err(error) => decision_refused(&core, &page, id, error).await,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct DenyForm {
+    #[serde(default)]
+    reason: String,
+}
+
+pub async fn deny_post(
+    core: web::Data<Core>,
+    page: TenantPage,
+    Client(client): Client,
+    path: web::Path<(String, String)>,
+    form: web::Form<DenyForm>,
+) -> Result<HttpResponse, WebError> {
+    page.require(Permission::DecideRequests)?;
+    let id = &path.1;
+    let request = core
+        .store
+        .request(page.tenant.id, id)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    match partners::deny(
+        &core,
+        page.current.user.id,
+        &page.tenant,
+        &request,
+        &form.reason,
+        &client,
+    )
+    .await
+    {
+        Ok(()) => Ok(see_other(&format!("/t/{}/requests/{id}", page.tenant.slug))),
+        Err(error) => decision_refused(&core, &page, id, error).await,
+    }
+}
