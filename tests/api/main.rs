@@ -9,6 +9,7 @@ mod authorization;
 mod bad_input;
 mod browser;
 mod cli;
+mod credentials;
 mod csrf;
 mod events;
 mod headers;
