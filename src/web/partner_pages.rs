@@ -24,7 +24,7 @@ async fn tenant(core: &Core, slug: &str) -> Result<Tenant, WebError> {
         .ok_or(WebError::NotFound)
 }
 
-/// Public pages carry the tenant's band but no account menu.
+/// Public pages carry the tenant's band but no account menu (an empty name means "nobody signed in").
 fn public_nav(tenant: &Tenant, csrf_token: &str) -> Option<Nav> {
     Some(Nav {
         display_name: String::new(),

@@ -180,6 +180,10 @@ async fn a_request_becomes_a_working_token_that_revocation_stops_at_once(backend
         text_of(&form, ".tenant-band .tenant-name").as_deref(),
         Some("Acme Bank")
     );
+    assert!(
+        text_of(&form, ".account").is_none(),
+        "a partner is not offered an account menu or sign-out"
+    );
     let request = pending_request(&w).await;
     assert!(
         mails_to(&w.app, "ta@example.com")
