@@ -40,11 +40,7 @@ pub struct NoticeQuery {
 }
 
 async fn grant_page(core: &Core, page: &TenantPage, id: &str) -> Result<GrantPage, WebError> {
-    let grant = core
-        .store
-        .grant(page.tenant.id, id)
-        .await?
-        .ok_or(WebError::NotFound)?;
+    let grant = grant_of(core, page, id).await?;
     Ok(GrantPage {
         nav: Some(Nav::in_tenant(&page.current, &page.tenant)),
         csrf_token: page.current.csrf_token.clone(),
@@ -84,6 +80,14 @@ pub struct MintForm {
     lifetime_days: String,
 }
 
+/// The grant named in the URL, if it belongs to this tenant.
+async fn grant_of(core: &Core, page: &TenantPage, id: &str) -> Result<Grant, WebError> {
+    core.store
+        .grant(page.tenant.id, id)
+        .await?
+        .ok_or(WebError::NotFound)
+}
+
 pub async fn mint_post(
     core: web::Data<Core>,
     page: TenantPage,
@@ -93,11 +97,7 @@ pub async fn mint_post(
 ) -> Result<HttpResponse, WebError> {
     page.require(Permission::MintCredentials)?;
     let id = &path.1;
-    let grant = core
-        .store
-        .grant(page.tenant.id, id)
-        .await?
-        .ok_or(WebError::NotFound)?;
+    let grant = grant_of(&core, &page, id).await?;
     let mut action = crate::web::step_up::post_action(
         &format!("Create a credential for {}", grant.organisation),
         &format!("/t/{}/grants/{id}/mint", page.tenant.slug),
@@ -321,11 +321,7 @@ pub async fn grant_revoke_post(
 ) -> Result<HttpResponse, WebError> {
     page.require(Permission::RevokeCredentials)?;
     let id = &path.1;
-    let grant = core
-        .store
-        .grant(page.tenant.id, id)
-        .await?
-        .ok_or(WebError::NotFound)?;
+    let grant = grant_of(&core, &page, id).await?;
     let action = format!("/t/{}/grants/{id}/revoke", page.tenant.slug);
     bulk_revoke(
         &core,
@@ -349,11 +345,7 @@ pub async fn partner_revoke_post(
 ) -> Result<HttpResponse, WebError> {
     page.require(Permission::RevokeCredentials)?;
     let id = &path.1;
-    let grant = core
-        .store
-        .grant(page.tenant.id, id)
-        .await?
-        .ok_or(WebError::NotFound)?;
+    let grant = grant_of(&core, &page, id).await?;
     let target = partners::BulkRevocation::Partner(&grant.contact_email);
     let action = format!("/t/{}/grants/{id}/revoke-partner", page.tenant.slug);
     bulk_revoke(&core, &page, &client, target, &action, &form, id).await

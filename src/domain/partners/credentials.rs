@@ -111,6 +111,9 @@ pub async fn mint(
 /// A client may hold this many live secrets, so partners rotate without downtime.
 pub const MAX_CLIENT_SECRETS: i64 = 2;
 
+/// How stale "last used" may get before a verification refreshes it.
+const LAST_USE_GRANULARITY_MS: i64 = 60_000;
+
 /// Adds a second secret to a client credential (rotation); the partner retrieves it like the first.
 /// It expires with the credential at the latest.
 pub async fn add_client_secret(
@@ -267,9 +270,16 @@ pub async fn verify(
     if !active {
         return Ok(None);
     }
-    core.store
-        .touch_credential(&found.credential_id, now, from_ip)
-        .await?;
+    // Verification is the hot path: write "last used" at most once a minute per credential, and
+    // do not even attempt the write when the row just read says it is recent.
+    if found
+        .last_used_at
+        .is_none_or(|at| now - at >= LAST_USE_GRANULARITY_MS)
+    {
+        core.store
+            .touch_credential(&found.credential_id, now, from_ip)
+            .await?;
+    }
     Ok(Some(Verified {
         tenant_id: found.tenant_id,
         credential_id: found.credential_id,

@@ -131,4 +131,5 @@ pub struct SecretLookup {
     pub grant_revoked_at: Option<i64>,
     pub tenant_status: String,
     pub scopes: String,
+    pub last_used_at: Option<i64>,
 }

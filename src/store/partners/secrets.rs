@@ -80,7 +80,7 @@ impl Store {
         Ok(sqlx::query_as(
             "SELECT c.id AS credential_id, c.tenant_id, s.secret_hash, c.status AS credential_status, \
              c.expires_at AS credential_expires_at, s.expires_at AS secret_expires_at, s.revoked_at AS secret_revoked_at, \
-             g.revoked_at AS grant_revoked_at, t.status AS tenant_status, g.scopes \
+             g.revoked_at AS grant_revoked_at, t.status AS tenant_status, g.scopes, c.last_used_at \
              FROM credential_secrets s JOIN credentials c ON c.id = s.credential_id \
              JOIN grants g ON g.id = c.grant_id JOIN tenants t ON t.id = c.tenant_id \
              WHERE s.secret_hash = $1",
@@ -90,8 +90,8 @@ impl Store {
         .await?)
     }
 
-    /// Records a use of a credential, at most once a minute: verification is the hot path and must
-    /// not write on every call.
+    /// Records a use of a credential. Callers skip it when the last use is recent; the guard here
+    /// keeps two instances from both writing within the same minute.
     pub async fn touch_credential(
         &self,
         id: &str,
