@@ -431,8 +431,17 @@ pub async fn revoke_post(
     page.require(Permission::RevokeCredentials)?;
     let user = page.current.user.id;
     match partners::revoke(&core, user, page.tenant.id, &path.1, &form.reason, &client).await {
-        // Revoking an already revoked credential is not an error: the outcome is the same.
-        Ok(_) => Ok(see_other(&format!("/t/{}/credentials", page.tenant.slug))),
+        Ok(true) => Ok(see_other(&format!("/t/{}/credentials", page.tenant.slug))),
+        // Revoking an already revoked (or expired) credential is not an error: the outcome is the
+        // same. One this tenant does not have is "not found".
+        Ok(false) => match core
+            .store
+            .credential_secrets_state(page.tenant.id, &path.1, core.clock.now_ms())
+            .await?
+        {
+            Some(_) => Ok(see_other(&format!("/t/{}/credentials", page.tenant.slug))),
+            None => Err(WebError::NotFound),
+        },
         Err(PartnerError::Invalid(message)) => Err(WebError::BadRequest(message)),
         Err(error) => Err(partner_error(error)),
     }

@@ -8,16 +8,13 @@ use tokenbroker::domain::partners;
 
 use crate::helpers::*;
 use crate::on_both_backends;
-use crate::partners::{approve, mails_to, mint, pending_request, retrieve, world};
+use crate::partners::{grant_page_of, mails_to, mint, pending_request, retrieve, world};
 use crate::staff_kit::*;
 
 async fn credentials_expire_on_time_and_are_swept(backend: Backend) {
     let w = world(backend).await;
     let request = pending_request(&w).await;
-    let grant_page = approve(&w.tenant_admin, &request).await.headers()["location"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let grant_page = grant_page_of(&w, &request).await;
     let too_long = mint(&w, &grant_page, "client", "91").await;
     assert_eq!(too_long.status(), StatusCode::BAD_REQUEST);
     assert_redirect_to(
@@ -82,10 +79,7 @@ async fn credentials_expire_on_time_and_are_swept(backend: Backend) {
 async fn revoking_at_the_same_time_from_two_places_revokes_once(backend: Backend) {
     let w = world(backend).await;
     let request = pending_request(&w).await;
-    let grant_page = approve(&w.tenant_admin, &request).await.headers()["location"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let grant_page = grant_page_of(&w, &request).await;
     mint(&w, &grant_page, "api_token", "").await;
     let token = retrieve(&w).await;
     let credential = partners::verify(&w.app.core, &token, None)
@@ -94,6 +88,19 @@ async fn revoking_at_the_same_time_from_two_places_revokes_once(backend: Backend
         .unwrap()
         .credential_id;
     let revoke = format!("/t/acme/credentials/{credential}/revoke");
+    let unknown = w
+        .support
+        .submit(
+            "/t/acme/credentials",
+            "/t/acme/credentials/no-such-credential/revoke",
+            &[("reason", "typo")],
+        )
+        .await;
+    assert_eq!(
+        unknown.status(),
+        StatusCode::NOT_FOUND,
+        "revoking what this tenant does not have is not found"
+    );
 
     let (a, b) = tokio::join!(
         w.support
@@ -126,10 +133,7 @@ async fn revoking_at_the_same_time_from_two_places_revokes_once(backend: Backend
 async fn revoking_a_grant_or_a_partner_needs_the_slug_and_stops_every_credential(backend: Backend) {
     let w = world(backend).await;
     let first = pending_request(&w).await;
-    let grant_page = approve(&w.tenant_admin, &first).await.headers()["location"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let grant_page = grant_page_of(&w, &first).await;
     let mut tokens = Vec::new();
     for _ in 0..2 {
         mint(&w, &grant_page, "api_token", "").await;
@@ -187,10 +191,7 @@ async fn revoking_a_grant_or_a_partner_needs_the_slug_and_stops_every_credential
 
     // A second grant for the same partner; revoking the partner stops it too.
     let second = pending_request(&w).await;
-    let second_page = approve(&w.tenant_admin, &second).await.headers()["location"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let second_page = grant_page_of(&w, &second).await;
     mint(&w, &second_page, "api_token", "").await;
     let token = retrieve(&w).await;
     assert!(verifies(token.clone()).await);
@@ -209,10 +210,7 @@ async fn revoking_a_grant_or_a_partner_needs_the_slug_and_stops_every_credential
 async fn the_credentials_list_filters_and_pages_by_keyset(backend: Backend) {
     let w = world(backend).await;
     let request = pending_request(&w).await;
-    let grant_page = approve(&w.tenant_admin, &request).await.headers()["location"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let grant_page = grant_page_of(&w, &request).await;
     for (kind, days) in [("api_token", "30"), ("client", "30"), ("api_token", "3")] {
         mint(&w, &grant_page, kind, days).await;
         retrieve(&w).await;
@@ -273,10 +271,7 @@ async fn the_credentials_list_filters_and_pages_by_keyset(backend: Backend) {
 async fn a_client_rotates_through_two_live_secrets(backend: Backend) {
     let w = world(backend).await;
     let request = pending_request(&w).await;
-    let grant_page = approve(&w.tenant_admin, &request).await.headers()["location"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let grant_page = grant_page_of(&w, &request).await;
     mint(&w, &grant_page, "client", "").await;
     let first = retrieve(&w).await;
     let credential = partners::verify(&w.app.core, &first, None)
@@ -312,10 +307,7 @@ async fn a_grant_asked_for_under_another_tenant_is_not_found(backend: Backend) {
     let w = world(backend).await;
     create_tenant(&w.app, "Globex", "globex", "#654321", None).await;
     let request = pending_request(&w).await;
-    let grant_page = approve(&w.tenant_admin, &request).await.headers()["location"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let grant_page = grant_page_of(&w, &request).await;
     let grant = grant_page.rsplit('/').next().unwrap().to_owned();
 
     // The superadmin may enter both tenants, so only the tenant filter in storage stands in the way.

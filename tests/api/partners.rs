@@ -134,6 +134,17 @@ pub(crate) async fn approve(browser: &Browser, request: &str) -> reqwest::Respon
         .await
 }
 
+/// Approves `request` (as the tenant admin) and returns its grant's page.
+pub(crate) async fn grant_page_of(w: &World, request: &str) -> String {
+    let approved = approve(&w.tenant_admin, request).await;
+    assert_eq!(
+        approved.status(),
+        StatusCode::SEE_OTHER,
+        "the approval goes through"
+    );
+    approved.headers()["location"].to_str().unwrap().to_owned()
+}
+
 pub(crate) async fn mint(w: &World, grant_page: &str, kind: &str, days: &str) -> reqwest::Response {
     w.support
         .submit(
