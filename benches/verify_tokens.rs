@@ -100,6 +100,7 @@ async fn main() {
         PasswordService::new(1, 1).expect("hasher"),
         Arc::new(SystemClock),
         &"http://localhost:8080".parse().expect("url"),
+        tokenbroker::domain::TokenServiceSettings::default(),
     )
     .expect("core");
     let unknown: Vec<String> = (0..1000)

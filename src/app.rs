@@ -17,7 +17,7 @@ use url::Url;
 
 use crate::clock::SharedClock;
 use crate::config::Settings;
-use crate::domain::Core;
+use crate::domain::{Core, TokenServiceSettings, keys, replication};
 use crate::domain::password::PasswordService;
 use crate::domain::sessions::SessionPolicy;
 use crate::domain::setup;
@@ -71,7 +71,13 @@ impl Application {
             settings.password_hash_concurrency,
             settings.password_hash_queue,
         )?;
-        let core = Core::new(store, passwords, clock, &settings.public_url)?;
+        let core = Core::new(
+            store,
+            passwords,
+            clock,
+            &settings.public_url,
+            token_service(&settings)?,
+        )?;
 
         let setup_link = match core.store.migrate().await {
             Ok(()) => setup::issue_setup_link(&core, &settings.public_url).await?,
@@ -86,6 +92,20 @@ impl Application {
             Err(other) => return Err(other).context("applying database migrations"),
         };
         tokio::spawn(sweep_periodically(core.clone()));
+        tokio::spawn(schedule_keys_periodically(
+            core.clone(),
+            settings.key_schedule_interval,
+        ));
+        tokio::spawn(replication::reconcile_periodically(
+            core.clone(),
+            settings.revocation_reconcile_interval,
+        ));
+        if !settings.is_sqlite() {
+            tokio::spawn(replication::follow_notifications(
+                core.clone(),
+                settings.database_url.clone(),
+            ));
+        }
         let mailer = Mailer::new(
             settings.smtp_url.as_ref(),
             settings.mail_dir(),
@@ -241,6 +261,36 @@ async fn migrate_when_reachable(core: Core, public_url: Url) {
     }
 }
 
+fn token_service(settings: &Settings) -> anyhow::Result<TokenServiceSettings> {
+    let (kek, created) = settings
+        .key_encryption_key()
+        .context("loading the key-encryption key")?;
+    if created {
+        tracing::warn!(
+            path = %settings.data_dir.join("key-encryption.key").display(),
+            "generated a key-encryption key in the data directory: signing keys are only as safe as \
+             this file. Set TB_KEY_ENCRYPTION_KEY from a secret store for anything but development."
+        );
+    }
+    Ok(TokenServiceSettings {
+        kek: Some(kek),
+        policy: settings.key_policy,
+    })
+}
+
+/// Scheduled rotation and retirement; every instance runs it, the store lets exactly one win.
+async fn schedule_keys_periodically(core: Core, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    loop {
+        ticker.tick().await;
+        if core.store.is_migrated() {
+            if let Err(e) = keys::run_schedule(&core).await {
+                tracing::warn!(error = %e, "key schedule failed; will retry");
+            }
+        }
+    }
+}
+
 /// Expired sessions and spent setup links. Idempotent deletes: safe on every instance at once.
 async fn sweep_periodically(core: Core) {
     let mut ticker = tokio::time::interval(SWEEP_INTERVAL);
@@ -259,6 +309,8 @@ pub async fn sweep_once(core: &Core) -> Result<(), StoreError> {
     let sessions = core.store.sweep_sessions(now).await?;
     let links = core.store.sweep_setup_tokens(now).await?;
     crate::domain::partners::sweep(core).await?;
+    // Revocation entries and token records outlive their tokens by a day, for the feed's readers.
+    core.store.prune_revocations(now - 86_400_000).await?;
     if sessions + links > 0 {
         tracing::info!(sessions, setup_links = links, "swept expired rows");
     }

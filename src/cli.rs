@@ -119,6 +119,7 @@ async fn create_admin(settings: Settings, email: &str, name: Option<&str>) -> an
         PasswordService::new(1, 1)?,
         Arc::new(SystemClock),
         &settings.public_url,
+        crate::domain::TokenServiceSettings::default(),
     )?;
     let staff = NewStaff {
         email: email.clone(),

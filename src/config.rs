@@ -11,6 +11,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::domain::keys::{Kek, KeyAlgorithm, KeyMaterialError, KeyPolicy};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("could not read the configuration: {0}")]
@@ -62,6 +64,24 @@ struct RawSettings {
     #[serde(default)]
     smtp_url: Option<String>,
     mail_from: String,
+    /// Base64 of 32 random bytes sealing signing keys at rest. Required with PostgreSQL (every
+    /// instance must share it); on SQLite, generated into the data directory when absent.
+    #[serde(default)]
+    key_encryption_key: Option<String>,
+    /// `EdDSA` (Ed25519, the default) or `ES256`, for keys created from now on.
+    signing_algorithm: String,
+    #[serde(with = "humantime_serde")]
+    access_token_lifetime: Duration,
+    #[serde(with = "humantime_serde")]
+    jwks_max_age: Duration,
+    #[serde(with = "humantime_serde")]
+    key_rotation_period: Duration,
+    /// How often each instance re-reads revocations and key changes even without a notification.
+    #[serde(with = "humantime_serde")]
+    revocation_reconcile_interval: Duration,
+    /// How often the scheduled rotation checks whether a key is due.
+    #[serde(with = "humantime_serde")]
+    key_schedule_interval: Duration,
 }
 
 impl Default for RawSettings {
@@ -80,6 +100,13 @@ impl Default for RawSettings {
             workers: 0,
             smtp_url: None,
             mail_from: "Token Broker <no-reply@localhost>".into(),
+            key_encryption_key: None,
+            signing_algorithm: "EdDSA".into(),
+            access_token_lifetime: Duration::from_secs(15 * 60),
+            jwks_max_age: Duration::from_secs(5 * 60),
+            key_rotation_period: Duration::from_secs(30 * 24 * 3600),
+            revocation_reconcile_interval: Duration::from_secs(5),
+            key_schedule_interval: Duration::from_secs(60),
         }
     }
 }
@@ -100,6 +127,10 @@ pub struct Settings {
     pub workers: usize,
     pub smtp_url: Option<SecretString>,
     pub mail_from: String,
+    pub key_encryption_key: Option<SecretString>,
+    pub key_policy: KeyPolicy,
+    pub revocation_reconcile_interval: Duration,
+    pub key_schedule_interval: Duration,
 }
 
 impl Settings {
@@ -120,17 +151,24 @@ impl Settings {
         Self::validate(raw)
     }
 
-    /// Settings for tests and embedding: defaults with a given database and data directory.
-    pub fn for_database(database_url: &str, data_dir: &Path) -> Result<Self, ConfigError> {
+    /// Settings for tests and embedding: defaults with a given database, data directory and
+    /// key-encryption key (base64; required with PostgreSQL).
+    pub fn for_database(
+        database_url: &str,
+        data_dir: &Path,
+        key_encryption_key: Option<&str>,
+    ) -> Result<Self, ConfigError> {
         let raw = RawSettings {
             database_url: Some(database_url.to_owned()),
             data_dir: data_dir.to_path_buf(),
+            key_encryption_key: key_encryption_key.map(str::to_owned),
             ..RawSettings::default()
         };
         Self::validate(raw)
     }
 
     fn validate(raw: RawSettings) -> Result<Self, ConfigError> {
+        let key_policy = validate_key_policy(&raw)?;
         let listen: SocketAddr = raw.listen.parse().map_err(|_| {
             invalid(
                 "listen",
@@ -179,6 +217,36 @@ impl Settings {
                 ),
             ));
         }
+        let key_encryption_key = match raw.key_encryption_key.filter(|k| !k.trim().is_empty()) {
+            Some(text) => {
+                // Validated now so a bad value fails at start-up, never echoed.
+                Kek::from_base64(&text).map_err(|_| {
+                    invalid(
+                        "key_encryption_key",
+                        "must be 32 random bytes in base64 (e.g. `openssl rand -base64 32`)",
+                    )
+                })?;
+                Some(SecretString::from(text))
+            }
+            None if !database_url.expose_secret().starts_with("sqlite:") => {
+                return Err(invalid(
+                    "key_encryption_key",
+                    "is required with PostgreSQL: every instance must share it (32 random bytes in base64)",
+                ));
+            }
+            None => None,
+        };
+        if raw.revocation_reconcile_interval < Duration::from_millis(100)
+            || raw.revocation_reconcile_interval > Duration::from_secs(60)
+        {
+            return Err(invalid(
+                "revocation_reconcile_interval",
+                "must be between 100ms and 60s: it bounds how stale a missed revocation can be",
+            ));
+        }
+        if raw.key_schedule_interval < Duration::from_secs(1) {
+            return Err(invalid("key_schedule_interval", "must be at least 1s"));
+        }
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         Ok(Self {
             database_url,
@@ -194,7 +262,20 @@ impl Settings {
             workers: nonzero_or(raw.workers, cores),
             smtp_url,
             mail_from: raw.mail_from,
+            key_encryption_key,
+            key_policy,
+            revocation_reconcile_interval: raw.revocation_reconcile_interval,
+            key_schedule_interval: raw.key_schedule_interval,
         })
+    }
+
+    /// The key-encryption key: configured, or (SQLite only) read from — or created in — the data
+    /// directory. Returns whether it was just created, so the caller can warn.
+    pub fn key_encryption_key(&self) -> Result<(Kek, bool), KeyMaterialError> {
+        match &self.key_encryption_key {
+            Some(text) => Ok((Kek::from_base64(text.expose_secret())?, false)),
+            None => Kek::load_or_create(&self.data_dir.join("key-encryption.key")),
+        }
     }
 
     /// Plain-http development URLs cannot carry `Secure`/`__Host-` cookies or HSTS.
@@ -210,6 +291,42 @@ impl Settings {
     pub fn is_sqlite(&self) -> bool {
         self.database_url.expose_secret().starts_with("sqlite:")
     }
+}
+
+fn validate_key_policy(raw: &RawSettings) -> Result<KeyPolicy, ConfigError> {
+    let algorithm = KeyAlgorithm::parse(&raw.signing_algorithm).ok_or_else(|| {
+        invalid(
+            "signing_algorithm",
+            format!("`{}` is not EdDSA or ES256", raw.signing_algorithm),
+        )
+    })?;
+    if raw.access_token_lifetime < Duration::from_secs(60)
+        || raw.access_token_lifetime > Duration::from_secs(24 * 3600)
+    {
+        return Err(invalid(
+            "access_token_lifetime",
+            "must be between 1 minute and 24 hours",
+        ));
+    }
+    if raw.jwks_max_age < Duration::from_secs(1) || raw.jwks_max_age > Duration::from_secs(24 * 3600)
+    {
+        return Err(invalid("jwks_max_age", "must be between 1s and 24 hours"));
+    }
+    let policy = KeyPolicy {
+        algorithm,
+        jwks_max_age: raw.jwks_max_age,
+        rotation_period: raw.key_rotation_period,
+        token_lifetime: raw.access_token_lifetime,
+        ..KeyPolicy::default()
+    };
+    // A key must sign for longer than it takes to publish its successor safely.
+    if raw.key_rotation_period <= policy.prepublication() {
+        return Err(invalid(
+            "key_rotation_period",
+            "must be longer than twice jwks_max_age (the pre-publication window)",
+        ));
+    }
+    Ok(policy)
 }
 
 fn nonzero_or(value: usize, fallback: usize) -> usize {
@@ -287,7 +404,12 @@ mod tests {
     #[test]
     fn settings_debug_redacts_the_database_url() {
         let settings =
-            Settings::for_database("postgres://u:hunter2@h/db", Path::new("/tmp")).unwrap();
+            Settings::for_database(
+            "postgres://u:hunter2@h/db",
+            Path::new("/tmp"),
+            Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="),
+        )
+        .unwrap();
         assert!(!format!("{settings:?}").contains("hunter2"));
     }
 }

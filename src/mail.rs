@@ -16,8 +16,10 @@ use crate::domain::Core;
 use crate::domain::staff::Invitation;
 use crate::store::StoreError;
 use crate::store::outbox::QueuedMail;
+use crate::store::staff::OutgoingMail;
 
 /// A rendered message, before it is queued.
+#[derive(Clone)]
 pub struct Rendered {
     pub subject: String,
     pub text: String,
@@ -69,6 +71,18 @@ struct NoticeHtml<'a> {
     paragraphs: &'a [String],
     link: Option<&'a str>,
     link_label: &'a str,
+}
+
+/// A rendered message addressed and ready for the outbox.
+pub fn queued(recipient: &str, rendered: Rendered, now: Millis) -> OutgoingMail {
+    OutgoingMail {
+        id: crate::domain::ids::time_ordered_id(),
+        recipient: recipient.to_owned(),
+        subject: rendered.subject,
+        body_text: rendered.text,
+        body_html: rendered.html,
+        created_at: now,
+    }
 }
 
 /// A short notice: greeting, paragraphs, and at most one link (a confirmation or retrieval link,

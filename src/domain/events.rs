@@ -45,6 +45,19 @@ pub enum EventType {
     CredentialRetrieved,
     CredentialRevoked,
     CredentialExpired,
+    KeyPublished,
+    KeyActivated,
+    KeyRetiring,
+    KeyRetired,
+    KeyEmergencyRequested,
+    KeyEmergencyApproved,
+    KeyEmergencyCancelled,
+    TokenIssued,
+    TokenRefused,
+    TokenRevoked,
+    ClientAuthFailed,
+    RevokedTokenPresented,
+    UnknownKeyPresented,
 }
 
 impl EventType {
@@ -87,6 +100,19 @@ impl EventType {
             Self::CredentialRetrieved => "credential_retrieved",
             Self::CredentialRevoked => "credential_revoked",
             Self::CredentialExpired => "credential_expired",
+            Self::KeyPublished => "key_published",
+            Self::KeyActivated => "key_activated",
+            Self::KeyRetiring => "key_retiring",
+            Self::KeyRetired => "key_retired",
+            Self::KeyEmergencyRequested => "key_emergency_requested",
+            Self::KeyEmergencyApproved => "key_emergency_approved",
+            Self::KeyEmergencyCancelled => "key_emergency_cancelled",
+            Self::TokenIssued => "token_issued",
+            Self::TokenRefused => "token_refused",
+            Self::TokenRevoked => "token_revoked",
+            Self::ClientAuthFailed => "client_auth_failed",
+            Self::RevokedTokenPresented => "revoked_token_presented",
+            Self::UnknownKeyPresented => "unknown_key_presented",
         }
     }
 }

@@ -4,11 +4,15 @@ pub mod auth;
 pub mod email;
 pub mod events;
 pub mod ids;
+pub mod keys;
+pub mod oauth;
 pub mod partners;
 pub mod passkeys;
 pub mod password;
 pub mod rbac;
 pub mod recovery;
+pub mod replication;
+pub mod revocations;
 pub mod secrets;
 pub mod sessions;
 pub mod setup;
@@ -24,7 +28,8 @@ use crate::clock::SharedClock;
 use crate::store::Store;
 use password::PasswordService;
 
-/// What every use case needs: storage, the password hasher, the WebAuthn relying party, the clock.
+/// What every use case needs: storage, the password hasher, the WebAuthn relying party, the clock,
+/// and the token service's in-memory state (keys, revocations, known secrets).
 #[derive(Clone)]
 pub struct Core {
     pub store: Store,
@@ -33,6 +38,17 @@ pub struct Core {
     pub clock: SharedClock,
     /// The console's public origin: links in e-mails point here.
     pub public_url: url::Url,
+    pub keys: Arc<keys::KeyRing>,
+    pub revocations: Arc<revocations::RevocationCache>,
+    pub verified: Arc<oauth::VerifiedCache>,
+}
+
+/// The token service's configuration.
+#[derive(Debug, Clone, Default)]
+pub struct TokenServiceSettings {
+    /// Seals signing keys at rest; commands that never touch keys run without one.
+    pub kek: Option<keys::Kek>,
+    pub policy: keys::KeyPolicy,
 }
 
 impl Core {
@@ -41,6 +57,7 @@ impl Core {
         passwords: PasswordService,
         clock: SharedClock,
         public_url: &url::Url,
+        tokens: TokenServiceSettings,
     ) -> Result<Self, passkeys::PasskeyError> {
         Ok(Self {
             store,
@@ -48,6 +65,9 @@ impl Core {
             webauthn: Arc::new(passkeys::relying_party(public_url)?),
             clock,
             public_url: public_url.clone(),
+            keys: Arc::new(keys::KeyRing::new(tokens.kek, tokens.policy)),
+            revocations: Arc::new(revocations::RevocationCache::default()),
+            verified: Arc::new(oauth::VerifiedCache::default()),
         })
     }
 }

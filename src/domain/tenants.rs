@@ -275,6 +275,7 @@ pub async fn set_status(
     core.store
         .set_tenant_status(tenant.id, status, core.clock.now_ms(), &event)
         .await?;
+    core.revocations.catch_up(&core.store).await?;
     Ok(())
 }
 

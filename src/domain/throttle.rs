@@ -169,7 +169,7 @@ pub async fn record_success(core: &Core, email_normalized: &str) -> Result<(), S
 }
 
 /// 1 min at the threshold, doubling per further failure, capped at 15 min.
-fn lock_duration(failures_past_threshold: i64) -> Duration {
+pub(crate) fn lock_duration(failures_past_threshold: i64) -> Duration {
     let doublings = u32::try_from(failures_past_threshold.clamp(0, 10)).unwrap_or(10);
     POLICY
         .first_lock

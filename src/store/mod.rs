@@ -4,10 +4,13 @@
 //! inside the method.
 
 pub mod events;
+pub mod keys;
+pub mod listener;
 pub mod outbox;
 pub mod partners;
 pub mod passkeys;
 pub mod recovery;
+pub mod revocations;
 pub mod sessions;
 pub mod setup;
 pub mod staff;

@@ -1,6 +1,7 @@
 //! Tenants. Lists are searched and limited in SQL so the switcher stays fast with thousands.
 
 use super::events::insert_event;
+use super::revocations::insert_revocation;
 use super::{Store, StoreError, escape_like, is_unique_violation};
 use crate::clock::Millis;
 use crate::domain::events::Event;
@@ -149,6 +150,12 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+        // Every token of a suspended tenant stops verifying, on every instance.
+        let kind = match status {
+            TenantStatus::Active => "tenant_reactivated",
+            TenantStatus::Suspended => "tenant_suspended",
+        };
+        insert_revocation(&mut tx, id, kind, &id.to_string(), None, now, None, self.backend()).await?;
         insert_event(&mut *tx, event).await?;
         tx.commit().await?;
         Ok(())

@@ -143,6 +143,9 @@ impl Drop for TestApp {
     }
 }
 
+/// Shared by every instance of a test deployment (they must open each other's signing keys).
+pub const TEST_KEK: &str = "dGVzdC1rZWstZm9yLXRva2VuYnJva2VyLXRlc3RzISE=";
+
 pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, |_| {}).await
 }
@@ -171,7 +174,8 @@ pub fn test_settings(
     data_dir: &std::path::Path,
     listener: &TcpListener,
 ) -> Settings {
-    let mut settings = Settings::for_database(database_url, data_dir).expect("valid test settings");
+    let mut settings = Settings::for_database(database_url, data_dir, Some(TEST_KEK))
+        .expect("valid test settings");
     let port = listener.local_addr().expect("port").port();
     settings.listen = format!("127.0.0.1:{port}").parse().expect("address");
     settings.public_url = format!("http://localhost:{port}").parse().expect("url");

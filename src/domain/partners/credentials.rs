@@ -7,11 +7,11 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::*;
 use crate::clock::duration_ms;
-use crate::domain::Core;
+use crate::domain::{Core, oauth};
 use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
 use crate::domain::ids::{TenantId, UserId, time_ordered_id};
-use crate::domain::secrets::{self, SecretDigest, constant_time_eq};
-use crate::domain::tenants::{Tenant, TenantStatus};
+use crate::domain::secrets::{self, SecretDigest};
+use crate::domain::tenants::Tenant;
 use crate::domain::tokens::{self, SecretKind};
 use crate::mail::{self};
 use crate::store::StoreError;
@@ -111,8 +111,6 @@ pub async fn mint(
 /// A client may hold this many live secrets, so partners rotate without downtime.
 pub const MAX_CLIENT_SECRETS: i64 = 2;
 
-/// How stale "last used" may get before a verification refreshes it.
-const LAST_USE_GRANULARITY_MS: i64 = 60_000;
 
 /// Adds a second secret to a client credential (rotation); the partner retrieves it like the first.
 /// It expires with the credential at the latest.
@@ -241,51 +239,21 @@ pub struct Verified {
     pub scopes: Vec<String>,
 }
 
-/// Verifies an opaque secret: format and checksum → SHA-256 → one indexed lookup → constant-time
-/// comparison → credential active and unexpired, secret not revoked, grant not revoked, tenant
-/// active. Anything else is simply "inactive", telling the caller nothing more.
-/// `from_ip` is the caller's address, recorded (at most once a minute) as the credential's last use.
+/// Verifies an opaque secret (see [`crate::domain::oauth::check_secret`]): anything but an active
+/// credential is simply `None`. `from_ip` is recorded (at most once a minute) as the last use.
 pub async fn verify(
     core: &Core,
     presented: &str,
     from_ip: Option<&str>,
 ) -> Result<Option<Verified>, StoreError> {
-    if !tokens::is_well_formed(presented, SecretKind::ApiToken)
-        && !tokens::is_well_formed(presented, SecretKind::ClientSecret)
-    {
-        return Ok(None);
-    }
-    let digest = SecretDigest::of(presented);
-    let Some(found) = core.store.lookup_secret(&digest).await? else {
-        return Ok(None);
-    };
-    let now = core.clock.now_ms();
-    let active = constant_time_eq(&found.secret_hash, digest.as_hex())
-        && found.credential_status == "active"
-        && found.credential_expires_at > now
-        && found.secret_expires_at > now
-        && found.secret_revoked_at.is_none()
-        && found.grant_revoked_at.is_none()
-        && found.tenant_status == TenantStatus::Active.as_str();
-    if !active {
-        return Ok(None);
-    }
-    // Verification is the hot path: write "last used" at most once a minute per credential, and
-    // do not even attempt the write when the row just read says it is recent.
-    if found
-        .last_used_at
-        .is_none_or(|at| now - at >= LAST_USE_GRANULARITY_MS)
-    {
-        core.store
-            .touch_credential(&found.credential_id, now, from_ip)
-            .await?;
-    }
-    Ok(Some(Verified {
-        tenant_id: found.tenant_id,
-        credential_id: found.credential_id,
-        scopes: serde_json::from_str(&found.scopes)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-    }))
+    Ok(match oauth::check_secret(core, presented, from_ip).await? {
+        oauth::SecretCheck::Active(known) => Some(Verified {
+            tenant_id: known.tenant_id.clone(),
+            credential_id: known.credential_id.clone(),
+            scopes: known.scopes.clone(),
+        }),
+        oauth::SecretCheck::Inactive { .. } => None,
+    })
 }
 
 /// Revokes a credential with a reason; revoking twice is fine and changes nothing.
@@ -309,10 +277,12 @@ pub async fn revoke(
     .context(context)
     .detail("credential", credential)
     .detail("reason", reason.as_str());
-    Ok(core
+    let revoked = core
         .store
         .revoke_credential(tenant, credential, actor, &reason, now, &event)
-        .await?)
+        .await?;
+    core.revocations.catch_up(&core.store).await?;
+    Ok(revoked)
 }
 
 /// Which grants a bulk revocation covers.
@@ -359,10 +329,12 @@ pub async fn revoke_in_bulk(
     .detail("scope", scope)
     .detail(scope, target_id)
     .detail("reason", reason.as_str());
-    Ok(core
+    let revoked = core
         .store
         .revoke_grants(tenant.id, selection, actor, &reason, now, &event)
-        .await?)
+        .await?;
+    core.revocations.catch_up(&core.store).await?;
+    Ok(revoked)
 }
 
 /// Tenant admins hear this long before a credential expires.

@@ -8,7 +8,6 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::clock::Millis;
-use crate::domain::ids::time_ordered_id;
 use crate::mail::{self, Rendered};
 use crate::store::StoreError;
 use crate::store::staff::OutgoingMail;
@@ -136,14 +135,7 @@ pub enum PartnerError {
 }
 
 fn queue(recipient: &str, rendered: Rendered, now: Millis) -> OutgoingMail {
-    OutgoingMail {
-        id: time_ordered_id(),
-        recipient: recipient.to_owned(),
-        subject: rendered.subject,
-        body_text: rendered.text,
-        body_html: rendered.html,
-        created_at: now,
-    }
+    mail::queued(recipient, rendered, now)
 }
 
 fn render(

@@ -7,6 +7,7 @@ use crate::domain::ids::{TenantId, UserId, time_ordered_id};
 use crate::domain::partners::{CredentialView, Grant};
 use crate::store::events::insert_event;
 use crate::store::outbox::insert_mail;
+use crate::store::revocations::insert_revocation;
 use crate::store::staff::OutgoingMail;
 use crate::store::{Store, StoreError, escape_like};
 
@@ -136,20 +137,31 @@ impl Store {
         event: &Event,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool().begin().await?;
-        let done = sqlx::query(
+        let revoked: Option<(Option<String>, i64)> = sqlx::query_as(
             "UPDATE credentials SET status = 'revoked', revoked_at = $3, revoked_by = $4, revoke_reason = $5 \
-             WHERE tenant_id = $1 AND id = $2 AND status = 'active'",
+             WHERE tenant_id = $1 AND id = $2 AND status = 'active' RETURNING client_id, expires_at",
         )
         .bind(tenant.to_string())
         .bind(id)
         .bind(now)
         .bind(by.to_string())
         .bind(reason)
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
-        if done.rows_affected() != 1 {
+        let Some((client_id, expires_at)) = revoked else {
             return Ok(false);
-        }
+        };
+        insert_revocation(
+            &mut tx,
+            tenant,
+            "credential",
+            id,
+            client_id.as_deref(),
+            now,
+            Some(expires_at),
+            self.backend(),
+        )
+        .await?;
         sqlx::query("UPDATE credential_secrets SET revoked_at = $3 WHERE tenant_id = $1 AND credential_id = $2 AND revoked_at IS NULL")
             .bind(tenant.to_string())
             .bind(id)
@@ -179,18 +191,32 @@ impl Store {
         };
         let mut tx = self.pool().begin().await?;
         let selected = format!("SELECT id FROM grants WHERE tenant_id = $1 AND {filter}");
-        let credentials = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let revoked: Vec<(String, Option<String>, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "UPDATE credentials SET status = 'revoked', revoked_at = $3, revoked_by = $4, revoke_reason = $5 \
-             WHERE tenant_id = $1 AND status = 'active' AND grant_id IN ({selected})"
+             WHERE tenant_id = $1 AND status = 'active' AND grant_id IN ({selected}) \
+             RETURNING id, client_id, expires_at"
         )))
         .bind(tenant.to_string())
         .bind(value)
         .bind(now)
         .bind(by.to_string())
         .bind(reason)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        .fetch_all(&mut *tx)
+        .await?;
+        for (credential, client_id, expires_at) in &revoked {
+            insert_revocation(
+                &mut tx,
+                tenant,
+                "credential",
+                credential,
+                client_id.as_deref(),
+                now,
+                Some(*expires_at),
+                self.backend(),
+            )
+            .await?;
+        }
+        let credentials = revoked.len() as u64;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE credential_secrets SET revoked_at = $3 WHERE tenant_id = $1 AND revoked_at IS NULL \
              AND credential_id IN (SELECT id FROM credentials WHERE tenant_id = $1 AND grant_id IN ({selected}))"

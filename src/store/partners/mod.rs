@@ -123,6 +123,9 @@ pub struct NewCredential<'a> {
 pub struct SecretLookup {
     pub credential_id: String,
     pub tenant_id: String,
+    pub kind: String,
+    pub client_id: Option<String>,
+    pub may_introspect: i64,
     pub secret_hash: String,
     pub credential_status: String,
     pub credential_expires_at: i64,

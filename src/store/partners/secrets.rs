@@ -78,7 +78,7 @@ impl Store {
         secret: &SecretDigest,
     ) -> Result<Option<SecretLookup>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT c.id AS credential_id, c.tenant_id, s.secret_hash, c.status AS credential_status, \
+            "SELECT c.id AS credential_id, c.tenant_id, c.kind, c.client_id, c.may_introspect, s.secret_hash, c.status AS credential_status, \
              c.expires_at AS credential_expires_at, s.expires_at AS secret_expires_at, s.revoked_at AS secret_revoked_at, \
              g.revoked_at AS grant_revoked_at, t.status AS tenant_status, g.scopes, c.last_used_at \
              FROM credential_secrets s JOIN credentials c ON c.id = s.credential_id \

@@ -1,0 +1,73 @@
+//! Positive caches for the verification hot path. They hold only facts that never change once
+//! true — which credential a secret belongs to, what a token was issued for, a tenant's id — and
+//! never a verdict: revocation, suspension and expiry are checked on every use against the
+//! revocation cache and the clock. Entries are keyed by SHA-256, never by a secret.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
+use std::time::Duration;
+
+use moka::sync::Cache;
+
+use super::ServedTenant;
+use crate::clock::Millis;
+use crate::domain::partners::CredentialKind;
+
+/// What a presented secret (API token or client secret) is.
+#[derive(Debug)]
+pub struct KnownSecret {
+    pub tenant_id: String,
+    pub credential_id: String,
+    pub kind: CredentialKind,
+    pub client_id: Option<String>,
+    pub may_introspect: bool,
+    pub scopes: Vec<String>,
+    /// The earlier of the credential's and the secret's expiry.
+    pub expires_at: Millis,
+    /// When this instance last recorded a use (the store is written at most once a minute).
+    pub(super) last_recorded: AtomicI64,
+}
+
+/// What an issued access token was issued for.
+#[derive(Debug)]
+pub struct KnownToken {
+    pub tenant_id: String,
+    pub credential_id: String,
+    pub client_id: String,
+    pub kid: String,
+    pub scopes: String,
+    pub issued_at: Millis,
+    pub expires_at: Millis,
+}
+
+pub struct VerifiedCache {
+    pub(super) secrets: Cache<String, Arc<KnownSecret>>,
+    pub(super) tokens: Cache<String, Arc<KnownToken>>,
+    pub(super) tenants: Cache<String, Arc<ServedTenant>>,
+}
+
+impl VerifiedCache {
+    pub fn new(capacity: u64) -> Self {
+        Self {
+            secrets: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_idle(Duration::from_secs(600))
+                .build(),
+            tokens: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(Duration::from_secs(3600))
+                .build(),
+            // Slugs never change; the status is checked against the revocation cache.
+            tenants: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(60))
+                .build(),
+        }
+    }
+}
+
+impl Default for VerifiedCache {
+    fn default() -> Self {
+        Self::new(200_000)
+    }
+}

@@ -1,0 +1,94 @@
+//! The OAuth 2.0 token service of each tenant: client authentication (RFC 6749 §2.3.1), the
+//! client-credentials grant issuing RFC 9068 JWT access tokens, introspection (RFC 7662),
+//! revocation (RFC 7009), and the revocation feed. Handlers in `web::oauth` only translate HTTP.
+
+use crate::domain::ids::TenantId;
+use crate::domain::keys::KeyError;
+use crate::store::StoreError;
+
+mod cache;
+mod client;
+mod introspection;
+mod jwt;
+mod secrets;
+
+pub use cache::VerifiedCache;
+pub use client::*;
+pub use introspection::*;
+pub use jwt::*;
+pub use secrets::*;
+
+/// RFC 6749 §5.2 error codes (and the few RFC 7009 adds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidRequest,
+    InvalidClient,
+    InvalidGrant,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    InvalidScope,
+    UnsupportedTokenType,
+    ServerError,
+    TemporarilyUnavailable,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant => "invalid_grant",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidScope => "invalid_scope",
+            Self::UnsupportedTokenType => "unsupported_token_type",
+            Self::ServerError => "server_error",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OAuthError {
+    /// An RFC error answer: the code, and a description safe to show the caller.
+    #[error("{}: {description}", code.as_str())]
+    Rejected {
+        code: ErrorCode,
+        description: &'static str,
+    },
+    /// Too many failed client authentications.
+    #[error("too many failed client authentications")]
+    Throttled { retry_after_secs: u64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    #[error("token signing failed: {0}")]
+    Signing(String),
+}
+
+impl OAuthError {
+    pub fn rejected(code: ErrorCode, description: &'static str) -> Self {
+        Self::Rejected { code, description }
+    }
+}
+
+/// The tenant a token endpoint serves, as resolved from the URL.
+#[derive(Debug, Clone)]
+pub struct ServedTenant {
+    pub id: TenantId,
+    pub slug: String,
+    pub active: bool,
+}
+
+impl ServedTenant {
+    /// RFC 8414: the issuer is the URL the metadata path is derived from.
+    pub fn issuer(&self, public_url: &url::Url) -> String {
+        format!("{}t/{}", public_url, self.slug)
+    }
+
+    /// The audience of this tenant's access tokens: the partner APIs it exposes.
+    pub fn audience(&self, public_url: &url::Url) -> String {
+        format!("{}t/{}/api", public_url, self.slug)
+    }
+}

@@ -1,0 +1,79 @@
+//! Keeps this instance's in-memory token-service state (revocations, key ring) in step with the
+//! database and the other instances: PostgreSQL notifications for speed, and a periodic
+//! reconciliation that bounds staleness when a notification is lost (or on SQLite, where there is
+//! one instance and local changes update the caches directly).
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use crate::clock::{Millis, duration_ms};
+use crate::domain::Core;
+use crate::domain::ids::TenantId;
+use crate::store::StoreError;
+use crate::store::listener::{Change, ChangeListener};
+
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
+
+/// Re-reads revocations after the cursor and drops the key-ring copies of tenants whose keys
+/// changed since `since` (with a margin for clocks that disagree between instances).
+pub async fn reconcile(core: &Core, since: Millis, interval: Duration) -> Result<(), StoreError> {
+    core.revocations.catch_up(&core.store).await?;
+    let margin = duration_ms(interval) * 2 + 5_000;
+    for tenant in core.store.tenants_with_key_changes(since - margin).await? {
+        if let Some(tenant) = TenantId::parse(&tenant) {
+            core.keys.invalidate(tenant);
+        }
+    }
+    core.revocations.forget_expired(core.clock.now_ms());
+    Ok(())
+}
+
+/// The periodic reconciliation, on every instance.
+pub async fn reconcile_periodically(core: Core, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    let mut since = core.clock.now_ms();
+    loop {
+        ticker.tick().await;
+        if !core.store.is_migrated() {
+            continue;
+        }
+        let started = core.clock.now_ms();
+        match reconcile(&core, since, interval).await {
+            Ok(()) => since = started,
+            Err(e) => tracing::warn!(error = %e, "reconciliation failed; will retry"),
+        }
+    }
+}
+
+/// PostgreSQL: applies other instances' changes as their notifications arrive.
+pub async fn follow_notifications(core: Core, database_url: SecretString) {
+    let mut listener = match ChangeListener::new(&database_url) {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for changes; relying on reconciliation");
+            return;
+        }
+    };
+    loop {
+        let applied = match listener.next().await {
+            Ok(Change::Revocations) => core.revocations.catch_up(&core.store).await.map(|_| ()),
+            Ok(Change::Keys(tenant)) => {
+                if let Some(tenant) = TenantId::parse(&tenant) {
+                    core.keys.invalidate(tenant);
+                }
+                Ok(())
+            }
+            Ok(Change::Resync) => {
+                tracing::info!("listening for changes; re-reading revocations and keys");
+                core.keys.invalidate_all();
+                core.revocations.catch_up(&core.store).await.map(|_| ())
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = applied {
+            tracing::warn!(error = %e, "change notification handling failed; retrying");
+            tokio::time::sleep(RETRY_AFTER_FAILURE).await;
+        }
+    }
+}
