@@ -17,10 +17,10 @@ use url::Url;
 
 use crate::clock::SharedClock;
 use crate::config::Settings;
-use crate::domain::{Core, TokenServiceSettings, keys, replication};
 use crate::domain::password::PasswordService;
 use crate::domain::sessions::SessionPolicy;
 use crate::domain::setup;
+use crate::domain::{Core, TokenServiceSettings, keys, replication};
 use crate::mail::Mailer;
 use crate::store::{Store, StoreError};
 use crate::web::error::{WebError, error_pages};

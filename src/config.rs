@@ -308,7 +308,8 @@ fn validate_key_policy(raw: &RawSettings) -> Result<KeyPolicy, ConfigError> {
             "must be between 1 minute and 24 hours",
         ));
     }
-    if raw.jwks_max_age < Duration::from_secs(1) || raw.jwks_max_age > Duration::from_secs(24 * 3600)
+    if raw.jwks_max_age < Duration::from_secs(1)
+        || raw.jwks_max_age > Duration::from_secs(24 * 3600)
     {
         return Err(invalid("jwks_max_age", "must be between 1s and 24 hours"));
     }
@@ -403,8 +404,7 @@ mod tests {
 
     #[test]
     fn settings_debug_redacts_the_database_url() {
-        let settings =
-            Settings::for_database(
+        let settings = Settings::for_database(
             "postgres://u:hunter2@h/db",
             Path::new("/tmp"),
             Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="),

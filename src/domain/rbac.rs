@@ -31,6 +31,12 @@ pub enum Permission {
     MintCredentials,
     /// Revoke credentials.
     RevokeCredentials,
+    /// See the tenant's signing keys, their states and dates.
+    ViewKeys,
+    /// Rotate the tenant's signing key now.
+    RotateKeys,
+    /// Request or approve dropping a key at once (always two different people).
+    ReplaceKeysInEmergency,
 }
 
 /// The one role → permission table.
@@ -47,6 +53,8 @@ fn grants(role: Role, permission: Permission) -> bool {
                 | ViewRequests
                 | ViewCredentials
                 | RevokeCredentials
+                | ViewKeys
+                | RotateKeys
         ),
         Role::Support => matches!(
             permission,
@@ -65,6 +73,8 @@ fn grants(role: Role, permission: Permission) -> bool {
                 | DecideRequests
                 | ViewCredentials
                 | RevokeCredentials
+                | ViewKeys
+                | RotateKeys
         ),
     }
 }

@@ -62,7 +62,9 @@ impl RevocationCache {
     }
 
     pub fn token_revoked(&self, jti: &str) -> bool {
-        self.revoked.read().is_ok_and(|r| r.tokens.contains_key(jti))
+        self.revoked
+            .read()
+            .is_ok_and(|r| r.tokens.contains_key(jti))
     }
 
     pub fn credential_revoked(&self, credential: &str) -> bool {
@@ -108,8 +110,12 @@ impl RevocationCache {
     /// Drops entries whose tokens or credentials have expired anyway.
     pub fn forget_expired(&self, now: Millis) {
         if let Ok(mut revoked) = self.revoked.write() {
-            revoked.tokens.retain(|_, forget| forget.is_none_or(|at| at > now));
-            revoked.credentials.retain(|_, forget| forget.is_none_or(|at| at > now));
+            revoked
+                .tokens
+                .retain(|_, forget| forget.is_none_or(|at| at > now));
+            revoked
+                .credentials
+                .retain(|_, forget| forget.is_none_or(|at| at > now));
         }
     }
 }

@@ -261,7 +261,13 @@ impl Store {
         if done.rows_affected() != 1 {
             return Ok(false);
         }
-        finish(tx, (tenant, self.backend()), std::slice::from_ref(event), mails).await?;
+        finish(
+            tx,
+            (tenant, self.backend()),
+            std::slice::from_ref(event),
+            mails,
+        )
+        .await?;
         Ok(true)
     }
 
@@ -329,7 +335,13 @@ impl Store {
         if !lost_race(inserted)? {
             return Ok(false);
         }
-        finish(tx, (tenant, self.backend()), std::slice::from_ref(event), mails).await?;
+        finish(
+            tx,
+            (tenant, self.backend()),
+            std::slice::from_ref(event),
+            mails,
+        )
+        .await?;
         Ok(true)
     }
 
@@ -384,7 +396,13 @@ impl Store {
         if done.rows_affected() != 1 {
             return Ok(false);
         }
-        finish(tx, (tenant, self.backend()), std::slice::from_ref(event), &[]).await?;
+        finish(
+            tx,
+            (tenant, self.backend()),
+            std::slice::from_ref(event),
+            &[],
+        )
+        .await?;
         Ok(true)
     }
 
@@ -441,7 +459,17 @@ impl Store {
         if let Some(key) = new_next {
             insert_key(&mut tx, tenant, key, now).await?;
         }
-        insert_revocation(&mut tx, tenant, "key", &kid, None, now, None, self.backend()).await?;
+        insert_revocation(
+            &mut tx,
+            tenant,
+            "key",
+            &kid,
+            None,
+            now,
+            None,
+            self.backend(),
+        )
+        .await?;
         finish(tx, (tenant, self.backend()), events, mails).await?;
         Ok(true)
     }

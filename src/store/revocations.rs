@@ -139,11 +139,13 @@ impl Store {
 
     /// Entries whose subject can no longer verify anyway, and expired token records.
     pub async fn prune_revocations(&self, before: Millis) -> Result<u64, StoreError> {
-        let entries = sqlx::query("DELETE FROM revocations WHERE forget_after IS NOT NULL AND forget_after < $1")
-            .bind(before)
-            .execute(self.pool())
-            .await?
-            .rows_affected();
+        let entries = sqlx::query(
+            "DELETE FROM revocations WHERE forget_after IS NOT NULL AND forget_after < $1",
+        )
+        .bind(before)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
         let tokens = sqlx::query("DELETE FROM access_tokens WHERE expires_at < $1")
             .bind(before)
             .execute(self.pool())

@@ -155,7 +155,17 @@ impl Store {
             TenantStatus::Active => "tenant_reactivated",
             TenantStatus::Suspended => "tenant_suspended",
         };
-        insert_revocation(&mut tx, id, kind, &id.to_string(), None, now, None, self.backend()).await?;
+        insert_revocation(
+            &mut tx,
+            id,
+            kind,
+            &id.to_string(),
+            None,
+            now,
+            None,
+            self.backend(),
+        )
+        .await?;
         insert_event(&mut *tx, event).await?;
         tx.commit().await?;
         Ok(())

@@ -25,6 +25,9 @@ pub enum Access {
     Global(Permission),
     /// A permission held in the tenant named by the URL's `{tenant}`.
     InTenant(Permission),
+    /// A machine client of the tenant, authenticating with its own credentials on every request;
+    /// a staff session counts for nothing here.
+    TenantClient,
 }
 
 /// The global check: 403 unless `current` holds `permission` everywhere.

@@ -109,20 +109,27 @@ pub async fn mint_post(
     if let Some(redirect) = require_fresh_passkey(&core, &page.current.session, action)? {
         return Ok(redirect);
     }
-    let kind = CredentialKind::parse(&form.kind);
-    let days = match form.lifetime_days.trim() {
+    let kind = match form.kind.as_str() {
+        "resource_server" => Some((CredentialKind::Client, true)),
+        other => CredentialKind::parse(other).map(|kind| (kind, false)),
+    };
+    let lifetime_days = match form.lifetime_days.trim() {
         "" => partners::DEFAULT_CREDENTIAL_DAYS.min(grant.max_lifetime_days),
         raw => raw.parse::<i64>().unwrap_or(0),
     };
     let outcome = match kind {
-        Some(kind) => {
+        Some((kind, resource_server)) => {
+            let request = partners::MintRequest {
+                kind,
+                resource_server,
+                lifetime_days,
+            };
             partners::mint(
                 &core,
                 page.current.user.id,
                 &page.tenant,
                 &grant,
-                kind,
-                days,
+                request,
                 &client,
             )
             .await

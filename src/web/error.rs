@@ -11,6 +11,7 @@ use actix_web::{HttpMessage, HttpResponse, ResponseError};
 use askama::Template;
 
 use crate::domain::ids::RequestId;
+use crate::domain::oauth::{ErrorCode, OAuthError};
 use crate::domain::password::PasswordError;
 use crate::store::StoreError;
 
@@ -110,6 +111,67 @@ impl ResponseError for WebError {
             }
             _ => response.finish(),
         }
+    }
+}
+
+/// OAuth endpoints answer in the RFC 6749 §5.2 JSON shape; causes of server errors go to the log.
+impl ResponseError for OAuthError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Rejected { code, .. } => match code {
+                ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
+                ErrorCode::UnauthorizedClient => StatusCode::FORBIDDEN,
+                ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::BAD_REQUEST,
+            },
+            Self::UnknownTenant => StatusCode::NOT_FOUND,
+            Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Store(_) | Self::Keys(_) | Self::Signing(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (code, description) = match self {
+            Self::Rejected { code, description } => (*code, *description),
+            Self::UnknownTenant => (ErrorCode::InvalidRequest, "No tenant has this address."),
+            Self::Throttled { .. } => (
+                ErrorCode::InvalidClient,
+                "Too many failed client authentications from here. Retry later.",
+            ),
+            Self::Store(StoreError::Unavailable(_)) => (
+                ErrorCode::TemporarilyUnavailable,
+                "The service cannot reach its database. Retry shortly.",
+            ),
+            Self::Store(_) | Self::Keys(_) | Self::Signing(_) => {
+                tracing::error!(cause = ?self, "token service request failed");
+                (ErrorCode::ServerError, "Something went wrong on our side.")
+            }
+        };
+        let mut response = HttpResponse::build(self.status_code());
+        response
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header((header::PRAGMA, "no-cache"));
+        match self {
+            Self::Rejected {
+                code: ErrorCode::InvalidClient,
+                ..
+            } => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"tokenbroker\""));
+            }
+            Self::Throttled { retry_after_secs } => {
+                response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            Self::Store(StoreError::Unavailable(_)) => {
+                response.insert_header((header::RETRY_AFTER, "2"));
+            }
+            _ => {}
+        }
+        response.json(serde_json::json!({
+            "error": code.as_str(),
+            "error_description": description,
+        }))
     }
 }
 

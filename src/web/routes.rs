@@ -10,8 +10,8 @@ use actix_web::{FromRequest, Handler, Responder};
 use crate::domain::rbac::Permission::*;
 use crate::web::authz::Access::{self, *};
 use crate::web::{
-    account, assets, auth, credentials, dashboard, health, invitations, mfa, partner_pages,
-    requests, sessions, setup, staff, step_up, tenants,
+    account, assets, auth, credentials, dashboard, health, invitations, keys, mfa, oauth,
+    partner_pages, requests, sessions, setup, staff, step_up, tenants,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +93,26 @@ pub fn sessionless(router: &mut Router<'_>) {
         .get("/healthz", Public, health::healthz)
         .get("/readyz", Public, health::readyz)
         .get("/static/{path:.*}", Public, assets::asset_get);
+    // The token service: machine clients, no session.
+    router
+        .post("/t/{tenant}/oauth/token", TenantClient, oauth::token_post)
+        .post(
+            "/t/{tenant}/oauth/introspect",
+            TenantClient,
+            oauth::introspect_post,
+        )
+        .post("/t/{tenant}/oauth/revoke", TenantClient, oauth::revoke_post)
+        .get(
+            "/t/{tenant}/revocations",
+            TenantClient,
+            oauth::revocations_get,
+        )
+        .get("/t/{tenant}/.well-known/jwks.json", Public, oauth::jwks_get)
+        .get(
+            "/.well-known/oauth-authorization-server/t/{tenant}",
+            Public,
+            oauth::metadata_get,
+        );
 }
 
 /// Every console page. These run inside the session and CSRF middleware.
@@ -276,6 +296,29 @@ pub fn console(router: &mut Router<'_>) {
             "/t/{tenant}/credentials/{id}/revoke",
             InTenant(RevokeCredentials),
             credentials::revoke_post,
+        );
+    // Signing keys.
+    router
+        .get("/t/{tenant}/keys", InTenant(ViewKeys), keys::catalogue_get)
+        .post(
+            "/t/{tenant}/keys/rotate",
+            InTenant(RotateKeys),
+            keys::rotate_post,
+        )
+        .post(
+            "/t/{tenant}/keys/emergency",
+            InTenant(ReplaceKeysInEmergency),
+            keys::emergency_post,
+        )
+        .post(
+            "/t/{tenant}/keys/emergency/{id}/approve",
+            InTenant(ReplaceKeysInEmergency),
+            keys::emergency_approve_post,
+        )
+        .post(
+            "/t/{tenant}/keys/emergency/{id}/cancel",
+            InTenant(ReplaceKeysInEmergency),
+            keys::emergency_cancel_post,
         );
     // Staff administration.
     router

@@ -190,10 +190,15 @@ pub struct HomePage {
     status: &'static str,
     created: String,
     can_manage: bool,
+    can_view_requests: bool,
+    can_view_credentials: bool,
+    can_manage_scopes: bool,
+    can_view_keys: bool,
 }
 
 pub async fn home_get(page: TenantPage) -> Result<HttpResponse, WebError> {
     let can_manage = page.require(Permission::ManageTenants).is_ok();
+    let may = |permission| page.require(permission).is_ok();
     let tenant = &page.tenant;
     let view = HomePage {
         nav: Some(Nav::in_tenant(&page.current, tenant)),
@@ -202,6 +207,10 @@ pub async fn home_get(page: TenantPage) -> Result<HttpResponse, WebError> {
         status: tenant.status.as_str(),
         created: format_utc(tenant.created_at),
         can_manage,
+        can_view_requests: may(Permission::ViewRequests),
+        can_view_credentials: may(Permission::ViewCredentials),
+        can_manage_scopes: may(Permission::ManageScopes),
+        can_view_keys: may(Permission::ViewKeys),
     };
     render(&view, StatusCode::OK)
 }

@@ -19,12 +19,15 @@ enum Answer {
     LoginRedirect,
     Forbidden,
     NotFound,
+    /// 401: client credentials required (a staff session is not one).
+    ClientAuthRequired,
 }
 
 fn classify(response: &reqwest::Response) -> Answer {
     match response.status() {
         StatusCode::FORBIDDEN => Answer::Forbidden,
         StatusCode::NOT_FOUND => Answer::NotFound,
+        StatusCode::UNAUTHORIZED => Answer::ClientAuthRequired,
         StatusCode::SEE_OTHER if response.headers()["location"] == "/login" => {
             Answer::LoginRedirect
         }
@@ -44,6 +47,9 @@ impl Actor {
         access: Access,
         tenant: Option<tokenbroker::domain::ids::TenantId>,
     ) -> Answer {
+        if access == Access::TenantClient {
+            return Answer::ClientAuthRequired;
+        }
         let Some(user) = &self.user else {
             return match access {
                 Access::Public => Answer::Allowed,
@@ -57,6 +63,7 @@ impl Actor {
             Access::InTenant(_) if !may(user, Permission::EnterTenant, tenant) => Answer::NotFound,
             Access::InTenant(permission) if may(user, permission, tenant) => Answer::Allowed,
             Access::InTenant(_) => Answer::Forbidden,
+            Access::TenantClient => Answer::ClientAuthRequired,
         }
     }
 }

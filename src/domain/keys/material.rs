@@ -154,7 +154,12 @@ impl Kek {
         Ok(STANDARD.encode(out))
     }
 
-    fn open(&self, sealed: &str, aad: &[u8], kid: &str) -> Result<Zeroizing<Vec<u8>>, KeyMaterialError> {
+    fn open(
+        &self,
+        sealed: &str,
+        aad: &[u8],
+        kid: &str,
+    ) -> Result<Zeroizing<Vec<u8>>, KeyMaterialError> {
         let bytes = STANDARD
             .decode(sealed)
             .map_err(|_| KeyMaterialError::Unsealable(kid.to_owned()))?;
@@ -210,7 +215,10 @@ fn associated_data(tenant: TenantId, kid: &str) -> Vec<u8> {
 }
 
 /// The private scalar as PKCS#8 DER, the form jsonwebtoken's signers read.
-fn pkcs8_der(algorithm: KeyAlgorithm, scalar: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyMaterialError> {
+fn pkcs8_der(
+    algorithm: KeyAlgorithm,
+    scalar: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, KeyMaterialError> {
     let invalid = |e: &dyn fmt::Display| KeyMaterialError::Invalid(e.to_string());
     match algorithm {
         KeyAlgorithm::EdDsa => {
@@ -241,7 +249,8 @@ fn random_scalar(algorithm: KeyAlgorithm) -> Zeroizing<[u8; 32]> {
         let mut scalar = Zeroizing::new([0u8; 32]);
         rand::rng().fill_bytes(scalar.as_mut_slice());
         // A P-256 scalar must be below the group order; redraw the (≈2^-32) rest.
-        if algorithm == KeyAlgorithm::EdDsa || p256::SecretKey::from_slice(scalar.as_slice()).is_ok()
+        if algorithm == KeyAlgorithm::EdDsa
+            || p256::SecretKey::from_slice(scalar.as_slice()).is_ok()
         {
             return scalar;
         }
@@ -324,12 +333,20 @@ mod tests {
         let tenant = TenantId::new();
         for algorithm in [KeyAlgorithm::EdDsa, KeyAlgorithm::Es256] {
             let key = generate(&kek(), tenant, algorithm).unwrap();
-            let signer = signer(&kek(), tenant, &key.kid, algorithm, &key.sealed_private, kek().id())
-                .unwrap();
+            let signer = signer(
+                &kek(),
+                tenant,
+                &key.kid,
+                algorithm,
+                &key.sealed_private,
+                kek().id(),
+            )
+            .unwrap();
             let (jwk, verifier) = verifier(&key.public_jwk).unwrap();
             assert_eq!(jwk.common.key_id.as_deref(), Some(key.kid.as_str()));
             let header = jsonwebtoken::Header::new(algorithm.jwt());
-            let token = jsonwebtoken::encode(&header, &serde_json::json!({"a": 1}), &signer).unwrap();
+            let token =
+                jsonwebtoken::encode(&header, &serde_json::json!({"a": 1}), &signer).unwrap();
             let mut validation = jsonwebtoken::Validation::new(algorithm.jwt());
             validation.required_spec_claims.clear();
             validation.validate_exp = false;
@@ -342,12 +359,43 @@ mod tests {
         let tenant = TenantId::new();
         let key = generate(&kek(), tenant, KeyAlgorithm::EdDsa).unwrap();
         let alg = KeyAlgorithm::EdDsa;
-        assert!(signer(&kek(), TenantId::new(), &key.kid, alg, &key.sealed_private, kek().id()).is_err());
-        assert!(signer(&kek(), tenant, "other", alg, &key.sealed_private, kek().id()).is_err());
+        assert!(
+            signer(
+                &kek(),
+                TenantId::new(),
+                &key.kid,
+                alg,
+                &key.sealed_private,
+                kek().id()
+            )
+            .is_err()
+        );
+        assert!(
+            signer(
+                &kek(),
+                tenant,
+                "other",
+                alg,
+                &key.sealed_private,
+                kek().id()
+            )
+            .is_err()
+        );
         let other = Kek::from_base64(&STANDARD.encode([8u8; 32])).unwrap();
-        let err = signer(&other, tenant, &key.kid, alg, &key.sealed_private, kek().id()).unwrap_err();
+        let err = signer(
+            &other,
+            tenant,
+            &key.kid,
+            alg,
+            &key.sealed_private,
+            kek().id(),
+        )
+        .unwrap_err();
         assert!(matches!(err, KeyMaterialError::WrongKek { .. }));
-        assert!(!key.public_jwk.contains("\"d\""), "the JWK must hold no private part");
+        assert!(
+            !key.public_jwk.contains("\"d\""),
+            "the JWK must hold no private part"
+        );
     }
 
     #[test]

@@ -209,8 +209,9 @@ fn load(ring: &KeyRing, tenant: TenantId, stored: &[StoredKey]) -> Result<Tenant
         let Some(state) = KeyState::parse(&key.state) else {
             continue;
         };
-        let algorithm = KeyAlgorithm::parse(&key.algorithm)
-            .ok_or_else(|| StoreError::Corrupt(format!("key {} has an unknown algorithm", key.kid)))?;
+        let algorithm = KeyAlgorithm::parse(&key.algorithm).ok_or_else(|| {
+            StoreError::Corrupt(format!("key {} has an unknown algorithm", key.kid))
+        })?;
         if state == KeyState::Retired {
             continue;
         }

@@ -92,10 +92,22 @@ pub(super) async fn create_family(core: &Core, tenant: TenantId) -> Result<(), K
     let (active, next) = (Fresh::new(core, tenant)?, Fresh::new(core, tenant)?);
     let usable_from = next_usable_from(core, now);
     let events = [
-        key_event(now, tenant, EventType::KeyActivated, Actor::System, &active.generated.kid)
-            .detail("algorithm", active.generated.algorithm.as_str()),
-        key_event(now, tenant, EventType::KeyPublished, Actor::System, &next.generated.kid)
-            .detail("usable_from", usable_from),
+        key_event(
+            now,
+            tenant,
+            EventType::KeyActivated,
+            Actor::System,
+            &active.generated.kid,
+        )
+        .detail("algorithm", active.generated.algorithm.as_str()),
+        key_event(
+            now,
+            tenant,
+            EventType::KeyPublished,
+            Actor::System,
+            &next.generated.kid,
+        )
+        .detail("usable_from", usable_from),
     ];
     let mails = notices(
         core,
@@ -114,7 +126,10 @@ pub(super) async fn create_family(core: &Core, tenant: TenantId) -> Result<(), K
     core.store
         .create_key_family(
             tenant,
-            &[active.row(KeyState::Active, now), next.row(KeyState::Next, usable_from)],
+            &[
+                active.row(KeyState::Active, now),
+                next.row(KeyState::Next, usable_from),
+            ],
             now,
             &events,
             &mails,
@@ -157,9 +172,15 @@ pub async fn rotate(core: &Core, tenant: TenantId, cause: RotationCause) -> Resu
         key_event(now, tenant, EventType::KeyActivated, actor, &next.kid)
             .context(&context)
             .detail("cause", why),
-        key_event(now, tenant, EventType::KeyPublished, actor, &fresh.generated.kid)
-            .context(&context)
-            .detail("usable_from", usable_from),
+        key_event(
+            now,
+            tenant,
+            EventType::KeyPublished,
+            actor,
+            &fresh.generated.kid,
+        )
+        .context(&context)
+        .detail("usable_from", usable_from),
     ];
     let mails = notices(
         core,
@@ -215,7 +236,10 @@ pub async fn run_schedule(core: &Core) -> Result<(), KeyError> {
 async fn schedule_tenant(core: &Core, tenant: TenantId) -> Result<(), KeyError> {
     let now = core.clock.now_ms();
     let stored = core.store.signing_keys(tenant).await?;
-    for key in stored.iter().filter(|k| k.state == KeyState::Retiring.as_str()) {
+    for key in stored
+        .iter()
+        .filter(|k| k.state == KeyState::Retiring.as_str())
+    {
         retire_if_done(core, tenant, key, now).await?;
     }
     let active = stored.iter().find(|k| k.state == KeyState::Active.as_str());
@@ -277,8 +301,14 @@ async fn retire_if_done(
 async fn publish_next(core: &Core, tenant: TenantId, now: Millis) -> Result<(), KeyError> {
     let fresh = Fresh::new(core, tenant)?;
     let usable_from = next_usable_from(core, now);
-    let event = key_event(now, tenant, EventType::KeyPublished, Actor::System, &fresh.generated.kid)
-        .detail("usable_from", usable_from);
+    let event = key_event(
+        now,
+        tenant,
+        EventType::KeyPublished,
+        Actor::System,
+        &fresh.generated.kid,
+    )
+    .detail("usable_from", usable_from);
     let mails = notices(
         core,
         tenant,
@@ -337,10 +367,16 @@ pub async fn request_emergency(
         requested_at: now,
         expires_at: now + duration_ms(EMERGENCY_APPROVAL_WINDOW),
     };
-    let event = key_event(now, tenant, EventType::KeyEmergencyRequested, Actor::User(requester), kid)
-        .context(context)
-        .detail("action", action.id.as_str())
-        .detail("reason", reason);
+    let event = key_event(
+        now,
+        tenant,
+        EventType::KeyEmergencyRequested,
+        Actor::User(requester),
+        kid,
+    )
+    .context(context)
+    .detail("action", action.id.as_str())
+    .detail("reason", reason);
     let mails = notices(
         core,
         tenant,
@@ -409,19 +445,37 @@ pub async fn approve_emergency(
         _ => None,
     };
     let mut events = vec![
-        key_event(now, tenant, EventType::KeyEmergencyApproved, Actor::User(approver), &action.kid)
-            .context(context)
-            .detail("action", action.id.as_str())
-            .detail("requested_by", action.requested_by.as_str()),
-        key_event(now, tenant, EventType::KeyRetired, Actor::User(approver), &action.kid)
-            .context(context)
-            .detail("cause", "emergency"),
+        key_event(
+            now,
+            tenant,
+            EventType::KeyEmergencyApproved,
+            Actor::User(approver),
+            &action.kid,
+        )
+        .context(context)
+        .detail("action", action.id.as_str())
+        .detail("requested_by", action.requested_by.as_str()),
+        key_event(
+            now,
+            tenant,
+            EventType::KeyRetired,
+            Actor::User(approver),
+            &action.kid,
+        )
+        .context(context)
+        .detail("cause", "emergency"),
     ];
     if let Some(kid) = promote {
         events.push(
-            key_event(now, tenant, EventType::KeyActivated, Actor::User(approver), kid)
-                .context(context)
-                .detail("cause", "emergency"),
+            key_event(
+                now,
+                tenant,
+                EventType::KeyActivated,
+                Actor::User(approver),
+                kid,
+            )
+            .context(context)
+            .detail("cause", "emergency"),
         );
     }
     let mails = notices(

@@ -43,7 +43,7 @@ pub struct KnownToken {
 pub struct VerifiedCache {
     pub(super) secrets: Cache<String, Arc<KnownSecret>>,
     pub(super) tokens: Cache<String, Arc<KnownToken>>,
-    pub(super) tenants: Cache<String, Arc<ServedTenant>>,
+    tenants: Cache<String, Arc<ServedTenant>>,
 }
 
 impl VerifiedCache {
@@ -63,6 +63,17 @@ impl VerifiedCache {
                 .time_to_live(Duration::from_secs(60))
                 .build(),
         }
+    }
+}
+
+impl VerifiedCache {
+    pub fn tenant(&self, slug: &str) -> Option<ServedTenant> {
+        self.tenants.get(slug).map(|t| (*t).clone())
+    }
+
+    pub fn remember_tenant(&self, slug: &str, tenant: &ServedTenant) {
+        self.tenants
+            .insert(slug.to_owned(), Arc::new(tenant.clone()));
     }
 }
 

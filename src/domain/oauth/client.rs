@@ -91,7 +91,12 @@ pub async fn authenticate_client(
     if !cached {
         refuse_if_locked(core, &keys).await?;
     }
-    let check = check_secret(core, presented.secret.expose_secret(), context.ip.as_deref()).await?;
+    let check = check_secret(
+        core,
+        presented.secret.expose_secret(),
+        context.ip.as_deref(),
+    )
+    .await?;
     let failure = match check {
         SecretCheck::Active(known)
             if known.kind == CredentialKind::Client

@@ -97,7 +97,15 @@ pub async fn introspect(
         }
         SecretCheck::Active(known) => {
             let credential = Some(known.credential_id.clone());
-            note_inactive(core, tenant, caller, Inactive::WrongTenant, credential, context).await?;
+            note_inactive(
+                core,
+                tenant,
+                caller,
+                Inactive::WrongTenant,
+                credential,
+                context,
+            )
+            .await?;
             Ok(Introspection::inactive())
         }
         SecretCheck::Inactive { reason, known } => {
@@ -126,11 +134,16 @@ async fn note_inactive(
         }
         _ => return Ok(()),
     };
-    let mut event = Event::new(core.clock.now_ms(), event_type, Outcome::Failure, Actor::Anonymous)
-        .tenant(tenant.id)
-        .context(context)
-        .detail("reason", reason.code())
-        .detail("presented_to", caller.client_id.as_str());
+    let mut event = Event::new(
+        core.clock.now_ms(),
+        event_type,
+        Outcome::Failure,
+        Actor::Anonymous,
+    )
+    .tenant(tenant.id)
+    .context(context)
+    .detail("reason", reason.code())
+    .detail("presented_to", caller.client_id.as_str());
     if let Some(credential) = credential {
         event = event.detail("credential", credential);
     }
@@ -179,12 +192,17 @@ pub async fn revoke_token(
     let Some(record) = core.store.access_token(&verified.claims.jti).await? else {
         return Ok(Revocation::NothingToDo);
     };
-    let event = Event::new(now, EventType::TokenRevoked, Outcome::Success, Actor::Anonymous)
-        .tenant(tenant.id)
-        .context(context)
-        .detail("client_id", caller.client_id.as_str())
-        .detail("jti", record.jti.as_str())
-        .detail("via", "revocation_endpoint");
+    let event = Event::new(
+        now,
+        EventType::TokenRevoked,
+        Outcome::Success,
+        Actor::Anonymous,
+    )
+    .tenant(tenant.id)
+    .context(context)
+    .detail("client_id", caller.client_id.as_str())
+    .detail("jti", record.jti.as_str())
+    .detail("via", "revocation_endpoint");
     let revoked = core
         .store
         .revoke_access_token(tenant.id, &record, now, &event)
@@ -237,9 +255,14 @@ pub async fn revocation_feed(
 ) -> Result<Feed, OAuthError> {
     let cursor = match since.map(str::trim).filter(|s| !s.is_empty()) {
         None => 0,
-        Some(raw) => raw.parse::<i64>().ok().filter(|c| *c >= 0).ok_or(
-            OAuthError::rejected(ErrorCode::InvalidRequest, "`since` must be a cursor from an earlier answer."),
-        )?,
+        Some(raw) => raw
+            .parse::<i64>()
+            .ok()
+            .filter(|c| *c >= 0)
+            .ok_or(OAuthError::rejected(
+                ErrorCode::InvalidRequest,
+                "`since` must be a cursor from an earlier answer.",
+            ))?,
     };
     let entries = core
         .store

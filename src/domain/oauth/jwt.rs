@@ -61,7 +61,10 @@ pub struct IssuedAccessToken {
 }
 
 /// The requested scopes, limited to the grant: none asked means all granted (RFC 6749 §3.3).
-pub fn granted_scopes(requested: Option<&str>, granted: &[String]) -> Result<Vec<String>, OAuthError> {
+pub fn granted_scopes(
+    requested: Option<&str>,
+    granted: &[String],
+) -> Result<Vec<String>, OAuthError> {
     let Some(requested) = requested.map(str::trim).filter(|s| !s.is_empty()) else {
         return Ok(granted.to_vec());
     };
@@ -133,16 +136,21 @@ pub async fn issue_access_token(
         expires_at: exp * 1000,
         revoked_at: None,
     };
-    let event = Event::new(now, EventType::TokenIssued, Outcome::Success, Actor::Anonymous)
-        .tenant(tenant.id)
-        .context(context)
-        .detail("client_id", client.client_id.as_str())
-        .detail("credential", client.known.credential_id.as_str())
-        .detail("method", client.method.as_str())
-        .detail("jti", claims.jti.as_str())
-        .detail("kid", signer.kid.as_str())
-        .detail("scope", scope.as_str())
-        .detail("expires_at", exp * 1000);
+    let event = Event::new(
+        now,
+        EventType::TokenIssued,
+        Outcome::Success,
+        Actor::Anonymous,
+    )
+    .tenant(tenant.id)
+    .context(context)
+    .detail("client_id", client.client_id.as_str())
+    .detail("credential", client.known.credential_id.as_str())
+    .detail("method", client.method.as_str())
+    .detail("jti", claims.jti.as_str())
+    .detail("kid", signer.kid.as_str())
+    .detail("scope", scope.as_str())
+    .detail("expires_at", exp * 1000);
     core.store
         .insert_access_token(&record, context.ip.as_deref(), &event)
         .await?;
@@ -218,10 +226,9 @@ pub async fn check_jwt(
         || header.x5u.is_some()
         || header.x5c.is_some()
         || header.crit.is_some();
-    let typed = header
-        .typ
-        .as_deref()
-        .is_some_and(|t| t.eq_ignore_ascii_case(ACCESS_TOKEN_TYPE) || t.eq_ignore_ascii_case("application/at+jwt"));
+    let typed = header.typ.as_deref().is_some_and(|t| {
+        t.eq_ignore_ascii_case(ACCESS_TOKEN_TYPE) || t.eq_ignore_ascii_case("application/at+jwt")
+    });
     let allowed = [KeyAlgorithm::EdDsa, KeyAlgorithm::Es256]
         .iter()
         .any(|a| a.jwt() == header.alg);
@@ -242,7 +249,11 @@ pub async fn check_jwt(
     if key.algorithm.jwt() != header.alg {
         return Ok(inactive(Inactive::BadSignature));
     }
-    let claims = match jsonwebtoken::decode::<AccessClaims>(token, &key.verifier, &signature_only(key.algorithm)) {
+    let claims = match jsonwebtoken::decode::<AccessClaims>(
+        token,
+        &key.verifier,
+        &signature_only(key.algorithm),
+    ) {
         Ok(data) => data.claims,
         Err(e) => {
             return Ok(inactive(match e.kind() {
@@ -300,7 +311,9 @@ fn time_and_audience(
     if claims.nbf * 1000 - skew > now || claims.iat * 1000 - skew > now {
         return Some(Inactive::NotYetValid);
     }
-    if claims.iss != tenant.issuer(&core.public_url) || !claims.aud.contains(&tenant.audience(&core.public_url)) {
+    if claims.iss != tenant.issuer(&core.public_url)
+        || !claims.aud.contains(&tenant.audience(&core.public_url))
+    {
         return Some(Inactive::WrongTenant);
     }
     None
@@ -338,7 +351,9 @@ fn revocation_state(core: &Core, issued: &KnownToken, jti: &str) -> Option<Inact
     let now = core.clock.now_ms();
     if issued.expires_at <= now - duration_ms(core.keys.policy.clock_skew) {
         Some(Inactive::Expired)
-    } else if core.revocations.token_revoked(jti) || core.revocations.credential_revoked(&issued.credential_id) {
+    } else if core.revocations.token_revoked(jti)
+        || core.revocations.credential_revoked(&issued.credential_id)
+    {
         Some(Inactive::Revoked)
     } else if core.revocations.tenant_suspended(&issued.tenant_id) {
         Some(Inactive::TenantSuspended)

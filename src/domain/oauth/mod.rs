@@ -56,6 +56,9 @@ pub enum OAuthError {
         code: ErrorCode,
         description: &'static str,
     },
+    /// The URL names no tenant.
+    #[error("no such tenant")]
+    UnknownTenant,
     /// Too many failed client authentications.
     #[error("too many failed client authentications")]
     Throttled { retry_after_secs: u64 },
@@ -78,7 +81,6 @@ impl OAuthError {
 pub struct ServedTenant {
     pub id: TenantId,
     pub slug: String,
-    pub active: bool,
 }
 
 impl ServedTenant {

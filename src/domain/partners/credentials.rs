@@ -7,12 +7,12 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::*;
 use crate::clock::duration_ms;
-use crate::domain::{Core, oauth};
 use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
 use crate::domain::ids::{TenantId, UserId, time_ordered_id};
 use crate::domain::secrets::{self, SecretDigest};
 use crate::domain::tenants::Tenant;
 use crate::domain::tokens::{self, SecretKind};
+use crate::domain::{Core, oauth};
 use crate::mail::{self};
 use crate::store::StoreError;
 use crate::store::partners::{GrantSelection, NewCredential, NewSecret};
@@ -40,6 +40,15 @@ impl CredentialKind {
     }
 }
 
+/// What staff asked to mint.
+#[derive(Debug, Clone, Copy)]
+pub struct MintRequest {
+    pub kind: CredentialKind,
+    /// A client for a gateway: it may introspect tokens and read the revocation feed.
+    pub resource_server: bool,
+    pub lifetime_days: i64,
+}
+
 /// Mints a credential under a grant; the partner gets a one-time retrieval link by e-mail. The
 /// secret itself does not exist yet: it is generated when the link is opened.
 pub async fn mint(
@@ -47,10 +56,19 @@ pub async fn mint(
     actor: UserId,
     tenant: &Tenant,
     grant: &Grant,
-    kind: CredentialKind,
-    lifetime_days: i64,
+    request: MintRequest,
     context: &RequestContext,
 ) -> Result<String, PartnerError> {
+    let MintRequest {
+        kind,
+        resource_server,
+        lifetime_days,
+    } = request;
+    if resource_server && kind != CredentialKind::Client {
+        return Err(PartnerError::Invalid(
+            "Only a client credential can belong to a resource server.",
+        ));
+    }
     if grant.revoked_at.is_some() {
         return Err(PartnerError::Invalid(
             "This grant was revoked; nothing can be minted under it.",
@@ -85,12 +103,14 @@ pub async fn mint(
     .detail("credential", id.clone())
     .detail("grant", grant.id.as_str())
     .detail("kind", kind.as_str())
+    .detail("resource_server", resource_server)
     .detail("partner", grant.contact_email.as_str());
     let credential = NewCredential {
         id: &id,
         grant_id: &grant.id,
         kind: kind.as_str(),
         client_id: client_id.as_deref(),
+        may_introspect: resource_server,
         created_by: actor,
         expires_at: now + lifetime_days * 86_400_000,
         retrieval_token: &SecretDigest::of(retrieval.expose_secret()),
@@ -110,7 +130,6 @@ pub async fn mint(
 
 /// A client may hold this many live secrets, so partners rotate without downtime.
 pub const MAX_CLIENT_SECRETS: i64 = 2;
-
 
 /// Adds a second secret to a client credential (rotation); the partner retrieves it like the first.
 /// It expires with the credential at the latest.

@@ -94,8 +94,8 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
         sqlx::query(
-            "INSERT INTO credentials (id, tenant_id, grant_id, kind, client_id, status, created_at, created_by, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $8)",
+            "INSERT INTO credentials (id, tenant_id, grant_id, kind, client_id, status, created_at, created_by, expires_at, may_introspect) \
+             VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $8, $9)",
         )
         .bind(credential.id)
         .bind(tenant.to_string())
@@ -105,6 +105,7 @@ impl Store {
         .bind(credential.now)
         .bind(credential.created_by.to_string())
         .bind(credential.expires_at)
+        .bind(i64::from(credential.may_introspect))
         .execute(&mut *tx)
         .await?;
         sqlx::query(

@@ -111,6 +111,7 @@ pub struct NewCredential<'a> {
     pub grant_id: &'a str,
     pub kind: &'a str,
     pub client_id: Option<&'a str>,
+    pub may_introspect: bool,
     pub created_by: UserId,
     pub expires_at: Millis,
     pub retrieval_token: &'a SecretDigest,

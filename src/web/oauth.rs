@@ -1,0 +1,384 @@
+//! The OAuth endpoints of each tenant and their discovery documents. Outside the session and CSRF
+//! scope: callers are machines authenticating on every request. Every answer is JSON, errors in
+//! the RFC 6749 §5.2 shape (see `OAuthError`'s `ResponseError` in `web::error`).
+
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::{HttpRequest, HttpResponse, web};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use percent_encoding::percent_decode;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::domain::Core;
+use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
+use crate::domain::keys;
+use crate::domain::oauth::{
+    self, AuthMethod, ClientPurpose, ErrorCode, OAuthError, PresentedClient, ServedTenant,
+    loggable_client_id,
+};
+use crate::web::session::request_context;
+
+/// A form body as RFC 6749 wants it read: UTF-8, every parameter at most once.
+struct OAuthForm(Vec<(String, String)>);
+
+impl OAuthForm {
+    fn parse(req: &HttpRequest, body: &[u8]) -> Result<Self, OAuthError> {
+        let form_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| {
+                v.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
+        if !form_type && !body.is_empty() {
+            return Err(invalid_request(
+                "The body must be application/x-www-form-urlencoded.",
+            ));
+        }
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for part in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+            let (name, value) = match part.iter().position(|b| *b == b'=') {
+                Some(at) => (&part[..at], &part[at + 1..]),
+                None => (part, &part[..0]),
+            };
+            let (name, value) = (decode(name)?, decode(value)?);
+            if pairs.iter().any(|(n, _)| *n == name) {
+                return Err(invalid_request("A parameter was sent more than once."));
+            }
+            pairs.push((name, value));
+        }
+        Ok(Self(pairs))
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn take_secret(&mut self, name: &str) -> Option<SecretString> {
+        let at = self.0.iter().position(|(n, _)| n == name)?;
+        Some(SecretString::from(self.0.remove(at).1))
+    }
+}
+
+fn decode(raw: &[u8]) -> Result<String, OAuthError> {
+    let plus_as_space: Vec<u8> = raw
+        .iter()
+        .map(|b| if *b == b'+' { b' ' } else { *b })
+        .collect();
+    percent_decode(&plus_as_space)
+        .decode_utf8()
+        .map(|text| text.into_owned())
+        .map_err(|_| invalid_request("The request is not valid UTF-8."))
+}
+
+fn invalid_request(description: &'static str) -> OAuthError {
+    OAuthError::rejected(ErrorCode::InvalidRequest, description)
+}
+
+fn invalid_client() -> OAuthError {
+    OAuthError::rejected(ErrorCode::InvalidClient, "Client authentication failed.")
+}
+
+/// Client credentials from HTTP Basic (RFC 6749 §2.3.1: both parts form-urlencoded) or the body;
+/// using both at once is an error.
+fn presented_client(
+    headers: &HeaderMap,
+    form: Option<&mut OAuthForm>,
+) -> Result<Option<PresentedClient>, OAuthError> {
+    let basic = match headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(value) => Some(basic_credentials(value.as_bytes())?),
+    };
+    let (posted_id, posted_secret) = match form {
+        Some(form) => (
+            form.get("client_id").map(str::to_owned),
+            form.take_secret("client_secret"),
+        ),
+        None => (None, None),
+    };
+    match (basic, posted_id, posted_secret) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(invalid_request(
+            "Use one client authentication method, not two.",
+        )),
+        (Some(basic), None, None) => Ok(Some(basic)),
+        (None, Some(client_id), Some(secret)) => Ok(Some(PresentedClient {
+            client_id,
+            secret,
+            method: AuthMethod::Post,
+        })),
+        (None, Some(_), None) | (None, None, Some(_)) => Err(invalid_client()),
+        (None, None, None) => Ok(None),
+    }
+}
+
+fn basic_credentials(header_value: &[u8]) -> Result<PresentedClient, OAuthError> {
+    let text = std::str::from_utf8(header_value).map_err(|_| invalid_client())?;
+    let (scheme, encoded) = text.split_once(' ').ok_or_else(invalid_client)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(invalid_client());
+    }
+    let decoded = STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| invalid_client())?;
+    let decoded = SecretString::from(String::from_utf8(decoded).map_err(|_| invalid_client())?);
+    let (id, secret) = decoded
+        .expose_secret()
+        .split_once(':')
+        .ok_or_else(invalid_client)?;
+    let (client_id, secret) = (
+        decode(id.as_bytes()).map_err(|_| invalid_client())?,
+        decode(secret.as_bytes()).map_err(|_| invalid_client())?,
+    );
+    Ok(PresentedClient {
+        client_id,
+        secret: SecretString::from(secret),
+        method: AuthMethod::Basic,
+    })
+}
+
+/// The tenant named in the URL; unknown slugs are a JSON 404.
+async fn served_tenant(core: &Core, slug: &str) -> Result<ServedTenant, OAuthError> {
+    if let Some(tenant) = core.verified.tenant(slug) {
+        return Ok(tenant);
+    }
+    let tenant = core
+        .store
+        .tenant_by_slug(slug)
+        .await?
+        .ok_or(OAuthError::UnknownTenant)?;
+    // Suspension is not cached here: it is checked on every use against the revocation cache.
+    let served = ServedTenant {
+        id: tenant.id,
+        slug: tenant.slug.as_str().to_owned(),
+    };
+    core.verified.remember_tenant(slug, &served);
+    Ok(served)
+}
+
+fn no_store(mut response: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {
+    response
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"));
+    response
+}
+
+#[derive(Deserialize)]
+pub struct TenantPath {
+    tenant: String,
+}
+
+/// `POST /t/{tenant}/oauth/token` — the client-credentials grant.
+pub async fn token_post(
+    core: web::Data<Core>,
+    req: HttpRequest,
+    path: web::Path<TenantPath>,
+    body: web::Bytes,
+) -> Result<HttpResponse, OAuthError> {
+    let context = request_context(&req);
+    let tenant = served_tenant(&core, &path.tenant).await?;
+    let mut form = OAuthForm::parse(&req, &body)?;
+    let presented = presented_client(req.headers(), Some(&mut form))?;
+    let client_id = presented.as_ref().map(|p| loggable_client_id(&p.client_id));
+    let client = oauth::authenticate_client(
+        &core,
+        &tenant,
+        presented,
+        ClientPurpose::OwnTokens,
+        &context,
+    )
+    .await?;
+    let refused = match form.get("grant_type") {
+        None => Some(invalid_request("grant_type is required.")),
+        Some("client_credentials") => None,
+        Some(_) => Some(OAuthError::rejected(
+            ErrorCode::UnsupportedGrantType,
+            "Only the client_credentials grant is supported.",
+        )),
+    };
+    let result = match refused {
+        Some(error) => Err(error),
+        None => {
+            oauth::issue_access_token(&core, &tenant, &client, form.get("scope"), &context).await
+        }
+    };
+    match result {
+        Ok(issued) => Ok(no_store(HttpResponse::Ok()).json(json!({
+            "access_token": issued.access_token.expose_secret(),
+            "token_type": "Bearer",
+            "expires_in": issued.expires_in,
+            "scope": issued.scope,
+        }))),
+        Err(error) => {
+            record_refusal(&core, &tenant, client_id.as_deref(), &error, &context).await;
+            Err(error)
+        }
+    }
+}
+
+/// A refused token request of an authenticated client (its failed authentications are recorded
+/// where they are counted).
+async fn record_refusal(
+    core: &Core,
+    tenant: &ServedTenant,
+    client_id: Option<&str>,
+    error: &OAuthError,
+    context: &RequestContext,
+) {
+    let OAuthError::Rejected { code, .. } = error else {
+        return;
+    };
+    let event = Event::new(
+        core.clock.now_ms(),
+        EventType::TokenRefused,
+        Outcome::Failure,
+        Actor::Anonymous,
+    )
+    .tenant(tenant.id)
+    .context(context)
+    .detail("client_id", client_id.unwrap_or_default())
+    .detail("error", code.as_str());
+    if let Err(e) = core.store.append_event(&event).await {
+        tracing::warn!(error = %e, "could not record a refused token request");
+    }
+}
+
+/// `POST /t/{tenant}/oauth/introspect` — RFC 7662, for resource servers of the tenant.
+pub async fn introspect_post(
+    core: web::Data<Core>,
+    req: HttpRequest,
+    path: web::Path<TenantPath>,
+    body: web::Bytes,
+) -> Result<HttpResponse, OAuthError> {
+    let context = request_context(&req);
+    let tenant = served_tenant(&core, &path.tenant).await?;
+    let mut form = OAuthForm::parse(&req, &body)?;
+    let presented = presented_client(req.headers(), Some(&mut form))?;
+    let caller = oauth::authenticate_client(
+        &core,
+        &tenant,
+        presented,
+        ClientPurpose::ResourceServer,
+        &context,
+    )
+    .await?;
+    let token = form
+        .take_secret("token")
+        .filter(|t| !t.expose_secret().is_empty())
+        .ok_or_else(|| invalid_request("token is required."))?;
+    let answer =
+        oauth::introspect(&core, &tenant, &caller, token.expose_secret(), &context).await?;
+    Ok(no_store(HttpResponse::Ok()).json(answer))
+}
+
+/// `POST /t/{tenant}/oauth/revoke` — RFC 7009: 200 whether or not there was anything to revoke.
+pub async fn revoke_post(
+    core: web::Data<Core>,
+    req: HttpRequest,
+    path: web::Path<TenantPath>,
+    body: web::Bytes,
+) -> Result<HttpResponse, OAuthError> {
+    let context = request_context(&req);
+    let tenant = served_tenant(&core, &path.tenant).await?;
+    let mut form = OAuthForm::parse(&req, &body)?;
+    let presented = presented_client(req.headers(), Some(&mut form))?;
+    let caller = oauth::authenticate_client(
+        &core,
+        &tenant,
+        presented,
+        ClientPurpose::OwnTokens,
+        &context,
+    )
+    .await?;
+    let token = form
+        .take_secret("token")
+        .filter(|t| !t.expose_secret().is_empty())
+        .ok_or_else(|| invalid_request("token is required."))?;
+    oauth::revoke_token(&core, &tenant, &caller, token.expose_secret(), &context).await?;
+    Ok(no_store(HttpResponse::Ok()).finish())
+}
+
+#[derive(Deserialize)]
+pub struct FeedQuery {
+    since: Option<String>,
+}
+
+/// `GET /t/{tenant}/revocations?since=CURSOR` — for gateways that verify JWTs locally.
+pub async fn revocations_get(
+    core: web::Data<Core>,
+    req: HttpRequest,
+    path: web::Path<TenantPath>,
+    query: web::Query<FeedQuery>,
+) -> Result<HttpResponse, OAuthError> {
+    let context = request_context(&req);
+    let tenant = served_tenant(&core, &path.tenant).await?;
+    let presented = presented_client(req.headers(), None)?;
+    oauth::authenticate_client(
+        &core,
+        &tenant,
+        presented,
+        ClientPurpose::ResourceServer,
+        &context,
+    )
+    .await?;
+    let feed = oauth::revocation_feed(&core, &tenant, query.since.as_deref()).await?;
+    Ok(no_store(HttpResponse::Ok()).json(feed))
+}
+
+/// `GET /t/{tenant}/.well-known/jwks.json` — next, active and retiring public keys.
+pub async fn jwks_get(
+    core: web::Data<Core>,
+    path: web::Path<TenantPath>,
+) -> Result<HttpResponse, OAuthError> {
+    let tenant = served_tenant(&core, &path.tenant).await?;
+    let keys = keys::tenant_keys(&core, tenant.id).await?;
+    let max_age = core.keys.policy.jwks_max_age.as_secs();
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, format!("public, max-age={max_age}")))
+        .json(json!({ "keys": keys.jwks(core.clock.now_ms()) })))
+}
+
+/// `GET /.well-known/oauth-authorization-server/t/{tenant}` — RFC 8414 metadata.
+pub async fn metadata_get(
+    core: web::Data<Core>,
+    path: web::Path<TenantPath>,
+) -> Result<HttpResponse, OAuthError> {
+    let tenant = served_tenant(&core, &path.tenant).await?;
+    let issuer = tenant.issuer(&core.public_url);
+    let scopes: Vec<String> = core
+        .store
+        .scopes_of(tenant.id)
+        .await?
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    let auth_methods = [AuthMethod::Basic.as_str(), AuthMethod::Post.as_str()];
+    let algorithms = [
+        keys::KeyAlgorithm::EdDsa.as_str(),
+        keys::KeyAlgorithm::Es256.as_str(),
+    ];
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .json(json!({
+            "issuer": issuer,
+            "token_endpoint": format!("{issuer}/oauth/token"),
+            "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+            "introspection_endpoint": format!("{issuer}/oauth/introspect"),
+            "revocation_endpoint": format!("{issuer}/oauth/revoke"),
+            "revocation_feed_endpoint": format!("{issuer}/revocations"),
+            "grant_types_supported": ["client_credentials"],
+            "response_types_supported": [],
+            "scopes_supported": scopes,
+            "token_endpoint_auth_methods_supported": auth_methods,
+            "introspection_endpoint_auth_methods_supported": auth_methods,
+            "revocation_endpoint_auth_methods_supported": auth_methods,
+            "access_token_signing_alg_values_supported": algorithms,
+        })))
+}
