@@ -3,6 +3,7 @@
 
 mod client;
 mod helpers;
+mod oauth_kit;
 mod staff_kit;
 
 mod authorization;
@@ -18,6 +19,7 @@ mod login;
 mod migrations;
 mod multi_instance;
 mod my_sessions;
+mod oauth;
 mod partners;
 mod passkeys;
 mod recovery;

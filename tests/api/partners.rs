@@ -54,7 +54,14 @@ pub(crate) struct World {
 }
 
 pub(crate) async fn world(backend: Backend) -> World {
-    let app = spawn_app(backend).await;
+    world_with(backend, |_| {}).await
+}
+
+pub(crate) async fn world_with(
+    backend: Backend,
+    configure: impl FnOnce(&mut tokenbroker::config::Settings),
+) -> World {
+    let app = spawn_app_with(backend, configure).await;
     app.create_admin().await;
     create_tenant(&app, "Acme Bank", "acme", "#123456", None).await;
     for (name, description) in [

@@ -84,11 +84,12 @@ pub async fn authenticate_client(
         ));
     };
     let keys = throttle_keys(&presented.client_id, context.ip.as_deref());
-    let cached = core
+    let known_good = core
         .verified
         .secrets
-        .contains_key(SecretDigest::of(presented.secret.expose_secret()).as_hex());
-    if !cached {
+        .get(SecretDigest::of(presented.secret.expose_secret()).as_hex())
+        .is_some_and(|known| known.client_id.as_deref() == Some(presented.client_id.as_str()));
+    if !known_good {
         refuse_if_locked(core, &keys).await?;
     }
     let check = check_secret(
