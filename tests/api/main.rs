@@ -15,6 +15,7 @@ mod csrf;
 mod events;
 mod headers;
 mod health;
+mod keys;
 mod login;
 mod migrations;
 mod multi_instance;

@@ -1,0 +1,420 @@
+//! Signing keys over time: pre-publication, rotation with overlap, retirement, the schedule across
+//! instances, the two-person emergency replacement, notices, and revocations reaching another
+//! instance through PostgreSQL notifications.
+
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::{Algorithm, Header};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokenbroker::domain::keys::{self, RotationCause};
+
+use crate::helpers::*;
+use crate::oauth_kit::*;
+use crate::on_both_backends;
+use crate::partners::mails_to;
+use crate::staff_kit::*;
+
+async fn states(s: &Service) -> Vec<(String, String)> {
+    s.w.app
+        .core
+        .store
+        .signing_keys(s.tenant().await)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| (k.kid, k.state))
+        .collect()
+}
+
+fn kid_in(state: &[(String, String)], wanted: &str) -> String {
+    state
+        .iter()
+        .find(|(_, s)| s == wanted)
+        .map(|(k, _)| k.clone())
+        .unwrap_or_else(|| panic!("no {wanted} key in {state:?}"))
+}
+
+async fn rotation_overlaps_old_tokens_and_retires_their_key_after(backend: Backend) {
+    let s = service(backend).await;
+    let core = &s.w.app.core;
+    let tenant = s.tenant().await;
+    let before = s.access_token().await;
+    let first = states(&s).await;
+    let (old, next) = (kid_in(&first, "active"), kid_in(&first, "next"));
+    assert_eq!(s.published_kids().await.len(), 2);
+
+    // The next key was published moments ago: no gateway can have it yet, so it may not sign.
+    let refused =
+        s.w.app
+            .submit("/t/acme/keys", "/t/acme/keys/rotate", &[])
+            .await;
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    assert!(
+        text_of(&refused.text().await.unwrap(), ".alert")
+            .unwrap()
+            .contains("can take over from")
+    );
+
+    // Past the pre-publication window (twice the JWKS max-age), rotation goes through.
+    s.w.app.clock.advance(Duration::from_secs(11 * 60));
+    let old_signer = keys::tenant_keys(core, tenant).await.unwrap();
+    assert!(
+        keys::rotate(core, tenant, RotationCause::Scheduled)
+            .await
+            .unwrap()
+    );
+    let after = states(&s).await;
+    assert_eq!(kid_in(&after, "retiring"), old);
+    assert_eq!(kid_in(&after, "active"), next);
+    let newest = kid_in(&after, "next");
+    let published = s.published_kids().await;
+    assert_eq!(
+        published.len(),
+        3,
+        "retiring, active and next are all published"
+    );
+    assert!(published.contains(&old) && published.contains(&next) && published.contains(&newest));
+
+    let (header, _) = parts(&s.access_token().await);
+    assert_eq!(
+        header["kid"],
+        next.as_str(),
+        "new tokens are signed by the new key"
+    );
+    assert!(
+        s.is_active(&before).await,
+        "tokens of the old key verify through the overlap"
+    );
+
+    // Once every token it signed has expired, the old key retires and leaves the JWKS.
+    s.w.app.clock.advance(Duration::from_secs(15 * 60 + 61));
+    keys::run_schedule(core).await.unwrap();
+    let retired = states(&s).await;
+    assert!(retired.contains(&(old.clone(), "retired".into())));
+    assert!(!s.published_kids().await.contains(&old));
+    // Even a token it signs "now" with a long life fails: the key is gone.
+    let signer = old_signer.signer.as_ref().unwrap();
+    let (_, mut claims) = parts(&before);
+    let now = s.w.app.now_ms() / 1000;
+    claims["iat"] = json!(now);
+    claims["nbf"] = json!(now);
+    claims["exp"] = json!(now + 600);
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.typ = Some("at+jwt".into());
+    header.kid = Some(signer.kid.clone());
+    let late = jsonwebtoken::encode(&header, &claims, &signer.key).unwrap();
+    assert!(!s.is_active(&late).await);
+
+    let page = s.w.app.page_with_form("/t/acme/keys").await;
+    assert!(page.contains(&format!("data-kid=\"{old}\" data-state=\"retired\"")));
+    assert!(
+        page.contains("may sign from"),
+        "the console shows when the next key may sign"
+    );
+    let events: Vec<String> =
+        s.w.app
+            .events()
+            .await
+            .into_iter()
+            .map(|e| e.event_type)
+            .collect();
+    for wanted in [
+        "key_retiring",
+        "key_activated",
+        "key_published",
+        "key_retired",
+    ] {
+        assert!(events.iter().any(|e| e == wanted), "{wanted} recorded");
+    }
+    let notices = mails_to(&s.w.app, "ta@example.com").await;
+    assert!(notices.iter().any(|m| m.contains("signing key rotated")));
+    assert!(notices.iter().any(|m| m.contains("signing key retired")));
+}
+
+async fn scheduled_rotation_happens_once_however_many_instances_run_it(backend: Backend) {
+    let mut s = service(backend).await;
+    // Credentials that outlive the 30-day rotation period.
+    s.client = minted_client(&s.w, &s.grant_page, "client", "90").await;
+    s.gateway = minted_client(&s.w, &s.grant_page, "resource_server", "90").await;
+    let sibling = s.w.app.spawn_sibling().await;
+    let tenant = s.tenant().await;
+    // A tenant's keys are made on first use.
+    s.access_token().await;
+    s.w.app.clock.advance(Duration::from_secs(30 * 86_400 + 60));
+    let (a, b) = tokio::join!(
+        keys::run_schedule(&s.w.app.core),
+        keys::run_schedule(&sibling.core)
+    );
+    a.unwrap();
+    b.unwrap();
+    let keys = s.w.app.core.store.signing_keys(tenant).await.unwrap();
+    let count = |state: &str| keys.iter().filter(|k| k.state == state).count();
+    assert_eq!(
+        (count("active"), count("next"), count("retiring")),
+        (1, 1, 1),
+        "{keys:?}"
+    );
+    let rotations =
+        s.w.app
+            .events()
+            .await
+            .into_iter()
+            .filter(|e| e.event_type == "key_retiring")
+            .count();
+    assert_eq!(rotations, 1, "exactly one rotation");
+    // And the sibling signs with the new key after it hears of it.
+    let token = s.access_token().await;
+    assert!(s.is_active(&token).await);
+}
+
+async fn emergency_replacement_needs_a_second_superadmin(backend: Backend) {
+    let s = service(backend).await;
+    let token = s.access_token().await;
+    let compromised = kid_in(&states(&s).await, "active");
+    let security = staff_member(&s.w.app, "sec@example.com", "security", None).await;
+    let requested =
+        s.w.app
+            .submit(
+                "/t/acme/keys",
+                "/t/acme/keys/emergency",
+                &[
+                    ("kid", compromised.as_str()),
+                    ("reason", "private key found on a laptop"),
+                ],
+            )
+            .await;
+    assert_redirect_to(&requested, "/t/acme/keys?notice=requested");
+    assert!(s.is_active(&token).await, "nothing changes before approval");
+    let action =
+        s.w.app
+            .core
+            .store
+            .pending_key_action(s.tenant().await, s.w.app.now_ms())
+            .await
+            .unwrap()
+            .unwrap();
+
+    // The requester cannot approve; security staff may not at all.
+    let own =
+        s.w.app
+            .submit(
+                "/t/acme/keys",
+                &format!("/t/acme/keys/emergency/{}/approve", action.id),
+                &[],
+            )
+            .await;
+    assert_eq!(own.status(), StatusCode::CONFLICT);
+    assert!(
+        text_of(&own.text().await.unwrap(), ".alert")
+            .unwrap()
+            .contains("second superadmin")
+    );
+    let by_security = security
+        .submit(
+            "/t/acme/keys",
+            &format!("/t/acme/keys/emergency/{}/approve", action.id),
+            &[],
+        )
+        .await;
+    assert_eq!(by_security.status(), StatusCode::FORBIDDEN);
+    assert!(s.is_active(&token).await);
+
+    let second = staff_member(&s.w.app, "root2@example.com", "superadmin", None).await;
+    let page = second.page_with_form("/t/acme/keys").await;
+    assert!(page.contains("private key found on a laptop"));
+    let approved = second
+        .submit(
+            "/t/acme/keys",
+            &format!("/t/acme/keys/emergency/{}/approve", action.id),
+            &[],
+        )
+        .await;
+    assert_redirect_to(&approved, "/t/acme/keys?notice=replaced");
+    assert!(
+        !s.is_active(&token).await,
+        "tokens of the dropped key fail at once"
+    );
+    assert!(!s.published_kids().await.contains(&compromised));
+    let fresh = s.access_token().await;
+    assert!(s.is_active(&fresh).await, "the next key took over");
+    let after = states(&s).await;
+    assert_eq!(after.iter().filter(|(_, st)| st == "next").count(), 1);
+
+    // Gateways that verify locally hear of it through the feed.
+    let feed: Value = s
+        .http
+        .get(s.url("/t/acme/revocations"))
+        .header("authorization", basic(&s.gateway.id, &s.gateway.secret))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        feed["revocations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["type"] == "key" && e["kid"] == compromised.as_str())
+    );
+    for recipient in ["ta@example.com", "sec@example.com"] {
+        let mails = mails_to(&s.w.app, recipient).await;
+        assert!(
+            mails
+                .iter()
+                .any(|m| m.contains("emergency key replacement requested")),
+            "{recipient}"
+        );
+        assert!(
+            mails.iter().any(|m| m.contains("dropped in an emergency")),
+            "{recipient}"
+        );
+    }
+    let events: Vec<String> =
+        s.w.app
+            .events()
+            .await
+            .into_iter()
+            .map(|e| e.event_type)
+            .collect();
+    assert!(events.contains(&"key_emergency_requested".to_owned()));
+    assert!(events.contains(&"key_emergency_approved".to_owned()));
+}
+
+async fn private_keys_are_sealed_at_rest(backend: Backend) {
+    let s = service(backend).await;
+    s.access_token().await;
+    let keys =
+        s.w.app
+            .core
+            .store
+            .signing_keys(s.tenant().await)
+            .await
+            .unwrap();
+    assert_eq!(keys.len(), 2);
+    for key in &keys {
+        let jwk: Value = serde_json::from_str(&key.public_jwk).unwrap();
+        assert!(jwk.get("d").is_none());
+        assert!(!key.sealed_private.is_empty());
+        // Another key-encryption key cannot open it.
+        let other = keys::Kek::from_base64("b3RoZXIta2VrLW90aGVyLWtlay1vdGhlci1rZWstISE=").unwrap();
+        let algorithm = keys::KeyAlgorithm::parse(&key.algorithm).unwrap();
+        let tenant = s.tenant().await;
+        assert!(
+            keys::material::signer(
+                &other,
+                tenant,
+                &key.kid,
+                algorithm,
+                &key.sealed_private,
+                other.id()
+            )
+            .is_err()
+        );
+    }
+}
+
+on_both_backends!(
+    rotation_overlaps_old_tokens_and_retires_their_key_after,
+    scheduled_rotation_happens_once_however_many_instances_run_it,
+    emergency_replacement_needs_a_second_superadmin,
+    private_keys_are_sealed_at_rest,
+);
+
+/// Polls `check` until it holds or `limit` passes; returns how long it took.
+async fn within(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if check().await {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+async fn introspect_on(app: &TestApp, s: &Service, token: &str) -> bool {
+    let response = s
+        .http
+        .post(app.url("/t/acme/oauth/introspect"))
+        .header("authorization", basic(&s.gateway.id, &s.gateway.secret))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap();
+    response.json::<Value>().await.unwrap()["active"] == true
+}
+
+async fn revoke_on_one_instance_reaches_the_other(s: &Service, other: &TestApp) {
+    let token = s.access_token().await;
+    assert!(
+        introspect_on(other, s, &token).await,
+        "cached as active on the other instance"
+    );
+    let revoked = s
+        .post_basic(
+            "/t/acme/oauth/revoke",
+            &s.client,
+            &[("token", token.as_str())],
+        )
+        .await;
+    assert_eq!(revoked.status(), StatusCode::OK);
+    let took = within(Duration::from_secs(1), async || {
+        !introspect_on(other, s, &token).await
+    })
+    .await;
+    assert!(
+        took.is_some(),
+        "the other instance answers inactive within a second"
+    );
+}
+
+#[tokio::test]
+async fn a_revocation_reaches_another_postgres_instance_within_a_second() {
+    let s = service(Backend::Postgres).await;
+    let other = s.w.app.spawn_sibling().await;
+    // Give the sibling's listener a moment to connect.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    revoke_on_one_instance_reaches_the_other(&s, &other).await;
+}
+
+#[tokio::test]
+async fn a_revocation_still_arrives_after_the_notification_connection_drops() {
+    let s = service(Backend::Postgres).await;
+    let other = s.w.app.spawn_sibling().await;
+    let database = s.w.app.postgres_database_name().unwrap();
+    let admin = sqlx::PgPool::connect(&s.w.app.database_url).await.unwrap();
+    let listeners = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tokenbroker-listener' AND datname = $1";
+    let connected = within(Duration::from_secs(5), async || {
+        sqlx::query_scalar::<_, i64>(listeners)
+            .bind(&database)
+            .fetch_one(&admin)
+            .await
+            .unwrap()
+            == 2
+    })
+    .await;
+    assert!(connected.is_some(), "both instances listen");
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'tokenbroker-listener' AND datname = $1",
+    )
+    .bind(&database)
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert_eq!(killed.len(), 2);
+    let reconnected = within(Duration::from_secs(5), async || {
+        sqlx::query_scalar::<_, i64>(listeners)
+            .bind(&database)
+            .fetch_one(&admin)
+            .await
+            .unwrap()
+            == 2
+    })
+    .await;
+    assert!(reconnected.is_some(), "listeners reconnect");
+    revoke_on_one_instance_reaches_the_other(&s, &other).await;
+    admin.close().await;
+}
