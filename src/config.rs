@@ -403,6 +403,19 @@ mod tests {
     }
 
     #[test]
+    fn postgres_needs_a_key_encryption_key_and_a_bad_one_is_named_not_echoed() {
+        let missing =
+            Settings::for_database("postgres://h/db", Path::new("/tmp"), None).unwrap_err();
+        assert!(missing.to_string().contains("key_encryption_key"));
+        let bad =
+            Settings::for_database("postgres://h/db", Path::new("/tmp"), Some("hunter2hunter2"))
+                .unwrap_err();
+        assert!(bad.to_string().contains("key_encryption_key"));
+        assert!(!bad.to_string().contains("hunter2"));
+        assert!(Settings::for_database("sqlite://x.db", Path::new("/tmp"), None).is_ok());
+    }
+
+    #[test]
     fn settings_debug_redacts_the_database_url() {
         let settings = Settings::for_database(
             "postgres://u:hunter2@h/db",

@@ -27,7 +27,9 @@ fn classify(response: &reqwest::Response) -> Answer {
     match response.status() {
         StatusCode::FORBIDDEN => Answer::Forbidden,
         StatusCode::NOT_FOUND => Answer::NotFound,
-        StatusCode::UNAUTHORIZED => Answer::ClientAuthRequired,
+        StatusCode::UNAUTHORIZED if response.headers().contains_key("www-authenticate") => {
+            Answer::ClientAuthRequired
+        }
         StatusCode::SEE_OTHER if response.headers()["location"] == "/login" => {
             Answer::LoginRedirect
         }

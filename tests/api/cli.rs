@@ -18,6 +18,10 @@ fn tokenbroker(database_url: &str, data_dir: &std::path::Path) -> Command {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    if database_url.starts_with("postgres") {
+        // Required with PostgreSQL; SQLite generates its own into the data directory.
+        command.env("TB_KEY_ENCRYPTION_KEY", TEST_KEK);
+    }
     command
 }
 
@@ -234,11 +238,22 @@ async fn serve_prints_a_setup_link_once_and_never_logs_secrets() {
     stderr.read_to_string(&mut log).unwrap();
     assert!(log.contains("path=/setup"), "requests are logged:\n{log}");
     let session_key = cookie.trim_start_matches("tb_session=");
+    // The embedded default seals signing keys with a key generated into the data directory,
+    // readable by its owner only, and says so.
+    let kek_file = dir.path().join("key-encryption.key");
+    let kek = std::fs::read_to_string(&kek_file).expect("key-encryption key generated");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&kek_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "owner-only");
+    }
+    assert!(log.contains("generated a key-encryption key"), "{log}");
     for secret in [
         ADMIN_PASSWORD,
         "wrong but long password",
         token.as_str(),
         session_key,
+        kek.trim(),
     ] {
         assert!(!log.contains(secret), "the log contains a secret");
     }
