@@ -9,6 +9,9 @@
 //! gateway's steady state: last use written once a minute each), unknown and malformed tokens, on
 //! one task and on two.
 
+#[path = "support/seed.rs"]
+mod seed;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,11 +22,8 @@ use tokenbroker::clock::SystemClock;
 use tokenbroker::domain::Core;
 use tokenbroker::domain::partners;
 use tokenbroker::domain::password::PasswordService;
-use tokenbroker::domain::secrets::SecretDigest;
 use tokenbroker::domain::tokens::{self, SecretKind};
 use tokenbroker::store::Store;
-
-const BATCH: usize = 400;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -40,54 +40,10 @@ async fn main() {
     let pool = sqlx::AnyPool::connect(&url).await.expect("pool");
     let now = now_ms();
 
-    for sql in [
-        "INSERT INTO tenants (id, slug, name, brand_colour, status, created_at, updated_at) VALUES ('t', 'bench', 'Bench', '#336699', 'active', 0, 0)",
-        "INSERT INTO users (id, email, email_normalized, display_name, status, created_at, updated_at) VALUES ('00000000-0000-4000-8000-000000000001', 'b@example.com', 'b@example.com', 'B', 'active', 0, 0)",
-        "INSERT INTO access_requests (id, tenant_id, organisation, contact_name, email, email_normalized, scopes, justification, status, confirm_token_hash, created_at) VALUES ('r', 't', 'P', 'P', 'p@example.com', 'p@example.com', '[\"read\"]', 'x', 'approved', 'h', 0)",
-        "INSERT INTO grants (id, tenant_id, request_id, organisation, contact_email, scopes, max_lifetime_days, created_at, created_by) VALUES ('g', 't', 'r', 'P', 'p@example.com', '[\"read\"]', 365, 0, '00000000-0000-4000-8000-000000000001')",
-    ] {
-        sqlx::query(sql).execute(&pool).await.expect("fixture");
-    }
-
-    let started = Instant::now();
-    let mut sample = Vec::new();
-    let expires = now + 365 * 86_400_000;
-    for batch_start in (0..total).step_by(BATCH) {
-        let n = BATCH.min(total - batch_start);
-        let mut credentials = String::from(
-            "INSERT INTO credentials (id, tenant_id, grant_id, kind, status, created_at, created_by, expires_at) VALUES ",
-        );
-        let mut secrets = String::from(
-            "INSERT INTO credential_secrets (id, tenant_id, credential_id, secret_hash, display_prefix, created_at, expires_at, retrieval_token_hash, retrieval_expires_at, retrieved_at) VALUES ",
-        );
-        for i in 0..n {
-            let id = batch_start + i;
-            let issued = tokens::issue(SecretKind::ApiToken, "live");
-            let hash = SecretDigest::of(issued.secret.expose_secret());
-            if id % 100 == 0 {
-                sample.push(issued.secret.expose_secret().to_owned());
-            }
-            let sep = if i == 0 { "" } else { "," };
-            credentials.push_str(&format!("{sep}('c{id}', 't', 'g', 'api_token', 'active', {id}, '00000000-0000-4000-8000-000000000001', {expires})"));
-            secrets.push_str(&format!(
-                "{sep}('s{id}', 't', 'c{id}', '{}', 'tbk_live_x', 0, {expires}, 'rt{id}', 0, 0)",
-                hash.as_hex()
-            ));
-        }
-        let mut tx = pool.begin().await.expect("tx");
-        sqlx::query(sqlx::AssertSqlSafe(credentials))
-            .execute(&mut *tx)
-            .await
-            .expect("credentials");
-        sqlx::query(sqlx::AssertSqlSafe(secrets))
-            .execute(&mut *tx)
-            .await
-            .expect("secrets");
-        tx.commit().await.expect("commit");
-    }
+    seed::fixtures(&pool).await;
+    let sample = seed::api_tokens(&pool, total, 100, now).await;
     println!(
-        "stored {total} credentials in {:.1} s ({})",
-        started.elapsed().as_secs_f64(),
+        "backend: {}",
         if url.starts_with("sqlite") {
             "sqlite"
         } else {

@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
 
 use crate::clock::Millis;
+use crate::domain::ids::TenantId;
 use crate::store::revocations::RevocationEntry;
 use crate::store::{Store, StoreError};
 
@@ -21,7 +22,7 @@ struct Revoked {
     tokens: HashMap<String, Option<Millis>>,
     credentials: HashMap<String, Option<Millis>>,
     keys: HashSet<String>,
-    suspended_tenants: HashSet<String>,
+    suspended_tenants: HashSet<TenantId>,
 }
 
 impl Revoked {
@@ -38,10 +39,13 @@ impl Revoked {
                 self.keys.insert(entry.subject);
             }
             "tenant_suspended" => {
-                self.suspended_tenants.insert(entry.subject);
+                self.suspended_tenants
+                    .extend(TenantId::parse(&entry.subject));
             }
             "tenant_reactivated" => {
-                self.suspended_tenants.remove(&entry.subject);
+                if let Some(tenant) = TenantId::parse(&entry.subject) {
+                    self.suspended_tenants.remove(&tenant);
+                }
             }
             other => tracing::warn!(kind = other, "unknown revocation kind ignored"),
         }
@@ -77,10 +81,10 @@ impl RevocationCache {
         self.revoked.read().is_ok_and(|r| r.keys.contains(kid))
     }
 
-    pub fn tenant_suspended(&self, tenant: &str) -> bool {
+    pub fn tenant_suspended(&self, tenant: TenantId) -> bool {
         self.revoked
             .read()
-            .is_ok_and(|r| r.suspended_tenants.contains(tenant))
+            .is_ok_and(|r| r.suspended_tenants.contains(&tenant))
     }
 
     pub fn cursor(&self) -> i64 {

@@ -15,13 +15,22 @@ pub fn generate() -> SecretString {
     SecretString::from(URL_SAFE_NO_PAD.encode(bytes))
 }
 
+/// SHA-256 of a secret, raw: the in-memory caches' key (hex only when the database is asked).
+pub fn sha256(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
 /// SHA-256 of a secret, as stored in the database (lower-case hex).
 #[derive(Clone, PartialEq, Eq)]
 pub struct SecretDigest(String);
 
 impl SecretDigest {
     pub fn of(secret: &str) -> Self {
-        Self(hex::encode(Sha256::digest(secret.as_bytes())))
+        Self::from_sha256(&sha256(secret))
+    }
+
+    pub fn from_sha256(digest: &[u8; 32]) -> Self {
+        Self(hex::encode(digest))
     }
 
     pub fn as_hex(&self) -> &str {

@@ -72,13 +72,21 @@ pub fn is_well_formed(candidate: &str, kind: SecretKind) -> bool {
         return false;
     }
     let (body, check) = body_and_check.split_at(body_and_check.len() - CHECKSUM_CHARS);
-    checksum(&format!("{}_{environment}_{body}", kind.prefix())) == check
+    checksum_of(&[kind.prefix(), "_", environment, "_", body]) == check
 }
 
 /// CRC32 in base58, fixed width.
 fn checksum(text: &str) -> String {
-    let crc = crc32fast::hash(text.as_bytes());
-    let encoded = bs58::encode(crc.to_be_bytes()).into_string();
+    checksum_of(&[text])
+}
+
+/// The checksum of the concatenated parts (verification runs per request: no joined copy).
+fn checksum_of(parts: &[&str]) -> String {
+    let mut crc = crc32fast::Hasher::new();
+    for part in parts {
+        crc.update(part.as_bytes());
+    }
+    let encoded = bs58::encode(crc.finalize().to_be_bytes()).into_string();
     format!("{encoded:1>width$}", width = CHECKSUM_CHARS)
 }
 

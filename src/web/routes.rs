@@ -87,12 +87,9 @@ impl<'a> Router<'a> {
     }
 }
 
-/// Probes and static files: no session, so they keep answering when the session store cannot.
+/// The token service, probes and static files: no session, so they keep answering when the session
+/// store cannot. The token service comes first: it is the hot path.
 pub fn sessionless(router: &mut Router<'_>) {
-    router
-        .get("/healthz", Public, health::healthz)
-        .get("/readyz", Public, health::readyz)
-        .get("/static/{path:.*}", Public, assets::asset_get);
     // The token service: machine clients, no session.
     router
         .post("/t/{tenant}/oauth/token", TenantClient, oauth::token_post)
@@ -113,6 +110,10 @@ pub fn sessionless(router: &mut Router<'_>) {
             Public,
             oauth::metadata_get,
         );
+    router
+        .get("/healthz", Public, health::healthz)
+        .get("/readyz", Public, health::readyz)
+        .get("/static/{path:.*}", Public, assets::asset_get);
 }
 
 /// Every console page. These run inside the session and CSRF middleware.

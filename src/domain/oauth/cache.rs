@@ -11,12 +11,13 @@ use moka::sync::Cache;
 
 use super::ServedTenant;
 use crate::clock::Millis;
+use crate::domain::ids::TenantId;
 use crate::domain::partners::CredentialKind;
 
 /// What a presented secret (API token or client secret) is.
 #[derive(Debug)]
 pub struct KnownSecret {
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     pub credential_id: String,
     pub kind: CredentialKind,
     pub client_id: Option<String>,
@@ -31,7 +32,7 @@ pub struct KnownSecret {
 /// What an issued access token was issued for.
 #[derive(Debug)]
 pub struct KnownToken {
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     pub credential_id: String,
     pub client_id: String,
     pub kid: String,
@@ -41,7 +42,8 @@ pub struct KnownToken {
 }
 
 pub struct VerifiedCache {
-    pub(super) secrets: Cache<String, Arc<KnownSecret>>,
+    /// Keyed by the raw SHA-256 of the secret.
+    pub(super) secrets: Cache<[u8; 32], Arc<KnownSecret>>,
     pub(super) tokens: Cache<String, Arc<KnownToken>>,
     tenants: Cache<String, Arc<ServedTenant>>,
 }

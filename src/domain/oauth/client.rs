@@ -10,12 +10,11 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::cache::KnownSecret;
-use super::{ErrorCode, OAuthError, SecretCheck, ServedTenant, check_secret};
+use super::{ErrorCode, OAuthError, Presented, SecretCheck, ServedTenant, check_secret};
 use crate::clock::duration_ms;
 use crate::domain::Core;
 use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
 use crate::domain::partners::CredentialKind;
-use crate::domain::secrets::SecretDigest;
 use crate::domain::throttle::lock_duration;
 
 const WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -83,26 +82,23 @@ pub async fn authenticate_client(
             "Client authentication is required.",
         ));
     };
-    let keys = throttle_keys(&presented.client_id, context.ip.as_deref());
-    let known_good = core
-        .verified
-        .secrets
-        .get(SecretDigest::of(presented.secret.expose_secret()).as_hex())
+    let secret = Presented::new(presented.secret.expose_secret());
+    let known_good = secret
+        .cached(core)
         .is_some_and(|known| known.client_id.as_deref() == Some(presented.client_id.as_str()));
     if !known_good {
-        refuse_if_locked(core, &keys).await?;
+        refuse_if_locked(
+            core,
+            &throttle_keys(&presented.client_id, context.ip.as_deref()),
+        )
+        .await?;
     }
-    let check = check_secret(
-        core,
-        presented.secret.expose_secret(),
-        context.ip.as_deref(),
-    )
-    .await?;
+    let check = check_secret(core, &secret, context.ip.as_deref()).await?;
     let failure = match check {
         SecretCheck::Active(known)
             if known.kind == CredentialKind::Client
                 && known.client_id.as_deref() == Some(presented.client_id.as_str())
-                && known.tenant_id == tenant.id.to_string() =>
+                && known.tenant_id == tenant.id =>
         {
             if purpose == ClientPurpose::ResourceServer && !known.may_introspect {
                 return Err(OAuthError::rejected(
@@ -119,6 +115,7 @@ pub async fn authenticate_client(
         SecretCheck::Active(_) => "mismatch",
         SecretCheck::Inactive { reason, .. } => reason.code(),
     };
+    let keys = throttle_keys(&presented.client_id, context.ip.as_deref());
     record_failure(core, tenant, &presented, &keys, failure, context).await?;
     Err(OAuthError::rejected(
         ErrorCode::InvalidClient,

@@ -3,8 +3,8 @@
 use serde::Serialize;
 
 use super::{
-    AuthenticatedClient, ErrorCode, Inactive, JwtCheck, OAuthError, SecretCheck, ServedTenant,
-    check_jwt, check_secret, looks_like_jwt,
+    AuthenticatedClient, ErrorCode, Inactive, JwtCheck, OAuthError, Presented, SecretCheck,
+    ServedTenant, check_jwt, check_secret, looks_like_jwt,
 };
 use crate::domain::Core;
 use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
@@ -79,10 +79,9 @@ pub async fn introspect(
         // Client secrets are not access tokens; garbage is garbage. Neither is worth an event.
         return Ok(Introspection::inactive());
     }
-    match check_secret(core, token, None).await? {
+    match check_secret(core, &Presented::new(token), None).await? {
         SecretCheck::Active(known)
-            if known.kind == CredentialKind::ApiToken
-                && known.tenant_id == tenant.id.to_string() =>
+            if known.kind == CredentialKind::ApiToken && known.tenant_id == tenant.id =>
         {
             Ok(Introspection {
                 active: true,

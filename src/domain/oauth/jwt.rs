@@ -13,7 +13,7 @@ use super::{AuthenticatedClient, ErrorCode, Inactive, OAuthError, ServedTenant};
 use crate::clock::{Millis, duration_ms};
 use crate::domain::Core;
 use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
-use crate::domain::ids::time_ordered_id;
+use crate::domain::ids::{TenantId, time_ordered_id};
 use crate::domain::keys::{self, KeyAlgorithm};
 use crate::domain::tenants::TenantStatus;
 use crate::store::StoreError;
@@ -156,7 +156,7 @@ pub async fn issue_access_token(
         .await?;
     core.verified
         .tokens
-        .insert(record.jti.clone(), Arc::new(known_token(record)));
+        .insert(record.jti.clone(), Arc::new(known_token(record)?));
     Ok(IssuedAccessToken {
         access_token: token.into(),
         expires_in: exp - iat,
@@ -164,16 +164,17 @@ pub async fn issue_access_token(
     })
 }
 
-fn known_token(record: IssuedToken) -> KnownToken {
-    KnownToken {
-        tenant_id: record.tenant_id,
+fn known_token(record: IssuedToken) -> Result<KnownToken, StoreError> {
+    Ok(KnownToken {
+        tenant_id: TenantId::parse(&record.tenant_id)
+            .ok_or_else(|| StoreError::Corrupt(format!("tenant id {}", record.tenant_id)))?,
         credential_id: record.credential_id,
         client_id: record.client_id,
         kid: record.kid,
         scopes: record.scopes,
         issued_at: record.issued_at,
         expires_at: record.expires_at,
-    }
+    })
 }
 
 /// Does it look like a JWS compact serialization at all? (three base64url parts, bounded size)
@@ -275,7 +276,7 @@ pub async fn check_jwt(
         }
         Issued::Unknown => return Ok(inactive(Inactive::Unknown)),
     };
-    if issued.tenant_id != tenant.id.to_string() || issued.client_id != claims.client_id {
+    if issued.tenant_id != tenant.id || issued.client_id != claims.client_id {
         return Ok(inactive(Inactive::WrongTenant));
     }
     if let Some(reason) = revocation_state(core, &issued, &claims.jti) {
@@ -339,7 +340,7 @@ async fn issued_token(core: &Core, jti: &str) -> Result<Issued, StoreError> {
         || status.credential_status == "revoked"
         || status.grant_revoked_at.is_some()
         || status.tenant_status != TenantStatus::Active.as_str();
-    let known = Arc::new(known_token(status.token));
+    let known = Arc::new(known_token(status.token)?);
     if gone {
         return Ok(Issued::Gone(known));
     }
@@ -355,7 +356,7 @@ fn revocation_state(core: &Core, issued: &KnownToken, jti: &str) -> Option<Inact
         || core.revocations.credential_revoked(&issued.credential_id)
     {
         Some(Inactive::Revoked)
-    } else if core.revocations.tenant_suspended(&issued.tenant_id) {
+    } else if core.revocations.tenant_suspended(issued.tenant_id) {
         Some(Inactive::TenantSuspended)
     } else {
         None

@@ -8,8 +8,9 @@ use std::sync::atomic::Ordering;
 use super::cache::KnownSecret;
 use crate::clock::Millis;
 use crate::domain::Core;
+use crate::domain::ids::TenantId;
 use crate::domain::partners::CredentialKind;
-use crate::domain::secrets::{SecretDigest, constant_time_eq};
+use crate::domain::secrets::{SecretDigest, constant_time_eq, sha256};
 use crate::domain::tenants::TenantStatus;
 use crate::domain::tokens::{self, SecretKind};
 use crate::store::StoreError;
@@ -61,25 +62,44 @@ pub enum SecretCheck {
     },
 }
 
+/// A presented secret with its SHA-256, computed once per request.
+pub struct Presented<'a> {
+    pub text: &'a str,
+    pub sha256: [u8; 32],
+}
+
+impl<'a> Presented<'a> {
+    pub fn new(text: &'a str) -> Self {
+        Self {
+            text,
+            sha256: sha256(text),
+        }
+    }
+
+    /// What this instance already knows the secret to be (no verdict: see [`check_secret`]).
+    pub fn cached(&self, core: &Core) -> Option<Arc<KnownSecret>> {
+        core.verified.secrets.get(&self.sha256)
+    }
+}
+
 /// Verifies an opaque secret. `from_ip` is recorded (at most once a minute) as the last use.
 pub async fn check_secret(
     core: &Core,
-    presented: &str,
+    presented: &Presented<'_>,
     from_ip: Option<&str>,
 ) -> Result<SecretCheck, StoreError> {
-    if !tokens::is_well_formed(presented, SecretKind::ApiToken)
-        && !tokens::is_well_formed(presented, SecretKind::ClientSecret)
+    if !tokens::is_well_formed(presented.text, SecretKind::ApiToken)
+        && !tokens::is_well_formed(presented.text, SecretKind::ClientSecret)
     {
         return Ok(inactive(Inactive::Malformed, None));
     }
-    let digest = SecretDigest::of(presented);
-    let known = match core.verified.secrets.get(digest.as_hex()) {
+    let known = match presented.cached(core) {
         Some(known) => known,
-        None => match load(core, &digest).await? {
+        None => match load(core, &SecretDigest::from_sha256(&presented.sha256)).await? {
             Loaded::Known(known) => {
                 core.verified
                     .secrets
-                    .insert(digest.as_hex().to_owned(), known.clone());
+                    .insert(presented.sha256, known.clone());
                 known
             }
             Loaded::Gone(reason, known) => return Ok(inactive(reason, Some(known))),
@@ -104,7 +124,7 @@ fn current_state(core: &Core, known: &KnownSecret, now: Millis) -> Option<Inacti
         Some(Inactive::Expired)
     } else if core.revocations.credential_revoked(&known.credential_id) {
         Some(Inactive::Revoked)
-    } else if core.revocations.tenant_suspended(&known.tenant_id) {
+    } else if core.revocations.tenant_suspended(known.tenant_id) {
         Some(Inactive::TenantSuspended)
     } else {
         None
@@ -127,7 +147,8 @@ async fn load(core: &Core, digest: &SecretDigest) -> Result<Loaded, StoreError> 
     let kind = CredentialKind::parse(&found.kind)
         .ok_or_else(|| StoreError::Corrupt(format!("credential kind {}", found.kind)))?;
     let known = Arc::new(KnownSecret {
-        tenant_id: found.tenant_id,
+        tenant_id: TenantId::parse(&found.tenant_id)
+            .ok_or_else(|| StoreError::Corrupt(format!("tenant id {}", found.tenant_id)))?,
         credential_id: found.credential_id,
         kind,
         client_id: found.client_id,

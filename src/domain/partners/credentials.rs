@@ -265,14 +265,16 @@ pub async fn verify(
     presented: &str,
     from_ip: Option<&str>,
 ) -> Result<Option<Verified>, StoreError> {
-    Ok(match oauth::check_secret(core, presented, from_ip).await? {
-        oauth::SecretCheck::Active(known) => Some(Verified {
-            tenant_id: known.tenant_id.clone(),
-            credential_id: known.credential_id.clone(),
-            scopes: known.scopes.clone(),
-        }),
-        oauth::SecretCheck::Inactive { .. } => None,
-    })
+    Ok(
+        match oauth::check_secret(core, &oauth::Presented::new(presented), from_ip).await? {
+            oauth::SecretCheck::Active(known) => Some(Verified {
+                tenant_id: known.tenant_id.to_string(),
+                credential_id: known.credential_id.clone(),
+                scopes: known.scopes.clone(),
+            }),
+            oauth::SecretCheck::Inactive { .. } => None,
+        },
+    )
 }
 
 /// Revokes a credential with a reason; revoking twice is fine and changes nothing.

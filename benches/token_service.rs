@@ -1,0 +1,274 @@
+//! The token service over HTTP, measured the way the issue asks: the server (`tokenbroker serve`,
+//! one HTTP worker) pinned to core 0, `wrk` pinned to core 1, all in one run:
+//!
+//! - `/healthz` — the HTTP ceiling C of this machine and build;
+//! - introspection of opaque API tokens (1,000 distinct, with `TB_BENCH_CREDENTIALS` = 1,000,000
+//!   stored), of one JWT (EdDSA), and the token endpoint;
+//! - each at full load, then at half that rate (wrk's `delay()`), for the p99 there.
+//!
+//! `cargo bench --bench token_service` (needs `wrk` and `taskset`; a temporary SQLite database, or
+//! `TB_BENCH_DATABASE_URL` pointing at an empty PostgreSQL database). Figures go in the issue note.
+
+#[path = "support/seed.rs"]
+mod seed;
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use tokenbroker::clock::{Clock, SystemClock};
+use tokenbroker::store::Store;
+
+const KEK: &str = "YmVuY2gta2VrLWZvci10b2tlbmJyb2tlci1iZW5jaCE=";
+const CONNECTIONS: usize = 32;
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let total: usize = std::env::var("TB_BENCH_CREDENTIALS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let seconds: u64 = std::env::var("TB_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = std::env::var("TB_BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| format!("sqlite://{}/bench.db?mode=rwc", dir.path().display()));
+    sqlx::any::install_default_drivers();
+    let store = Store::connect_lazy(&url.clone().into()).expect("store");
+    store.migrate().await.expect("migrations");
+    let pool = sqlx::AnyPool::connect(&url).await.expect("pool");
+    let now = SystemClock.now_ms();
+    seed::fixtures(&pool).await;
+    let sample = seed::api_tokens(&pool, total, (total / 1000).max(1), now).await;
+    let gateway = seed::client(&pool, "gateway", true, now).await;
+    let client = seed::client(&pool, "client", false, now).await;
+    pool.close().await;
+
+    let port = free_port();
+    let mut server = serve(&url, dir.path(), port);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_until_ready(&base).await;
+    let jwt = access_token(&base, &client).await;
+    let scripts = dir.path();
+    write_lua(scripts, "opaque", &sample, &gateway, None);
+    write_lua(scripts, "jwt", &[jwt], &gateway, None);
+    write_lua(
+        scripts,
+        "token",
+        &[],
+        &client,
+        Some("grant_type=client_credentials"),
+    );
+    write_lua(scripts, "healthz", &[], &gateway, None);
+
+    println!(
+        "backend: {}; {total} API tokens stored; server on core 0 (1 worker), wrk on core 1, {CONNECTIONS} connections, {seconds} s each",
+        if url.starts_with("sqlite") {
+            "sqlite"
+        } else {
+            "postgres"
+        }
+    );
+    println!(
+        "{:<28} {:>10} {:>9} {:>9} {:>9}",
+        "scenario", "req/s", "p50 ms", "p99 ms", "errors"
+    );
+    let runs = [
+        ("GET /healthz (ceiling C)", "healthz", "/healthz".to_owned()),
+        ("introspect opaque", "opaque", endpoint("introspect")),
+        ("introspect JWT (EdDSA)", "jwt", endpoint("introspect")),
+        ("token endpoint", "token", endpoint("token")),
+    ];
+    let mut ceiling = 0.0;
+    for (label, script, path) in runs {
+        let url = format!("{base}{path}");
+        let full = wrk(scripts, script, &url, seconds, None);
+        if script == "healthz" {
+            ceiling = full.rate;
+        }
+        full.print(label);
+        let half_rate = full.rate / 2.0;
+        let half = wrk(scripts, script, &url, seconds, Some(half_rate));
+        half.print(&format!("  at half load ({half_rate:.0}/s)"));
+        if script != "healthz" {
+            println!("{:<28} {:>10.2}", "  share of C", full.rate / ceiling);
+        }
+    }
+    server.kill().ok();
+    server.wait().ok();
+}
+
+fn endpoint(name: &str) -> String {
+    format!("/t/{}/oauth/{name}", seed::TENANT_SLUG)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn serve(url: &str, data_dir: &std::path::Path, port: u16) -> Child {
+    Command::new("taskset")
+        .args(["-c", "0", env!("CARGO_BIN_EXE_tokenbroker"), "serve"])
+        .env("TB_DATABASE_URL", url)
+        .env("TB_DATA_DIR", data_dir)
+        .env("TB_LISTEN", format!("127.0.0.1:{port}"))
+        .env("TB_WORKERS", "1")
+        .env("TB_LOG_LEVEL", "warn")
+        .env("TB_KEY_ENCRYPTION_KEY", KEK)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("tokenbroker serve (and taskset)")
+}
+
+async fn wait_until_ready(base: &str) {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        if let Ok(r) = reqwest::get(format!("{base}/readyz")).await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the server did not become ready");
+}
+
+fn basic((id, secret): &(String, String)) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+    )
+}
+
+async fn access_token(base: &str, client: &(String, String)) -> String {
+    let response: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/t/{}/oauth/token", seed::TENANT_SLUG))
+        .header("authorization", basic(client))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("token request")
+        .json()
+        .await
+        .expect("token json");
+    response["access_token"]
+        .as_str()
+        .expect("an access token")
+        .to_owned()
+}
+
+/// A wrk script: POSTs `token=<one of tokens>` (or `body`) with the client's Basic header; plain
+/// GET when there is neither. `delay()` paces each connection when `TB_RATE_DELAY_MS` is set.
+fn write_lua(
+    dir: &std::path::Path,
+    name: &str,
+    tokens: &[String],
+    client: &(String, String),
+    body: Option<&str>,
+) {
+    let mut lua = String::new();
+    let post = !tokens.is_empty() || body.is_some();
+    if post {
+        lua.push_str("wrk.method = \"POST\"\n");
+        lua.push_str("wrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"\n");
+        lua.push_str(&format!(
+            "wrk.headers[\"Authorization\"] = \"{}\"\n",
+            basic(client)
+        ));
+    }
+    if let Some(body) = body {
+        lua.push_str(&format!("wrk.body = \"{body}\"\n"));
+    }
+    if !tokens.is_empty() {
+        lua.push_str("local tokens = {\n");
+        for token in tokens {
+            lua.push_str(&format!("  \"{token}\",\n"));
+        }
+        lua.push_str("}\nlocal i = 0\nrequest = function()\n  i = i % #tokens + 1\n  return wrk.format(nil, nil, nil, \"token=\" .. tokens[i])\nend\n");
+    }
+    lua.push_str("local pause = tonumber(os.getenv(\"TB_RATE_DELAY_MS\") or \"0\")\nfunction delay() return pause end\n");
+    let mut file = std::fs::File::create(dir.join(format!("{name}.lua"))).expect("lua");
+    file.write_all(lua.as_bytes()).expect("lua write");
+}
+
+struct Run {
+    rate: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+}
+
+impl Run {
+    fn print(&self, label: &str) {
+        println!(
+            "{label:<28} {:>10.0} {:>9.2} {:>9.2} {:>9}",
+            self.rate, self.p50_ms, self.p99_ms, self.errors
+        );
+    }
+}
+
+/// Runs wrk on core 1; at `rate`, each connection pauses so the total stays near it.
+fn wrk(dir: &std::path::Path, script: &str, url: &str, seconds: u64, rate: Option<f64>) -> Run {
+    let delay_ms = rate.map_or(0.0, |r| CONNECTIONS as f64 * 1000.0 / r);
+    let output = Command::new("taskset")
+        .args([
+            "-c",
+            "1",
+            "wrk",
+            "-t1",
+            &format!("-c{CONNECTIONS}"),
+            &format!("-d{seconds}s"),
+            "--latency",
+            "-s",
+        ])
+        .arg(dir.join(format!("{script}.lua")))
+        .arg(url)
+        .env("TB_RATE_DELAY_MS", format!("{}", delay_ms.round() as u64))
+        .output()
+        .expect("wrk (apt-get install wrk)");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let number_after = |marker: &str| -> Option<String> {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(marker))
+            .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+    };
+    let millis = |raw: Option<String>| -> f64 {
+        let raw = raw.unwrap_or_default();
+        if let Some(us) = raw.strip_suffix("us") {
+            us.parse::<f64>().unwrap_or(0.0) / 1000.0
+        } else if let Some(ms) = raw.strip_suffix("ms") {
+            ms.parse().unwrap_or(0.0)
+        } else if let Some(s) = raw.strip_suffix('s') {
+            s.parse::<f64>().unwrap_or(0.0) * 1000.0
+        } else {
+            0.0
+        }
+    };
+    let errors = text
+        .lines()
+        .filter(|l| l.contains("Non-2xx") || l.contains("Socket errors"))
+        .flat_map(|l| {
+            l.split(|c: char| !c.is_ascii_digit())
+                .filter_map(|n| n.parse::<u64>().ok())
+        })
+        .sum();
+    Run {
+        rate: text
+            .lines()
+            .find(|l| l.starts_with("Requests/sec:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0.0),
+        p50_ms: millis(number_after("50%")),
+        p99_ms: millis(number_after("99%")),
+        errors,
+    }
+}
