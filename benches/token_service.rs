@@ -4,7 +4,7 @@
 //! - `/healthz` — the HTTP ceiling C of this machine and build;
 //! - introspection of opaque API tokens (1,000 distinct, with `TB_BENCH_CREDENTIALS` = 1,000,000
 //!   stored), of one JWT (EdDSA), and the token endpoint;
-//! - each at full load, then at half that rate (wrk's `delay()`), for the p99 there.
+//! - each at full load, then paced at half that rate (wrk's `delay()`, calibrated), for the p99.
 //!
 //! `cargo bench --bench token_service` (needs `wrk` and `taskset`; a temporary SQLite database, or
 //! `TB_BENCH_DATABASE_URL` pointing at an empty PostgreSQL database). Figures go in the issue note.
@@ -85,14 +85,14 @@ async fn main() {
     let mut ceiling = 0.0;
     for (label, script, path) in runs {
         let url = format!("{base}{path}");
-        let full = wrk(scripts, script, &url, seconds, None);
+        let full = wrk(scripts, script, &url, seconds, CONNECTIONS, 0);
         if script == "healthz" {
             ceiling = full.rate;
         }
         full.print(label);
         let half_rate = full.rate / 2.0;
-        let half = wrk(scripts, script, &url, seconds, Some(half_rate));
-        half.print(&format!("  at half load ({half_rate:.0}/s)"));
+        let half = paced(scripts, script, &url, seconds, half_rate);
+        half.print(&format!("  at half load (asked {half_rate:.0}/s)"));
         if script != "healthz" {
             println!("{:<28} {:>10.2}", "  share of C", full.rate / ceiling);
         }
@@ -215,23 +215,42 @@ impl Run {
     }
 }
 
-/// Runs wrk on core 1; at `rate`, each connection pauses so the total stays near it.
-fn wrk(dir: &std::path::Path, script: &str, url: &str, seconds: u64, rate: Option<f64>) -> Run {
-    let delay_ms = rate.map_or(0.0, |r| CONNECTIONS as f64 * 1000.0 / r);
+/// Paces wrk near `rate`: each connection waits between requests (whole milliseconds, wrk's unit),
+/// with enough connections for a few milliseconds per cycle, calibrated by one short run.
+fn paced(dir: &std::path::Path, script: &str, url: &str, seconds: u64, rate: f64) -> Run {
+    let connections = ((rate * 0.004).round() as usize).clamp(2, 256);
+    let cycle_ms = connections as f64 * 1000.0 / rate;
+    let first_delay = cycle_ms.round().max(1.0) as u64;
+    let probe = wrk(dir, script, url, 2, connections, first_delay);
+    // cycle = delay + time per request; take the request time from the probe and aim again.
+    let request_ms = (connections as f64 * 1000.0 / probe.rate.max(1.0)) - first_delay as f64;
+    let delay = (cycle_ms - request_ms.max(0.0)).round().max(1.0) as u64;
+    wrk(dir, script, url, seconds, connections, delay)
+}
+
+/// Runs wrk on core 1 (`delay_ms` between requests on each connection; 0 = flat out).
+fn wrk(
+    dir: &std::path::Path,
+    script: &str,
+    url: &str,
+    seconds: u64,
+    connections: usize,
+    delay_ms: u64,
+) -> Run {
     let output = Command::new("taskset")
         .args([
             "-c",
             "1",
             "wrk",
             "-t1",
-            &format!("-c{CONNECTIONS}"),
+            &format!("-c{connections}"),
             &format!("-d{seconds}s"),
             "--latency",
             "-s",
         ])
         .arg(dir.join(format!("{script}.lua")))
         .arg(url)
-        .env("TB_RATE_DELAY_MS", format!("{}", delay_ms.round() as u64))
+        .env("TB_RATE_DELAY_MS", delay_ms.to_string())
         .output()
         .expect("wrk (apt-get install wrk)");
     let text = String::from_utf8_lossy(&output.stdout);
