@@ -2,6 +2,8 @@
 //! scope: callers are machines authenticating on every request. Every answer is JSON, errors in
 //! the RFC 6749 §5.2 shape (see `OAuthError`'s `ResponseError` in `web::error`).
 
+use std::sync::Arc;
+
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
@@ -145,7 +147,7 @@ fn basic_credentials(header_value: &[u8]) -> Result<PresentedClient, OAuthError>
 }
 
 /// The tenant named in the URL; unknown slugs are a JSON 404.
-async fn served_tenant(core: &Core, slug: &str) -> Result<ServedTenant, OAuthError> {
+async fn served_tenant(core: &Core, slug: &str) -> Result<Arc<ServedTenant>, OAuthError> {
     if let Some(tenant) = core.verified.tenant(slug) {
         return Ok(tenant);
     }
@@ -155,11 +157,11 @@ async fn served_tenant(core: &Core, slug: &str) -> Result<ServedTenant, OAuthErr
         .await?
         .ok_or(OAuthError::UnknownTenant)?;
     // Suspension is not cached here: it is checked on every use against the revocation cache.
-    let served = ServedTenant {
+    let served = Arc::new(ServedTenant {
         id: tenant.id,
         slug: tenant.slug.as_str().to_owned(),
-    };
-    core.verified.remember_tenant(slug, &served);
+    });
+    core.verified.remember_tenant(slug, served.clone());
     Ok(served)
 }
 

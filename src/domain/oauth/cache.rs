@@ -69,13 +69,12 @@ impl VerifiedCache {
 }
 
 impl VerifiedCache {
-    pub fn tenant(&self, slug: &str) -> Option<ServedTenant> {
-        self.tenants.get(slug).map(|t| (*t).clone())
+    pub fn tenant(&self, slug: &str) -> Option<Arc<ServedTenant>> {
+        self.tenants.get(slug)
     }
 
-    pub fn remember_tenant(&self, slug: &str, tenant: &ServedTenant) {
-        self.tenants
-            .insert(slug.to_owned(), Arc::new(tenant.clone()));
+    pub fn remember_tenant(&self, slug: &str, tenant: Arc<ServedTenant>) {
+        self.tenants.insert(slug.to_owned(), tenant);
     }
 }
 

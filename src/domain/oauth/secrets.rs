@@ -2,8 +2,8 @@
 //! known-secret cache, or one indexed lookup → constant-time comparison → not expired, credential
 //! not revoked, tenant not suspended. Anything else is simply "inactive", telling the caller nothing.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 
 use super::cache::KnownSecret;
 use crate::clock::Millis;
@@ -66,6 +66,8 @@ pub enum SecretCheck {
 pub struct Presented<'a> {
     pub text: &'a str,
     pub sha256: [u8; 32],
+    /// The cache is asked once per request, however many checks look.
+    cached: OnceLock<Option<Arc<KnownSecret>>>,
 }
 
 impl<'a> Presented<'a> {
@@ -73,12 +75,15 @@ impl<'a> Presented<'a> {
         Self {
             text,
             sha256: sha256(text),
+            cached: OnceLock::new(),
         }
     }
 
     /// What this instance already knows the secret to be (no verdict: see [`check_secret`]).
     pub fn cached(&self, core: &Core) -> Option<Arc<KnownSecret>> {
-        core.verified.secrets.get(&self.sha256)
+        self.cached
+            .get_or_init(|| core.verified.secrets.get(&self.sha256))
+            .clone()
     }
 }
 
