@@ -25,14 +25,8 @@ const CONNECTIONS: usize = 32;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let total: usize = std::env::var("TB_BENCH_CREDENTIALS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1_000_000);
-    let seconds: u64 = std::env::var("TB_BENCH_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
+    let total: usize = seed::env_number("TB_BENCH_CREDENTIALS", 1_000_000);
+    let seconds: u64 = seed::env_number("TB_BENCH_SECONDS", 10);
     let dir = tempfile::tempdir().expect("temp dir");
     let url = std::env::var("TB_BENCH_DATABASE_URL")
         .unwrap_or_else(|_| format!("sqlite://{}/bench.db?mode=rwc", dir.path().display()));

@@ -27,10 +27,7 @@ use tokenbroker::store::Store;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let total: usize = std::env::var("TB_BENCH_CREDENTIALS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1_000_000);
+    let total: usize = seed::env_number("TB_BENCH_CREDENTIALS", 1_000_000);
     let dir = tempfile::tempdir().expect("temp dir");
     let url = std::env::var("TB_BENCH_DATABASE_URL")
         .unwrap_or_else(|_| format!("sqlite://{}/verify.db?mode=rwc", dir.path().display()));

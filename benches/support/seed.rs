@@ -9,6 +9,14 @@ use tokenbroker::domain::secrets::SecretDigest;
 use tokenbroker::domain::tokens::{self, SecretKind};
 
 const BATCH: usize = 400;
+
+/// A numeric setting of a benchmark from the environment.
+pub fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
 pub const TENANT_ID: &str = "00000000-0000-4000-8000-0000000000aa";
 pub const TENANT_SLUG: &str = "bench";
 pub const USER_ID: &str = "00000000-0000-4000-8000-000000000001";

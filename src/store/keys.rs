@@ -160,8 +160,9 @@ impl Store {
         Ok(rows.into_iter().map(|(t,)| t).collect())
     }
 
-    /// Creates a tenant's first keys (active and next). False if another request did it first.
-    pub async fn create_key_family(
+    /// Inserts keys: a tenant's first pair (active and next), or a next key where one is missing.
+    /// False if another instance did it first (the one-active / one-next indexes).
+    pub async fn insert_keys(
         &self,
         tenant: TenantId,
         keys: &[NewKey<'_>],
@@ -174,23 +175,6 @@ impl Store {
             if !lost_race(insert_key(&mut tx, tenant, key, now).await)? {
                 return Ok(false);
             }
-        }
-        finish(tx, (tenant, self.backend()), events, mails).await?;
-        Ok(true)
-    }
-
-    /// Publishes a new next key (when a tenant has none). False if another instance did it first.
-    pub async fn add_next_key(
-        &self,
-        tenant: TenantId,
-        key: &NewKey<'_>,
-        now: Millis,
-        events: &[Event],
-        mails: &[OutgoingMail],
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin().await?;
-        if !lost_race(insert_key(&mut tx, tenant, key, now).await)? {
-            return Ok(false);
         }
         finish(tx, (tenant, self.backend()), events, mails).await?;
         Ok(true)

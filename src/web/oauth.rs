@@ -17,8 +17,8 @@ use crate::domain::Core;
 use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
 use crate::domain::keys;
 use crate::domain::oauth::{
-    self, AuthMethod, ClientPurpose, ErrorCode, OAuthError, PresentedClient, ServedTenant,
-    loggable_client_id,
+    self, AuthMethod, AuthenticatedClient, ClientPurpose, ErrorCode, OAuthError, PresentedClient,
+    ServedTenant, loggable_client_id,
 };
 use crate::web::session::request_context;
 
@@ -252,6 +252,39 @@ async fn record_refusal(
     }
 }
 
+/// A request about one token (introspection, revocation): the tenant, the authenticated caller, the
+/// token, and where the request came from.
+struct TokenQuestion {
+    tenant: Arc<ServedTenant>,
+    caller: AuthenticatedClient,
+    token: SecretString,
+    context: RequestContext,
+}
+
+async fn token_question(
+    core: &Core,
+    req: &HttpRequest,
+    slug: &str,
+    body: &[u8],
+    purpose: ClientPurpose,
+) -> Result<TokenQuestion, OAuthError> {
+    let context = request_context(req);
+    let tenant = served_tenant(core, slug).await?;
+    let mut form = OAuthForm::parse(req, body)?;
+    let presented = presented_client(req.headers(), Some(&mut form))?;
+    let caller = oauth::authenticate_client(core, &tenant, presented, purpose, &context).await?;
+    let token = form
+        .take_secret("token")
+        .filter(|t| !t.expose_secret().is_empty())
+        .ok_or_else(|| invalid_request("token is required."))?;
+    Ok(TokenQuestion {
+        tenant,
+        caller,
+        token,
+        context,
+    })
+}
+
 /// `POST /t/{tenant}/oauth/introspect` — RFC 7662, for resource servers of the tenant.
 pub async fn introspect_post(
     core: web::Data<Core>,
@@ -259,24 +292,22 @@ pub async fn introspect_post(
     path: web::Path<TenantPath>,
     body: web::Bytes,
 ) -> Result<HttpResponse, OAuthError> {
-    let context = request_context(&req);
-    let tenant = served_tenant(&core, &path.tenant).await?;
-    let mut form = OAuthForm::parse(&req, &body)?;
-    let presented = presented_client(req.headers(), Some(&mut form))?;
-    let caller = oauth::authenticate_client(
+    let q = token_question(
         &core,
-        &tenant,
-        presented,
+        &req,
+        &path.tenant,
+        &body,
         ClientPurpose::ResourceServer,
-        &context,
     )
     .await?;
-    let token = form
-        .take_secret("token")
-        .filter(|t| !t.expose_secret().is_empty())
-        .ok_or_else(|| invalid_request("token is required."))?;
-    let answer =
-        oauth::introspect(&core, &tenant, &caller, token.expose_secret(), &context).await?;
+    let answer = oauth::introspect(
+        &core,
+        &q.tenant,
+        &q.caller,
+        q.token.expose_secret(),
+        &q.context,
+    )
+    .await?;
     Ok(no_store(HttpResponse::Ok()).json(answer))
 }
 
@@ -287,23 +318,15 @@ pub async fn revoke_post(
     path: web::Path<TenantPath>,
     body: web::Bytes,
 ) -> Result<HttpResponse, OAuthError> {
-    let context = request_context(&req);
-    let tenant = served_tenant(&core, &path.tenant).await?;
-    let mut form = OAuthForm::parse(&req, &body)?;
-    let presented = presented_client(req.headers(), Some(&mut form))?;
-    let caller = oauth::authenticate_client(
+    let q = token_question(&core, &req, &path.tenant, &body, ClientPurpose::OwnTokens).await?;
+    oauth::revoke_token(
         &core,
-        &tenant,
-        presented,
-        ClientPurpose::OwnTokens,
-        &context,
+        &q.tenant,
+        &q.caller,
+        q.token.expose_secret(),
+        &q.context,
     )
     .await?;
-    let token = form
-        .take_secret("token")
-        .filter(|t| !t.expose_secret().is_empty())
-        .ok_or_else(|| invalid_request("token is required."))?;
-    oauth::revoke_token(&core, &tenant, &caller, token.expose_secret(), &context).await?;
     Ok(no_store(HttpResponse::Ok()).finish())
 }
 

@@ -124,7 +124,7 @@ pub(super) async fn create_family(core: &Core, tenant: TenantId) -> Result<(), K
     )
     .await?;
     core.store
-        .create_key_family(
+        .insert_keys(
             tenant,
             &[
                 active.row(KeyState::Active, now),
@@ -322,9 +322,9 @@ async fn publish_next(core: &Core, tenant: TenantId, now: Millis) -> Result<(), 
     )
     .await?;
     core.store
-        .add_next_key(
+        .insert_keys(
             tenant,
-            &fresh.row(KeyState::Next, usable_from),
+            &[fresh.row(KeyState::Next, usable_from)],
             now,
             std::slice::from_ref(&event),
             &mails,
