@@ -61,6 +61,63 @@ pub enum EventType {
 }
 
 impl EventType {
+    pub const ALL: [EventType; 50] = [
+        Self::Login,
+        Self::Logout,
+        Self::SetupCompleted,
+        Self::AdminCreated,
+        Self::PasskeyEnrolled,
+        Self::PasskeyRemoved,
+        Self::PasskeyUsed,
+        Self::PasskeyCounterRegressed,
+        Self::SecondFactorFailed,
+        Self::RecoveryCodeUsed,
+        Self::RecoveryCodesRegenerated,
+        Self::PasswordChanged,
+        Self::SessionEnded,
+        Self::LoginThrottled,
+        Self::LoginLocked,
+        Self::LoginUnlocked,
+        Self::TenantCreated,
+        Self::TenantSuspended,
+        Self::TenantReactivated,
+        Self::TenantLogoChanged,
+        Self::InvitationSent,
+        Self::InvitationAccepted,
+        Self::InvitationRevoked,
+        Self::RoleGranted,
+        Self::RoleRevoked,
+        Self::UserDeactivated,
+        Self::UserReactivated,
+        Self::RequestSubmitted,
+        Self::RequestConfirmed,
+        Self::RequestApproved,
+        Self::RequestDenied,
+        Self::RequestWithdrawn,
+        Self::GrantCreated,
+        Self::CredentialMinted,
+        Self::CredentialRetrieved,
+        Self::CredentialRevoked,
+        Self::CredentialExpired,
+        Self::KeyPublished,
+        Self::KeyActivated,
+        Self::KeyRetiring,
+        Self::KeyRetired,
+        Self::KeyEmergencyRequested,
+        Self::KeyEmergencyApproved,
+        Self::KeyEmergencyCancelled,
+        Self::TokenIssued,
+        Self::TokenRefused,
+        Self::TokenRevoked,
+        Self::ClientAuthFailed,
+        Self::RevokedTokenPresented,
+        Self::UnknownKeyPresented,
+    ];
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == raw)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Login => "login",
@@ -124,6 +181,14 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "success" => Some(Self::Success),
+            "failure" => Some(Self::Failure),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Success => "success",
@@ -251,6 +316,7 @@ pub struct EventRecord {
     pub event_type: String,
     pub outcome: String,
     pub ip: Option<String>,
+    pub country: Option<String>,
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
     pub details: String,

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod email;
+pub mod event_log;
 pub mod events;
 pub mod ids;
 pub mod keys;

@@ -37,6 +37,8 @@ pub enum Permission {
     RotateKeys,
     /// Request or approve dropping a key at once (always two different people).
     ReplaceKeysInEmergency,
+    /// Read the event log (held globally: every tenant's; in a tenant: that tenant's).
+    ViewEvents,
 }
 
 /// The one role → permission table.
@@ -55,6 +57,7 @@ fn grants(role: Role, permission: Permission) -> bool {
                 | RevokeCredentials
                 | ViewKeys
                 | RotateKeys
+                | ViewEvents
         ),
         Role::Support => matches!(
             permission,
@@ -64,6 +67,7 @@ fn grants(role: Role, permission: Permission) -> bool {
                 | ViewCredentials
                 | MintCredentials
                 | RevokeCredentials
+                | ViewEvents
         ),
         Role::TenantAdmin => matches!(
             permission,
@@ -75,6 +79,7 @@ fn grants(role: Role, permission: Permission) -> bool {
                 | RevokeCredentials
                 | ViewKeys
                 | RotateKeys
+                | ViewEvents
         ),
     }
 }

@@ -2,7 +2,8 @@
 
 use sqlx::{Any, Executor, FromRow};
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, escape_like};
+use crate::domain::event_log::{Cursor, EventFilter, IpFilter};
 use crate::domain::events::{Event, EventRecord};
 use crate::domain::ids::UserId;
 
@@ -17,6 +18,7 @@ struct EventRow {
     event_type: String,
     outcome: String,
     ip: Option<String>,
+    country: Option<String>,
     user_agent: Option<String>,
     request_id: Option<String>,
     details: String,
@@ -34,6 +36,7 @@ impl From<EventRow> for EventRecord {
             event_type: row.event_type,
             outcome: row.outcome,
             ip: row.ip,
+            country: row.country,
             user_agent: row.user_agent,
             request_id: row.request_id,
             details: row.details,
@@ -42,7 +45,7 @@ impl From<EventRow> for EventRecord {
 }
 
 const EVENT_COLUMNS: &str = "id, occurred_at, tenant_id, actor_kind, actor_id, subject, event_type, \
-                             outcome, ip, user_agent, request_id, details";
+                             outcome, ip, country, user_agent, request_id, details";
 
 impl Store {
     pub async fn append_event(&self, event: &Event) -> Result<(), StoreError> {
@@ -78,6 +81,127 @@ impl Store {
             .await?;
         Ok(rows.into_iter().map(EventRecord::from).collect())
     }
+}
+
+/// A filtered page of the log (see [`Store::search_events`]).
+pub struct EventPage {
+    pub rows: Vec<EventRecord>,
+    /// More rows exist beyond the page in the direction read.
+    pub more: bool,
+}
+
+impl Store {
+    /// One page of events matching `filter`, newest first, strictly older (or newer) than the
+    /// cursor. The WHERE clause is assembled from fixed fragments; every value is bound.
+    pub async fn search_events(
+        &self,
+        filter: &EventFilter,
+        cursor: Option<&Cursor>,
+        limit: i64,
+    ) -> Result<EventPage, StoreError> {
+        let mut w = Conditions::default();
+        if let Some(from) = filter.from {
+            let p = w.bind(Bind::Int(from));
+            w.clauses.push(format!("occurred_at >= {p}"));
+        }
+        if let Some(to) = filter.to {
+            let p = w.bind(Bind::Int(to));
+            w.clauses.push(format!("occurred_at < {p}"));
+        }
+        w.equals("tenant_id", filter.tenant.map(|t| t.to_string()));
+        w.equals(
+            "actor_kind",
+            filter.actor_kind.map(|k| k.as_str().to_owned()),
+        );
+        w.equals("actor_id", filter.actor_id.clone());
+        w.equals(
+            "event_type",
+            filter.event_type.map(|k| k.as_str().to_owned()),
+        );
+        w.equals("outcome", filter.outcome.map(|o| o.as_str().to_owned()));
+        w.equals("country", filter.country.clone());
+        match &filter.ip {
+            Some(IpFilter::Exact(ip)) => w.equals("ip", Some(ip.clone())),
+            Some(IpFilter::Prefix(prefix)) => {
+                let p = w.bind(Bind::Text(format!("{}%", escape_like(prefix))));
+                w.clauses.push(format!("ip LIKE {p} ESCAPE '\\'"));
+            }
+            None => {}
+        }
+        if let Some(text) = &filter.text {
+            let exact = w.bind(Bind::Text(text.clone()));
+            let inside = w.bind(Bind::Text(format!("%{}%", escape_like(text))));
+            w.clauses.push(format!(
+                "(subject = {exact} OR actor_id = {exact} OR details LIKE {inside} ESCAPE '\\')"
+            ));
+        }
+        let newer = matches!(cursor, Some(Cursor::After(..)));
+        if let Some(Cursor::Before(at, id) | Cursor::After(at, id)) = cursor {
+            let op = if newer { ">" } else { "<" };
+            let t = w.bind(Bind::Int(*at));
+            let i = w.bind(Bind::Text(id.clone()));
+            w.clauses.push(format!(
+                "(occurred_at {op} {t} OR (occurred_at = {t} AND id {op} {i}))"
+            ));
+        }
+        let limit_at = w.bind(Bind::Int(limit + 1));
+        let order = if newer { "ASC" } else { "DESC" };
+        let where_clause = if w.clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", w.clauses.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM auth_events {where_clause} \
+             ORDER BY occurred_at {order}, id {order} LIMIT {limit_at}"
+        );
+        let mut query = sqlx::query_as::<_, EventRow>(sqlx::AssertSqlSafe(sql));
+        for value in w.binds {
+            query = match value {
+                Bind::Int(n) => query.bind(n),
+                Bind::Text(t) => query.bind(t),
+            };
+        }
+        let mut rows: Vec<EventRecord> = query
+            .fetch_all(self.pool())
+            .await?
+            .into_iter()
+            .map(EventRecord::from)
+            .collect();
+        let more = rows.len() as i64 > limit;
+        rows.truncate(usize::try_from(limit).unwrap_or(0));
+        if newer {
+            rows.reverse();
+        }
+        Ok(EventPage { rows, more })
+    }
+}
+
+/// A WHERE clause under construction: fixed fragments, numbered placeholders, bound values.
+#[derive(Default)]
+struct Conditions {
+    clauses: Vec<String>,
+    binds: Vec<Bind>,
+}
+
+impl Conditions {
+    fn bind(&mut self, value: Bind) -> String {
+        self.binds.push(value);
+        format!("${}", self.binds.len())
+    }
+
+    /// `column = $n` when a value is given. `column` is always a literal from this file.
+    fn equals(&mut self, column: &'static str, value: Option<String>) {
+        if let Some(value) = value {
+            let p = self.bind(Bind::Text(value));
+            self.clauses.push(format!("{column} = {p}"));
+        }
+    }
+}
+
+enum Bind {
+    Int(i64),
+    Text(String),
 }
 
 /// Appends on any executor; use cases pass their transaction so an action and its event commit

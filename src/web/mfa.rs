@@ -69,6 +69,7 @@ fn nav_for(signed_in: &SignedIn) -> Option<Nav> {
         csrf_token: signed_in.csrf_token.clone(),
         full_access: signed_in.level == AuthLevel::Passkey,
         staff_admin: false,
+        event_log: false,
         tenant_admin: false,
         band: None,
     })

@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod csrf;
 pub mod dashboard;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod invitations;
 pub mod keys;
@@ -44,6 +45,8 @@ pub struct Nav {
     pub full_access: bool,
     /// May see the staff list.
     pub staff_admin: bool,
+    /// May read the whole installation's event log.
+    pub event_log: bool,
     /// May manage tenants.
     pub tenant_admin: bool,
     /// Inside a tenant: its colour band.
@@ -68,6 +71,7 @@ impl Nav {
             csrf_token,
             full_access: true,
             staff_admin: may(user, Permission::ViewStaff, None),
+            event_log: may(user, Permission::ViewEvents, None),
             tenant_admin: may(user, Permission::ManageTenants, None),
             band: None,
         }

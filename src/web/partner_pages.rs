@@ -31,6 +31,7 @@ fn public_nav(tenant: &Tenant, csrf_token: &str) -> Option<Nav> {
         csrf_token: csrf_token.to_owned(),
         full_access: false,
         staff_admin: false,
+        event_log: false,
         tenant_admin: false,
         band: Some(band(tenant)),
     })

@@ -10,7 +10,7 @@ use actix_web::{FromRequest, Handler, Responder};
 use crate::domain::rbac::Permission::*;
 use crate::web::authz::Access::{self, *};
 use crate::web::{
-    account, assets, auth, credentials, dashboard, health, invitations, keys, mfa, oauth,
+    account, assets, auth, credentials, dashboard, events, health, invitations, keys, mfa, oauth,
     partner_pages, requests, sessions, setup, staff, step_up, tenants,
 };
 
@@ -320,6 +320,24 @@ pub fn console(router: &mut Router<'_>) {
             "/t/{tenant}/keys/emergency/{id}/cancel",
             InTenant(ReplaceKeysInEmergency),
             keys::emergency_cancel_post,
+        );
+    // The event log.
+    router
+        .get("/admin/events", Global(ViewEvents), events::global_get)
+        .get(
+            "/admin/events/export",
+            Global(ViewEvents),
+            events::global_export,
+        )
+        .get(
+            "/t/{tenant}/events",
+            InTenant(ViewEvents),
+            events::tenant_get,
+        )
+        .get(
+            "/t/{tenant}/events/export",
+            InTenant(ViewEvents),
+            events::tenant_export,
         );
     // Staff administration.
     router

@@ -194,6 +194,7 @@ pub struct HomePage {
     can_view_credentials: bool,
     can_manage_scopes: bool,
     can_view_keys: bool,
+    can_view_events: bool,
 }
 
 pub async fn home_get(page: TenantPage) -> Result<HttpResponse, WebError> {
@@ -211,6 +212,7 @@ pub async fn home_get(page: TenantPage) -> Result<HttpResponse, WebError> {
         can_view_credentials: may(Permission::ViewCredentials),
         can_manage_scopes: may(Permission::ManageScopes),
         can_view_keys: may(Permission::ViewKeys),
+        can_view_events: may(Permission::ViewEvents),
     };
     render(&view, StatusCode::OK)
 }

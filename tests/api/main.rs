@@ -12,6 +12,7 @@ mod browser;
 mod cli;
 mod credentials;
 mod csrf;
+mod event_log;
 mod events;
 mod headers;
 mod health;
