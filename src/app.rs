@@ -20,7 +20,7 @@ use crate::config::Settings;
 use crate::domain::password::PasswordService;
 use crate::domain::sessions::SessionPolicy;
 use crate::domain::setup;
-use crate::domain::{Core, TokenServiceSettings, keys, replication};
+use crate::domain::{Core, TokenServiceSettings, audit, keys, replication};
 use crate::mail::Mailer;
 use crate::store::{Store, StoreError};
 use crate::web::error::{WebError, error_pages};
@@ -32,6 +32,7 @@ use crate::web::{csrf, middleware};
 pub const FORM_LIMIT_BYTES: usize = 64 * 1024;
 const SWEEP_INTERVAL: Duration = Duration::from_secs(300);
 const MIGRATION_RETRY: Duration = Duration::from_secs(2);
+const SEAL_INTERVAL: Duration = Duration::from_secs(5);
 
 pub struct Application {
     server: Server,
@@ -92,6 +93,7 @@ impl Application {
             Err(other) => return Err(other).context("applying database migrations"),
         };
         tokio::spawn(sweep_periodically(core.clone()));
+        tokio::spawn(seal_events_periodically(core.clone()));
         tokio::spawn(schedule_keys_periodically(
             core.clone(),
             settings.key_schedule_interval,
@@ -276,6 +278,19 @@ fn token_service(settings: &Settings) -> anyhow::Result<TokenServiceSettings> {
         kek: Some(kek),
         policy: settings.key_policy,
     })
+}
+
+/// Seals settled events into the hash chain; every instance runs it, each event is sealed once.
+async fn seal_events_periodically(core: Core) {
+    let mut ticker = tokio::time::interval(SEAL_INTERVAL);
+    loop {
+        ticker.tick().await;
+        if core.store.is_migrated() {
+            if let Err(e) = audit::seal_pending(&core).await {
+                tracing::warn!(error = %e, "sealing events failed; will retry");
+            }
+        }
+    }
 }
 
 /// Scheduled rotation and retirement; every instance runs it, the store lets exactly one win.

@@ -11,11 +11,11 @@ use secrecy::SecretString;
 use crate::app::{Application, announce_setup_link};
 use crate::clock::SystemClock;
 use crate::config::Settings;
-use crate::domain::Core;
 use crate::domain::email::Email;
 use crate::domain::password::{Password, PasswordService};
 use crate::domain::setup::{self, SetupError};
 use crate::domain::users::{DisplayName, NewStaff};
+use crate::domain::{Core, audit};
 use crate::store::Store;
 use crate::telemetry;
 
@@ -48,6 +48,17 @@ pub enum Command {
         #[arg(long)]
         name: Option<String>,
     },
+    /// The event log's tamper evidence.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AuditAction {
+    /// Seal what is due, then walk the hash chain: prints OK, or the first broken link and exits 1.
+    Verify,
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -64,6 +75,46 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::CreateAdmin { email, name } => {
             create_admin(settings, &email, name.as_deref()).await
+        }
+        Command::Audit {
+            action: AuditAction::Verify,
+        } => audit_verify(settings).await,
+    }
+}
+
+async fn audit_verify(settings: Settings) -> anyhow::Result<()> {
+    ensure_data_dir(&settings)?;
+    let store = Store::connect_lazy(&settings.database_url)?;
+    store.migrate().await.context("applying migrations")?;
+    let core = Core::new(
+        store,
+        PasswordService::new(1, 1)?,
+        Arc::new(SystemClock),
+        &settings.public_url,
+        crate::domain::TokenServiceSettings::default(),
+    )?;
+    let sealed = audit::seal_pending(&core).await?;
+    let waiting = core
+        .store
+        .unsealed_events(&core.store.chain_head().await?)
+        .await?;
+    match audit::verify(&core, "cli").await? {
+        audit::Verdict::Intact { checked } => {
+            println!(
+                "OK: the event chain is intact ({checked} events checked; {sealed} sealed just now; {waiting} too recent to seal yet)."
+            );
+            Ok(())
+        }
+        audit::Verdict::Broken {
+            checked,
+            position,
+            event_id,
+            problem,
+        } => {
+            eprintln!(
+                "BROKEN at link {position} (event {event_id}): {problem}. {checked} links before it are intact."
+            );
+            std::process::exit(1);
         }
     }
 }

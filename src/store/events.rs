@@ -8,7 +8,7 @@ use crate::domain::events::{Event, EventRecord};
 use crate::domain::ids::UserId;
 
 #[derive(FromRow)]
-struct EventRow {
+pub(crate) struct EventRow {
     id: String,
     occurred_at: i64,
     tenant_id: Option<String>,
@@ -46,6 +46,9 @@ impl From<EventRow> for EventRecord {
 
 const EVENT_COLUMNS: &str = "id, occurred_at, tenant_id, actor_kind, actor_id, subject, event_type, \
                              outcome, ip, country, user_agent, request_id, details";
+/// The same columns of `auth_events e`, for queries that join.
+pub(crate) const EVENT_COLUMNS_QUALIFIED: &str = "e.id, e.occurred_at, e.tenant_id, e.actor_kind, e.actor_id, \
+     e.subject, e.event_type, e.outcome, e.ip, e.country, e.user_agent, e.request_id, e.details";
 
 impl Store {
     pub async fn append_event(&self, event: &Event) -> Result<(), StoreError> {

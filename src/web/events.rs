@@ -12,11 +12,11 @@ use futures_util::stream;
 use serde::Deserialize;
 
 use crate::clock::format_utc;
-use crate::domain::Core;
 use crate::domain::event_log::{ActorKind, Cursor, EventFilter, FilterError, PAGE_SIZE, RawFilter};
 use crate::domain::events::{EventRecord, EventType};
 use crate::domain::ids::TenantId;
 use crate::domain::rbac::Permission;
+use crate::domain::{Core, audit};
 use crate::web::authz::{TenantPage, require};
 use crate::web::error::WebError;
 use crate::web::session::CurrentUser;
@@ -65,6 +65,42 @@ pub struct LogPage {
     export_query: String,
     types: Vec<&'static str>,
     actors: Vec<&'static str>,
+    /// The global page shows the state of the tamper evidence.
+    chain: Option<ChainStatus>,
+    csrf_token: String,
+}
+
+pub struct ChainStatus {
+    sealed: i64,
+    waiting: i64,
+    last_check: Option<String>,
+    intact: Option<bool>,
+    outcome: String,
+}
+
+async fn chain_status(core: &Core) -> Result<ChainStatus, WebError> {
+    let head = core.store.chain_head().await?;
+    let waiting = core.store.unsealed_events(&head).await?;
+    let last = core.store.latest_verification().await?;
+    let outcome = match &last {
+        None => "never verified".to_owned(),
+        Some(v) if v.ok == 1 => {
+            format!("intact ({} events checked, run by {})", v.checked, v.run_by)
+        }
+        Some(v) => format!(
+            "BROKEN at link {} (event {}): {}",
+            v.broken_position.unwrap_or_default(),
+            v.broken_event.as_deref().unwrap_or("?"),
+            v.problem.as_deref().unwrap_or("?")
+        ),
+    };
+    Ok(ChainStatus {
+        sealed: head.position - head.anchor_position,
+        waiting,
+        last_check: last.as_ref().map(|v| format_utc_seconds(v.finished_at)),
+        intact: last.map(|v| v.ok == 1),
+        outcome,
+    })
 }
 
 fn query_string(filter: &RawFilter) -> String {
@@ -173,7 +209,14 @@ async fn log_page(
     query: LogQuery,
 ) -> Result<HttpResponse, WebError> {
     let global = forced.is_none();
+    let csrf_token = nav.csrf_token.clone();
     let mut view = LogPage {
+        chain: if global {
+            Some(chain_status(core).await?)
+        } else {
+            None
+        },
+        csrf_token,
         nav: Some(nav),
         title,
         export_query: link("", &query.filter, "")
@@ -268,6 +311,23 @@ pub async fn tenant_get(
         query.into_inner(),
     )
     .await
+}
+
+/// Starts a verification of the whole chain in the background (it may take minutes on a large
+/// log); the page shows the result when it is done.
+pub async fn verify_post(
+    core: web::Data<Core>,
+    current: CurrentUser,
+) -> Result<HttpResponse, WebError> {
+    require(&current, Permission::ViewEvents)?;
+    let core = core.into_inner();
+    let run_by = current.user.email.clone();
+    tokio::spawn(async move {
+        if let Err(e) = audit::verify(&core, &run_by).await {
+            tracing::error!(error = %e, "event chain verification failed to run");
+        }
+    });
+    Ok(crate::web::see_other("/admin/events?verifying=1"))
 }
 
 pub async fn global_export(

@@ -329,6 +329,11 @@ pub fn console(router: &mut Router<'_>) {
             Global(ViewEvents),
             events::global_export,
         )
+        .post(
+            "/admin/events/verify",
+            Global(ViewEvents),
+            events::verify_post,
+        )
         .get(
             "/t/{tenant}/events",
             InTenant(ViewEvents),

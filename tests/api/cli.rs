@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use crate::helpers::*;
 use crate::on_both_backends;
 
-fn tokenbroker(database_url: &str, data_dir: &std::path::Path) -> Command {
+pub(crate) fn tokenbroker(database_url: &str, data_dir: &std::path::Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tokenbroker"));
     command
         .env_clear()

@@ -10,15 +10,15 @@ use crate::helpers::*;
 use crate::on_both_backends;
 use crate::staff_kit::*;
 
-struct Log {
-    app: TestApp,
+pub(crate) struct Log {
+    pub(crate) app: TestApp,
     acme: TenantId,
     globex: TenantId,
 }
 
 /// 120 events, newest last: even ones in acme from 10.1.x.x (failed logins), odd ones in globex
 /// from 192.0.2.x (successful logins), one second apart.
-async fn log(backend: Backend) -> Log {
+pub(crate) async fn log(backend: Backend) -> Log {
     let app = spawn_app(backend).await;
     app.create_admin().await;
     create_tenant(&app, "Acme", "acme", "#123456", None).await;
