@@ -20,7 +20,7 @@ use crate::config::Settings;
 use crate::domain::password::PasswordService;
 use crate::domain::sessions::SessionPolicy;
 use crate::domain::setup;
-use crate::domain::{Core, TokenServiceSettings, audit, keys, replication};
+use crate::domain::{Core, TokenServiceSettings, alerts, audit, keys, replication};
 use crate::mail::Mailer;
 use crate::store::{Store, StoreError};
 use crate::web::error::{WebError, error_pages};
@@ -33,6 +33,7 @@ pub const FORM_LIMIT_BYTES: usize = 64 * 1024;
 const SWEEP_INTERVAL: Duration = Duration::from_secs(300);
 const MIGRATION_RETRY: Duration = Duration::from_secs(2);
 const SEAL_INTERVAL: Duration = Duration::from_secs(5);
+const DETECT_INTERVAL: Duration = Duration::from_secs(2);
 
 pub struct Application {
     server: Server,
@@ -94,6 +95,7 @@ impl Application {
         };
         tokio::spawn(sweep_periodically(core.clone()));
         tokio::spawn(seal_events_periodically(core.clone()));
+        tokio::spawn(detect_periodically(core.clone()));
         tokio::spawn(schedule_keys_periodically(
             core.clone(),
             settings.key_schedule_interval,
@@ -288,6 +290,21 @@ async fn seal_events_periodically(core: Core) {
         if core.store.is_migrated() {
             if let Err(e) = audit::seal_pending(&core).await {
                 tracing::warn!(error = %e, "sealing events failed; will retry");
+            }
+        }
+    }
+}
+
+/// Runs the suspicious-activity detectors over new events; every instance runs them, each event is
+/// examined once.
+async fn detect_periodically(core: Core) {
+    let policy = alerts::DetectorPolicy::default();
+    let mut ticker = tokio::time::interval(DETECT_INTERVAL);
+    loop {
+        ticker.tick().await;
+        if core.store.is_migrated() {
+            if let Err(e) = alerts::run_detectors(&core, &policy).await {
+                tracing::warn!(error = %e, "detectors failed; will retry");
             }
         }
     }

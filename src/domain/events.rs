@@ -58,10 +58,11 @@ pub enum EventType {
     ClientAuthFailed,
     RevokedTokenPresented,
     UnknownKeyPresented,
+    AlertUpdated,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 50] = [
+    pub const ALL: [EventType; 51] = [
         Self::Login,
         Self::Logout,
         Self::SetupCompleted,
@@ -112,6 +113,7 @@ impl EventType {
         Self::ClientAuthFailed,
         Self::RevokedTokenPresented,
         Self::UnknownKeyPresented,
+        Self::AlertUpdated,
     ];
 
     pub fn parse(raw: &str) -> Option<Self> {
@@ -170,6 +172,7 @@ impl EventType {
             Self::ClientAuthFailed => "client_auth_failed",
             Self::RevokedTokenPresented => "revoked_token_presented",
             Self::UnknownKeyPresented => "unknown_key_presented",
+            Self::AlertUpdated => "alert_updated",
         }
     }
 }

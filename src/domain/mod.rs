@@ -1,5 +1,6 @@
 //! The rules, with no HTTP in sight. Handlers call these; these call the store.
 
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod email;

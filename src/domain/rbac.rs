@@ -39,6 +39,10 @@ pub enum Permission {
     ReplaceKeysInEmergency,
     /// Read the event log (held globally: every tenant's; in a tenant: that tenant's).
     ViewEvents,
+    /// See suspicious-activity alerts (globally: all; in a tenant: that tenant's).
+    ViewAlerts,
+    /// Acknowledge, resolve, assign and annotate alerts.
+    ManageAlerts,
 }
 
 /// The one role → permission table.
@@ -58,6 +62,8 @@ fn grants(role: Role, permission: Permission) -> bool {
                 | ViewKeys
                 | RotateKeys
                 | ViewEvents
+                | ViewAlerts
+                | ManageAlerts
         ),
         Role::Support => matches!(
             permission,
@@ -80,6 +86,7 @@ fn grants(role: Role, permission: Permission) -> bool {
                 | ViewKeys
                 | RotateKeys
                 | ViewEvents
+                | ViewAlerts
         ),
     }
 }

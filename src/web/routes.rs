@@ -10,8 +10,8 @@ use actix_web::{FromRequest, Handler, Responder};
 use crate::domain::rbac::Permission::*;
 use crate::web::authz::Access::{self, *};
 use crate::web::{
-    account, assets, auth, credentials, dashboard, events, health, invitations, keys, mfa, oauth,
-    partner_pages, requests, sessions, setup, staff, step_up, tenants,
+    account, alerts, assets, auth, credentials, dashboard, events, health, invitations, keys, mfa,
+    oauth, partner_pages, requests, sessions, setup, staff, step_up, tenants,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -320,6 +320,20 @@ pub fn console(router: &mut Router<'_>) {
             "/t/{tenant}/keys/emergency/{id}/cancel",
             InTenant(ReplaceKeysInEmergency),
             keys::emergency_cancel_post,
+        );
+    // Alerts.
+    router
+        .get("/admin/alerts", Global(ViewAlerts), alerts::queue_get)
+        .get("/admin/alerts/{id}", Global(ViewAlerts), alerts::alert_get)
+        .post(
+            "/admin/alerts/{id}",
+            Global(ManageAlerts),
+            alerts::work_post,
+        )
+        .get(
+            "/t/{tenant}/alerts",
+            InTenant(ViewAlerts),
+            alerts::tenant_queue_get,
         );
     // The event log.
     router

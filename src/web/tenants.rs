@@ -195,6 +195,7 @@ pub struct HomePage {
     can_manage_scopes: bool,
     can_view_keys: bool,
     can_view_events: bool,
+    can_view_alerts: bool,
 }
 
 pub async fn home_get(page: TenantPage) -> Result<HttpResponse, WebError> {
@@ -213,6 +214,7 @@ pub async fn home_get(page: TenantPage) -> Result<HttpResponse, WebError> {
         can_manage_scopes: may(Permission::ManageScopes),
         can_view_keys: may(Permission::ViewKeys),
         can_view_events: may(Permission::ViewEvents),
+        can_view_alerts: may(Permission::ViewAlerts),
     };
     render(&view, StatusCode::OK)
 }

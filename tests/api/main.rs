@@ -6,6 +6,7 @@ mod helpers;
 mod oauth_kit;
 mod staff_kit;
 
+mod alerts;
 mod audit;
 mod authorization;
 mod bad_input;

@@ -1,0 +1,268 @@
+//! The detectors. A pass reads the events after the detector cursor (a moment after they occur, so
+//! concurrent transactions have committed), asks each detector about each event, and records the
+//! alerts together with the cursor's move — only if the cursor is still where the pass read it, so
+//! several instances never examine an event twice. Alerts are deduplicated per detector, subject and
+//! window; every alert says in words why it fired.
+
+use std::time::Duration;
+
+use super::{DetectorPolicy, Severity};
+use crate::clock::duration_ms;
+use crate::domain::Core;
+use crate::domain::events::{EventRecord, EventType};
+use crate::domain::ids::time_ordered_id;
+use crate::mail;
+use crate::store::StoreError;
+use crate::store::alerts::NewAlert;
+
+/// Events are examined once they are this old.
+pub const DETECT_DELAY: Duration = Duration::from_secs(2);
+const BATCH: i64 = 500;
+
+/// Runs passes until the detectors have caught up. Returns how many alert findings were recorded.
+pub async fn run_detectors(core: &Core, policy: &DetectorPolicy) -> Result<u64, StoreError> {
+    let mut found = 0;
+    loop {
+        let now = core.clock.now_ms();
+        let (at, id) = core.store.detector_cursor().await?;
+        let events = core
+            .store
+            .events_after((at, &id), now - duration_ms(DETECT_DELAY), BATCH)
+            .await?;
+        let Some(last) = events.last() else {
+            return Ok(found);
+        };
+        let mut alerts = Vec::new();
+        for event in &events {
+            alerts.extend(examine(core, policy, event).await?);
+        }
+        let security = if alerts.iter().any(|a| a.severity == Severity::High.as_str()) {
+            core.store.security_staff_emails().await?
+        } else {
+            Vec::new()
+        };
+        let mails_for_new = |alert: &NewAlert| {
+            if alert.severity != Severity::High.as_str() {
+                return Vec::new();
+            }
+            let Ok(rendered) = mail::notice(
+                "High-severity alert",
+                "",
+                &[
+                    alert.reason.clone(),
+                    "Open the alerts queue in the console to acknowledge it.".into(),
+                ],
+                None,
+            ) else {
+                return Vec::new();
+            };
+            security
+                .iter()
+                .map(|to| mail::queued(to, rendered.clone(), now))
+                .collect()
+        };
+        if core
+            .store
+            .record_detections(
+                (at, &id),
+                (last.occurred_at, &last.id),
+                &alerts,
+                mails_for_new,
+                now,
+            )
+            .await?
+        {
+            found += alerts.len() as u64;
+        }
+        if (events.len() as i64) < BATCH {
+            return Ok(found);
+        }
+    }
+}
+
+fn alert(
+    event: &EventRecord,
+    detector: &'static str,
+    severity: Severity,
+    subject: Option<&str>,
+    dedup_key: String,
+    reason: String,
+) -> NewAlert {
+    NewAlert {
+        id: time_ordered_id(),
+        tenant_id: event.tenant_id.clone(),
+        detector,
+        severity: severity.as_str(),
+        reason,
+        subject: subject.map(str::to_owned),
+        dedup_key,
+        evidence: vec![event.id.clone()],
+    }
+}
+
+fn detail(event: &EventRecord, key: &str) -> Option<String> {
+    serde_json::from_str::<serde_json::Value>(&event.details)
+        .ok()?
+        .get(key)?
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// What the detectors make of one event.
+async fn examine(
+    core: &Core,
+    policy: &DetectorPolicy,
+    event: &EventRecord,
+) -> Result<Vec<NewAlert>, StoreError> {
+    let window = duration_ms(policy.window);
+    let bucket = event.occurred_at / window.max(1);
+    let failed = event.outcome == "failure";
+    let subject = event.subject.as_deref();
+    let mut alerts = Vec::new();
+    match EventType::parse(&event.event_type) {
+        Some(EventType::RecoveryCodeUsed) if !failed => alerts.push(alert(
+            event,
+            "recovery_code_used",
+            Severity::High,
+            subject,
+            format!("recovery:{}", event.id),
+            format!(
+                "A recovery code was used to sign in to account {}: its owner may have lost their passkey — or someone else holds the codes.",
+                subject.unwrap_or("?")
+            ),
+        )),
+        Some(EventType::PasskeyCounterRegressed) => alerts.push(alert(
+            event,
+            "passkey_counter_regressed",
+            Severity::High,
+            subject,
+            format!("counter:{}", event.id),
+            format!(
+                "A passkey of account {} presented a signature counter lower than before: the authenticator may have been cloned.",
+                subject.unwrap_or("?")
+            ),
+        )),
+        Some(EventType::UnknownKeyPresented) => {
+            let why = detail(event, "reason").unwrap_or_default();
+            alerts.push(alert(
+                event,
+                "unknown_key",
+                Severity::Medium,
+                None,
+                format!("unknown-key:{}:{bucket}", event.tenant_id.as_deref().unwrap_or("-")),
+                format!(
+                    "A token this tenant's keys did not sign was presented for introspection ({why}): a forged token, or one from another tenant."
+                ),
+            ));
+        }
+        Some(EventType::RevokedTokenPresented) => {
+            let credential = detail(event, "credential").unwrap_or_else(|| "?".into());
+            alerts.push(alert(
+                event,
+                "revoked_credential_presented",
+                Severity::Medium,
+                Some(&credential),
+                format!("revoked:{credential}:{bucket}"),
+                format!(
+                    "Credential {credential} is revoked or expired, yet a token of it is still being presented."
+                ),
+            ));
+        }
+        Some(EventType::ClientAuthFailed) => {
+            let reason = detail(event, "reason").unwrap_or_default();
+            let client = detail(event, "client_id").unwrap_or_else(|| "?".into());
+            if reason == "revoked" || reason == "expired" {
+                alerts.push(alert(
+                    event,
+                    "revoked_credential_presented",
+                    Severity::Medium,
+                    Some(&client),
+                    format!("revoked-client:{client}:{bucket}"),
+                    format!(
+                        "Client {client} authenticated with a {reason} secret: someone still holds it."
+                    ),
+                ));
+            }
+            if let Some(ip) = event.ip.as_deref() {
+                let count = core
+                    .store
+                    .client_auth_failures(ip, event.occurred_at - window, event.occurred_at)
+                    .await?;
+                if count >= policy.client_failures {
+                    alerts.push(alert(
+                        event,
+                        "client_auth_burst",
+                        Severity::Medium,
+                        Some(ip),
+                        format!("client-burst:{ip}:{bucket}"),
+                        format!(
+                            "{count} failed client authentications from {ip} within {} minutes.",
+                            policy.window.as_secs() / 60
+                        ),
+                    ));
+                }
+            }
+        }
+        Some(EventType::Login) if failed => {
+            alerts.extend(login_bursts(core, policy, event, bucket).await?);
+        }
+        _ => {}
+    }
+    Ok(alerts)
+}
+
+async fn login_bursts(
+    core: &Core,
+    policy: &DetectorPolicy,
+    event: &EventRecord,
+    bucket: i64,
+) -> Result<Vec<NewAlert>, StoreError> {
+    let window = duration_ms(policy.window);
+    let minutes = policy.window.as_secs() / 60;
+    let since = event.occurred_at - window;
+    let mut alerts = Vec::new();
+    if let Some(account) = event.subject.as_deref() {
+        let (count, _) = core
+            .store
+            .login_failures(Some(account), None, since, event.occurred_at)
+            .await?;
+        if count >= policy.account_failures {
+            alerts.push(alert(
+                event,
+                "login_failure_burst",
+                Severity::Medium,
+                Some(account),
+                format!("burst-account:{account}:{bucket}"),
+                format!("{count} failed sign-ins on account {account} within {minutes} minutes."),
+            ));
+        }
+    }
+    if let Some(ip) = event.ip.as_deref() {
+        let (count, accounts) = core
+            .store
+            .login_failures(None, Some(ip), since, event.occurred_at)
+            .await?;
+        if count >= policy.ip_failures && accounts >= policy.spraying_accounts {
+            alerts.push(alert(
+                event,
+                "password_spraying",
+                Severity::High,
+                Some(ip),
+                format!("spraying:{ip}:{bucket}"),
+                format!(
+                    "Password spraying from {ip}: {count} failed sign-ins on {accounts} different accounts within {minutes} minutes."
+                ),
+            ));
+        } else if count >= policy.ip_failures {
+            alerts.push(alert(
+                event,
+                "login_failure_burst",
+                Severity::Medium,
+                Some(ip),
+                format!("burst-ip:{ip}:{bucket}"),
+                format!("{count} failed sign-ins from {ip} within {minutes} minutes."),
+            ));
+        }
+    }
+    Ok(alerts)
+}

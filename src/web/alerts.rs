@@ -1,0 +1,223 @@
+//! The alerts queue: security staff see every tenant's alerts and work on them; a tenant's admins
+//! see that tenant's.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::clock::format_utc;
+use crate::domain::Core;
+use crate::domain::alerts::{self, AlertAction, AlertError, AlertStatus};
+use crate::domain::events::EventRecord;
+use crate::domain::rbac::Permission;
+use crate::store::alerts::{AlertNote, AlertRow};
+use crate::web::authz::{TenantPage, require};
+use crate::web::error::WebError;
+use crate::web::session::{Client, CurrentUser};
+use crate::web::{Nav, render, see_other};
+
+const QUEUE_SIZE: i64 = 200;
+
+pub struct AlertView {
+    id: String,
+    severity: String,
+    status: String,
+    detector: String,
+    reason: String,
+    subject: Option<String>,
+    assignee: Option<String>,
+    created: String,
+    evidence_count: i64,
+}
+
+impl From<AlertRow> for AlertView {
+    fn from(row: AlertRow) -> Self {
+        Self {
+            id: row.id,
+            severity: row.severity,
+            status: row.status,
+            detector: row.detector,
+            reason: row.reason,
+            subject: row.subject,
+            assignee: row.assignee_email,
+            created: format_utc(row.created_at),
+            evidence_count: row.evidence_count,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "alerts/queue.html")]
+pub struct QueuePage {
+    nav: Option<Nav>,
+    title: String,
+    base: String,
+    alerts: Vec<AlertView>,
+    show_all: bool,
+    can_open: bool,
+}
+
+#[derive(Deserialize)]
+pub struct QueueQuery {
+    #[serde(default)]
+    all: String,
+}
+
+pub async fn queue_get(
+    core: web::Data<Core>,
+    current: CurrentUser,
+    query: web::Query<QueueQuery>,
+) -> Result<HttpResponse, WebError> {
+    require(&current, Permission::ViewAlerts)?;
+    let show_all = query.all == "1";
+    let rows = core.store.alerts(None, !show_all, QUEUE_SIZE).await?;
+    let view = QueuePage {
+        nav: Some(Nav::for_user(&current.user, current.csrf_token.clone())),
+        title: "Alerts".into(),
+        base: "/admin/alerts".into(),
+        alerts: rows.into_iter().map(AlertView::from).collect(),
+        show_all,
+        can_open: true,
+    };
+    render(&view, StatusCode::OK)
+}
+
+pub async fn tenant_queue_get(
+    core: web::Data<Core>,
+    page: TenantPage,
+    query: web::Query<QueueQuery>,
+) -> Result<HttpResponse, WebError> {
+    page.require(Permission::ViewAlerts)?;
+    let show_all = query.all == "1";
+    let tenant = page.tenant.id.to_string();
+    let rows = core
+        .store
+        .alerts(Some(&tenant), !show_all, QUEUE_SIZE)
+        .await?;
+    let view = QueuePage {
+        nav: Some(Nav::in_tenant(&page.current, &page.tenant)),
+        title: format!("Alerts of {}", page.tenant.name),
+        base: format!("/t/{}/alerts", page.tenant.slug),
+        alerts: rows.into_iter().map(AlertView::from).collect(),
+        show_all,
+        can_open: crate::domain::rbac::may(&page.current.user, Permission::ViewAlerts, None),
+    };
+    render(&view, StatusCode::OK)
+}
+
+pub struct EvidenceRow {
+    at: String,
+    event_type: String,
+    outcome: String,
+    ip: Option<String>,
+    subject: Option<String>,
+    details: String,
+}
+
+impl From<EventRecord> for EvidenceRow {
+    fn from(e: EventRecord) -> Self {
+        Self {
+            at: format_utc(e.occurred_at),
+            event_type: e.event_type,
+            outcome: e.outcome,
+            ip: e.ip,
+            subject: e.subject,
+            details: e.details,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "alerts/alert.html")]
+pub struct AlertPage {
+    nav: Option<Nav>,
+    csrf_token: String,
+    alert: AlertView,
+    evidence: Vec<EvidenceRow>,
+    notes: Vec<(String, String, String)>,
+    can_manage: bool,
+    statuses: Vec<&'static str>,
+    error: Option<String>,
+}
+
+async fn alert_page(core: &Core, current: &CurrentUser, id: &str) -> Result<AlertPage, WebError> {
+    let alert = core.store.alert(id).await?.ok_or(WebError::NotFound)?;
+    let notes = core
+        .store
+        .alert_notes(id)
+        .await?
+        .into_iter()
+        .map(|n: AlertNote| (n.author_email, format_utc(n.created_at), n.body))
+        .collect();
+    Ok(AlertPage {
+        nav: Some(Nav::for_user(&current.user, current.csrf_token.clone())),
+        csrf_token: current.csrf_token.clone(),
+        alert: alert.into(),
+        evidence: core
+            .store
+            .alert_evidence(id)
+            .await?
+            .into_iter()
+            .map(EvidenceRow::from)
+            .collect(),
+        notes,
+        can_manage: require(current, Permission::ManageAlerts).is_ok(),
+        statuses: AlertStatus::ALL.iter().map(|s| s.as_str()).collect(),
+        error: None,
+    })
+}
+
+pub async fn alert_get(
+    core: web::Data<Core>,
+    current: CurrentUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    require(&current, Permission::ViewAlerts)?;
+    render(&alert_page(&core, &current, &path).await?, StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+pub struct WorkForm {
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    note: String,
+    #[serde(default)]
+    assign: String,
+}
+
+/// One form for the three kinds of work: a status change, "assign to me", or a note.
+pub async fn work_post(
+    core: web::Data<Core>,
+    current: CurrentUser,
+    Client(client): Client,
+    path: web::Path<String>,
+    form: web::Form<WorkForm>,
+) -> Result<HttpResponse, WebError> {
+    require(&current, Permission::ManageAlerts)?;
+    let action = if form.assign == "me" {
+        AlertAction::AssignToMe
+    } else if !form.status.is_empty() {
+        match AlertStatus::parse(&form.status) {
+            Some(status) => AlertAction::SetStatus(status),
+            None => {
+                return Err(WebError::BadRequest(
+                    "That is not a status an alert can have.",
+                ));
+            }
+        }
+    } else {
+        AlertAction::Note(&form.note)
+    };
+    match alerts::work_on(&core, current.user.id, &path, action, &client).await {
+        Ok(()) => Ok(see_other(&format!("/admin/alerts/{}", path.as_str()))),
+        Err(AlertError::NotFound) => Err(WebError::NotFound),
+        Err(AlertError::Store(e)) => Err(e.into()),
+        Err(AlertError::Invalid(message)) => {
+            let mut view = alert_page(&core, &current, &path).await?;
+            view.error = Some(message.to_owned());
+            render(&view, StatusCode::BAD_REQUEST)
+        }
+    }
+}
