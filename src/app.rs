@@ -79,7 +79,12 @@ impl Application {
             clock,
             &settings.public_url,
             token_service(&settings)?,
-        )?;
+        )?
+        .with_geo(crate::domain::geo::Locator::open(
+            settings.geoip_database.as_deref(),
+            settings.geoip_optional,
+            settings.country_header.clone(),
+        )?);
 
         let setup_link = match core.store.migrate().await {
             Ok(()) => setup::issue_setup_link(&core, &settings.public_url).await?,

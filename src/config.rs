@@ -82,6 +82,14 @@ struct RawSettings {
     /// How often the scheduled rotation checks whether a key is due.
     #[serde(with = "humantime_serde")]
     key_schedule_interval: Duration,
+    /// A MaxMind-format country or city database (`.mmdb`) locating sign-ins.
+    #[serde(default)]
+    geoip_database: Option<PathBuf>,
+    /// Run without locations (warning) when the GeoIP database is missing or corrupt.
+    geoip_optional: bool,
+    /// A trusted proxy's country header (e.g. `CF-IPCountry`); only set behind such a proxy.
+    #[serde(default)]
+    country_header: Option<String>,
 }
 
 impl Default for RawSettings {
@@ -107,6 +115,9 @@ impl Default for RawSettings {
             key_rotation_period: Duration::from_secs(30 * 24 * 3600),
             revocation_reconcile_interval: Duration::from_secs(5),
             key_schedule_interval: Duration::from_secs(60),
+            geoip_database: None,
+            geoip_optional: false,
+            country_header: None,
         }
     }
 }
@@ -131,6 +142,9 @@ pub struct Settings {
     pub key_policy: KeyPolicy,
     pub revocation_reconcile_interval: Duration,
     pub key_schedule_interval: Duration,
+    pub geoip_database: Option<PathBuf>,
+    pub geoip_optional: bool,
+    pub country_header: Option<String>,
 }
 
 impl Settings {
@@ -266,6 +280,12 @@ impl Settings {
             key_policy,
             revocation_reconcile_interval: raw.revocation_reconcile_interval,
             key_schedule_interval: raw.key_schedule_interval,
+            geoip_database: raw.geoip_database.filter(|p| !p.as_os_str().is_empty()),
+            geoip_optional: raw.geoip_optional,
+            country_header: raw
+                .country_header
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty()),
         })
     }
 

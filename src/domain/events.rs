@@ -234,6 +234,8 @@ impl Actor {
 #[derive(Debug, Clone, Default)]
 pub struct RequestContext {
     pub ip: Option<String>,
+    /// ISO country code of the address, when known.
+    pub country: Option<String>,
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
 }

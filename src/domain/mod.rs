@@ -6,6 +6,7 @@ pub mod auth;
 pub mod email;
 pub mod event_log;
 pub mod events;
+pub mod geo;
 pub mod ids;
 pub mod keys;
 pub mod oauth;
@@ -44,6 +45,8 @@ pub struct Core {
     pub keys: Arc<keys::KeyRing>,
     pub revocations: Arc<revocations::RevocationCache>,
     pub verified: Arc<oauth::VerifiedCache>,
+    /// Country of a request's address (GeoIP or a trusted proxy's header).
+    pub geo: Arc<geo::Locator>,
 }
 
 /// The token service's configuration.
@@ -71,6 +74,13 @@ impl Core {
             keys: Arc::new(keys::KeyRing::new(tokens.kek, tokens.policy)),
             revocations: Arc::new(revocations::RevocationCache::default()),
             verified: Arc::new(oauth::VerifiedCache::default()),
+            geo: Arc::new(geo::Locator::default()),
         })
+    }
+
+    /// The same core, locating requests with `geo`.
+    pub fn with_geo(mut self, geo: geo::Locator) -> Self {
+        self.geo = Arc::new(geo);
+        self
     }
 }

@@ -107,6 +107,31 @@ impl Store {
         .await?)
     }
 
+    /// The latest successful sign-in of `subject` in `[since, before)` from a known country
+    /// other than `country`: (when, country, event id).
+    pub async fn earlier_login_elsewhere(
+        &self,
+        subject: &str,
+        country: &str,
+        since: Millis,
+        before: (i64, &str),
+    ) -> Result<Option<(i64, String, String)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT occurred_at, country, id FROM auth_events \
+             WHERE subject = $1 AND event_type = 'login' AND outcome = 'success' \
+             AND country IS NOT NULL AND country <> $2 AND occurred_at >= $3 \
+             AND (occurred_at < $4 OR (occurred_at = $4 AND id < $5)) \
+             ORDER BY occurred_at DESC, id DESC LIMIT 1",
+        )
+        .bind(subject)
+        .bind(country)
+        .bind(since)
+        .bind(before.0)
+        .bind(before.1)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
     /// Failed client authentications from one address in `(since, until]`.
     pub async fn client_auth_failures(
         &self,

@@ -216,7 +216,7 @@ where
     sqlx::query(
         "INSERT INTO auth_events (id, occurred_at, tenant_id, actor_kind, actor_id, subject, event_type, \
          outcome, ip, country, user_agent, request_id, details) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, $10, $11, $12)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(&event.id)
     .bind(event.occurred_at)
@@ -227,6 +227,7 @@ where
     .bind(event.event_type.as_str())
     .bind(event.outcome.as_str())
     .bind(event.context.ip.as_deref())
+    .bind(event.context.country.as_deref())
     .bind(event.context.user_agent.as_deref())
     .bind(event.context.request_id.as_deref())
     .bind(event.details.to_string())

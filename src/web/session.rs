@@ -237,8 +237,12 @@ pub struct Client(pub RequestContext);
 const MAX_USER_AGENT_CHARS: usize = 512;
 
 pub fn request_context(req: &HttpRequest) -> RequestContext {
+    let ip = req.peer_addr().map(|addr| addr.ip());
     RequestContext {
-        ip: req.peer_addr().map(|addr| addr.ip().to_string()),
+        country: req
+            .app_data::<actix_web::web::Data<crate::domain::Core>>()
+            .and_then(|core| country_of(req, &core.geo, ip)),
+        ip: ip.map(|ip| ip.to_string()),
         user_agent: req
             .headers()
             .get(header::USER_AGENT)
@@ -249,6 +253,20 @@ pub fn request_context(req: &HttpRequest) -> RequestContext {
             .get::<RequestId>()
             .map(RequestId::to_string),
     }
+}
+
+/// The trusted proxy's country header when configured and present, else the GeoIP database.
+fn country_of(
+    req: &HttpRequest,
+    geo: &crate::domain::geo::Locator,
+    ip: Option<std::net::IpAddr>,
+) -> Option<String> {
+    let from_header = geo
+        .header()
+        .and_then(|name| req.headers().get(name))
+        .and_then(|v| v.to_str().ok())
+        .and_then(crate::domain::geo::parse_country);
+    from_header.or_else(|| ip.and_then(|ip| geo.country_of(ip)))
 }
 
 impl FromRequest for Client {

@@ -16,6 +16,7 @@ mod credentials;
 mod csrf;
 mod event_log;
 mod events;
+mod geo;
 mod headers;
 mod health;
 mod keys;

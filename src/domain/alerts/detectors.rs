@@ -206,9 +206,45 @@ async fn examine(
         Some(EventType::Login) if failed => {
             alerts.extend(login_bursts(core, policy, event, bucket).await?);
         }
+        Some(EventType::Login) => {
+            alerts.extend(impossible_travel(core, policy, event).await?);
+        }
         _ => {}
     }
     Ok(alerts)
+}
+
+/// A successful sign-in from one country soon after one from another. Unknown locations never fire.
+async fn impossible_travel(
+    core: &Core,
+    policy: &DetectorPolicy,
+    event: &EventRecord,
+) -> Result<Option<NewAlert>, StoreError> {
+    let (Some(account), Some(country)) = (event.subject.as_deref(), event.country.as_deref())
+    else {
+        return Ok(None);
+    };
+    let since = event.occurred_at - duration_ms(policy.travel_window);
+    let Some((at, earlier, earlier_id)) = core
+        .store
+        .earlier_login_elsewhere(account, country, since, (event.occurred_at, &event.id))
+        .await?
+    else {
+        return Ok(None);
+    };
+    let minutes = (event.occurred_at - at) / 60_000;
+    let mut found = alert(
+        event,
+        "impossible_travel",
+        Severity::High,
+        Some(account),
+        format!("travel:{account}:{}", event.id),
+        format!(
+            "Account {account} signed in from {earlier} and then from {country} {minutes} minutes later — faster than anyone travels."
+        ),
+    );
+    found.evidence.insert(0, earlier_id);
+    Ok(Some(found))
 }
 
 async fn login_bursts(

@@ -73,6 +73,9 @@ pub struct DetectorPolicy {
     pub spraying_accounts: i64,
     /// Failed client authentications from one address within the window.
     pub client_failures: i64,
+    /// Sign-ins of one account from two countries closer together than this are impossible
+    /// travel (country-level: no flight makes the hop faster).
+    pub travel_window: Duration,
 }
 
 impl Default for DetectorPolicy {
@@ -83,6 +86,7 @@ impl Default for DetectorPolicy {
             ip_failures: 20,
             spraying_accounts: 5,
             client_failures: 20,
+            travel_window: Duration::from_secs(2 * 3600),
         }
     }
 }

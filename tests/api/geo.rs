@@ -1,0 +1,179 @@
+//! Locations: a GeoIP fixture (written with mmdb-writer) or a trusted proxy's header gives events
+//! their country, and sign-ins of one account from two countries in quick succession raise one
+//! impossible-travel alert — for security staff, not for an unrelated tenant's admin.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde::Serialize;
+use tokenbroker::domain::alerts::{DetectorPolicy, run_detectors};
+use tokenbroker::domain::geo::Locator;
+
+use crate::client::{all_text_of, csrf_token};
+use crate::helpers::*;
+use crate::on_both_backends;
+use crate::staff_kit::*;
+
+#[derive(Serialize)]
+struct Record {
+    country: Country,
+}
+
+#[derive(Serialize)]
+struct Country {
+    iso_code: String,
+}
+
+/// A country database: each network to its country code.
+fn fixture(networks: &[(&str, &str)]) -> tempfile::NamedTempFile {
+    let mut writer = mmdb_writer::Writer::new("Test-Country");
+    for (network, code) in networks {
+        let record = Record {
+            country: Country {
+                iso_code: (*code).to_owned(),
+            },
+        };
+        writer
+            .insert(network.parse::<ipnet::IpNet>().unwrap(), &record)
+            .unwrap();
+    }
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), writer.to_bytes().unwrap()).unwrap();
+    file
+}
+
+#[test]
+fn the_geoip_database_locates_addresses_and_bad_files_are_named() {
+    let db = fixture(&[("198.51.100.0/24", "DE"), ("203.0.113.0/24", "JP")]);
+    let locator = Locator::open(Some(db.path()), false, None).unwrap();
+    assert_eq!(
+        locator
+            .country_of("198.51.100.7".parse().unwrap())
+            .as_deref(),
+        Some("DE")
+    );
+    assert_eq!(
+        locator
+            .country_of("203.0.113.200".parse().unwrap())
+            .as_deref(),
+        Some("JP")
+    );
+    assert_eq!(
+        locator.country_of("192.0.2.1".parse().unwrap()),
+        None,
+        "unknown is unknown"
+    );
+
+    let missing = std::path::Path::new("/nonexistent/GeoLite2-Country.mmdb");
+    let error = Locator::open(Some(missing), false, None)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("GeoLite2-Country.mmdb") && error.contains("geoip_optional"),
+        "{error}"
+    );
+    let corrupt = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(corrupt.path(), b"not a maxmind database").unwrap();
+    assert!(Locator::open(Some(corrupt.path()), false, None).is_err());
+    let without = Locator::open(Some(corrupt.path()), true, None).unwrap();
+    assert_eq!(without.country_of("198.51.100.7".parse().unwrap()), None);
+}
+
+/// Signs in with the password (the first factor) through a proxy that says where from.
+async fn password_from(app: &TestApp, country: &str) {
+    let browser = app.new_browser();
+    let html = browser.get("/login").await.text().await.unwrap();
+    let response = browser
+        .client
+        .post(browser.url("/login"))
+        .header("X-Test-Country", country)
+        .form(&[
+            ("csrf_token", csrf_token(&html).as_str()),
+            ("email", ADMIN_EMAIL),
+            ("password", ADMIN_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_redirect_to(&response, "/login/passkey");
+}
+
+async fn sign_ins_from_two_countries_raise_one_impossible_travel_alert(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.country_header = Some("X-Test-Country".into())
+    })
+    .await;
+    app.create_admin().await;
+    create_tenant(&app, "Acme", "acme", "#123456", None).await;
+    let security = staff_member(&app, "sec@example.com", "security", None).await;
+    let unrelated = staff_member(&app, "ta@acme.example", "tenant_admin", Some("acme")).await;
+
+    password_from(&app, "DE").await;
+    app.clock.advance(Duration::from_secs(20 * 60));
+    password_from(&app, "jp").await;
+    app.clock.advance(Duration::from_secs(3));
+    run_detectors(&app.core, &DetectorPolicy::default())
+        .await
+        .unwrap();
+    run_detectors(&app.core, &DetectorPolicy::default())
+        .await
+        .unwrap();
+
+    let queue = security.page_with_form("/admin/alerts").await;
+    let travel = all_text_of(
+        &queue,
+        "tr[data-detector=impossible_travel] td:nth-child(4)",
+    );
+    assert_eq!(travel.len(), 1, "{queue}");
+    assert!(
+        travel[0].contains("from DE and then from JP 20 minutes later"),
+        "{}",
+        travel[0]
+    );
+    assert!(
+        all_text_of(
+            &queue,
+            "tr[data-detector=impossible_travel][data-severity=high]"
+        )
+        .len()
+            == 1
+    );
+    assert!(
+        all_text_of(
+            &unrelated.page_with_form("/t/acme/alerts").await,
+            "#alerts tbody tr"
+        )
+        .is_empty()
+    );
+    assert_eq!(
+        unrelated.get("/admin/alerts").await.status(),
+        StatusCode::FORBIDDEN
+    );
+    // The log knows where each sign-in came from.
+    let from_japan = security
+        .page_with_form("/admin/events?country=JP&type=login")
+        .await;
+    assert_eq!(all_text_of(&from_japan, "#events tbody tr").len(), 1);
+}
+
+async fn a_geoip_database_gives_events_their_country(backend: Backend) {
+    let db = fixture(&[("127.0.0.0/8", "DE")]);
+    let path = db.path().to_path_buf();
+    let app = spawn_app_with(backend, move |s| s.geoip_database = Some(path)).await;
+    app.create_admin().await;
+    app.new_browser()
+        .login(ADMIN_EMAIL, "a wrong password, surely")
+        .await;
+    let events = app.events().await;
+    let failure = events
+        .iter()
+        .find(|e| e.event_type == "login" && e.outcome == "failure")
+        .unwrap();
+    assert_eq!(failure.country.as_deref(), Some("DE"));
+}
+
+on_both_backends!(
+    sign_ins_from_two_countries_raise_one_impossible_travel_alert,
+    a_geoip_database_gives_events_their_country,
+);
