@@ -100,7 +100,7 @@ impl Application {
         };
         tokio::spawn(sweep_periodically(core.clone()));
         tokio::spawn(seal_events_periodically(core.clone()));
-        tokio::spawn(detect_periodically(core.clone()));
+        tokio::spawn(detect_periodically(core.clone(), settings.detector_policy));
         tokio::spawn(schedule_keys_periodically(
             core.clone(),
             settings.key_schedule_interval,
@@ -302,8 +302,7 @@ async fn seal_events_periodically(core: Core) {
 
 /// Runs the suspicious-activity detectors over new events; every instance runs them, each event is
 /// examined once.
-async fn detect_periodically(core: Core) {
-    let policy = alerts::DetectorPolicy::default();
+async fn detect_periodically(core: Core, policy: alerts::DetectorPolicy) {
     let mut ticker = tokio::time::interval(DETECT_INTERVAL);
     loop {
         ticker.tick().await;

@@ -11,6 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::domain::alerts::DetectorPolicy;
 use crate::domain::keys::{Kek, KeyAlgorithm, KeyMaterialError, KeyPolicy};
 
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +91,16 @@ struct RawSettings {
     /// A trusted proxy's country header (e.g. `CF-IPCountry`); only set behind such a proxy.
     #[serde(default)]
     country_header: Option<String>,
+    /// The window the burst detectors count in.
+    #[serde(with = "humantime_serde")]
+    detector_window: Duration,
+    detector_account_failures: i64,
+    detector_ip_failures: i64,
+    detector_spraying_accounts: i64,
+    detector_client_failures: i64,
+    /// Two sign-ins of one account from two countries closer than this are impossible travel.
+    #[serde(with = "humantime_serde")]
+    impossible_travel_window: Duration,
 }
 
 impl Default for RawSettings {
@@ -118,6 +129,12 @@ impl Default for RawSettings {
             geoip_database: None,
             geoip_optional: false,
             country_header: None,
+            detector_window: Duration::from_secs(15 * 60),
+            detector_account_failures: 5,
+            detector_ip_failures: 20,
+            detector_spraying_accounts: 5,
+            detector_client_failures: 20,
+            impossible_travel_window: Duration::from_secs(2 * 3600),
         }
     }
 }
@@ -145,6 +162,7 @@ pub struct Settings {
     pub geoip_database: Option<PathBuf>,
     pub geoip_optional: bool,
     pub country_header: Option<String>,
+    pub detector_policy: DetectorPolicy,
 }
 
 impl Settings {
@@ -183,6 +201,7 @@ impl Settings {
 
     fn validate(raw: RawSettings) -> Result<Self, ConfigError> {
         let key_policy = validate_key_policy(&raw)?;
+        let detector_policy = validate_detector_policy(&raw)?;
         let listen: SocketAddr = raw.listen.parse().map_err(|_| {
             invalid(
                 "listen",
@@ -286,6 +305,7 @@ impl Settings {
                 .country_header
                 .map(|h| h.trim().to_owned())
                 .filter(|h| !h.is_empty()),
+            detector_policy,
         })
     }
 
@@ -348,6 +368,39 @@ fn validate_key_policy(raw: &RawSettings) -> Result<KeyPolicy, ConfigError> {
         ));
     }
     Ok(policy)
+}
+
+fn validate_detector_policy(raw: &RawSettings) -> Result<DetectorPolicy, ConfigError> {
+    for (setting, value) in [
+        ("detector_account_failures", raw.detector_account_failures),
+        ("detector_ip_failures", raw.detector_ip_failures),
+        ("detector_spraying_accounts", raw.detector_spraying_accounts),
+        ("detector_client_failures", raw.detector_client_failures),
+    ] {
+        if value < 2 {
+            return Err(invalid(
+                setting,
+                "must be at least 2 (one event is not a burst)",
+            ));
+        }
+    }
+    if raw.detector_window < Duration::from_secs(60) {
+        return Err(invalid("detector_window", "must be at least 1 minute"));
+    }
+    if raw.impossible_travel_window < Duration::from_secs(60) {
+        return Err(invalid(
+            "impossible_travel_window",
+            "must be at least 1 minute",
+        ));
+    }
+    Ok(DetectorPolicy {
+        window: raw.detector_window,
+        account_failures: raw.detector_account_failures,
+        ip_failures: raw.detector_ip_failures,
+        spraying_accounts: raw.detector_spraying_accounts,
+        client_failures: raw.detector_client_failures,
+        travel_window: raw.impossible_travel_window,
+    })
 }
 
 fn nonzero_or(value: usize, fallback: usize) -> usize {
@@ -433,6 +486,16 @@ mod tests {
         assert!(bad.to_string().contains("key_encryption_key"));
         assert!(!bad.to_string().contains("hunter2"));
         assert!(Settings::for_database("sqlite://x.db", Path::new("/tmp"), None).is_ok());
+    }
+
+    #[test]
+    fn detector_thresholds_below_a_burst_are_refused_by_name() {
+        let raw = RawSettings {
+            detector_ip_failures: 1,
+            ..RawSettings::default()
+        };
+        let error = Settings::validate(raw).unwrap_err();
+        assert!(error.to_string().contains("detector_ip_failures"));
     }
 
     #[test]
