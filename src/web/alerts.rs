@@ -15,6 +15,7 @@ use crate::store::alerts::{AlertNote, AlertRow};
 use crate::web::authz::{TenantPage, require};
 use crate::web::error::WebError;
 use crate::web::session::{Client, CurrentUser};
+use crate::web::step_up::{post_action, require_fresh_passkey};
 use crate::web::{Nav, render, see_other};
 
 const QUEUE_SIZE: i64 = 200;
@@ -138,11 +139,24 @@ pub struct AlertPage {
     notes: Vec<(String, String, String)>,
     can_manage: bool,
     statuses: Vec<&'static str>,
+    /// One-click responses that apply: (value, label).
+    responses: Vec<(&'static str, &'static str)>,
     error: Option<String>,
 }
 
 async fn alert_page(core: &Core, current: &CurrentUser, id: &str) -> Result<AlertPage, WebError> {
     let alert = core.store.alert(id).await?.ok_or(WebError::NotFound)?;
+    let can_manage = require(current, Permission::ManageAlerts).is_ok();
+    let responses = if can_manage {
+        alerts::responses_for(core, &alert)
+            .await
+            .map_err(alert_error)?
+            .into_iter()
+            .map(|r| (r.as_str(), r.label()))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let notes = core
         .store
         .alert_notes(id)
@@ -162,8 +176,9 @@ async fn alert_page(core: &Core, current: &CurrentUser, id: &str) -> Result<Aler
             .map(EvidenceRow::from)
             .collect(),
         notes,
-        can_manage: require(current, Permission::ManageAlerts).is_ok(),
+        can_manage,
         statuses: AlertStatus::ALL.iter().map(|s| s.as_str()).collect(),
+        responses,
         error: None,
     })
 }
@@ -175,6 +190,50 @@ pub async fn alert_get(
 ) -> Result<HttpResponse, WebError> {
     require(&current, Permission::ViewAlerts)?;
     render(&alert_page(&core, &current, &path).await?, StatusCode::OK)
+}
+
+fn alert_error(error: AlertError) -> WebError {
+    match error {
+        AlertError::NotFound => WebError::NotFound,
+        AlertError::Store(e) => e.into(),
+        AlertError::Invalid(message) => WebError::BadRequest(message),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RespondForm {
+    #[serde(default)]
+    response: String,
+}
+
+/// A one-click response, behind a fresh passkey.
+pub async fn respond_post(
+    core: web::Data<Core>,
+    current: CurrentUser,
+    Client(client): Client,
+    path: web::Path<String>,
+    form: web::Form<RespondForm>,
+) -> Result<HttpResponse, WebError> {
+    require(&current, Permission::ManageAlerts)?;
+    let response = alerts::Response::parse(&form.response)
+        .ok_or(WebError::BadRequest("That is not a response to an alert."))?;
+    let mut action = post_action(
+        &format!("{} (alert response)", response.label()),
+        &format!("/admin/alerts/{}/respond", path.as_str()),
+    );
+    action.fields = Some(vec![("response".into(), form.response.clone())]);
+    if let Some(redirect) = require_fresh_passkey(&core, &current.session, action)? {
+        return Ok(redirect);
+    }
+    match alerts::respond(&core, current.user.id, &path, response, &client).await {
+        Ok(()) => Ok(see_other(&format!("/admin/alerts/{}", path.as_str()))),
+        Err(AlertError::Invalid(message)) => {
+            let mut view = alert_page(&core, &current, &path).await?;
+            view.error = Some(message.to_owned());
+            render(&view, StatusCode::CONFLICT)
+        }
+        Err(other) => Err(alert_error(other)),
+    }
 }
 
 #[derive(Deserialize)]

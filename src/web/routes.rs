@@ -330,6 +330,11 @@ pub fn console(router: &mut Router<'_>) {
             Global(ManageAlerts),
             alerts::work_post,
         )
+        .post(
+            "/admin/alerts/{id}/respond",
+            Global(ManageAlerts),
+            alerts::respond_post,
+        )
         .get(
             "/t/{tenant}/alerts",
             InTenant(ViewAlerts),

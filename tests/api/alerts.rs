@@ -184,7 +184,62 @@ async fn a_tenants_alerts_are_visible_to_its_admins_only(backend: Backend) {
     );
 }
 
+async fn one_click_responses_end_sessions_and_lock_the_account(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_admin().await;
+    create_tenant(&app, "Acme", "acme", "#123456", None).await;
+    let victim = staff_member(&app, "victim@example.com", "support", Some("acme")).await;
+    let victim_id = user_id(&app, "victim@example.com").await;
+    let security = staff_member(&app, "sec@example.com", "security", None).await;
+    let event = Event::new(
+        app.now_ms(),
+        EventType::RecoveryCodeUsed,
+        Outcome::Success,
+        Actor::User(victim_id),
+    )
+    .subject(victim_id);
+    app.core.store.append_event(&event).await.unwrap();
+    detect(&app).await;
+    let id = app.core.store.alerts(None, true, 10).await.unwrap()[0]
+        .id
+        .clone();
+    let page = format!("/admin/alerts/{id}");
+    let html = security.page_with_form(&page).await;
+    let offered = all_text_of(&html, "button[data-response]");
+    assert_eq!(
+        offered,
+        vec!["End the account's sessions", "Lock the account"]
+    );
+
+    let respond = |response: &'static str| {
+        let security = &security;
+        let page = page.clone();
+        async move {
+            security
+                .submit(&page, &format!("{page}/respond"), &[("response", response)])
+                .await
+        }
+    };
+    assert_redirect_to(&respond("end_sessions").await, &page);
+    assert_redirect_to(&victim.get("/").await, "/login");
+    assert_redirect_to(&respond("lock_account").await, &page);
+    let locked = app.core.store.find_user(victim_id).await.unwrap().unwrap();
+    assert_eq!(locked.status.as_str(), "deactivated");
+    let html = security.page_with_form(&page).await;
+    assert!(text_of(&html, "#notes").unwrap().contains("locked account"));
+    assert_eq!(text_of(&html, "#status").unwrap(), "acknowledged");
+    assert_eq!(
+        respond("lock_account").await.status(),
+        StatusCode::CONFLICT,
+        "done already"
+    );
+    // A response needs a fresh passkey.
+    app.clock.advance(Duration::from_secs(6 * 60));
+    assert_redirect_to(&respond("end_sessions").await, "/step-up");
+}
+
 on_both_backends!(
+    one_click_responses_end_sessions_and_lock_the_account,
     a_burst_of_failed_sign_ins_is_one_alert_security_works_through,
     recovery_code_use_is_a_high_alert_mailed_to_security,
     each_event_is_examined_once_however_many_instances_run,

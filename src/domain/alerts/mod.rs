@@ -11,8 +11,10 @@ use crate::store::StoreError;
 use crate::store::alerts::AlertChange;
 
 mod detectors;
+mod responses;
 
 pub use detectors::*;
+pub use responses::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {
