@@ -175,6 +175,9 @@ fn http_server(listener: TcpListener, settings: &Settings, core: Core) -> anyhow
     let absolute = CookieDuration::try_from(settings.session_absolute_timeout)
         .context("session_absolute_timeout is out of range")?;
     let core_data = web::Data::new(core);
+    let metrics_access = web::Data::new(crate::web::metrics::MetricsAccess {
+        token: settings.metrics_token.clone(),
+    });
 
     let server = HttpServer::new(move || {
         let session_store =
@@ -197,6 +200,7 @@ fn http_server(listener: TcpListener, settings: &Settings, core: Core) -> anyhow
 
         App::new()
             .app_data(core_data.clone())
+            .app_data(metrics_access.clone())
             .app_data(PayloadConfig::new(FORM_LIMIT_BYTES))
             .app_data(
                 FormConfig::default()

@@ -91,6 +91,9 @@ struct RawSettings {
     /// A trusted proxy's country header (e.g. `CF-IPCountry`); only set behind such a proxy.
     #[serde(default)]
     country_header: Option<String>,
+    /// Bearer token for `/metrics`; when unset, only loopback callers may scrape.
+    #[serde(default)]
+    metrics_token: Option<String>,
     /// The window the burst detectors count in.
     #[serde(with = "humantime_serde")]
     detector_window: Duration,
@@ -129,6 +132,7 @@ impl Default for RawSettings {
             geoip_database: None,
             geoip_optional: false,
             country_header: None,
+            metrics_token: None,
             detector_window: Duration::from_secs(15 * 60),
             detector_account_failures: 5,
             detector_ip_failures: 20,
@@ -163,6 +167,7 @@ pub struct Settings {
     pub geoip_optional: bool,
     pub country_header: Option<String>,
     pub detector_policy: DetectorPolicy,
+    pub metrics_token: Option<SecretString>,
 }
 
 impl Settings {
@@ -306,6 +311,10 @@ impl Settings {
                 .map(|h| h.trim().to_owned())
                 .filter(|h| !h.is_empty()),
             detector_policy,
+            metrics_token: raw
+                .metrics_token
+                .filter(|t| !t.trim().is_empty())
+                .map(SecretString::from),
         })
     }
 

@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod mail;
+pub mod metrics;
 pub mod store;
 pub mod telemetry;
 pub mod web;

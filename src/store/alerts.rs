@@ -246,6 +246,14 @@ impl Store {
         Ok(query.fetch_all(self.pool()).await?)
     }
 
+    pub async fn count_open_alerts(&self) -> Result<i64, StoreError> {
+        let (count,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM alerts WHERE status IN ('open', 'acknowledged')")
+                .fetch_one(self.pool())
+                .await?;
+        Ok(count)
+    }
+
     pub async fn alert(&self, id: &str) -> Result<Option<AlertRow>, StoreError> {
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {ALERT_COLUMNS} FROM alerts a LEFT JOIN users u ON u.id = a.assignee WHERE a.id = $1"

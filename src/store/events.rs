@@ -233,5 +233,12 @@ where
     .bind(event.details.to_string())
     .execute(executor)
     .await?;
+    // Counted when written; a transaction that then rolls back is rare enough to ignore.
+    if let Some(metrics) = crate::metrics::get() {
+        metrics
+            .events
+            .with_label_values(&[event.event_type.as_str(), event.outcome.as_str()])
+            .inc();
+    }
     Ok(())
 }

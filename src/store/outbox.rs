@@ -38,6 +38,14 @@ where
 }
 
 impl Store {
+    /// Messages not yet sent.
+    pub async fn outbox_backlog(&self) -> Result<i64, StoreError> {
+        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(count)
+    }
+
     /// Claims up to `limit` messages that are due and not leased by another instance.
     pub async fn claim_due_mail(
         &self,

@@ -25,6 +25,10 @@ pub async fn request_log(
     req.extensions_mut().insert(request_id.clone());
     let method = req.method().clone();
     let path = req.path().to_owned();
+    // The route's pattern, not the path: ids in paths would explode the label set.
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
     let started = Instant::now();
     let span = tracing::info_span!("request", request_id = %request_id);
 
@@ -32,6 +36,20 @@ pub async fn request_log(
     // Two decimals are plenty, and keep JSON logs readable.
     let latency_ms = (started.elapsed().as_secs_f64() * 100_000.0).round() / 100.0;
     let _entered = span.enter();
+    if let Some(metrics) = crate::metrics::get() {
+        let status = match &result {
+            Ok(response) => response.status().as_u16(),
+            Err(error) => error.as_response_error().status_code().as_u16(),
+        };
+        metrics
+            .request_seconds
+            .with_label_values(&[
+                method.as_str(),
+                route.as_str(),
+                &format!("{}xx", status / 100),
+            ])
+            .observe(started.elapsed().as_secs_f64());
+    }
     match result {
         Ok(mut response) => {
             tracing::info!(

@@ -13,6 +13,7 @@ pub mod events;
 pub mod health;
 pub mod invitations;
 pub mod keys;
+pub mod metrics;
 pub mod mfa;
 pub mod middleware;
 pub mod oauth;

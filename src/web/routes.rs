@@ -10,8 +10,8 @@ use actix_web::{FromRequest, Handler, Responder};
 use crate::domain::rbac::Permission::*;
 use crate::web::authz::Access::{self, *};
 use crate::web::{
-    account, alerts, assets, auth, credentials, dashboard, events, health, invitations, keys, mfa,
-    oauth, partner_pages, requests, sessions, setup, staff, step_up, tenants,
+    account, alerts, assets, auth, credentials, dashboard, events, health, invitations, keys,
+    metrics, mfa, oauth, partner_pages, requests, sessions, setup, staff, step_up, tenants,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +111,8 @@ pub fn sessionless(router: &mut Router<'_>) {
             oauth::metadata_get,
         );
     router
+        // Guarded by its own bearer token (or loopback only), not by a staff session.
+        .get("/metrics", Public, metrics::metrics_get)
         .get("/healthz", Public, health::healthz)
         .get("/readyz", Public, health::readyz)
         .get("/static/{path:.*}", Public, assets::asset_get);

@@ -21,6 +21,7 @@ mod headers;
 mod health;
 mod keys;
 mod login;
+mod metrics;
 mod migrations;
 mod multi_instance;
 mod my_sessions;

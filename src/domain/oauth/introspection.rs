@@ -43,6 +43,16 @@ impl Introspection {
     }
 }
 
+/// Counts an introspection by token kind and result.
+fn count(kind: &str, result: &str) {
+    if let Some(metrics) = crate::metrics::get() {
+        metrics
+            .introspections
+            .with_label_values(&[kind, result])
+            .inc();
+    }
+}
+
 pub async fn introspect(
     core: &Core,
     tenant: &ServedTenant,
@@ -50,49 +60,72 @@ pub async fn introspect(
     token: &str,
     context: &RequestContext,
 ) -> Result<Introspection, OAuthError> {
+    let answer = answer(core, tenant, caller, token, context).await?;
+    let kind = if looks_like_jwt(token) {
+        "jwt"
+    } else {
+        "opaque"
+    };
+    count(kind, answer.1);
+    Ok(answer.0)
+}
+
+async fn answer(
+    core: &Core,
+    tenant: &ServedTenant,
+    caller: &AuthenticatedClient,
+    token: &str,
+    context: &RequestContext,
+) -> Result<(Introspection, &'static str), OAuthError> {
     if looks_like_jwt(token) {
         return match check_jwt(core, tenant, token).await? {
             JwtCheck::Active(verified) => {
                 let claims = verified.claims;
-                Ok(Introspection {
-                    active: true,
-                    scope: Some(claims.scope),
-                    client_id: Some(claims.client_id),
-                    token_type: Some("Bearer"),
-                    exp: Some(claims.exp),
-                    iat: Some(claims.iat),
-                    nbf: Some(claims.nbf),
-                    sub: Some(claims.sub),
-                    aud: Some(tenant.audience(&core.public_url)),
-                    iss: Some(claims.iss),
-                    jti: Some(claims.jti),
-                })
+                Ok((
+                    Introspection {
+                        active: true,
+                        scope: Some(claims.scope),
+                        client_id: Some(claims.client_id),
+                        token_type: Some("Bearer"),
+                        exp: Some(claims.exp),
+                        iat: Some(claims.iat),
+                        nbf: Some(claims.nbf),
+                        sub: Some(claims.sub),
+                        aud: Some(tenant.audience(&core.public_url)),
+                        iss: Some(claims.iss),
+                        jti: Some(claims.jti),
+                    },
+                    "active",
+                ))
             }
             JwtCheck::Inactive { reason, issued } => {
                 let credential = issued.as_ref().map(|i| i.credential_id.clone());
                 note_inactive(core, tenant, caller, reason, credential, context).await?;
-                Ok(Introspection::inactive())
+                Ok((Introspection::inactive(), reason.code()))
             }
         };
     }
     if !tokens::is_well_formed(token, SecretKind::ApiToken) {
         // Client secrets are not access tokens; garbage is garbage. Neither is worth an event.
-        return Ok(Introspection::inactive());
+        return Ok((Introspection::inactive(), "malformed"));
     }
     match check_secret(core, &Presented::new(token), None).await? {
         SecretCheck::Active(known)
             if known.kind == CredentialKind::ApiToken && known.tenant_id == tenant.id =>
         {
-            Ok(Introspection {
-                active: true,
-                scope: Some(known.scopes.join(" ")),
-                token_type: Some("Bearer"),
-                exp: Some(known.expires_at / 1000),
-                sub: Some(known.credential_id.clone()),
-                aud: Some(tenant.audience(&core.public_url)),
-                iss: Some(tenant.issuer(&core.public_url)),
-                ..Introspection::default()
-            })
+            Ok((
+                Introspection {
+                    active: true,
+                    scope: Some(known.scopes.join(" ")),
+                    token_type: Some("Bearer"),
+                    exp: Some(known.expires_at / 1000),
+                    sub: Some(known.credential_id.clone()),
+                    aud: Some(tenant.audience(&core.public_url)),
+                    iss: Some(tenant.issuer(&core.public_url)),
+                    ..Introspection::default()
+                },
+                "active",
+            ))
         }
         SecretCheck::Active(known) => {
             let credential = Some(known.credential_id.clone());
@@ -105,12 +138,12 @@ pub async fn introspect(
                 context,
             )
             .await?;
-            Ok(Introspection::inactive())
+            Ok((Introspection::inactive(), Inactive::WrongTenant.code()))
         }
         SecretCheck::Inactive { reason, known } => {
             let credential = known.map(|k| k.credential_id.clone());
             note_inactive(core, tenant, caller, reason, credential, context).await?;
-            Ok(Introspection::inactive())
+            Ok((Introspection::inactive(), reason.code()))
         }
     }
 }

@@ -1,0 +1,69 @@
+//! `GET /metrics`: Prometheus text. Behind a bearer token when `metrics_token` is set; otherwise
+//! only for callers on this machine (loopback), so it is never public by accident.
+
+use std::net::IpAddr;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::domain::Core;
+use crate::domain::secrets::constant_time_eq;
+use crate::web::error::WebError;
+
+/// Who may scrape.
+#[derive(Clone)]
+pub struct MetricsAccess {
+    pub token: Option<SecretString>,
+}
+
+fn allowed(req: &HttpRequest, access: &MetricsAccess) -> Result<(), WebError> {
+    match &access.token {
+        Some(token) => {
+            let presented = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or_default();
+            if constant_time_eq(presented, token.expose_secret()) {
+                Ok(())
+            } else {
+                Err(WebError::Forbidden)
+            }
+        }
+        None => match req.peer_addr().map(|a| a.ip()) {
+            Some(ip) if is_loopback(ip) => Ok(()),
+            _ => Err(WebError::Forbidden),
+        },
+    }
+}
+
+fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
+pub async fn metrics_get(
+    core: web::Data<Core>,
+    access: web::Data<MetricsAccess>,
+    req: HttpRequest,
+) -> Result<HttpResponse, WebError> {
+    allowed(&req, &access)?;
+    let Some(metrics) = crate::metrics::get() else {
+        return Err(WebError::Unavailable(None));
+    };
+    metrics
+        .open_alerts
+        .set(core.store.count_open_alerts().await?);
+    metrics
+        .outbox_backlog
+        .set(core.store.outbox_backlog().await?);
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(metrics.render()))
+}
