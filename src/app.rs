@@ -100,6 +100,10 @@ impl Application {
         };
         tokio::spawn(sweep_periodically(core.clone()));
         tokio::spawn(seal_events_periodically(core.clone()));
+        tokio::spawn(purge_events_periodically(
+            core.clone(),
+            settings.event_retention,
+        ));
         tokio::spawn(detect_periodically(core.clone(), settings.detector_policy));
         tokio::spawn(schedule_keys_periodically(
             core.clone(),
@@ -299,6 +303,22 @@ async fn seal_events_periodically(core: Core) {
         if core.store.is_migrated() {
             if let Err(e) = audit::seal_pending(&core).await {
                 tracing::warn!(error = %e, "sealing events failed; will retry");
+            }
+        }
+    }
+}
+
+/// Retention: purges events past their age in small batches; safe on every instance at once.
+async fn purge_events_periodically(core: Core, retention: Duration) {
+    let mut ticker = tokio::time::interval(SWEEP_INTERVAL);
+    loop {
+        ticker.tick().await;
+        if core.store.is_migrated() {
+            let cutoff = core.clock.now_ms() - crate::clock::duration_ms(retention);
+            match audit::purge_before(&core, cutoff).await {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(removed, "purged events past retention"),
+                Err(e) => tracing::warn!(error = %e, "event purge failed; will retry"),
             }
         }
     }

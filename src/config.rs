@@ -91,6 +91,9 @@ struct RawSettings {
     /// A trusted proxy's country header (e.g. `CF-IPCountry`); only set behind such a proxy.
     #[serde(default)]
     country_header: Option<String>,
+    /// Events older than this are purged (in small batches; the hash chain keeps its anchor).
+    #[serde(with = "humantime_serde")]
+    event_retention: Duration,
     /// Bearer token for `/metrics`; when unset, only loopback callers may scrape.
     #[serde(default)]
     metrics_token: Option<String>,
@@ -133,6 +136,7 @@ impl Default for RawSettings {
             geoip_optional: false,
             country_header: None,
             metrics_token: None,
+            event_retention: Duration::from_secs(365 * 86_400),
             detector_window: Duration::from_secs(15 * 60),
             detector_account_failures: 5,
             detector_ip_failures: 20,
@@ -168,6 +172,7 @@ pub struct Settings {
     pub country_header: Option<String>,
     pub detector_policy: DetectorPolicy,
     pub metrics_token: Option<SecretString>,
+    pub event_retention: Duration,
 }
 
 impl Settings {
@@ -282,6 +287,9 @@ impl Settings {
                 "must be between 100ms and 60s: it bounds how stale a missed revocation can be",
             ));
         }
+        if raw.event_retention < Duration::from_secs(86_400) {
+            return Err(invalid("event_retention", "must be at least 1 day"));
+        }
         if raw.key_schedule_interval < Duration::from_secs(1) {
             return Err(invalid("key_schedule_interval", "must be at least 1s"));
         }
@@ -311,6 +319,7 @@ impl Settings {
                 .map(|h| h.trim().to_owned())
                 .filter(|h| !h.is_empty()),
             detector_policy,
+            event_retention: raw.event_retention,
             metrics_token: raw
                 .metrics_token
                 .filter(|t| !t.trim().is_empty())

@@ -84,6 +84,27 @@ pub async fn seal_pending(core: &Core) -> Result<u64, StoreError> {
     }
 }
 
+/// Rows removed per purge transaction: small, so the log is never locked for long.
+const PURGE_BATCH: i64 = 1_000;
+
+/// Purges sealed events that occurred before `cutoff`, in small batches, keeping the chain
+/// verifiable from its moving anchor. Returns how many were removed.
+pub async fn purge_before(core: &Core, cutoff: i64) -> Result<u64, StoreError> {
+    let run = time_ordered_id();
+    let mut removed = 0;
+    loop {
+        let now = core.clock.now_ms();
+        let batch = core
+            .store
+            .purge_sealed_before(cutoff, PURGE_BATCH, &run, now)
+            .await?;
+        removed += batch;
+        if batch == 0 {
+            return Ok(removed);
+        }
+    }
+}
+
 /// The outcome of walking the chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {

@@ -222,4 +222,92 @@ impl Store {
         .fetch_optional(self.pool())
         .await?)
     }
+
+    /// Purges the oldest sealed events that occurred before `cutoff`, at most `limit`: their rows
+    /// and links go, and the chain's anchor moves to the last purged link (its hash stays, so the
+    /// rest still verifies). Returns how many were removed (0: nothing old enough, or another
+    /// instance purged the same batch first).
+    pub async fn purge_sealed_before(
+        &self,
+        cutoff: Millis,
+        limit: i64,
+        run_id: &str,
+        now: Millis,
+    ) -> Result<u64, StoreError> {
+        let head = self.chain_head().await?;
+        let batch: Vec<(i64, String, String)> = sqlx::query_as(
+            "SELECT c.position, c.hash, c.event_id FROM event_chain c JOIN auth_events e ON e.id = c.event_id \
+             WHERE c.position > $1 AND c.position <= $1 + $2 AND e.occurred_at < $3 ORDER BY c.position",
+        )
+        .bind(head.anchor_position)
+        .bind(limit)
+        .bind(cutoff)
+        .fetch_all(self.pool())
+        .await?;
+        // Only an unbroken run from the anchor: the chain must stay verifiable from its new anchor.
+        let run: Vec<&(i64, String, String)> = batch
+            .iter()
+            .enumerate()
+            .take_while(|(i, link)| link.0 == head.anchor_position + 1 + *i as i64)
+            .map(|(_, link)| link)
+            .collect();
+        let Some(&(last_position, ref last_hash, _)) = run.last().copied() else {
+            return Ok(0);
+        };
+        let mut tx = self.pool().begin().await?;
+        let moved = sqlx::query(
+            "UPDATE event_chain_head SET anchor_position = $2, anchor_hash = $3, updated_at = $4 \
+             WHERE id = 1 AND anchor_position = $1",
+        )
+        .bind(head.anchor_position)
+        .bind(last_position)
+        .bind(last_hash)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if moved.rows_affected() != 1 {
+            return Ok(0);
+        }
+        sqlx::query("UPDATE purge_permit SET active = 1 WHERE id = 1")
+            .execute(&mut *tx)
+            .await?;
+        let removed = sqlx::query(
+            "DELETE FROM auth_events WHERE id IN \
+             (SELECT event_id FROM event_chain WHERE position > $1 AND position <= $2)",
+        )
+        .bind(head.anchor_position)
+        .bind(last_position)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query("UPDATE purge_permit SET active = 0 WHERE id = 1")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM event_chain WHERE position <= $1")
+            .bind(last_position)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO retention_runs (id, ran_at, cutoff, removed, anchor_position) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (id) DO UPDATE SET removed = retention_runs.removed + $4, anchor_position = $5, ran_at = $2",
+        )
+        .bind(run_id)
+        .bind(now)
+        .bind(cutoff)
+        .bind(i64::try_from(removed).unwrap_or(i64::MAX))
+        .bind(last_position)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    /// The latest purge: (when, removed, cutoff).
+    pub async fn latest_retention_run(&self) -> Result<Option<(i64, i64, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT ran_at, removed, cutoff FROM retention_runs ORDER BY ran_at DESC, id DESC LIMIT 1",
+        )
+        .fetch_optional(self.pool())
+        .await?)
+    }
 }

@@ -76,6 +76,7 @@ pub struct ChainStatus {
     last_check: Option<String>,
     intact: Option<bool>,
     outcome: String,
+    last_purge: Option<String>,
 }
 
 async fn chain_status(core: &Core) -> Result<ChainStatus, WebError> {
@@ -94,7 +95,19 @@ async fn chain_status(core: &Core) -> Result<ChainStatus, WebError> {
             v.problem.as_deref().unwrap_or("?")
         ),
     };
+    let last_purge = core
+        .store
+        .latest_retention_run()
+        .await?
+        .map(|(at, removed, cutoff)| {
+            format!(
+                "{} UTC: {removed} events older than {} removed",
+                format_utc_seconds(at),
+                format_utc(cutoff)
+            )
+        });
     Ok(ChainStatus {
+        last_purge,
         sealed: head.position - head.anchor_position,
         waiting,
         last_check: last.as_ref().map(|v| format_utc_seconds(v.finished_at)),

@@ -150,7 +150,53 @@ async fn the_command_line_reports_ok_or_the_first_broken_link(backend: Backend) 
     assert!(stderr.contains("BROKEN at link 4"), "{stderr}");
 }
 
+async fn retention_purges_old_events_and_the_chain_still_verifies(backend: Backend) {
+    let l = log(backend).await;
+    let core = &l.app.core;
+    let start = l.app.now_ms() + 1_000;
+    l.app.clock.advance(Duration::from_secs(5 * 60));
+    let sealed = audit::seal_pending(core).await.unwrap() as i64;
+    // Everything before the 60th seeded event goes (and the setup events before them).
+    let cutoff = start + 60 * 1_000;
+    let removed = audit::purge_before(core, cutoff).await.unwrap() as i64;
+    assert!(removed >= 60, "{removed}");
+    assert_eq!(
+        audit::purge_before(core, cutoff).await.unwrap(),
+        0,
+        "nothing left that old"
+    );
+    let left = core
+        .store
+        .search_events(&Default::default(), None, 1000)
+        .await
+        .unwrap();
+    assert!(left.rows.iter().all(|e| e.occurred_at >= cutoff));
+    assert_eq!(
+        audit::verify(core, "test").await.unwrap(),
+        Verdict::Intact {
+            checked: sealed - removed
+        },
+        "verification starts from the anchor the purge left"
+    );
+    // The append-only guard still holds outside a purge.
+    let pool = sqlx::AnyPool::connect(&l.app.database_url).await.unwrap();
+    assert!(
+        sqlx::query("DELETE FROM auth_events")
+            .execute(&pool)
+            .await
+            .is_err()
+    );
+    pool.close().await;
+    let page = l.app.page_with_form("/admin/events").await;
+    assert!(
+        text_of(&page, "#last-purge")
+            .unwrap()
+            .contains(&format!("{removed} events older than"))
+    );
+}
+
 on_both_backends!(
+    retention_purges_old_events_and_the_chain_still_verifies,
     sealed_events_verify_until_someone_edits_one,
     a_deleted_event_breaks_the_chain_at_its_link,
     the_command_line_reports_ok_or_the_first_broken_link,
