@@ -112,8 +112,10 @@ pub struct EventFilter {
     pub outcome: Option<Outcome>,
     pub ip: Option<IpFilter>,
     pub country: Option<String>,
-    /// Matches the subject or actor id exactly, or text inside the details.
+    /// Matches the subject or the actor id exactly (indexed).
     pub text: Option<String>,
+    /// Text inside the details (a scan: narrow it with a time range on a large log).
+    pub detail: Option<String>,
 }
 
 /// The filter as typed (query string); every field optional.
@@ -139,6 +141,8 @@ pub struct RawFilter {
     pub country: String,
     #[serde(default)]
     pub text: String,
+    #[serde(default)]
+    pub detail: String,
 }
 
 fn present(raw: &str) -> Option<&str> {
@@ -219,6 +223,9 @@ impl RawFilter {
             country,
             text: present(&self.text)
                 .map(|raw| bounded(raw, "text"))
+                .transpose()?,
+            detail: present(&self.detail)
+                .map(|raw| bounded(raw, "detail"))
                 .transpose()?,
         })
     }

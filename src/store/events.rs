@@ -2,7 +2,7 @@
 
 use sqlx::{Any, Executor, FromRow};
 
-use super::{Store, StoreError, escape_like};
+use super::{Backend, Store, StoreError, escape_like};
 use crate::domain::event_log::{Cursor, EventFilter, IpFilter};
 use crate::domain::events::{Event, EventRecord};
 use crate::domain::ids::UserId;
@@ -126,17 +126,27 @@ impl Store {
         match &filter.ip {
             Some(IpFilter::Exact(ip)) => w.equals("ip", Some(ip.clone())),
             Some(IpFilter::Prefix(prefix)) => {
-                let p = w.bind(Bind::Text(format!("{}%", escape_like(prefix))));
-                w.clauses.push(format!("ip LIKE {p} ESCAPE '\\'"));
+                // A prefix ending in '.' is the byte range ['10.2.', '10.2/'): an index range scan.
+                let upper = format!("{}/", prefix.trim_end_matches('.'));
+                let low = w.bind(Bind::Text(prefix.clone()));
+                let high = w.bind(Bind::Text(upper));
+                let column = match self.backend() {
+                    Backend::Postgres => "(ip COLLATE \"C\")",
+                    Backend::Sqlite => "ip",
+                };
+                w.clauses
+                    .push(format!("{column} >= {low} AND {column} < {high}"));
             }
             None => {}
         }
         if let Some(text) = &filter.text {
             let exact = w.bind(Bind::Text(text.clone()));
-            let inside = w.bind(Bind::Text(format!("%{}%", escape_like(text))));
-            w.clauses.push(format!(
-                "(subject = {exact} OR actor_id = {exact} OR details LIKE {inside} ESCAPE '\\')"
-            ));
+            w.clauses
+                .push(format!("(subject = {exact} OR actor_id = {exact})"));
+        }
+        if let Some(detail) = &filter.detail {
+            let inside = w.bind(Bind::Text(format!("%{}%", escape_like(detail))));
+            w.clauses.push(format!("details LIKE {inside} ESCAPE '\\'"));
         }
         let newer = matches!(cursor, Some(Cursor::After(..)));
         if let Some(Cursor::Before(at, id) | Cursor::After(at, id)) = cursor {

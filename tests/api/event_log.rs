@@ -122,7 +122,7 @@ async fn filters_narrow_the_log(backend: Backend) {
     assert_eq!(only("ip=10.1.3.4").await, vec![34]);
     let globex = only("tenant=globex").await;
     assert!(!globex.is_empty() && globex.iter().all(|s| s % 2 == 1));
-    let credential = only("text=cred-2").await;
+    let credential = only("detail=cred-2").await;
     assert!(!credential.is_empty() && credential.iter().all(|s| s % 3 == 2));
     // A one-minute window holds the events of that minute only.
     let start = l.app.now_ms() + 1_000;
