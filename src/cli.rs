@@ -82,17 +82,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn audit_verify(settings: Settings) -> anyhow::Result<()> {
-    ensure_data_dir(&settings)?;
+/// Storage (migrated) and the rules, for a one-shot command: no token service, one hashing slot.
+async fn command_core(settings: &Settings) -> anyhow::Result<Core> {
+    ensure_data_dir(settings)?;
     let store = Store::connect_lazy(&settings.database_url)?;
     store.migrate().await.context("applying migrations")?;
-    let core = Core::new(
+    Ok(Core::new(
         store,
         PasswordService::new(1, 1)?,
         Arc::new(SystemClock),
         &settings.public_url,
         crate::domain::TokenServiceSettings::default(),
-    )?;
+    )?)
+}
+
+async fn audit_verify(settings: Settings) -> anyhow::Result<()> {
+    let core = command_core(&settings).await?;
     let sealed = audit::seal_pending(&core).await?;
     let waiting = core
         .store
@@ -162,16 +167,7 @@ async fn create_admin(settings: Settings, email: &str, name: Option<&str>) -> an
         .map_err(|e| anyhow::anyhow!("--name: {e}"))?;
     let password = Password::new(read_password()?).map_err(|e| anyhow::anyhow!("password: {e}"))?;
 
-    ensure_data_dir(&settings)?;
-    let store = Store::connect_lazy(&settings.database_url)?;
-    store.migrate().await.context("applying migrations")?;
-    let core = Core::new(
-        store,
-        PasswordService::new(1, 1)?,
-        Arc::new(SystemClock),
-        &settings.public_url,
-        crate::domain::TokenServiceSettings::default(),
-    )?;
+    let core = command_core(&settings).await?;
     let staff = NewStaff {
         email: email.clone(),
         display_name,

@@ -4,7 +4,7 @@
 
 use sqlx::FromRow;
 
-use super::events::{EVENT_COLUMNS_QUALIFIED, EventRow};
+use super::events::EVENT_COLUMNS_QUALIFIED;
 use super::{Store, StoreError};
 use crate::clock::Millis;
 use crate::domain::events::EventRecord;
@@ -104,18 +104,8 @@ impl Store {
         settled: Millis,
         limit: i64,
     ) -> Result<Vec<EventRecord>, StoreError> {
-        let rows: Vec<EventRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {EVENT_COLUMNS_QUALIFIED} FROM auth_events e \
-             WHERE (e.occurred_at > $1 OR (e.occurred_at = $1 AND e.id > $2)) AND e.occurred_at <= $3 \
-             ORDER BY e.occurred_at, e.id LIMIT $4"
-        )))
-        .bind(head.last_at)
-        .bind(&head.last_id)
-        .bind(settled)
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await?;
-        Ok(rows.into_iter().map(EventRecord::from).collect())
+        self.events_after((head.last_at, &head.last_id), settled, limit)
+            .await
     }
 
     /// Appends links and moves the head, if the head is still where the sealer read it. False when
