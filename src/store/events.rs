@@ -130,9 +130,16 @@ impl Store {
                 let upper = format!("{}/", prefix.trim_end_matches('.'));
                 let low = w.bind(Bind::Text(prefix.clone()));
                 let high = w.bind(Bind::Text(upper));
-                let column = match self.backend() {
-                    Backend::Postgres => "(ip COLLATE \"C\")",
-                    Backend::Sqlite => "ip",
+                // A /8 or /16 matches a large share of the log: walking the time index until a
+                // page is full is far faster than sorting every match (measured at 10M events:
+                // 0.5 ms against 5 s), so SQLite is told not to use the address index (`+ip`).
+                // A /24 is usually rare: the address index finds it. PostgreSQL's planner knows
+                // from its statistics.
+                let broad = prefix.matches('.').count() <= 2;
+                let column = match (self.backend(), broad) {
+                    (Backend::Postgres, _) => "(ip COLLATE \"C\")",
+                    (Backend::Sqlite, true) => "+ip",
+                    (Backend::Sqlite, false) => "ip",
                 };
                 w.clauses
                     .push(format!("{column} >= {low} AND {column} < {high}"));
