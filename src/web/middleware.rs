@@ -43,11 +43,7 @@ pub async fn request_log(
         };
         metrics
             .request_seconds
-            .with_label_values(&[
-                method.as_str(),
-                route.as_str(),
-                &format!("{}xx", status / 100),
-            ])
+            .with_label_values(&[method.as_str(), route.as_str(), status_class(status)])
             .observe(started.elapsed().as_secs_f64());
     }
     match result {
@@ -125,4 +121,15 @@ pub async fn readiness_gate(
             .map_into_right_body());
     }
     Ok(next.call(req).await?.map_into_left_body())
+}
+
+/// The status class as a label, without an allocation per request.
+fn status_class(status: u16) -> &'static str {
+    match status / 100 {
+        1 => "1xx",
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        _ => "5xx",
+    }
 }
