@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokenbroker::clock::{Clock, SystemClock};
-use tokenbroker::domain::event_log::{Cursor, EventFilter, IpFilter, PAGE_SIZE, RawFilter};
+use tokenbroker::domain::event_log::{
+    ActorKind, Cursor, EventFilter, IpFilter, PAGE_SIZE, RawFilter,
+};
 use tokenbroker::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
 use tokenbroker::domain::ids::TenantId;
 use tokenbroker::domain::password::PasswordService;
@@ -54,7 +56,7 @@ async fn main() {
     for batch_start in (0..total).step_by(BATCH) {
         let n = BATCH.min(total - batch_start);
         let mut sql = String::from(
-            "INSERT INTO auth_events (id, occurred_at, tenant_id, actor_kind, actor_id, subject, event_type, outcome, ip, country, user_agent, request_id, details) VALUES ",
+            "INSERT INTO auth_events (id, occurred_at, tenant_id, actor_kind, actor_id, subject, event_type, outcome, ip, country, user_agent, request_id, session_id, details) VALUES ",
         );
         for i in 0..n {
             let k = batch_start + i;
@@ -66,6 +68,30 @@ async fn main() {
                 _ => ("client_auth_failed", "failure"),
             };
             let user = format!("00000000-0000-4000-9000-{:012}", (k * 7919) % 10_000);
+            // Sign-ins act as the account, in one of its sessions (about ten events each);
+            // issuances as one of 2,000 credentials; failures anonymously. Account 4245 signs in
+            // (k % 10 = 5), so its subject and session filters find rows.
+            let (actor_kind, actor_id, subject, session) = match (kind, outcome) {
+                ("login", "success") => (
+                    "user",
+                    format!("'{user}'"),
+                    format!("'{user}'"),
+                    format!("'{user}-{}'", k / 200_000),
+                ),
+                ("login", _) => (
+                    "anonymous",
+                    "NULL".into(),
+                    format!("'{user}'"),
+                    "NULL".into(),
+                ),
+                ("token_issued", _) => (
+                    "client",
+                    format!("'cred-{:04}'", k % 2_000),
+                    "NULL".into(),
+                    "NULL".into(),
+                ),
+                _ => ("anonymous", "NULL".into(), "NULL".into(), "NULL".into()),
+            };
             let ip = format!(
                 "10.{}.{}.{}",
                 (k / 65_536) % 4,
@@ -74,7 +100,7 @@ async fn main() {
             );
             let sep = if i == 0 { "" } else { "," };
             sql.push_str(&format!(
-                "{sep}('{k:016x}-bench', {}, '{tenant}', 'user', '{user}', '{user}', '{kind}', '{outcome}', '{ip}', 'DE', 'bench', NULL, '{{\"n\":{k}}}')",
+                "{sep}('{k:016x}-bench', {}, '{tenant}', '{actor_kind}', {actor_id}, {subject}, '{kind}', '{outcome}', '{ip}', 'DE', 'bench', NULL, {session}, '{{\"n\":{k}}}')",
                 first + k as i64 * step
             ));
         }
@@ -101,7 +127,7 @@ async fn main() {
 
     // Tenant 9 holds every twentieth event, half of them failed client authentications.
     let tenant = TenantId::parse(&tenants[9]).expect("tenant id");
-    let subject = "00000000-0000-4000-9000-000000004242".to_owned();
+    let subject = "00000000-0000-4000-9000-000000004245".to_owned();
     let day = RawFilter {
         from: time_text(now - 2 * 86_400_000),
         to: time_text(now - 86_400_000),
@@ -152,6 +178,21 @@ async fn main() {
             "subject (text)",
             EventFilter {
                 text: Some(subject),
+                ..Default::default()
+            },
+        ),
+        (
+            "actor=client, actor id (credential)",
+            EventFilter {
+                actor_kind: Some(ActorKind::Client),
+                actor_id: Some("cred-0042".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "session",
+            EventFilter {
+                session: Some("00000000-0000-4000-9000-000000004245-7".into()),
                 ..Default::default()
             },
         ),

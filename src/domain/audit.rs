@@ -21,7 +21,9 @@ const SEAL_BATCH: i64 = 1_000;
 const VERIFY_BATCH: i64 = 5_000;
 
 /// The hash of a link: the previous hash, then every field of the event, each length-prefixed
-/// (absent fields marked apart from empty ones), so no two different events hash alike.
+/// (absent fields marked apart from empty ones), so no two different events hash alike. Fields
+/// added since the first release (the session) are hashed only when present, so links sealed
+/// before they existed still verify.
 pub fn link_hash(previous: &str, event: &EventRecord) -> String {
     let mut hash = Sha256::new();
     hash.update(previous.as_bytes());
@@ -49,6 +51,10 @@ pub fn link_hash(previous: &str, event: &EventRecord) -> String {
             }
             None => hash.update(u64::MAX.to_be_bytes()),
         }
+    }
+    if let Some(session) = event.session.as_deref() {
+        hash.update((session.len() as u64).to_be_bytes());
+        hash.update(session.as_bytes());
     }
     hex::encode(hash.finalize())
 }
@@ -216,6 +222,7 @@ mod tests {
             country: None,
             user_agent: None,
             request_id: None,
+            session: None,
             details: details.into(),
         }
     }

@@ -94,7 +94,11 @@ async fn record_login(
         }
         _ => Event::new(now, EventType::Login, Outcome::Failure, Actor::Anonymous),
     }
-    .context(context)
+    .context(&if failure.is_some() {
+        context.without_session()
+    } else {
+        context.clone()
+    })
     .detail("method", "password");
     if let Some(subject) = subject {
         event = event.subject(subject);

@@ -26,17 +26,28 @@ fn bad(field: &'static str, problem: &'static str) -> FilterError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ActorKind {
     User,
+    Client,
+    Partner,
     Anonymous,
     Cli,
     System,
 }
 
 impl ActorKind {
-    pub const ALL: [ActorKind; 4] = [Self::User, Self::Anonymous, Self::Cli, Self::System];
+    pub const ALL: [ActorKind; 6] = [
+        Self::User,
+        Self::Client,
+        Self::Partner,
+        Self::Anonymous,
+        Self::Cli,
+        Self::System,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::User => "user",
+            Self::Client => "client",
+            Self::Partner => "partner",
             Self::Anonymous => "anonymous",
             Self::Cli => "cli",
             Self::System => "system",
@@ -116,6 +127,8 @@ pub struct EventFilter {
     pub text: Option<String>,
     /// Text inside the details (a scan: narrow it with a time range on a large log).
     pub detail: Option<String>,
+    /// One console session's public handle (indexed).
+    pub session: Option<String>,
 }
 
 /// The filter as typed (query string); every field optional.
@@ -143,6 +156,8 @@ pub struct RawFilter {
     pub text: String,
     #[serde(default)]
     pub detail: String,
+    #[serde(default)]
+    pub session: String,
 }
 
 fn present(raw: &str) -> Option<&str> {
@@ -226,6 +241,9 @@ impl RawFilter {
                 .transpose()?,
             detail: present(&self.detail)
                 .map(|raw| bounded(raw, "detail"))
+                .transpose()?,
+            session: present(&self.session)
+                .map(|raw| bounded(raw, "session"))
                 .transpose()?,
         })
     }

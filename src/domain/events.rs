@@ -201,11 +201,16 @@ impl Outcome {
 }
 
 /// Who did it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
     /// Someone not (yet) signed in: a login attempt, the setup page.
     Anonymous,
     User(UserId),
+    /// A machine client, named by the credential it authenticated with (its id, never a secret).
+    Client(String),
+    /// A partner acting on their own access request (submitting, confirming, withdrawing it),
+    /// named by the request.
+    Partner(String),
     /// An operator at the server's command line.
     Cli,
     /// The service itself (background sweeps).
@@ -213,18 +218,22 @@ pub enum Actor {
 }
 
 impl Actor {
-    pub fn kind(self) -> &'static str {
+    pub fn kind(&self) -> &'static str {
         match self {
             Self::Anonymous => "anonymous",
             Self::User(_) => "user",
+            Self::Client(_) => "client",
+            Self::Partner(_) => "partner",
             Self::Cli => "cli",
             Self::System => "system",
         }
     }
 
-    pub fn id(self) -> Option<String> {
+    pub fn id(&self) -> Option<String> {
         match self {
             Self::User(id) => Some(id.to_string()),
+            Self::Client(credential) => Some(credential.clone()),
+            Self::Partner(request) => Some(request.clone()),
             Self::Anonymous | Self::Cli | Self::System => None,
         }
     }
@@ -238,6 +247,28 @@ pub struct RequestContext {
     pub country: Option<String>,
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
+    /// The public handle of the console session the request belongs to (never its key), so the
+    /// log can show everything one session did.
+    pub session: Option<String>,
+}
+
+impl RequestContext {
+    /// The context of a sign-in: the session about to be created gets its public handle now, so
+    /// the sign-in event already names it.
+    pub fn for_new_session(&self) -> Self {
+        Self {
+            session: Some(time_ordered_id()),
+            ..self.clone()
+        }
+    }
+
+    /// A refused sign-in created no session: its events name none.
+    pub fn without_session(&self) -> Self {
+        Self {
+            session: None,
+            ..self.clone()
+        }
+    }
 }
 
 /// Reason codes for failed sign-ins. `InvalidCredentials` covers both an unknown e-mail and a wrong
@@ -301,6 +332,13 @@ impl Event {
         self
     }
 
+    /// The partner behind an access request did this (the request names them in the log; the
+    /// store fills it in where only the link's token was known up front).
+    pub fn by_partner_of(mut self, request: &str) -> Self {
+        self.actor = Actor::Partner(request.to_owned());
+        self.detail("request", request)
+    }
+
     pub fn detail(mut self, key: &str, value: impl Into<Value>) -> Self {
         if let Value::Object(map) = &mut self.details {
             map.insert(key.to_owned(), value.into());
@@ -324,5 +362,6 @@ pub struct EventRecord {
     pub country: Option<String>,
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
+    pub session: Option<String>,
     pub details: String,
 }

@@ -8,6 +8,7 @@ use super::outbox::insert_mail;
 use super::staff::OutgoingMail;
 use super::{Store, StoreError};
 use crate::clock::Millis;
+use crate::domain::alerts::Traveller;
 use crate::domain::events::{Event, EventRecord};
 use crate::domain::ids::UserId;
 
@@ -107,29 +108,38 @@ impl Store {
         .await?)
     }
 
-    /// The latest successful sign-in of `subject` in `[since, before)` from a known country
-    /// other than `country`: (when, country, event id).
-    pub async fn earlier_login_elsewhere(
+    /// The latest successful sign-in of an account (or token issued to a credential) in
+    /// `[since, before)` from a known country other than `country`: (when, country, event id).
+    pub async fn earlier_use_elsewhere(
         &self,
-        subject: &str,
+        traveller: Traveller<'_>,
         country: &str,
         since: Millis,
         before: (i64, &str),
     ) -> Result<Option<(i64, String, String)>, StoreError> {
-        Ok(sqlx::query_as(
+        // Both shapes are served by an index led by the column they name.
+        let (who, id) = match traveller {
+            Traveller::Account(account) => ("subject = $1 AND event_type = 'login'", account),
+            Traveller::Credential(credential) => (
+                "actor_id = $1 AND actor_kind = 'client' AND event_type = 'token_issued'",
+                credential,
+            ),
+        };
+        let sql = format!(
             "SELECT occurred_at, country, id FROM auth_events \
-             WHERE subject = $1 AND event_type = 'login' AND outcome = 'success' \
+             WHERE {who} AND outcome = 'success' \
              AND country IS NOT NULL AND country <> $2 AND occurred_at >= $3 \
              AND (occurred_at < $4 OR (occurred_at = $4 AND id < $5)) \
-             ORDER BY occurred_at DESC, id DESC LIMIT 1",
-        )
-        .bind(subject)
-        .bind(country)
-        .bind(since)
-        .bind(before.0)
-        .bind(before.1)
-        .fetch_optional(self.pool())
-        .await?)
+             ORDER BY occurred_at DESC, id DESC LIMIT 1"
+        );
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .bind(country)
+            .bind(since)
+            .bind(before.0)
+            .bind(before.1)
+            .fetch_optional(self.pool())
+            .await?)
     }
 
     /// Failed client authentications from one address in `(since, until]`.

@@ -51,6 +51,7 @@ struct OptionalEvent {
     country: Option<String>,
     user_agent: Option<String>,
     request_id: Option<String>,
+    session_id: Option<String>,
     details: Option<String>,
 }
 
@@ -69,6 +70,7 @@ impl OptionalEvent {
             country: self.country,
             user_agent: self.user_agent,
             request_id: self.request_id,
+            session: self.session_id,
             details: self.details?,
         })
     }

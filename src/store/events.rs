@@ -21,6 +21,7 @@ pub(crate) struct EventRow {
     country: Option<String>,
     user_agent: Option<String>,
     request_id: Option<String>,
+    session_id: Option<String>,
     details: String,
 }
 
@@ -39,16 +40,17 @@ impl From<EventRow> for EventRecord {
             country: row.country,
             user_agent: row.user_agent,
             request_id: row.request_id,
+            session: row.session_id,
             details: row.details,
         }
     }
 }
 
 const EVENT_COLUMNS: &str = "id, occurred_at, tenant_id, actor_kind, actor_id, subject, event_type, \
-                             outcome, ip, country, user_agent, request_id, details";
+                             outcome, ip, country, user_agent, request_id, session_id, details";
 /// The same columns of `auth_events e`, for queries that join.
 pub(crate) const EVENT_COLUMNS_QUALIFIED: &str = "e.id, e.occurred_at, e.tenant_id, e.actor_kind, e.actor_id, \
-     e.subject, e.event_type, e.outcome, e.ip, e.country, e.user_agent, e.request_id, e.details";
+     e.subject, e.event_type, e.outcome, e.ip, e.country, e.user_agent, e.request_id, e.session_id, e.details";
 
 impl Store {
     pub async fn append_event(&self, event: &Event) -> Result<(), StoreError> {
@@ -123,6 +125,7 @@ impl Store {
         );
         w.equals("outcome", filter.outcome.map(|o| o.as_str().to_owned()));
         w.equals("country", filter.country.clone());
+        w.equals("session_id", filter.session.clone());
         match &filter.ip {
             Some(IpFilter::Exact(ip)) => w.equals("ip", Some(ip.clone())),
             Some(IpFilter::Prefix(prefix)) => {
@@ -232,8 +235,8 @@ where
 {
     sqlx::query(
         "INSERT INTO auth_events (id, occurred_at, tenant_id, actor_kind, actor_id, subject, event_type, \
-         outcome, ip, country, user_agent, request_id, details) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+         outcome, ip, country, user_agent, request_id, session_id, details) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(&event.id)
     .bind(event.occurred_at)
@@ -247,6 +250,7 @@ where
     .bind(event.context.country.as_deref())
     .bind(event.context.user_agent.as_deref())
     .bind(event.context.request_id.as_deref())
+    .bind(event.context.session.as_deref())
     .bind(event.details.to_string())
     .execute(executor)
     .await?;

@@ -79,6 +79,7 @@ pub async fn login_post(
     Client(client): Client,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, WebError> {
+    let client = client.for_new_session();
     let LoginForm { email, password } = form.into_inner();
     let mut page = LoginPage::new(&core, &session)?;
     page.email = email.trim().to_owned();
@@ -137,6 +138,7 @@ pub async fn passwordless_post(
     Client(client): Client,
     form: web::Form<PasskeyForm>,
 ) -> Result<HttpResponse, WebError> {
+    let client = client.for_new_session();
     let ceremony = session.take_ceremony()?;
     match passkeys::finish_discovery(&core, ceremony, &form.credential, &client).await {
         Ok(user) => {

@@ -47,6 +47,8 @@ pub struct Row {
     subject: Option<String>,
     details: String,
     credential: Option<String>,
+    /// The console session the event belongs to (its public handle).
+    session: Option<String>,
 }
 
 #[derive(Template)]
@@ -160,16 +162,18 @@ fn row(record: EventRecord, slugs: &HashMap<String, String>, global: bool) -> Ro
         .get("credential")
         .and_then(|c| c.as_str())
         .map(str::to_owned);
-    let actor_link = match (&record.actor_id, record.actor_kind.as_str(), global) {
-        (Some(id), "user", true) => Some(format!("/admin/users/{id}")),
+    let tenant = record
+        .tenant_id
+        .as_ref()
+        .map(|id| slugs.get(id).cloned().unwrap_or_else(|| id.clone()));
+    let actor_link = match (&record.actor_id, record.actor_kind.as_str(), &tenant) {
+        (Some(id), "user", _) if global => Some(format!("/admin/users/{id}")),
+        (Some(id), "partner", Some(slug)) => Some(format!("/t/{slug}/requests/{id}")),
         _ => None,
     };
     Row {
         at: format_utc_seconds(record.occurred_at),
-        tenant: record
-            .tenant_id
-            .as_ref()
-            .map(|id| slugs.get(id).cloned().unwrap_or_else(|| id.clone())),
+        tenant,
         actor_kind: record.actor_kind,
         actor_id: record.actor_id,
         actor_link,
@@ -180,6 +184,7 @@ fn row(record: EventRecord, slugs: &HashMap<String, String>, global: bool) -> Ro
         subject: record.subject,
         details: record.details,
         credential,
+        session: record.session,
     }
 }
 
@@ -398,6 +403,7 @@ async fn export(
             "country",
             "user_agent",
             "request_id",
+            "session_id",
             "details",
         ]),
         Format::JsonLines => String::new(),
@@ -477,6 +483,7 @@ fn encode(format: Format, r: &EventRecord) -> String {
             r.country.as_deref().unwrap_or_default(),
             r.user_agent.as_deref().unwrap_or_default(),
             r.request_id.as_deref().unwrap_or_default(),
+            r.session.as_deref().unwrap_or_default(),
             &r.details,
         ]),
         Format::JsonLines => {
@@ -486,7 +493,7 @@ fn encode(format: Format, r: &EventRecord) -> String {
                 "id": r.id, "occurred_at": at, "tenant_id": r.tenant_id, "actor_kind": r.actor_kind,
                 "actor_id": r.actor_id, "subject": r.subject, "event_type": r.event_type,
                 "outcome": r.outcome, "ip": r.ip, "country": r.country, "user_agent": r.user_agent,
-                "request_id": r.request_id, "details": details,
+                "request_id": r.request_id, "session_id": r.session, "details": details,
             });
             format!("{line}\n")
         }

@@ -227,6 +227,7 @@ pub async fn invite_post(
     Client(client): Client,
     form: web::Form<AcceptForm>,
 ) -> Result<HttpResponse, WebError> {
+    let client = client.for_new_session();
     let invitation = staff::open_invitation(&core, &form.token)
         .await
         .map_err(link_error)?;

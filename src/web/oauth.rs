@@ -18,7 +18,7 @@ use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
 use crate::domain::keys;
 use crate::domain::oauth::{
     self, AuthMethod, AuthenticatedClient, ClientPurpose, ErrorCode, OAuthError, PresentedClient,
-    ServedTenant, loggable_client_id,
+    ServedTenant,
 };
 use crate::web::session::request_context;
 
@@ -188,7 +188,6 @@ pub async fn token_post(
     let tenant = served_tenant(&core, &path.tenant).await?;
     let mut form = OAuthForm::parse(&req, &body)?;
     let presented = presented_client(req.headers(), Some(&mut form))?;
-    let client_id = presented.as_ref().map(|p| loggable_client_id(&p.client_id));
     let client = oauth::authenticate_client(
         &core,
         &tenant,
@@ -219,7 +218,7 @@ pub async fn token_post(
             "scope": issued.scope,
         }))),
         Err(error) => {
-            record_refusal(&core, &tenant, client_id.as_deref(), &error, &context).await;
+            record_refusal(&core, &tenant, &client, &error, &context).await;
             Err(error)
         }
     }
@@ -230,7 +229,7 @@ pub async fn token_post(
 async fn record_refusal(
     core: &Core,
     tenant: &ServedTenant,
-    client_id: Option<&str>,
+    client: &AuthenticatedClient,
     error: &OAuthError,
     context: &RequestContext,
 ) {
@@ -241,11 +240,11 @@ async fn record_refusal(
         core.clock.now_ms(),
         EventType::TokenRefused,
         Outcome::Failure,
-        Actor::Anonymous,
+        Actor::Client(client.known.credential_id.clone()),
     )
     .tenant(tenant.id)
     .context(context)
-    .detail("client_id", client_id.unwrap_or_default())
+    .detail("client_id", client.client_id.as_str())
     .detail("error", code.as_str());
     if let Err(e) = core.store.append_event(&event).await {
         tracing::warn!(error = %e, "could not record a refused token request");

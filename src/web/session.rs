@@ -119,8 +119,12 @@ impl TypedSession {
     ) -> Result<(), WebError> {
         self.0.renew();
         self.0.clear();
-        self.0
-            .insert(keys::PUBLIC_ID, crate::domain::ids::time_ordered_id())?;
+        // The sign-in event already names the session (`RequestContext::for_new_session`).
+        let public_id = client
+            .session
+            .clone()
+            .unwrap_or_else(crate::domain::ids::time_ordered_id);
+        self.0.insert(keys::PUBLIC_ID, public_id)?;
         self.0.insert(keys::USER_ID, user.to_string())?;
         self.0.insert(keys::AUTH_TIME, now)?;
         self.0.insert(keys::AUTH_LEVEL, level.as_str())?;
@@ -252,6 +256,7 @@ pub fn request_context(req: &HttpRequest) -> RequestContext {
             .extensions()
             .get::<RequestId>()
             .map(RequestId::to_string),
+        session: None,
     }
 }
 
@@ -274,6 +279,15 @@ impl FromRequest for Client {
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(Ok(Self(request_context(req))))
+        // Console requests name their session; the OAuth endpoints have none and never look.
+        let session = req
+            .get_session()
+            .get::<String>(keys::PUBLIC_ID)
+            .ok()
+            .flatten();
+        ready(Ok(Self(RequestContext {
+            session,
+            ..request_context(req)
+        })))
     }
 }

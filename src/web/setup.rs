@@ -69,6 +69,7 @@ pub async fn setup_post(
     Client(client): Client,
     form: web::Form<SetupForm>,
 ) -> Result<HttpResponse, WebError> {
+    let client = client.for_new_session();
     let form = form.into_inner();
     setup::check_setup_token(&core, &form.token)
         .await

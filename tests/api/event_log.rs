@@ -284,10 +284,113 @@ async fn exports_stream_the_filtered_selection(backend: Backend) {
     assert!(text.contains("'=HYPERLINK"));
 }
 
+/// The public handle of the session `browser` is in, as its sessions page marks it.
+async fn this_session(browser: &Browser) -> String {
+    let html = browser.page_with_form("/account/sessions").await;
+    let document = scraper::Html::parse_document(&html);
+    let rows = scraper::Selector::parse("#sessions tr[data-session]").unwrap();
+    document
+        .select(&rows)
+        .find(|row| row.text().any(|t| t.contains("this session")))
+        .and_then(|row| row.value().attr("data-session"))
+        .expect("the current session is marked")
+        .to_owned()
+}
+
+fn attrs(html: &str, css: &str, attr: &str) -> Vec<String> {
+    let document = scraper::Html::parse_document(html);
+    let selector = scraper::Selector::parse(css).unwrap();
+    document
+        .select(&selector)
+        .filter_map(|e| e.value().attr(attr).map(str::to_owned))
+        .collect()
+}
+
+async fn each_row_links_to_everything_its_console_session_did(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_admin().await;
+    let security = staff_member(&app, "sec@example.com", "security", None).await;
+    let session = this_session(&security).await;
+    // Elsewhere: a refused sign-in (it creates no session), then a second session.
+    let elsewhere = app.new_browser();
+    elsewhere.login("sec@example.com", "not the password").await;
+    assert_redirect_to(
+        &elsewhere.login("sec@example.com", STAFF_PASSWORD).await,
+        "/login/passkey",
+    );
+
+    let same = security
+        .page_with_form(&format!("/admin/events?session={session}"))
+        .await;
+    let types = attrs(&same, "#events tbody tr", "data-type");
+    assert!(
+        types.contains(&"invitation_accepted".to_owned())
+            && types.contains(&"passkey_enrolled".to_owned()),
+        "the sign-up and what followed in that session: {types:?}"
+    );
+    assert!(
+        !types.contains(&"login".to_owned()),
+        "the other session's sign-in is not in this one: {types:?}"
+    );
+    let links = attrs(&same, "#events tbody tr a.same-session", "href");
+    assert_eq!(links.len(), types.len(), "every row links its session");
+    assert!(
+        links
+            .iter()
+            .all(|l| l == &format!("/admin/events?session={session}"))
+    );
+
+    let refused = security
+        .page_with_form("/admin/events?type=login&outcome=failure")
+        .await;
+    assert_eq!(all_text_of(&refused, "#events tbody tr").len(), 1);
+    assert!(all_text_of(&refused, "#events tbody tr a.same-session").is_empty());
+    let signed_in = security
+        .page_with_form("/admin/events?type=login&outcome=success")
+        .await;
+    let other = attrs(&signed_in, "#events tbody tr a.same-session", "href");
+    assert_eq!(other.len(), 1, "{signed_in}");
+    assert_ne!(other[0], format!("/admin/events?session={session}"));
+}
+
+async fn partners_and_clients_act_under_their_own_names(backend: Backend) {
+    let service = crate::oauth_kit::service(backend).await;
+    service.access_token().await;
+    let admin = &service.w.tenant_admin;
+
+    let partner = admin.page_with_form("/t/acme/events?actor=partner").await;
+    let types = attrs(&partner, "#events tbody tr", "data-type");
+    assert_eq!(
+        types,
+        ["request_confirmed", "request_submitted"],
+        "{partner}"
+    );
+    let request_pages = attrs(&partner, "#events tbody a.actor-id", "href");
+    assert_eq!(request_pages.len(), 2);
+    assert!(request_pages[0].starts_with("/t/acme/requests/"));
+    assert_eq!(
+        request_pages[0], request_pages[1],
+        "one request, one partner"
+    );
+
+    let issued = admin
+        .page_with_form("/t/acme/events?actor=client&type=token_issued")
+        .await;
+    let credential = all_text_of(&issued, "#events tbody .actor-id");
+    assert_eq!(credential.len(), 1, "{issued}");
+    let details = all_text_of(&issued, "#events tbody code");
+    assert!(
+        details[0].contains(&format!("\"credential\":\"{}\"", credential[0].trim())),
+        "the actor is the credential that authenticated: {details:?}"
+    );
+}
+
 on_both_backends!(
     the_log_pages_newest_first_by_keyset_both_ways,
     filters_narrow_the_log,
     bad_filters_are_explained_and_html_is_escaped,
     tenant_staff_see_their_tenant_only,
     exports_stream_the_filtered_selection,
+    each_row_links_to_everything_its_console_session_did,
+    partners_and_clients_act_under_their_own_names,
 );

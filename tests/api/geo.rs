@@ -173,7 +173,75 @@ async fn a_geoip_database_gives_events_their_country(backend: Backend) {
     assert_eq!(failure.country.as_deref(), Some("DE"));
 }
 
+async fn a_credential_used_from_two_countries_raises_one_travel_alert(backend: Backend) {
+    let service = crate::oauth_kit::service_with(backend, |s| {
+        s.country_header = Some("X-Test-Country".into())
+    })
+    .await;
+    let app = &service.w.app;
+    let token_from = |country: &'static str| {
+        service
+            .http
+            .post(service.url("/t/acme/oauth/token"))
+            .header(
+                "authorization",
+                crate::oauth_kit::basic(&service.client.id, &service.client.secret),
+            )
+            .header("X-Test-Country", country)
+            .form(&[("grant_type", "client_credentials")])
+    };
+    // Alerts of one credential collect per travel window (fixed two-hour buckets): start the
+    // sequence where it fits in one.
+    let window = 2 * 3600 * 1000;
+    let left = window - app.now_ms() % window;
+    if left < 13 * 60 * 1000 {
+        app.clock.advance(Duration::from_millis(left as u64 + 1000));
+    }
+    // From Germany, then Japan ten minutes later, then both again: one alert for the window.
+    for (country, minutes) in [("DE", 0), ("JP", 10), ("DE", 1), ("JP", 1)] {
+        app.clock.advance(Duration::from_secs(minutes * 60));
+        let issued = token_from(country).send().await.unwrap();
+        assert_eq!(issued.status(), StatusCode::OK);
+    }
+    app.clock.advance(Duration::from_secs(3));
+    run_detectors(&app.core, &DetectorPolicy::default())
+        .await
+        .unwrap();
+
+    let queue = service
+        .w
+        .tenant_admin
+        .page_with_form("/t/acme/alerts")
+        .await;
+    let travel = all_text_of(
+        &queue,
+        "tr[data-detector=impossible_travel][data-severity=medium] td:nth-child(4)",
+    );
+    assert_eq!(travel.len(), 1, "{queue}");
+    assert!(
+        travel[0].contains("obtained tokens from DE and then from JP 10 minutes later"),
+        "{}",
+        travel[0]
+    );
+    // Every issuance names the credential as its actor: that is what the detector followed.
+    let issued = app
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e.event_type == "token_issued")
+        .collect::<Vec<_>>();
+    assert_eq!(issued.len(), 4);
+    let credential = issued[0].actor_id.clone().unwrap();
+    assert!(
+        issued
+            .iter()
+            .all(|e| e.actor_id.as_deref() == Some(credential.as_str()))
+    );
+    assert!(travel[0].contains(&credential), "{}", travel[0]);
+}
+
 on_both_backends!(
     sign_ins_from_two_countries_raise_one_impossible_travel_alert,
     a_geoip_database_gives_events_their_country,
+    a_credential_used_from_two_countries_raises_one_travel_alert,
 );

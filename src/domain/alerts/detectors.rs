@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::{DetectorPolicy, Severity};
+use super::{DetectorPolicy, Severity, Traveller};
 use crate::clock::duration_ms;
 use crate::domain::Core;
 use crate::domain::events::{EventRecord, EventType};
@@ -207,42 +207,69 @@ async fn examine(
             alerts.extend(login_bursts(core, policy, event, bucket).await?);
         }
         Some(EventType::Login) => {
-            alerts.extend(impossible_travel(core, policy, event).await?);
+            if let Some(account) = event.subject.as_deref() {
+                let traveller = Traveller::Account(account);
+                alerts.extend(impossible_travel(core, policy, event, traveller).await?);
+            }
+        }
+        Some(EventType::TokenIssued) if event.actor_kind == "client" => {
+            if let Some(credential) = event.actor_id.as_deref() {
+                let traveller = Traveller::Credential(credential);
+                alerts.extend(impossible_travel(core, policy, event, traveller).await?);
+            }
         }
         _ => {}
     }
     Ok(alerts)
 }
 
-/// A successful sign-in from one country soon after one from another. Unknown locations never fire.
+/// A successful sign-in (or token issuance) from one country soon after one from another.
+/// Unknown locations never fire. An account is one person: high. A credential may legitimately
+/// serve a partner's deployments in several regions: medium, and once per credential and window.
 async fn impossible_travel(
     core: &Core,
     policy: &DetectorPolicy,
     event: &EventRecord,
+    traveller: Traveller<'_>,
 ) -> Result<Option<NewAlert>, StoreError> {
-    let (Some(account), Some(country)) = (event.subject.as_deref(), event.country.as_deref())
-    else {
+    let Some(country) = event.country.as_deref() else {
         return Ok(None);
     };
-    let since = event.occurred_at - duration_ms(policy.travel_window);
+    let travel_window = duration_ms(policy.travel_window);
+    let since = event.occurred_at - travel_window;
     let Some((at, earlier, earlier_id)) = core
         .store
-        .earlier_login_elsewhere(account, country, since, (event.occurred_at, &event.id))
+        .earlier_use_elsewhere(traveller, country, since, (event.occurred_at, &event.id))
         .await?
     else {
         return Ok(None);
     };
     let minutes = (event.occurred_at - at) / 60_000;
-    let mut found = alert(
-        event,
-        "impossible_travel",
-        Severity::High,
-        Some(account),
-        format!("travel:{account}:{}", event.id),
-        format!(
-            "Account {account} signed in from {earlier} and then from {country} {minutes} minutes later — faster than anyone travels."
+    let mut found = match traveller {
+        Traveller::Account(account) => alert(
+            event,
+            "impossible_travel",
+            Severity::High,
+            Some(account),
+            format!("travel:{account}:{}", event.id),
+            format!(
+                "Account {account} signed in from {earlier} and then from {country} {minutes} minutes later — faster than anyone travels."
+            ),
         ),
-    );
+        Traveller::Credential(credential) => alert(
+            event,
+            "impossible_travel",
+            Severity::Medium,
+            Some(credential),
+            format!(
+                "travel-credential:{credential}:{}",
+                event.occurred_at / travel_window.max(1)
+            ),
+            format!(
+                "Credential {credential} obtained tokens from {earlier} and then from {country} {minutes} minutes later: its secret may be in a second pair of hands (or the partner runs in both places)."
+            ),
+        ),
+    };
     found.evidence.insert(0, earlier_id);
     Ok(Some(found))
 }

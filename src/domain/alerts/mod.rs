@@ -16,6 +16,15 @@ mod responses;
 pub use detectors::*;
 pub use responses::*;
 
+/// Whose whereabouts the impossible-travel detector follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Traveller<'a> {
+    /// A staff account, by its successful sign-ins.
+    Account(&'a str),
+    /// A machine client's credential, by the tokens issued to it.
+    Credential(&'a str),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {
     Low,

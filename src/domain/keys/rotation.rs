@@ -165,13 +165,25 @@ pub async fn rotate(core: &Core, tenant: TenantId, cause: RotationCause) -> Resu
         RotationCause::Manual(user, context) => (Actor::User(*user), context.clone(), "manual"),
     };
     let events = [
-        key_event(now, tenant, EventType::KeyRetiring, actor, &active.kid)
-            .context(&context)
-            .detail("cause", why)
-            .detail("retire_after", retire_after),
-        key_event(now, tenant, EventType::KeyActivated, actor, &next.kid)
-            .context(&context)
-            .detail("cause", why),
+        key_event(
+            now,
+            tenant,
+            EventType::KeyRetiring,
+            actor.clone(),
+            &active.kid,
+        )
+        .context(&context)
+        .detail("cause", why)
+        .detail("retire_after", retire_after),
+        key_event(
+            now,
+            tenant,
+            EventType::KeyActivated,
+            actor.clone(),
+            &next.kid,
+        )
+        .context(&context)
+        .detail("cause", why),
         key_event(
             now,
             tenant,

@@ -185,7 +185,7 @@ async fn record_failure(
 
 /// A client id as typed is only logged when it looks like one: someone pasting a secret into the
 /// wrong field must not put it in the event log.
-pub fn loggable_client_id(raw: &str) -> String {
+fn loggable_client_id(raw: &str) -> String {
     let looks_right = raw.starts_with("tbc_")
         && raw.len() <= 64
         && raw.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');

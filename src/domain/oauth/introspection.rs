@@ -170,7 +170,7 @@ async fn note_inactive(
         core.clock.now_ms(),
         event_type,
         Outcome::Failure,
-        Actor::Anonymous,
+        Actor::Client(caller.known.credential_id.clone()),
     )
     .tenant(tenant.id)
     .context(context)
@@ -228,7 +228,7 @@ pub async fn revoke_token(
         now,
         EventType::TokenRevoked,
         Outcome::Success,
-        Actor::Anonymous,
+        Actor::Client(caller.known.credential_id.clone()),
     )
     .tenant(tenant.id)
     .context(context)

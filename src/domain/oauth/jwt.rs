@@ -140,7 +140,7 @@ pub async fn issue_access_token(
         now,
         EventType::TokenIssued,
         Outcome::Success,
-        Actor::Anonymous,
+        Actor::Client(client.known.credential_id.clone()),
     )
     .tenant(tenant.id)
     .context(context)

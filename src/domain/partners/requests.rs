@@ -83,7 +83,7 @@ pub async fn submit_request(
         now,
         EventType::RequestSubmitted,
         Outcome::Success,
-        Actor::Anonymous,
+        Actor::Partner(id.clone()),
     )
     .tenant(tenant.id)
     .context(context)
@@ -141,6 +141,7 @@ pub async fn confirm_request(
         now,
         EventType::RequestConfirmed,
         Outcome::Success,
+        // Only the link's token is known here: the store names the partner's request.
         Actor::Anonymous,
     )
     .tenant(tenant.id)
@@ -171,6 +172,7 @@ pub async fn withdraw(
         now,
         EventType::RequestWithdrawn,
         Outcome::Success,
+        // Only the link's token is known here: the store names the partner's request.
         Actor::Anonymous,
     )
     .tenant(tenant.id)

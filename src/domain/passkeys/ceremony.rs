@@ -272,7 +272,11 @@ pub async fn finish_discovery(
         webauthn.finish_discoverable_authentication_v2(&response, state, passkey)
     })
     .await;
-    record_assertion(core, user_id, Purpose::SecondFactor, &outcome, context).await?;
+    let context = match outcome {
+        Ok(()) => context.clone(),
+        Err(_) => context.without_session(),
+    };
+    record_assertion(core, user_id, Purpose::SecondFactor, &outcome, &context).await?;
     outcome.map(|()| user)
 }
 

@@ -172,11 +172,7 @@ impl Store {
         for mail in mails {
             insert_mail(&mut *tx, mail).await?;
         }
-        let mut event = event.clone();
-        if let serde_json::Value::Object(map) = &mut event.details {
-            map.insert("request".into(), row.id.clone().into());
-        }
-        insert_event(&mut *tx, &event).await?;
+        insert_event(&mut *tx, &event.clone().by_partner_of(&row.id)).await?;
         tx.commit().await?;
         Ok(Some(row.into_request()?))
     }
@@ -299,19 +295,20 @@ impl Store {
         event: &Event,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool().begin().await?;
-        let done = sqlx::query(
+        let withdrawn: Option<(String,)> = sqlx::query_as(
             "UPDATE access_requests SET status = 'withdrawn', decided_at = $3 \
-             WHERE tenant_id = $1 AND confirm_token_hash = $2 AND status IN ('unconfirmed', 'pending')",
+             WHERE tenant_id = $1 AND confirm_token_hash = $2 AND status IN ('unconfirmed', 'pending') \
+             RETURNING id",
         )
         .bind(tenant.to_string())
         .bind(token.as_hex())
         .bind(now)
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
-        if done.rows_affected() != 1 {
+        let Some((request,)) = withdrawn else {
             return Ok(false);
-        }
-        insert_event(&mut *tx, event).await?;
+        };
+        insert_event(&mut *tx, &event.clone().by_partner_of(&request)).await?;
         tx.commit().await?;
         Ok(true)
     }
