@@ -201,6 +201,16 @@ async fn walk(core: &Core) -> Result<Verdict, StoreError> {
             problem: "the chain ends before its recorded head",
         });
     }
+    // An event dated before the head yet in no link was written behind the sealer's back: a
+    // forged back-dated row, or one committed later than the seal delay allows.
+    if let Some(event_id) = core.store.first_unsealed_behind(&head).await? {
+        return Ok(Verdict::Broken {
+            checked,
+            position: expected,
+            event_id,
+            problem: "an event dated inside the sealed range was never sealed (written behind the chain's back)",
+        });
+    }
     Ok(Verdict::Intact { checked })
 }
 

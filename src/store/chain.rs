@@ -187,6 +187,26 @@ impl Store {
         Ok(count)
     }
 
+    /// The oldest event dated at or before the head that no link seals (None: there is none).
+    /// A scan of the sealed range with an index probe per row: verification's price, not the
+    /// sealer's.
+    pub async fn first_unsealed_behind(
+        &self,
+        head: &ChainHead,
+    ) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT e.id FROM auth_events e \
+             WHERE (e.occurred_at < $1 OR (e.occurred_at = $1 AND e.id <= $2)) \
+             AND NOT EXISTS (SELECT 1 FROM event_chain c WHERE c.event_id = e.id) \
+             ORDER BY e.occurred_at, e.id LIMIT 1",
+        )
+        .bind(head.last_at)
+        .bind(&head.last_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|(id,)| id))
+    }
+
     pub async fn record_verification(&self, record: &VerificationRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO audit_verifications (id, started_at, finished_at, ok, checked, broken_position, broken_event, problem, run_by) \

@@ -110,6 +110,30 @@ async fn a_deleted_event_breaks_the_chain_at_its_link(backend: Backend) {
     );
 }
 
+async fn a_back_dated_event_written_behind_the_chain_is_found(backend: Backend) {
+    let l = log(backend).await;
+    let core = &l.app.core;
+    l.app.clock.advance(Duration::from_secs(3 * 60));
+    audit::seal_pending(core).await.unwrap();
+    let forged = Event::new(
+        l.app.now_ms() - 2 * 60 * 1000,
+        EventType::Login,
+        Outcome::Success,
+        Actor::System,
+    );
+    core.store.append_event(&forged).await.unwrap();
+    audit::seal_pending(core).await.unwrap();
+    match audit::verify(core, "test").await.unwrap() {
+        Verdict::Broken {
+            event_id, problem, ..
+        } => {
+            assert_eq!(event_id, forged.id);
+            assert!(problem.contains("never sealed"), "{problem}");
+        }
+        intact => panic!("a row behind the chain's back went unnoticed: {intact:?}"),
+    }
+}
+
 async fn the_command_line_reports_ok_or_the_first_broken_link(backend: Backend) {
     let app = spawn_app(backend).await;
     // Old enough for the command (on the real clock) to seal them.
@@ -199,5 +223,6 @@ on_both_backends!(
     retention_purges_old_events_and_the_chain_still_verifies,
     sealed_events_verify_until_someone_edits_one,
     a_deleted_event_breaks_the_chain_at_its_link,
+    a_back_dated_event_written_behind_the_chain_is_found,
     the_command_line_reports_ok_or_the_first_broken_link,
 );
