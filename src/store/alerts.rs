@@ -61,7 +61,9 @@ impl Store {
         )
     }
 
-    /// Events after `(at, id)` in log order that occurred at or before `settled`.
+    /// Events after `(at, id)` in log order that occurred at or before `settled`. The redundant
+    /// `>=` bounds the index range: with the OR alone PostgreSQL scans from the start of the log on
+    /// every call (sealing slowed to 3,900 events/s after a million).
     pub async fn events_after(
         &self,
         after: (i64, &str),
@@ -70,7 +72,7 @@ impl Store {
     ) -> Result<Vec<EventRecord>, StoreError> {
         let rows: Vec<EventRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {EVENT_COLUMNS_QUALIFIED} FROM auth_events e \
-             WHERE (e.occurred_at > $1 OR (e.occurred_at = $1 AND e.id > $2)) AND e.occurred_at <= $3 \
+             WHERE e.occurred_at >= $1 AND (e.occurred_at > $1 OR e.id > $2) AND e.occurred_at <= $3 \
              ORDER BY e.occurred_at, e.id LIMIT $4"
         )))
         .bind(after.0)
@@ -129,7 +131,7 @@ impl Store {
             "SELECT occurred_at, country, id FROM auth_events \
              WHERE {who} AND outcome = 'success' \
              AND country IS NOT NULL AND country <> $2 AND occurred_at >= $3 \
-             AND (occurred_at < $4 OR (occurred_at = $4 AND id < $5)) \
+             AND occurred_at <= $4 AND (occurred_at < $4 OR id < $5) \
              ORDER BY occurred_at DESC, id DESC LIMIT 1"
         );
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))

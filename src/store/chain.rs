@@ -90,6 +90,9 @@ pub struct VerificationRecord {
     pub run_by: String,
 }
 
+/// Links per INSERT statement (three parameters each, well under either backend's limit).
+const LINKS_PER_INSERT: usize = 250;
+
 impl Store {
     pub async fn chain_head(&self) -> Result<ChainHead, StoreError> {
         Ok(sqlx::query_as(
@@ -138,16 +141,24 @@ impl Store {
         if moved.rows_affected() != 1 {
             return Ok(false);
         }
-        for (position, event_id, hash) in links {
-            sqlx::query(
-                "INSERT INTO event_chain (position, event_id, hash, sealed_at) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(position)
-            .bind(event_id)
-            .bind(hash)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        // Many rows per statement: one round trip per link made PostgreSQL seal slower (3,900/s)
+        // than eight writers insert (8,300/s).
+        for chunk in links.chunks(LINKS_PER_INSERT) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let p = i * 3;
+                    format!("(${}, ${}, ${}, $1)", p + 2, p + 3, p + 4)
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO event_chain (position, event_id, hash, sealed_at) VALUES {}",
+                rows.join(", ")
+            );
+            let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+            for (position, event_id, hash) in chunk {
+                insert = insert.bind(position).bind(event_id).bind(hash);
+            }
+            insert.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -178,7 +189,7 @@ impl Store {
     /// Events waiting to be sealed (for the console and `audit verify`).
     pub async fn unsealed_events(&self, head: &ChainHead) -> Result<i64, StoreError> {
         let (count,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM auth_events WHERE occurred_at > $1 OR (occurred_at = $1 AND id > $2)",
+            "SELECT COUNT(*) FROM auth_events WHERE occurred_at >= $1 AND (occurred_at > $1 OR id > $2)",
         )
         .bind(head.last_at)
         .bind(&head.last_id)
@@ -196,7 +207,7 @@ impl Store {
     ) -> Result<Option<String>, StoreError> {
         let row: Option<(String,)> = sqlx::query_as(
             "SELECT e.id FROM auth_events e \
-             WHERE (e.occurred_at < $1 OR (e.occurred_at = $1 AND e.id <= $2)) \
+             WHERE e.occurred_at <= $1 AND (e.occurred_at < $1 OR e.id <= $2) \
              AND NOT EXISTS (SELECT 1 FROM event_chain c WHERE c.event_id = e.id) \
              ORDER BY e.occurred_at, e.id LIMIT 1",
         )

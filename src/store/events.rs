@@ -164,7 +164,7 @@ impl Store {
             let t = w.bind(Bind::Int(*at));
             let i = w.bind(Bind::Text(id.clone()));
             w.clauses.push(format!(
-                "(occurred_at {op} {t} OR (occurred_at = {t} AND id {op} {i}))"
+                "occurred_at {op}= {t} AND (occurred_at {op} {t} OR id {op} {i})"
             ));
         }
         let limit_at = w.bind(Bind::Int(limit + 1));

@@ -259,7 +259,8 @@ impl Store {
         let (cursor_time, cursor_id) = after.unwrap_or((i64::MAX, ""));
         let mut conditions = vec![
             "c.tenant_id = $1".to_owned(),
-            "(c.created_at < $2 OR (c.created_at = $2 AND c.id < $3))".to_owned(),
+            // The redundant `<=` bounds the index range scan (the OR alone is a filter).
+            "c.created_at <= $2 AND (c.created_at < $2 OR c.id < $3)".to_owned(),
         ];
         let mut texts: Vec<(usize, String)> = Vec::new();
         let mut next = 5;
