@@ -102,14 +102,21 @@ async fn main() {
         (
             "ip exact",
             EventFilter {
-                ip: Some(IpFilter::Exact("10.0.24.104".into())),
+                ip: Some(IpFilter::parse("10.0.24.104").expect("address")),
                 ..Default::default()
             },
         ),
         (
             "ip /16",
             EventFilter {
-                ip: Some(IpFilter::Prefix("10.0.".into())),
+                ip: Some(IpFilter::parse("10.0.0.0/16").expect("network")),
+                ..Default::default()
+            },
+        ),
+        (
+            "ip /20 (sixteen /24 ranges)",
+            EventFilter {
+                ip: Some(IpFilter::parse("10.1.16.0/20").expect("network")),
                 ..Default::default()
             },
         ),

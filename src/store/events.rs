@@ -127,25 +127,33 @@ impl Store {
         w.equals("country", filter.country.clone());
         w.equals("session_id", filter.session.clone());
         match &filter.ip {
-            Some(IpFilter::Exact(ip)) => w.equals("ip", Some(ip.clone())),
-            Some(IpFilter::Prefix(prefix)) => {
-                // A prefix ending in '.' is the byte range ['10.2.', '10.2/'): an index range scan.
-                let upper = format!("{}/", prefix.trim_end_matches('.'));
-                let low = w.bind(Bind::Text(prefix.clone()));
-                let high = w.bind(Bind::Text(upper));
-                // A /8 or /16 matches a large share of the log: walking the time index until a
-                // page is full is far faster than sorting every match (measured at 10M events:
+            Some(IpFilter::Addresses(addresses)) => {
+                let each: Vec<String> = addresses
+                    .iter()
+                    .map(|a| w.bind(Bind::Text(a.clone())))
+                    .collect();
+                w.clauses.push(format!("ip IN ({})", each.join(", ")));
+            }
+            Some(IpFilter::Prefixes { prefixes, broad }) => {
+                // A broad network matches a large share of the log: walking the time index until
+                // a page is full is far faster than sorting every match (measured at 10M events:
                 // 0.5 ms against 5 s), so SQLite is told not to use the address index (`+ip`).
-                // A /24 is usually rare: the address index finds it. PostgreSQL's planner knows
-                // from its statistics.
-                let broad = prefix.matches('.').count() <= 2;
+                // A narrow one is usually rare: the address index finds it. PostgreSQL's planner
+                // knows from its statistics; it compares bytes (`COLLATE "C"`, its own index).
                 let column = match (self.backend(), broad) {
                     (Backend::Postgres, _) => "(ip COLLATE \"C\")",
                     (Backend::Sqlite, true) => "+ip",
                     (Backend::Sqlite, false) => "ip",
                 };
-                w.clauses
-                    .push(format!("{column} >= {low} AND {column} < {high}"));
+                let ranges: Vec<String> = prefixes
+                    .iter()
+                    .map(|prefix| {
+                        let low = w.bind(Bind::Text(prefix.clone()));
+                        let high = w.bind(Bind::Text(just_after_prefix(prefix)));
+                        format!("({column} >= {low} AND {column} < {high})")
+                    })
+                    .collect();
+                w.clauses.push(format!("({})", ranges.join(" OR ")));
             }
             None => {}
         }
@@ -225,6 +233,16 @@ impl Conditions {
 enum Bind {
     Int(i64),
     Text(String),
+}
+
+/// The first text after every text that starts with `prefix` (ASCII, ending in `.` or `:`): the
+/// last byte one up (`/`, `;`), so `[prefix, just_after)` is one index range.
+fn just_after_prefix(prefix: &str) -> String {
+    let mut upper = prefix.to_owned();
+    if let Some(last) = upper.pop() {
+        upper.push(char::from_u32(u32::from(last) + 1).unwrap_or(char::MAX));
+    }
+    upper
 }
 
 /// Appends on any executor; use cases pass their transaction so an action and its event commit

@@ -246,7 +246,8 @@ pub fn request_context(req: &HttpRequest) -> RequestContext {
         country: req
             .app_data::<actix_web::web::Data<crate::domain::Core>>()
             .and_then(|core| country_of(req, &core.geo, ip)),
-        ip: ip.map(|ip| ip.to_string()),
+        // A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d; the log keeps them IPv4.
+        ip: ip.map(|ip| ip.to_canonical().to_string()),
         user_agent: req
             .headers()
             .get(header::USER_AGENT)

@@ -120,6 +120,12 @@ async fn filters_narrow_the_log(backend: Backend) {
     assert_eq!(network.len(), 50);
     assert!(network.iter().all(|s| s % 2 == 0));
     assert_eq!(only("ip=10.1.3.4").await, vec![34]);
+    // Networks between octet boundaries: a /23 is two /24s, a /30 four addresses.
+    assert_eq!(
+        only("ip=10.1.2.0%2F23").await,
+        (20..40).rev().filter(|s| s % 2 == 0).collect::<Vec<i64>>()
+    );
+    assert_eq!(only("ip=10.1.3.4%2F30").await, vec![36, 34]);
     let globex = only("tenant=globex").await;
     assert!(!globex.is_empty() && globex.iter().all(|s| s % 2 == 1));
     let credential = only("detail=cred-2").await;
@@ -141,11 +147,54 @@ async fn filters_narrow_the_log(backend: Backend) {
     let _ = (l.acme, l.globex);
 }
 
+async fn ipv6_networks_are_searched_by_whole_groups(backend: Backend) {
+    let l = log(backend).await;
+    let at = l.app.now_ms() + 200_000;
+    for (seq, ip) in [
+        (200, "2001:db8:5::1"),
+        (201, "2001:db8:6:1::9"),
+        (202, "2001:db9::1"),
+    ] {
+        let context = RequestContext {
+            ip: Some(ip.into()),
+            ..RequestContext::default()
+        };
+        let event = Event::new(
+            at + seq,
+            EventType::Login,
+            Outcome::Success,
+            Actor::Anonymous,
+        )
+        .tenant(l.acme)
+        .context(&context)
+        .detail("seq", seq);
+        l.app.core.store.append_event(&event).await.unwrap();
+    }
+    let only = |query: &'static str| {
+        let app = &l.app;
+        async move {
+            seqs(
+                &app.page_with_form(&format!("/admin/events?ip={query}"))
+                    .await,
+            )
+        }
+    };
+    assert_eq!(only("2001:db8::%2F32").await, vec![201, 200]);
+    assert_eq!(only("2001:db8:5::%2F48").await, vec![200]);
+    assert_eq!(only("2001:db8:6:1::%2F64").await, vec![201]);
+    assert_eq!(
+        only("2001:DB8:5:0::1").await,
+        vec![200],
+        "typed uncompressed"
+    );
+}
+
 async fn bad_filters_are_explained_and_html_is_escaped(backend: Backend) {
     let l = log(backend).await;
     for (query, field) in [
         ("type=bogus", "type:"),
-        ("ip=10.1.2.0%2F23", "ip:"),
+        ("ip=10.1.2.1%2F23", "ip:"),
+        ("ip=2001:db8::%2F33", "ip:"),
         ("ip=not-an-ip", "ip:"),
         ("from=yesterday", "from:"),
         ("from=2026-11-25&to=2026-11-24", "to:"),
@@ -388,6 +437,7 @@ async fn partners_and_clients_act_under_their_own_names(backend: Backend) {
 on_both_backends!(
     the_log_pages_newest_first_by_keyset_both_ways,
     filters_narrow_the_log,
+    ipv6_networks_are_searched_by_whole_groups,
     bad_filters_are_explained_and_html_is_escaped,
     tenant_staff_see_their_tenant_only,
     exports_stream_the_filtered_selection,
