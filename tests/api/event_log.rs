@@ -14,6 +14,8 @@ pub(crate) struct Log {
     pub(crate) app: TestApp,
     acme: TenantId,
     globex: TenantId,
+    /// When event 0 occurred; event i occurred i seconds later.
+    start: i64,
 }
 
 /// 120 events, newest last: even ones in acme from 10.1.x.x (failed logins), odd ones in globex
@@ -52,7 +54,12 @@ pub(crate) async fn log(backend: Backend) -> Log {
         .detail("credential", format!("cred-{}", i % 3));
         app.core.store.append_event(&event).await.unwrap();
     }
-    Log { app, acme, globex }
+    Log {
+        app,
+        acme,
+        globex,
+        start,
+    }
 }
 
 fn seqs(html: &str) -> Vec<i64> {
@@ -130,20 +137,28 @@ async fn filters_narrow_the_log(backend: Backend) {
     assert!(!globex.is_empty() && globex.iter().all(|s| s % 2 == 1));
     let credential = only("detail=cred-2").await;
     assert!(!credential.is_empty() && credential.iter().all(|s| s % 3 == 2));
-    // A one-minute window holds the events of that minute only.
-    let start = l.app.now_ms() + 1_000;
-    let from = time::OffsetDateTime::from_unix_timestamp((start + 60_000) / 1000 + 60).unwrap();
-    let minute = from
-        .format(&time::macros::format_description!(
-            "[year]-[month]-[day]T[hour]:[minute]"
-        ))
-        .unwrap();
+    // A one-minute window (the first whole minute after event 0) holds that minute's sixty events;
+    // the page shows the newest fifty of them.
+    let minute_ms = 60_000;
+    let from = (l.start / minute_ms + 1) * minute_ms;
+    let first = (from - l.start + 999) / 1_000;
+    let format = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]");
+    let at = |ms: i64| {
+        time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+            .unwrap()
+            .format(&format)
+            .unwrap()
+    };
     let window = seqs(
         &l.app
-            .page_with_form(&format!("/admin/events?from={minute}&type=login"))
+            .page_with_form(&format!(
+                "/admin/events?from={}&to={}&type=login",
+                at(from),
+                at(from + minute_ms)
+            ))
             .await,
     );
-    assert!(!window.is_empty() && window.len() < 120);
+    assert_eq!(window, (first + 10..first + 60).rev().collect::<Vec<_>>());
     let _ = (l.acme, l.globex);
 }
 
