@@ -241,13 +241,13 @@ pub struct Client(pub RequestContext);
 const MAX_USER_AGENT_CHARS: usize = 512;
 
 pub fn request_context(req: &HttpRequest) -> RequestContext {
-    let ip = req.peer_addr().map(|addr| addr.ip());
+    // A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d: logged and located as IPv4.
+    let ip = req.peer_addr().map(|addr| addr.ip().to_canonical());
     RequestContext {
         country: req
             .app_data::<actix_web::web::Data<crate::domain::Core>>()
             .and_then(|core| country_of(req, &core.geo, ip)),
-        // A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d; the log keeps them IPv4.
-        ip: ip.map(|ip| ip.to_canonical().to_string()),
+        ip: ip.map(|ip| ip.to_string()),
         user_agent: req
             .headers()
             .get(header::USER_AGENT)
