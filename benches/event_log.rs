@@ -7,6 +7,14 @@
 //! `cargo bench --bench event_log` (temporary SQLite), or `TB_BENCH_DATABASE_URL=postgres://…` or
 //! `sqlite://…?mode=rwc` (an empty database, or one an earlier run seeded: it is reused).
 
+// Test code, not a request path: a panic here fails the run, which is what benchmarks should do.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 #[path = "support/seed.rs"]
 mod seed;
 

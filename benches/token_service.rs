@@ -9,6 +9,14 @@
 //! `cargo bench --bench token_service` (needs `wrk` and `taskset`; a temporary SQLite database, or
 //! `TB_BENCH_DATABASE_URL` pointing at an empty PostgreSQL database). Figures go in the issue note.
 
+// Test code, not a request path: a panic here fails the run, which is what benchmarks should do.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 #[path = "support/seed.rs"]
 mod seed;
 

@@ -9,6 +9,14 @@
 //! gateway's steady state: last use written once a minute each), unknown and malformed tokens, on
 //! one task and on two.
 
+// Test code, not a request path: a panic here fails the run, which is what benchmarks should do.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 #[path = "support/seed.rs"]
 mod seed;
 

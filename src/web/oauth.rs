@@ -44,8 +44,11 @@ impl OAuthForm {
         let mut pairs: Vec<(String, String)> = Vec::new();
         for part in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
             let (name, value) = match part.iter().position(|b| *b == b'=') {
-                Some(at) => (&part[..at], &part[at + 1..]),
-                None => (part, &part[..0]),
+                Some(at) => {
+                    let (name, rest) = part.split_at(at);
+                    (name, rest.get(1..).unwrap_or_default())
+                }
+                None => (part, &[][..]),
             };
             let (name, value) = (decode(name)?, decode(value)?);
             if pairs.iter().any(|(n, _)| *n == name) {

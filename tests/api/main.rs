@@ -1,6 +1,14 @@
 //! Integration tests: the real server on a random port, a fresh database per test, real HTTP.
 //! Every test that touches storage runs on SQLite and on PostgreSQL.
 
+// Test code, not a request path: a panic here fails the run, which is what tests should do.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod client;
 mod helpers;
 mod oauth_kit;

@@ -62,8 +62,9 @@ impl IpFilter {
         let octets = usize::from(boundary / 8);
         let prefixes = starts
             .map(|a| {
-                a.octets()[..octets]
+                a.octets()
                     .iter()
+                    .take(octets)
                     .map(|o| format!("{o}."))
                     .collect()
             })
@@ -83,7 +84,8 @@ impl IpFilter {
                 IpAddr::V6(network.addr()).to_canonical().to_string(),
             ]));
         }
-        let groups = &network.network().segments()[..usize::from(bits / 16)];
+        let segments = network.network().segments();
+        let groups = segments.get(..usize::from(bits / 16)).unwrap_or_default();
         if bits % 16 != 0 || groups.contains(&0) {
             return Err(bad(
                 "ip",

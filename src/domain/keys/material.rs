@@ -100,7 +100,11 @@ impl Kek {
 
     fn from_bytes(key: [u8; 32]) -> Self {
         // Identifies which KEK sealed a key, so a wrong one is named instead of "corrupt data".
-        let id = hex::encode(&Sha256::digest(Sha256::digest(key))[..6]);
+        let digest = Sha256::digest(Sha256::digest(key));
+        let id = digest
+            .first_chunk::<6>()
+            .map(hex::encode)
+            .unwrap_or_default();
         Self {
             key: Zeroizing::new(key),
             id,
