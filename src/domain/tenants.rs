@@ -219,6 +219,11 @@ pub struct NewTenant {
     pub logo: Option<Logo>,
 }
 
+/// The tenant a URL names, whatever its status (a suspended tenant's pages still open for staff).
+pub async fn by_slug(core: &Core, slug: &str) -> Result<Option<Tenant>, StoreError> {
+    core.store.tenant_by_slug(slug).await
+}
+
 pub async fn create(
     core: &Core,
     actor: UserId,

@@ -14,8 +14,7 @@ use crate::domain::recovery;
 use crate::domain::sessions;
 use crate::web::error::WebError;
 use crate::web::mfa::CodesPage;
-use crate::web::session::{Client, CurrentUser, PendingAction};
-use crate::web::step_up::{post_action, require_fresh_passkey};
+use crate::web::session::{Client, CurrentUser};
 use crate::web::{Nav, new_password, render, see_other};
 
 pub struct PasskeyView {
@@ -117,13 +116,6 @@ pub async fn passkey_remove_post(
     path: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
     let passkey_id = path.into_inner();
-    let action = post_action(
-        "Remove a passkey",
-        &format!("/account/passkeys/{passkey_id}/remove"),
-    );
-    if let Some(redirect) = require_fresh_passkey(&core, &current.session, action)? {
-        return Ok(redirect);
-    }
     match passkeys::remove(&core, current.user.id, &passkey_id, &client).await {
         Ok(()) => {
             // The device that held the passkey may still be signed in: losing a passkey ends
@@ -145,10 +137,6 @@ pub async fn recovery_codes_post(
     current: CurrentUser,
     Client(client): Client,
 ) -> Result<HttpResponse, WebError> {
-    let action = post_action("Replace your recovery codes", "/account/recovery-codes");
-    if let Some(redirect) = require_fresh_passkey(&core, &current.session, action)? {
-        return Ok(redirect);
-    }
     let codes = recovery::issue(&core, current.user.id, &client, true).await?;
     let mut page = CodesPage::new(codes, "New recovery codes");
     page.nav = Some(Nav::for_user(&current.user, current.csrf_token.clone()));
@@ -176,22 +164,7 @@ pub struct PasswordPage {
     confirm_error: Option<String>,
 }
 
-/// The form is shown only right after a passkey check, so the check never has to hold passwords.
-fn password_step_up() -> PendingAction {
-    PendingAction {
-        label: "Change your password".into(),
-        path: "/account/password".into(),
-        fields: None,
-    }
-}
-
-pub async fn password_get(
-    core: web::Data<Core>,
-    current: CurrentUser,
-) -> Result<HttpResponse, WebError> {
-    if let Some(redirect) = require_fresh_passkey(&core, &current.session, password_step_up())? {
-        return Ok(redirect);
-    }
+pub async fn password_get(current: CurrentUser) -> Result<HttpResponse, WebError> {
     let page = PasswordPage {
         nav: Some(Nav::for_user(&current.user, current.csrf_token.clone())),
         csrf_token: current.csrf_token.clone(),
@@ -214,9 +187,6 @@ pub async fn password_post(
     form: web::Form<PasswordForm>,
 ) -> Result<HttpResponse, WebError> {
     // Past the window the typed passwords are dropped, never saved: the form is shown again.
-    if let Some(redirect) = require_fresh_passkey(&core, &current.session, password_step_up())? {
-        return Ok(redirect);
-    }
     let form = form.into_inner();
     let mut page = PasswordPage {
         nav: Some(Nav::for_user(&current.user, current.csrf_token.clone())),

@@ -12,10 +12,9 @@ use crate::domain::alerts::{self, AlertAction, AlertError, AlertStatus};
 use crate::domain::events::EventRecord;
 use crate::domain::rbac::Permission;
 use crate::store::alerts::{AlertNote, AlertRow};
-use crate::web::authz::{TenantPage, require};
+use crate::web::authz::TenantPage;
 use crate::web::error::WebError;
 use crate::web::session::{Client, CurrentUser};
-use crate::web::step_up::{post_action, require_fresh_passkey};
 use crate::web::{Nav, render, see_other};
 
 const QUEUE_SIZE: i64 = 200;
@@ -70,7 +69,6 @@ pub async fn queue_get(
     current: CurrentUser,
     query: web::Query<QueueQuery>,
 ) -> Result<HttpResponse, WebError> {
-    require(&current, Permission::ViewAlerts)?;
     let show_all = query.all == "1";
     let rows = core.store.alerts(None, !show_all, QUEUE_SIZE).await?;
     let view = QueuePage {
@@ -89,7 +87,6 @@ pub async fn tenant_queue_get(
     page: TenantPage,
     query: web::Query<QueueQuery>,
 ) -> Result<HttpResponse, WebError> {
-    page.require(Permission::ViewAlerts)?;
     let show_all = query.all == "1";
     let tenant = page.tenant.id.to_string();
     let rows = core
@@ -146,7 +143,7 @@ pub struct AlertPage {
 
 async fn alert_page(core: &Core, current: &CurrentUser, id: &str) -> Result<AlertPage, WebError> {
     let alert = core.store.alert(id).await?.ok_or(WebError::NotFound)?;
-    let can_manage = require(current, Permission::ManageAlerts).is_ok();
+    let can_manage = current.may(Permission::ManageAlerts);
     let responses = if can_manage {
         alerts::responses_for(core, &alert)
             .await
@@ -188,7 +185,6 @@ pub async fn alert_get(
     current: CurrentUser,
     path: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    require(&current, Permission::ViewAlerts)?;
     render(&alert_page(&core, &current, &path).await?, StatusCode::OK)
 }
 
@@ -214,17 +210,8 @@ pub async fn respond_post(
     path: web::Path<String>,
     form: web::Form<RespondForm>,
 ) -> Result<HttpResponse, WebError> {
-    require(&current, Permission::ManageAlerts)?;
     let response = alerts::Response::parse(&form.response)
         .ok_or(WebError::BadRequest("That is not a response to an alert."))?;
-    let mut action = post_action(
-        &format!("{} (alert response)", response.label()),
-        &format!("/admin/alerts/{}/respond", path.as_str()),
-    );
-    action.fields = Some(vec![("response".into(), form.response.clone())]);
-    if let Some(redirect) = require_fresh_passkey(&core, &current.session, action)? {
-        return Ok(redirect);
-    }
     match alerts::respond(&core, current.user.id, &path, response, &client).await {
         Ok(()) => Ok(see_other(&format!("/admin/alerts/{}", path.as_str()))),
         Err(AlertError::Invalid(message)) => {
@@ -254,7 +241,6 @@ pub async fn work_post(
     path: web::Path<String>,
     form: web::Form<WorkForm>,
 ) -> Result<HttpResponse, WebError> {
-    require(&current, Permission::ManageAlerts)?;
     let action = if form.assign == "me" {
         AlertAction::AssignToMe
     } else if !form.status.is_empty() {

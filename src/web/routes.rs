@@ -1,14 +1,18 @@
-//! The route table: every URL with its handler and its access rule, registered in one place.
-//! Registering a route without a rule is impossible; `route_table()` lists them for the
-//! authorization-matrix test.
+//! The route table: every URL with its handler and its access rule, registered in one place. This
+//! is the one place that says who may call what: registering wraps each handler in the rule's
+//! check (`authz::enforce`), and a route cannot be registered without a rule. `route_table()` lists
+//! them for the authorization-matrix test.
 
 use actix_web::dev::HttpServiceFactory;
 use actix_web::http::Method;
+use actix_web::middleware::from_fn;
 use actix_web::web::{self, ServiceConfig};
-use actix_web::{FromRequest, Handler, Responder};
+use actix_web::{FromRequest, Handler, Responder, guard};
 
 use crate::domain::rbac::Permission::*;
 use crate::web::authz::Access::{self, *};
+use crate::web::authz::{Rule, enforce};
+use crate::web::step_up::StepUp;
 use crate::web::{
     account, alerts, assets, auth, credentials, dashboard, events, health, invitations, keys,
     metrics, mfa, oauth, partner_pages, requests, sessions, setup, staff, step_up, tenants,
@@ -19,6 +23,7 @@ pub struct RouteInfo {
     pub method: Method,
     pub path: &'static str,
     pub access: Access,
+    pub step_up: Option<StepUp>,
 }
 
 /// Registers routes and remembers each one's rule.
@@ -39,7 +44,7 @@ impl<'a> Router<'a> {
         &mut self,
         method: Method,
         path: &'static str,
-        access: Access,
+        rule: Rule,
         handler: F,
     ) -> &mut Self
     where
@@ -47,34 +52,49 @@ impl<'a> Router<'a> {
         Args: FromRequest + 'static,
         F::Output: Responder + 'static,
     {
-        // `ServiceConfig::route` lifts the method guard to the resource, so GET and POST of one
-        // path can be registered separately and still both match.
-        self.cfg
-            .route(path, web::method(method.clone()).to(handler));
+        // One resource per method and path: the router tries the next resource of the same path
+        // when the method guard fails, so GET and POST of one path are registered separately.
+        self.cfg.service(
+            web::resource(path)
+                .guard(guard::Method(method.clone()))
+                .wrap(from_fn(move |req, next| enforce(rule, req, next)))
+                .to(handler),
+        );
         self.table.push(RouteInfo {
             method,
             path,
-            access,
+            access: rule.access,
+            step_up: rule.step_up,
         });
         self
     }
 
-    pub fn get<F, Args>(&mut self, path: &'static str, access: Access, handler: F) -> &mut Self
+    pub fn get<F, Args>(
+        &mut self,
+        path: &'static str,
+        rule: impl Into<Rule>,
+        handler: F,
+    ) -> &mut Self
     where
         F: Handler<Args>,
         Args: FromRequest + 'static,
         F::Output: Responder + 'static,
     {
-        self.add(Method::GET, path, access, handler)
+        self.add(Method::GET, path, rule.into(), handler)
     }
 
-    pub fn post<F, Args>(&mut self, path: &'static str, access: Access, handler: F) -> &mut Self
+    pub fn post<F, Args>(
+        &mut self,
+        path: &'static str,
+        rule: impl Into<Rule>,
+        handler: F,
+    ) -> &mut Self
     where
         F: Handler<Args>,
         Args: FromRequest + 'static,
         F::Output: Responder + 'static,
     {
-        self.add(Method::POST, path, access, handler)
+        self.add(Method::POST, path, rule.into(), handler)
     }
 
     pub fn service(&mut self, service: impl HttpServiceFactory + 'static) -> &mut Self {
@@ -147,16 +167,24 @@ pub fn console(router: &mut Router<'_>) {
         )
         .post(
             "/account/passkeys/{id}/remove",
-            SignedIn,
+            SignedIn.with_step_up("Remove a passkey"),
             account::passkey_remove_post,
         )
         .post(
             "/account/recovery-codes",
-            SignedIn,
+            SignedIn.with_step_up("Replace your recovery codes"),
             account::recovery_codes_post,
         )
-        .get("/account/password", SignedIn, account::password_get)
-        .post("/account/password", SignedIn, account::password_post)
+        .get(
+            "/account/password",
+            SignedIn.with_step_up_reopening("Change your password"),
+            account::password_get,
+        )
+        .post(
+            "/account/password",
+            SignedIn.with_step_up_reopening("Change your password"),
+            account::password_post,
+        )
         .get("/account/sessions", SignedIn, sessions::mine_get)
         .post(
             "/account/sessions/end-others",
@@ -272,17 +300,17 @@ pub fn console(router: &mut Router<'_>) {
         )
         .post(
             "/t/{tenant}/grants/{id}/revoke",
-            InTenant(RevokeCredentials),
+            InTenant(RevokeCredentials).with_step_up("Revoke credentials in bulk"),
             credentials::grant_revoke_post,
         )
         .post(
             "/t/{tenant}/grants/{id}/revoke-partner",
-            InTenant(RevokeCredentials),
+            InTenant(RevokeCredentials).with_step_up("Revoke credentials in bulk"),
             credentials::partner_revoke_post,
         )
         .post(
             "/t/{tenant}/grants/{id}/mint",
-            InTenant(MintCredentials),
+            InTenant(MintCredentials).with_step_up("Create a credential in {tenant}"),
             credentials::mint_post,
         )
         .get(
@@ -292,7 +320,7 @@ pub fn console(router: &mut Router<'_>) {
         )
         .post(
             "/t/{tenant}/credentials/{id}/secrets",
-            InTenant(MintCredentials),
+            InTenant(MintCredentials).with_step_up("Create another client secret"),
             credentials::add_secret_post,
         )
         .post(
@@ -305,17 +333,17 @@ pub fn console(router: &mut Router<'_>) {
         .get("/t/{tenant}/keys", InTenant(ViewKeys), keys::catalogue_get)
         .post(
             "/t/{tenant}/keys/rotate",
-            InTenant(RotateKeys),
+            InTenant(RotateKeys).with_step_up("Rotate the signing key of {tenant}"),
             keys::rotate_post,
         )
         .post(
             "/t/{tenant}/keys/emergency",
-            InTenant(ReplaceKeysInEmergency),
+            InTenant(ReplaceKeysInEmergency).with_step_up("Request an emergency key replacement"),
             keys::emergency_post,
         )
         .post(
             "/t/{tenant}/keys/emergency/{id}/approve",
-            InTenant(ReplaceKeysInEmergency),
+            InTenant(ReplaceKeysInEmergency).with_step_up("Approve dropping a signing key at once"),
             keys::emergency_approve_post,
         )
         .post(
@@ -334,7 +362,7 @@ pub fn console(router: &mut Router<'_>) {
         )
         .post(
             "/admin/alerts/{id}/respond",
-            Global(ManageAlerts),
+            Global(ManageAlerts).with_step_up("Respond to an alert"),
             alerts::respond_post,
         )
         .get(
@@ -371,22 +399,22 @@ pub fn console(router: &mut Router<'_>) {
         .get("/admin/users/{id}", Global(ViewStaff), staff::detail_get)
         .post(
             "/admin/users/{id}/roles",
-            Global(ManageStaff),
+            Global(ManageStaff).with_step_up("Grant a staff member a role"),
             staff::role_grant_post,
         )
         .post(
             "/admin/users/{id}/roles/{assignment}/revoke",
-            Global(ManageStaff),
+            Global(ManageStaff).with_step_up("Remove a staff member's role"),
             staff::role_revoke_post,
         )
         .post(
             "/admin/users/{id}/deactivate",
-            Global(ManageStaff),
+            Global(ManageStaff).with_step_up("Deactivate a staff member"),
             staff::deactivate_post,
         )
         .post(
             "/admin/users/{id}/reactivate",
-            Global(ManageStaff),
+            Global(ManageStaff).with_step_up("Reactivate a staff member"),
             staff::reactivate_post,
         )
         .get(
@@ -396,12 +424,12 @@ pub fn console(router: &mut Router<'_>) {
         )
         .post(
             "/admin/users/{id}/sessions/end-all",
-            Global(ManageStaffSessions),
+            Global(ManageStaffSessions).with_step_up("End every session of a staff member"),
             sessions::user_sessions_end_all_post,
         )
         .post(
             "/admin/users/{id}/sessions/{session}/end",
-            Global(ManageStaffSessions),
+            Global(ManageStaffSessions).with_step_up("End a session of a staff member"),
             sessions::user_session_end_post,
         )
         .get(

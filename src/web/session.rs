@@ -6,8 +6,7 @@ use std::future::{Ready, ready};
 use actix_session::{Session, SessionExt};
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
-use futures_util::future::LocalBoxFuture;
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use secrecy::ExposeSecret;
 
 use crate::clock::Millis;
@@ -16,12 +15,15 @@ use crate::domain::auth;
 use crate::domain::events::RequestContext;
 use crate::domain::ids::{RequestId, UserId};
 use crate::domain::passkeys::Ceremony;
+use crate::domain::rbac::Permission;
 use crate::domain::secrets;
 use crate::domain::sessions::{AuthLevel, keys};
 use crate::domain::users::User;
+use crate::web::authz::granted;
 use crate::web::error::WebError;
 
 /// The session with named, typed entries: no handler spells a session key.
+#[derive(Clone)]
 pub struct TypedSession(Session);
 
 impl TypedSession {
@@ -157,6 +159,8 @@ impl FromRequest for TypedSession {
 }
 
 /// Someone past the password, at any level: only the second-factor and enrolment pages take this.
+/// Established by the route's rule (`web::authz`), never by the handler.
+#[derive(Clone)]
 pub struct SignedIn {
     pub user: User,
     pub level: AuthLevel,
@@ -164,36 +168,40 @@ pub struct SignedIn {
     pub session: TypedSession,
 }
 
-impl FromRequest for SignedIn {
-    type Error = WebError;
-    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+impl SignedIn {
+    /// The account behind the session cookie, if any. A deactivated or deleted account ends the
+    /// session.
+    pub async fn resolve(core: &Core, req: &HttpRequest) -> Result<Option<Self>, WebError> {
         let session = TypedSession(req.get_session());
-        let core = req.app_data::<web::Data<Core>>().cloned();
-        Box::pin(async move {
-            let core =
-                core.ok_or_else(|| WebError::unexpected(anyhow::anyhow!("core not configured")))?;
-            let (Some(user_id), Some(level)) = (session.user_id()?, session.auth_level()?) else {
-                return Err(WebError::LoginRequired);
-            };
-            let Some(user) = auth::active_user(&core, user_id).await? else {
-                session.sign_out();
-                return Err(WebError::LoginRequired);
-            };
-            Ok(Self {
-                user,
-                level,
-                csrf_token: session.csrf_token()?,
-                session,
-            })
-        })
+        let (Some(user_id), Some(level)) = (session.user_id()?, session.auth_level()?) else {
+            return Ok(None);
+        };
+        let Some(user) = auth::active_user(core, user_id).await? else {
+            session.sign_out();
+            return Ok(None);
+        };
+        Ok(Some(Self {
+            user,
+            level,
+            csrf_token: session.csrf_token()?,
+            session,
+        }))
     }
 }
 
-/// A signed-in staff member with full access (password and passkey). A request without one is
-/// sent to sign in, or to the step it is missing: the second factor, or enrolling a passkey.
-/// A deactivated or deleted account ends the session.
+impl FromRequest for SignedIn {
+    type Error = WebError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(granted(req, "signed-in session"))
+    }
+}
+
+/// A signed-in staff member with full access (password and passkey), as the route's rule
+/// established: a request without one never reaches the handler (it is sent to sign in, or to the
+/// step it is missing).
+#[derive(Clone)]
 pub struct CurrentUser {
     pub user: User,
     pub csrf_token: String,
@@ -201,25 +209,31 @@ pub struct CurrentUser {
     pub session: TypedSession,
 }
 
+impl CurrentUser {
+    /// Whether the person holds `permission` everywhere (for what a page offers; the route's rule
+    /// already decided whether they may see it at all).
+    pub fn may(&self, permission: Permission) -> bool {
+        crate::domain::rbac::may(&self.user, permission, None)
+    }
+}
+
+impl From<SignedIn> for CurrentUser {
+    fn from(signed_in: SignedIn) -> Self {
+        Self {
+            signed_in_at: signed_in.session.auth_time().ok().flatten(),
+            user: signed_in.user,
+            csrf_token: signed_in.csrf_token,
+            session: signed_in.session,
+        }
+    }
+}
+
 impl FromRequest for CurrentUser {
     type Error = WebError;
-    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+    type Future = Ready<Result<Self, Self::Error>>;
 
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let signed_in = SignedIn::from_request(req, payload);
-        Box::pin(async move {
-            let signed_in = signed_in.await?;
-            match signed_in.level {
-                AuthLevel::Passkey => Ok(Self {
-                    signed_in_at: signed_in.session.auth_time()?,
-                    user: signed_in.user,
-                    csrf_token: signed_in.csrf_token,
-                    session: signed_in.session,
-                }),
-                AuthLevel::Password => Err(WebError::RedirectTo("/login/passkey")),
-                AuthLevel::Recovery => Err(WebError::RedirectTo("/mfa/enrol")),
-            }
-        })
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(granted(req, "signed-in user"))
     }
 }
 

@@ -7,13 +7,10 @@ use askama::Template;
 use crate::clock::format_utc;
 use crate::domain::Core;
 use crate::domain::ids::UserId;
-use crate::domain::rbac::Permission;
 use crate::domain::sessions::{self, SessionSummary, describe_user_agent};
 use crate::domain::users::User;
-use crate::web::authz::require;
 use crate::web::error::WebError;
 use crate::web::session::{Client, CurrentUser};
-use crate::web::step_up::{post_action, require_fresh_passkey};
 use crate::web::{Nav, render, see_other};
 
 pub struct SessionView {
@@ -129,7 +126,6 @@ pub async fn user_sessions_get(
     path: web::Path<String>,
     query: web::Query<EndedQuery>,
 ) -> Result<HttpResponse, WebError> {
-    require(&current, Permission::ManageStaffSessions)?;
     let subject = subject(&core, &path).await?;
     let list = core
         .store
@@ -154,16 +150,8 @@ pub async fn user_session_end_post(
     Client(client): Client,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, WebError> {
-    require(&current, Permission::ManageStaffSessions)?;
     let (user_raw, session_id) = path.into_inner();
     let subject = subject(&core, &user_raw).await?;
-    let action = post_action(
-        &format!("End a session of {}", subject.display_name),
-        &format!("/admin/users/{}/sessions/{session_id}/end", subject.id),
-    );
-    if let Some(redirect) = require_fresh_passkey(&core, &current.session, action)? {
-        return Ok(redirect);
-    }
     if !sessions::end_session(&core, current.user.id, subject.id, &session_id, &client).await? {
         return Err(WebError::NotFound);
     }
@@ -179,15 +167,7 @@ pub async fn user_sessions_end_all_post(
     Client(client): Client,
     path: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    require(&current, Permission::ManageStaffSessions)?;
     let subject = subject(&core, &path).await?;
-    let action = post_action(
-        &format!("End every session of {}", subject.display_name),
-        &format!("/admin/users/{}/sessions/end-all", subject.id),
-    );
-    if let Some(redirect) = require_fresh_passkey(&core, &current.session, action)? {
-        return Ok(redirect);
-    }
     let ended = sessions::end_all_sessions(&core, current.user.id, subject.id, &client).await?;
     Ok(see_other(&format!(
         "/admin/users/{}/sessions?ended={ended}",

@@ -13,10 +13,8 @@ use crate::domain::rbac::{Permission, Role, may};
 use crate::domain::staff::{self, Grant, StaffError};
 use crate::domain::users::{User, UserStatus};
 use crate::store::tenants::TenantScope;
-use crate::web::authz::require;
 use crate::web::error::WebError;
 use crate::web::session::{Client, CurrentUser};
-use crate::web::step_up::{post_action, require_fresh_passkey};
 use crate::web::{Nav, render, see_other};
 
 pub struct StaffRow {
@@ -63,7 +61,6 @@ pub async fn list_get(
     core: web::Data<Core>,
     current: CurrentUser,
 ) -> Result<HttpResponse, WebError> {
-    require(&current, Permission::ViewStaff)?;
     let mut staff = Vec::new();
     for user in core.store.list_users().await? {
         let roles = describe_roles(&core, &user)
@@ -184,7 +181,6 @@ pub async fn detail_get(
     path: web::Path<String>,
     query: web::Query<NoticeQuery>,
 ) -> Result<HttpResponse, WebError> {
-    require(&current, Permission::ViewStaff)?;
     let user = subject(&core, &path).await?;
     let mut page = user_page(&core, &current, user).await?;
     page.notice = match query.notice.as_deref() {
@@ -243,19 +239,7 @@ pub async fn role_grant_post(
     path: web::Path<String>,
     form: web::Form<GrantForm>,
 ) -> Result<HttpResponse, WebError> {
-    require(&current, Permission::ManageStaff)?;
     let user = subject(&core, &path).await?;
-    let mut action = post_action(
-        &format!("Grant a role to {}", user.display_name),
-        &format!("/admin/users/{}/roles", user.id),
-    );
-    action.fields = Some(vec![
-        ("role".into(), form.role.clone()),
-        ("tenant".into(), form.tenant.clone()),
-    ]);
-    if let Some(redirect) = require_fresh_passkey(&core, &current.session, action)? {
-        return Ok(redirect);
-    }
     let outcome = async {
         let (role, tenant) = parse_grant_fields(&form.role, &form.tenant)?;
         let grant = Grant::new(&core, role, tenant).await?;
@@ -277,16 +261,8 @@ pub async fn role_revoke_post(
     Client(client): Client,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, WebError> {
-    require(&current, Permission::ManageStaff)?;
     let (user_raw, assignment) = path.into_inner();
     let user = subject(&core, &user_raw).await?;
-    let action = post_action(
-        &format!("Remove a role from {}", user.display_name),
-        &format!("/admin/users/{}/roles/{assignment}/revoke", user.id),
-    );
-    if let Some(redirect) = require_fresh_passkey(&core, &current.session, action)? {
-        return Ok(redirect);
-    }
     match staff::revoke_role(&core, current.user.id, user.id, &assignment, &client).await {
         Ok(()) => Ok(see_other(&format!(
             "/admin/users/{}?notice=revoked",
@@ -303,19 +279,11 @@ async fn change_status(
     raw: &str,
     status: UserStatus,
 ) -> Result<HttpResponse, WebError> {
-    require(current, Permission::ManageStaff)?;
     let user = subject(core, raw).await?;
-    let (verb, notice) = match status {
-        UserStatus::Deactivated => ("deactivate", "deactivated"),
-        UserStatus::Active => ("reactivate", "reactivated"),
+    let notice = match status {
+        UserStatus::Deactivated => "deactivated",
+        UserStatus::Active => "reactivated",
     };
-    let action = post_action(
-        &format!("{verb} {}", user.display_name),
-        &format!("/admin/users/{}/{verb}", user.id),
-    );
-    if let Some(redirect) = require_fresh_passkey(core, &current.session, action)? {
-        return Ok(redirect);
-    }
     match staff::set_status(core, current.user.id, user.id, status, client).await {
         Ok(()) => Ok(see_other(&format!(
             "/admin/users/{}?notice={notice}",

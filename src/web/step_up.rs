@@ -1,40 +1,91 @@
 //! Step-up: sensitive actions need a passkey assertion from the last five minutes. A stale request
 //! is saved in the session, the user confirms with a passkey, and the action carries on by itself.
 
-use actix_web::http::StatusCode;
+use actix_web::dev::ServiceRequest;
+use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpResponse, web};
 use askama::Template;
 
 use crate::domain::Core;
 use crate::domain::passkeys::{self, PasskeyError, Purpose};
 use crate::domain::sessions::step_up_is_fresh;
+use crate::domain::tenants::Tenant;
 use crate::web::auth::PasskeyForm;
 use crate::web::error::WebError;
 use crate::web::mfa::passkey_error;
 use crate::web::session::{Client, CurrentUser, PendingAction, TypedSession};
-use crate::web::{Nav, render, see_other};
+use crate::web::{Nav, csrf, render, see_other};
 
-/// `None` when the last passkey assertion is fresh enough; otherwise the redirect to make, with
-/// the action saved for afterwards.
-pub fn require_fresh_passkey(
+/// A route attribute: the action needs a passkey assertion from the last five minutes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepUp {
+    /// What the person is about to do, in words; `{tenant}` becomes the tenant's name.
+    label: &'static str,
+    /// Post the saved form again afterwards (`false`: open the page afresh, keeping no field).
+    replay: bool,
+}
+
+impl StepUp {
+    pub const fn replaying(label: &'static str) -> Self {
+        Self {
+            label,
+            replay: true,
+        }
+    }
+
+    pub const fn reopening(label: &'static str) -> Self {
+        Self {
+            label,
+            replay: false,
+        }
+    }
+
+    pub fn label(&self) -> &'static str {
+        self.label
+    }
+}
+
+/// `None` when the last passkey assertion is fresh enough; otherwise the request is saved in the
+/// session (its form fields, never the CSRF token) and the answer is the detour to `/step-up`.
+pub async fn demand(
     core: &Core,
-    session: &TypedSession,
-    action: PendingAction,
+    session: Option<&TypedSession>,
+    step_up: StepUp,
+    tenant: Option<&Tenant>,
+    req: &mut ServiceRequest,
 ) -> Result<Option<HttpResponse>, WebError> {
+    let session = session.ok_or(WebError::LoginRequired)?;
     if step_up_is_fresh(session.passkey_at()?, core.clock.now_ms()) {
         return Ok(None);
     }
-    session.set_pending_action(&action)?;
+    let label = match tenant {
+        Some(tenant) => step_up.label.replace("{tenant}", &tenant.name),
+        None => step_up.label.to_owned(),
+    };
+    let fields = if step_up.replay && req.method() == Method::POST {
+        let form = req
+            .extract::<web::Form<Vec<(String, String)>>>()
+            .await
+            .map_err(|_| {
+                WebError::BadRequest(
+                    "The form was incomplete or malformed. Reload the page and try again.",
+                )
+            })?;
+        Some(
+            form.into_inner()
+                .into_iter()
+                .filter(|(name, _)| name != csrf::FORM_FIELD)
+                .collect(),
+        )
+    } else {
+        None
+    };
+    session.set_pending_action(&PendingAction {
+        label,
+        path: req.path().to_owned(),
+        fields,
+    })?;
     Ok(Some(see_other("/step-up")))
-}
-
-/// A POST with no fields beyond the CSRF token (everything is in its path).
-pub fn post_action(label: &str, path: &str) -> PendingAction {
-    PendingAction {
-        label: label.to_owned(),
-        path: path.to_owned(),
-        fields: Some(Vec::new()),
-    }
 }
 
 #[derive(Template)]

@@ -13,7 +13,7 @@ use crate::domain::tenants::{
     self, BrandColour, NewTenant, Slug, Tenant, TenantError, TenantStatus, validate_logo,
 };
 use crate::store::tenants::TenantScope;
-use crate::web::authz::{TenantPage, require};
+use crate::web::authz::TenantPage;
 use crate::web::error::WebError;
 use crate::web::session::{Client, CurrentUser};
 use crate::web::{Nav, TenantBand, render, see_other, upload};
@@ -114,7 +114,6 @@ pub async fn admin_list_get(
     core: web::Data<Core>,
     current: CurrentUser,
 ) -> Result<HttpResponse, WebError> {
-    require(&current, Permission::ManageTenants)?;
     render(&admin_page(&core, &current).await?, StatusCode::OK)
 }
 
@@ -125,7 +124,6 @@ pub async fn create_post(
     req: HttpRequest,
     mut payload: web::Payload,
 ) -> Result<HttpResponse, WebError> {
-    require(&current, Permission::ManageTenants)?;
     let fields = upload::form(&req, &mut payload).await?;
     let text = |name: &str| {
         fields
@@ -199,8 +197,8 @@ pub struct HomePage {
 }
 
 pub async fn home_get(page: TenantPage) -> Result<HttpResponse, WebError> {
-    let can_manage = page.require(Permission::ManageTenants).is_ok();
-    let may = |permission| page.require(permission).is_ok();
+    let can_manage = page.may(Permission::ManageTenants);
+    let may = |permission| page.may(permission);
     let tenant = &page.tenant;
     let view = HomePage {
         nav: Some(Nav::in_tenant(&page.current, tenant)),
@@ -296,7 +294,6 @@ pub async fn settings_get(
     page: TenantPage,
     query: web::Query<NoticeQuery>,
 ) -> Result<HttpResponse, WebError> {
-    page.require(Permission::ManageTenants)?;
     let mut view = settings_page(&page);
     view.notice = match query.notice.as_deref() {
         Some("logo") => Some("Logo updated."),
@@ -314,7 +311,6 @@ pub async fn logo_post(
     req: HttpRequest,
     mut payload: web::Payload,
 ) -> Result<HttpResponse, WebError> {
-    page.require(Permission::ManageTenants)?;
     let fields = upload::form(&req, &mut payload).await?;
     let outcome = match fields.get("logo").filter(|f| !f.data.is_empty()) {
         None => Err("Choose an image file.".to_owned()),
@@ -350,7 +346,6 @@ pub async fn suspend_post(
     Client(client): Client,
     form: web::Form<ConfirmForm>,
 ) -> Result<HttpResponse, WebError> {
-    page.require(Permission::ManageTenants)?;
     let user = page.current.user.id;
     match tenants::set_status(
         &core,
@@ -380,7 +375,6 @@ pub async fn reactivate_post(
     page: TenantPage,
     Client(client): Client,
 ) -> Result<HttpResponse, WebError> {
-    page.require(Permission::ManageTenants)?;
     tenants::set_status(
         &core,
         page.current.user.id,
