@@ -13,7 +13,7 @@ use crate::domain::Core;
 use crate::domain::events::EventRecord;
 use crate::domain::ids::time_ordered_id;
 use crate::store::StoreError;
-use crate::store::chain::VerificationRecord;
+pub use crate::store::chain::{RetentionRun, VerificationRecord};
 
 /// Events are sealed once they are this old: later, nothing can still commit before them.
 pub const SEAL_DELAY: Duration = Duration::from_secs(60);
@@ -109,6 +109,26 @@ pub async fn purge_before(core: &Core, cutoff: i64) -> Result<u64, StoreError> {
             return Ok(removed);
         }
     }
+}
+
+/// Where the chain stands, for the event log's page.
+pub struct ChainState {
+    /// Events sealed into the chain since its anchor.
+    pub sealed: i64,
+    /// Events written but not sealed yet.
+    pub waiting: i64,
+    pub last_verification: Option<VerificationRecord>,
+    pub last_purge: Option<RetentionRun>,
+}
+
+pub async fn chain_state(core: &Core) -> Result<ChainState, StoreError> {
+    let head = core.store.chain_head().await?;
+    Ok(ChainState {
+        sealed: head.position - head.anchor_position,
+        waiting: core.store.unsealed_events(&head).await?,
+        last_verification: core.store.latest_verification().await?,
+        last_purge: core.store.latest_retention_run().await?,
+    })
 }
 
 /// The outcome of walking the chain.

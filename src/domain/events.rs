@@ -40,6 +40,8 @@ pub enum EventType {
     RequestApproved,
     RequestDenied,
     RequestWithdrawn,
+    ScopeAdded,
+    ScopeRemoved,
     GrantCreated,
     CredentialMinted,
     CredentialRetrieved,
@@ -62,7 +64,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 51] = [
+    pub const ALL: [EventType; 53] = [
         Self::Login,
         Self::Logout,
         Self::SetupCompleted,
@@ -95,6 +97,8 @@ impl EventType {
         Self::RequestApproved,
         Self::RequestDenied,
         Self::RequestWithdrawn,
+        Self::ScopeAdded,
+        Self::ScopeRemoved,
         Self::GrantCreated,
         Self::CredentialMinted,
         Self::CredentialRetrieved,
@@ -154,6 +158,8 @@ impl EventType {
             Self::RequestApproved => "request_approved",
             Self::RequestDenied => "request_denied",
             Self::RequestWithdrawn => "request_withdrawn",
+            Self::ScopeAdded => "scope_added",
+            Self::ScopeRemoved => "scope_removed",
             Self::GrantCreated => "grant_created",
             Self::CredentialMinted => "credential_minted",
             Self::CredentialRetrieved => "credential_retrieved",

@@ -15,6 +15,11 @@ pub const CODES_PER_SET: usize = 10;
 /// beyond guessing through a throttled form or a SHA-256 table.
 const CODE_BYTES: usize = 15;
 
+/// How many of the user's recovery codes are still unused.
+pub async fn codes_left(core: &Core, user: UserId) -> Result<i64, StoreError> {
+    core.store.unused_recovery_codes(user).await
+}
+
 /// Generates a fresh set, replacing every earlier code, and returns the codes to show once.
 pub async fn issue(
     core: &Core,

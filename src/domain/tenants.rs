@@ -224,6 +224,10 @@ pub async fn by_slug(core: &Core, slug: &str) -> Result<Option<Tenant>, StoreErr
     core.store.tenant_by_slug(slug).await
 }
 
+pub async fn by_id(core: &Core, id: TenantId) -> Result<Option<Tenant>, StoreError> {
+    core.store.tenant_by_id(id).await
+}
+
 pub async fn create(
     core: &Core,
     actor: UserId,

@@ -1,10 +1,12 @@
 //! Staff users.
 
 use crate::clock::Millis;
+use crate::domain::Core;
 use crate::domain::email::Email;
 use crate::domain::ids::UserId;
 use crate::domain::password::{Password, PasswordHash};
 use crate::domain::rbac::Role;
+use crate::store::StoreError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UserStatus {
@@ -95,4 +97,13 @@ pub struct NewStaff {
     pub email: Email,
     pub display_name: DisplayName,
     pub password: Password,
+}
+
+pub async fn find(core: &Core, id: UserId) -> Result<Option<User>, StoreError> {
+    core.store.find_user(id).await
+}
+
+/// Every staff account, with its roles.
+pub async fn list(core: &Core) -> Result<Vec<User>, StoreError> {
+    core.store.list_users().await
 }

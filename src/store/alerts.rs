@@ -10,7 +10,7 @@ use super::{Store, StoreError};
 use crate::clock::Millis;
 use crate::domain::alerts::Traveller;
 use crate::domain::events::{Event, EventRecord};
-use crate::domain::ids::UserId;
+use crate::domain::ids::{TenantId, UserId};
 
 /// An alert a detector wants raised (or, if its dedup key exists, more evidence for it).
 #[derive(Debug, Clone)]
@@ -232,7 +232,7 @@ impl Store {
     /// The queue, newest first: all tenants (`tenant` None) or one; `open_only` hides closed ones.
     pub async fn alerts(
         &self,
-        tenant: Option<&str>,
+        tenant: Option<TenantId>,
         open_only: bool,
         limit: i64,
     ) -> Result<Vec<AlertRow>, StoreError> {
@@ -252,7 +252,7 @@ impl Store {
         )))
         .bind(limit);
         let query = match tenant {
-            Some(tenant) => query.bind(tenant.to_owned()),
+            Some(tenant) => query.bind(tenant.to_string()),
             None => query,
         };
         Ok(query.fetch_all(self.pool()).await?)

@@ -90,6 +90,15 @@ pub struct VerificationRecord {
     pub run_by: String,
 }
 
+/// One run of the retention purge.
+#[derive(Debug, Clone, FromRow)]
+pub struct RetentionRun {
+    pub ran_at: Millis,
+    pub removed: i64,
+    /// Events older than this were removed.
+    pub cutoff: Millis,
+}
+
 /// Links per INSERT statement (three parameters each, well under either backend's limit).
 const LINKS_PER_INSERT: usize = 250;
 
@@ -325,8 +334,8 @@ impl Store {
         Ok(removed)
     }
 
-    /// The latest purge: (when, removed, cutoff).
-    pub async fn latest_retention_run(&self) -> Result<Option<(i64, i64, i64)>, StoreError> {
+    /// The latest purge.
+    pub async fn latest_retention_run(&self) -> Result<Option<RetentionRun>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT ran_at, removed, cutoff FROM retention_runs ORDER BY ran_at DESC, id DESC LIMIT 1",
         )

@@ -51,9 +51,7 @@ fn notice_text(key: &str) -> Option<&'static str> {
 }
 
 async fn security_page(core: &Core, current: &CurrentUser) -> Result<SecurityPage, WebError> {
-    let passkeys = core
-        .store
-        .passkeys_of(current.user.id)
+    let passkeys = passkeys::list(core, current.user.id)
         .await?
         .into_iter()
         .map(|p| PasskeyView {
@@ -68,7 +66,7 @@ async fn security_page(core: &Core, current: &CurrentUser) -> Result<SecurityPag
         nav: Some(Nav::for_user(&current.user, current.csrf_token.clone())),
         csrf_token: current.csrf_token.clone(),
         passkeys,
-        codes_left: core.store.unused_recovery_codes(current.user.id).await?,
+        codes_left: recovery::codes_left(core, current.user.id).await?,
         notice: None,
         error: None,
     })

@@ -8,10 +8,9 @@ use serde::Deserialize;
 
 use crate::clock::format_utc;
 use crate::domain::Core;
-use crate::domain::alerts::{self, AlertAction, AlertError, AlertStatus};
+use crate::domain::alerts::{self, AlertAction, AlertError, AlertFile, AlertNote, AlertRow, AlertStatus};
 use crate::domain::events::EventRecord;
 use crate::domain::rbac::Permission;
-use crate::store::alerts::{AlertNote, AlertRow};
 use crate::web::authz::TenantPage;
 use crate::web::error::WebError;
 use crate::web::session::{Client, CurrentUser};
@@ -70,7 +69,7 @@ pub async fn queue_get(
     query: web::Query<QueueQuery>,
 ) -> Result<HttpResponse, WebError> {
     let show_all = query.all == "1";
-    let rows = core.store.alerts(None, !show_all, QUEUE_SIZE).await?;
+    let rows = alerts::queue(&core, None, !show_all, QUEUE_SIZE).await?;
     let view = QueuePage {
         nav: Some(Nav::for_user(&current.user, current.csrf_token.clone())),
         title: "Alerts".into(),
@@ -88,18 +87,14 @@ pub async fn tenant_queue_get(
     query: web::Query<QueueQuery>,
 ) -> Result<HttpResponse, WebError> {
     let show_all = query.all == "1";
-    let tenant = page.tenant.id.to_string();
-    let rows = core
-        .store
-        .alerts(Some(&tenant), !show_all, QUEUE_SIZE)
-        .await?;
+    let rows = alerts::queue(&core, Some(page.tenant.id), !show_all, QUEUE_SIZE).await?;
     let view = QueuePage {
         nav: Some(Nav::in_tenant(&page.current, &page.tenant)),
         title: format!("Alerts of {}", page.tenant.name),
         base: format!("/t/{}/alerts", page.tenant.slug),
         alerts: rows.into_iter().map(AlertView::from).collect(),
         show_all,
-        can_open: crate::domain::rbac::may(&page.current.user, Permission::ViewAlerts, None),
+        can_open: page.current.may(Permission::ViewAlerts),
     };
     render(&view, StatusCode::OK)
 }
@@ -142,7 +137,11 @@ pub struct AlertPage {
 }
 
 async fn alert_page(core: &Core, current: &CurrentUser, id: &str) -> Result<AlertPage, WebError> {
-    let alert = core.store.alert(id).await?.ok_or(WebError::NotFound)?;
+    let AlertFile {
+        alert,
+        evidence,
+        notes,
+    } = alerts::open_file(core, id).await.map_err(alert_error)?;
     let can_manage = current.may(Permission::ManageAlerts);
     let responses = if can_manage {
         alerts::responses_for(core, &alert)
@@ -154,10 +153,7 @@ async fn alert_page(core: &Core, current: &CurrentUser, id: &str) -> Result<Aler
     } else {
         Vec::new()
     };
-    let notes = core
-        .store
-        .alert_notes(id)
-        .await?
+    let notes = notes
         .into_iter()
         .map(|n: AlertNote| (n.author_email, format_utc(n.created_at), n.body))
         .collect();
@@ -165,10 +161,7 @@ async fn alert_page(core: &Core, current: &CurrentUser, id: &str) -> Result<Aler
         nav: Some(Nav::for_user(&current.user, current.csrf_token.clone())),
         csrf_token: current.csrf_token.clone(),
         alert: alert.into(),
-        evidence: core
-            .store
-            .alert_evidence(id)
-            .await?
+        evidence: evidence
             .into_iter()
             .map(EvidenceRow::from)
             .collect(),

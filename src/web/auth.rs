@@ -96,7 +96,7 @@ pub async fn login_post(
     match auth::sign_in(&core, &page.email, &password, &client).await {
         Ok(user) => {
             session.sign_in(user.id, AuthLevel::Password, core.clock.now_ms(), &client)?;
-            let next = if core.store.has_passkey(user.id).await? {
+            let next = if passkeys::has_any(&core, user.id).await? {
                 "/login/passkey"
             } else {
                 "/mfa/enrol"

@@ -8,16 +8,14 @@ use serde::Deserialize;
 
 use crate::clock::format_utc;
 use crate::domain::Core;
-use crate::domain::partners::{self, CredentialKind, CredentialView, Grant, PartnerError};
+use crate::domain::partners::{
+    self, CredentialSearch, CredentialView, Grant, MintRequest, PartnerError,
+};
 use crate::domain::rbac::Permission;
-use crate::store::partners::{CredentialFilter, StatusFilter};
 use crate::web::authz::TenantPage;
 use crate::web::error::WebError;
-use crate::web::requests::partner_error;
 use crate::web::session::Client;
 use crate::web::{Nav, render, see_other};
-
-const PAGE_SIZE: i64 = 50;
 
 #[derive(Template)]
 #[template(path = "partners/grant.html")]
@@ -80,10 +78,7 @@ pub struct MintForm {
 
 /// The grant named in the URL, if it belongs to this tenant.
 async fn grant_of(core: &Core, page: &TenantPage, id: &str) -> Result<Grant, WebError> {
-    core.store
-        .grant(page.tenant.id, id)
-        .await?
-        .ok_or(WebError::NotFound)
+    Ok(partners::grant(core, page.tenant.id, id).await?)
 }
 
 pub async fn mint_post(
@@ -95,34 +90,12 @@ pub async fn mint_post(
 ) -> Result<HttpResponse, WebError> {
     let id = &path.1;
     let grant = grant_of(&core, &page, id).await?;
-    let kind = match form.kind.as_str() {
-        "resource_server" => Some((CredentialKind::Client, true)),
-        other => CredentialKind::parse(other).map(|kind| (kind, false)),
-    };
-    let lifetime_days = match form.lifetime_days.trim() {
-        "" => partners::DEFAULT_CREDENTIAL_DAYS.min(grant.max_lifetime_days),
-        raw => raw.parse::<i64>().unwrap_or(0),
-    };
-    let outcome = match kind {
-        Some((kind, resource_server)) => {
-            let request = partners::MintRequest {
-                kind,
-                resource_server,
-                lifetime_days,
-            };
-            partners::mint(
-                &core,
-                page.current.user.id,
-                &page.tenant,
-                &grant,
-                request,
-                &client,
-            )
-            .await
+    let outcome = match MintRequest::parse(&form.kind, &form.lifetime_days, &grant) {
+        Ok(request) => {
+            let actor = page.current.user.id;
+            partners::mint(&core, actor, &page.tenant, &grant, request, &client).await
         }
-        None => Err(PartnerError::Invalid(
-            "Choose an API token or a client credential.",
-        )),
+        Err(error) => Err(error),
     };
     match outcome {
         Ok(_) => Ok(see_other(&format!(
@@ -215,77 +188,35 @@ pub struct ListQuery {
     after: Option<String>,
 }
 
-const EXPIRING_WINDOW_MS: i64 = 7 * 86_400_000;
-
 pub async fn credentials_get(
     core: web::Data<Core>,
     page: TenantPage,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, WebError> {
     let query = query.into_inner();
-    let non_empty = |value: &str| {
-        Some(value.trim())
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
+    let search = CredentialSearch {
+        status: &query.status,
+        kind: &query.kind,
+        partner: &query.partner,
+        grant: &query.grant,
+        prefix: &query.prefix,
+        after: query.after.as_deref(),
     };
-    let (kind, partner, grant, prefix) = (
-        non_empty(&query.kind),
-        non_empty(&query.partner),
-        non_empty(&query.grant),
-        non_empty(&query.prefix),
-    );
-    let filter = CredentialFilter {
-        status: match query.status.as_str() {
-            "active" => Some(StatusFilter::Active),
-            "expiring" => Some(StatusFilter::ExpiringBefore(
-                core.clock.now_ms() + EXPIRING_WINDOW_MS,
-            )),
-            "expired" => Some(StatusFilter::Expired),
-            "revoked" => Some(StatusFilter::Revoked),
-            _ => None,
-        },
-        kind: kind
-            .as_deref()
-            .filter(|k| CredentialKind::parse(k).is_some()),
-        grant: grant.as_deref(),
-        partner: partner.as_deref(),
-        prefix: prefix.as_deref(),
-    };
-    // The cursor is "<created_at>.<id>" of the last row shown: keyset pagination stays fast deep in a
-    // long list, where OFFSET would scan everything before it.
-    let cursor = query.after.as_deref().and_then(|raw| {
-        let (time, id) = raw.split_once('.')?;
-        Some((time.parse::<i64>().ok()?, id.to_owned()))
+    let found = partners::search_credentials(&core, page.tenant.id, &search).await?;
+    let next = found.next.map(|after| {
+        let next = ListQuery {
+            after: Some(after),
+            ..query.clone()
+        };
+        serde_urlencoded::to_string(&next).unwrap_or_default()
     });
-    let rows = core
-        .store
-        .credentials_of(
-            page.tenant.id,
-            &filter,
-            cursor.as_ref().map(|(t, id)| (*t, id.as_str())),
-            PAGE_SIZE + 1,
-        )
-        .await?;
-    let next = (rows.len() as i64 > PAGE_SIZE)
-        .then(|| {
-            rows.get(PAGE_SIZE as usize - 1)
-                .map(|c| format!("{}.{}", c.created_at, c.id))
-        })
-        .flatten()
-        .map(|after| {
-            let next = ListQuery {
-                after: Some(after),
-                ..query.clone()
-            };
-            serde_urlencoded::to_string(&next).unwrap_or_default()
-        });
     let view = CredentialsPage {
         nav: Some(Nav::in_tenant(&page.current, &page.tenant)),
         csrf_token: page.current.csrf_token.clone(),
         slug: page.tenant.slug.to_string(),
-        credentials: rows
+        credentials: found
+            .credentials
             .into_iter()
-            .take(PAGE_SIZE as usize)
             .map(CredentialRow::from)
             .collect(),
         next,
@@ -382,8 +313,7 @@ pub async fn add_secret_post(
     match partners::add_client_secret(&core, page.current.user.id, &page.tenant, id, &client).await
     {
         Ok(()) => Ok(see_other(&format!("/t/{}/credentials", page.tenant.slug))),
-        Err(PartnerError::Invalid(message)) => Err(WebError::BadRequest(message)),
-        Err(error) => Err(partner_error(error)),
+        Err(error) => Err(error.into()),
     }
 }
 
@@ -402,18 +332,9 @@ pub async fn revoke_post(
 ) -> Result<HttpResponse, WebError> {
     let user = page.current.user.id;
     match partners::revoke(&core, user, page.tenant.id, &path.1, &form.reason, &client).await {
-        Ok(true) => Ok(see_other(&format!("/t/{}/credentials", page.tenant.slug))),
         // Revoking an already revoked (or expired) credential is not an error: the outcome is the
-        // same. One this tenant does not have is "not found".
-        Ok(false) => match core
-            .store
-            .credential_secrets_state(page.tenant.id, &path.1, core.clock.now_ms())
-            .await?
-        {
-            Some(_) => Ok(see_other(&format!("/t/{}/credentials", page.tenant.slug))),
-            None => Err(WebError::NotFound),
-        },
-        Err(PartnerError::Invalid(message)) => Err(WebError::BadRequest(message)),
-        Err(error) => Err(partner_error(error)),
+        // same.
+        Ok(_) => Ok(see_other(&format!("/t/{}/credentials", page.tenant.slug))),
+        Err(error) => Err(error.into()),
     }
 }

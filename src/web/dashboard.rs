@@ -6,8 +6,9 @@ use askama::Template;
 
 use crate::clock::format_utc;
 use crate::domain::Core;
+use crate::domain::event_log;
 use crate::domain::events::EventRecord;
-use crate::domain::rbac::{Permission, may};
+use crate::domain::rbac::Permission;
 use crate::web::error::WebError;
 use crate::web::session::CurrentUser;
 use crate::web::{Nav, render};
@@ -61,11 +62,9 @@ pub async fn index_get(
         .into_iter()
         .map(|t| (t.slug.to_string(), t.name))
         .collect();
-    let sees_all_tenants = may(&current.user, Permission::SeeAllTenants, None);
+    let sees_all_tenants = current.may(Permission::SeeAllTenants);
     let user = current.user;
-    let activity = core
-        .store
-        .recent_events_for_subject(user.id, RECENT_ACTIVITY)
+    let activity = event_log::recent_activity(&core, user.id, RECENT_ACTIVITY)
         .await?
         .into_iter()
         .map(ActivityView::from)

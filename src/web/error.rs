@@ -12,6 +12,7 @@ use askama::Template;
 
 use crate::domain::ids::RequestId;
 use crate::domain::oauth::{ErrorCode, OAuthError};
+use crate::domain::partners::PartnerError;
 use crate::domain::password::PasswordError;
 use crate::store::StoreError;
 
@@ -56,6 +57,17 @@ impl From<StoreError> for WebError {
         match error {
             StoreError::Unavailable(_) => Self::Unavailable(Some(error)),
             other => Self::Unexpected(other.into()),
+        }
+    }
+}
+
+impl From<PartnerError> for WebError {
+    fn from(error: PartnerError) -> Self {
+        match error {
+            PartnerError::Store(e) => e.into(),
+            PartnerError::NotFound => Self::NotFound,
+            PartnerError::Invalid(message) => Self::BadRequest(message),
+            other => Self::unexpected(other),
         }
     }
 }

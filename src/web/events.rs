@@ -12,7 +12,10 @@ use futures_util::stream;
 use serde::Deserialize;
 
 use crate::clock::format_utc;
-use crate::domain::event_log::{ActorKind, Cursor, EventFilter, FilterError, PAGE_SIZE, RawFilter};
+use crate::domain::event_log::{
+    self, ActorKind, Cursor, EventFilter, FilterError, PAGE_SIZE, RawFilter,
+};
+use crate::domain::tenants;
 use crate::domain::events::{EventRecord, EventType};
 use crate::domain::ids::TenantId;
 use crate::domain::{Core, audit};
@@ -81,9 +84,8 @@ pub struct ChainStatus {
 }
 
 async fn chain_status(core: &Core) -> Result<ChainStatus, WebError> {
-    let head = core.store.chain_head().await?;
-    let waiting = core.store.unsealed_events(&head).await?;
-    let last = core.store.latest_verification().await?;
+    let chain = audit::chain_state(core).await?;
+    let last = chain.last_verification;
     let outcome = match &last {
         None => "never verified".to_owned(),
         Some(v) if v.ok == 1 => {
@@ -96,21 +98,18 @@ async fn chain_status(core: &Core) -> Result<ChainStatus, WebError> {
             v.problem.as_deref().unwrap_or("?")
         ),
     };
-    let last_purge = core
-        .store
-        .latest_retention_run()
-        .await?
-        .map(|(at, removed, cutoff)| {
-            format!(
-                "{} UTC: {removed} events older than {} removed",
-                format_utc_seconds(at),
-                format_utc(cutoff)
-            )
-        });
+    let last_purge = chain.last_purge.map(|run| {
+        format!(
+            "{} UTC: {} events older than {} removed",
+            format_utc_seconds(run.ran_at),
+            run.removed,
+            format_utc(run.cutoff)
+        )
+    });
     Ok(ChainStatus {
         last_purge,
-        sealed: head.position - head.anchor_position,
-        waiting,
+        sealed: chain.sealed,
+        waiting: chain.waiting,
         last_check: last.as_ref().map(|v| format_utc_seconds(v.finished_at)),
         intact: last.map(|v| v.ok == 1),
         outcome,
@@ -146,7 +145,7 @@ async fn tenant_slugs(
             continue;
         }
         if let Some(tenant) = TenantId::parse(id) {
-            if let Some(found) = core.store.tenant_by_id(tenant).await? {
+            if let Some(found) = tenants::by_id(core, tenant).await? {
                 slugs.insert(id.to_owned(), found.slug.to_string());
             }
         }
@@ -204,7 +203,7 @@ async fn filter_of(
     let tenant = match (forced, raw.tenant.trim()) {
         (Some(tenant), _) => Some(tenant),
         (None, "") => None,
-        (None, slug) => match core.store.tenant_by_slug(slug).await {
+        (None, slug) => match tenants::by_slug(core, slug).await {
             Ok(Some(tenant)) => Some(tenant.id),
             _ => {
                 return Err(FilterError {
@@ -257,10 +256,7 @@ async fn log_page(
         }
     };
     let cursor = cursor_of(&query);
-    let page = core
-        .store
-        .search_events(&filter, cursor.as_ref(), PAGE_SIZE)
-        .await?;
+    let page = event_log::search(&core, &filter, cursor.as_ref(), PAGE_SIZE).await?;
     let reading_newer = matches!(cursor, Some(Cursor::After(..)));
     let (first, last) = (page.rows.first(), page.rows.last());
     let has_older = if reading_newer { true } else { page.more };
@@ -422,11 +418,13 @@ async fn export(
         if state.done {
             return None;
         }
-        let page = match state
-            .core
-            .store
-            .search_events(&state.filter, state.cursor.as_ref(), EXPORT_BATCH)
-            .await
+        let page = match event_log::search(
+            &state.core,
+            &state.filter,
+            state.cursor.as_ref(),
+            EXPORT_BATCH,
+        )
+        .await
         {
             Ok(page) => page,
             Err(e) => {

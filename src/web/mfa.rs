@@ -80,7 +80,7 @@ pub async fn enrol_get(
     signed_in: SignedIn,
 ) -> Result<HttpResponse, WebError> {
     // Someone who still has a passkey finishes signing in with it instead.
-    if signed_in.level == AuthLevel::Password && core.store.has_passkey(signed_in.user.id).await? {
+    if signed_in.level == AuthLevel::Password && passkeys::has_any(&core, signed_in.user.id).await? {
         return Ok(see_other("/login/passkey"));
     }
     render(&enrol_page(&core, &signed_in).await?, StatusCode::OK)
@@ -100,7 +100,7 @@ pub async fn enrol_post(
     Client(client): Client,
     form: web::Form<EnrolForm>,
 ) -> Result<HttpResponse, WebError> {
-    if signed_in.level == AuthLevel::Password && core.store.has_passkey(signed_in.user.id).await? {
+    if signed_in.level == AuthLevel::Password && passkeys::has_any(&core, signed_in.user.id).await? {
         return Ok(see_other("/login/passkey"));
     }
     let ceremony = signed_in.session.take_ceremony()?;
@@ -113,7 +113,7 @@ pub async fn enrol_post(
             return render(&page, StatusCode::BAD_REQUEST);
         }
     };
-    let first = !core.store.has_passkey(signed_in.user.id).await?;
+    let first = !passkeys::has_any(&core, signed_in.user.id).await?;
     match passkeys::finish_enrolment(
         &core,
         &signed_in.user,
@@ -182,7 +182,7 @@ pub async fn second_factor_get(
         AuthLevel::Recovery => return Ok(see_other("/mfa/enrol")),
         AuthLevel::Password => {}
     }
-    if !core.store.has_passkey(signed_in.user.id).await? {
+    if !passkeys::has_any(&core, signed_in.user.id).await? {
         return Ok(see_other("/mfa/enrol"));
     }
     render(

@@ -7,20 +7,14 @@ use serde::Deserialize;
 
 use crate::clock::format_utc;
 use crate::domain::Core;
+use crate::domain::ids::UserId;
 use crate::domain::partners::{self, AccessRequest, PartnerError, RequestStatus, Scope};
+use crate::domain::users;
 use crate::domain::rbac::Permission;
 use crate::web::authz::TenantPage;
 use crate::web::error::WebError;
 use crate::web::session::Client;
 use crate::web::{Nav, render, see_other};
-
-pub(crate) fn partner_error(error: PartnerError) -> WebError {
-    match error {
-        PartnerError::Store(e) => e.into(),
-        PartnerError::NotFound => WebError::NotFound,
-        other => WebError::unexpected(other),
-    }
-}
 
 #[derive(Template)]
 #[template(path = "partners/scopes.html")]
@@ -37,7 +31,7 @@ async fn scopes_page(core: &Core, page: &TenantPage) -> Result<ScopesPage, WebEr
         nav: Some(Nav::in_tenant(&page.current, &page.tenant)),
         csrf_token: page.current.csrf_token.clone(),
         slug: page.tenant.slug.to_string(),
-        scopes: core.store.scopes_of(page.tenant.id).await?,
+        scopes: partners::scopes(core, page.tenant.id).await?,
         error: None,
     })
 }
@@ -57,28 +51,17 @@ pub struct ScopeForm {
 pub async fn scope_add_post(
     core: web::Data<Core>,
     page: TenantPage,
+    Client(client): Client,
     form: web::Form<ScopeForm>,
 ) -> Result<HttpResponse, WebError> {
-    let parsed = partners::parse_scope_name(&form.name).and_then(|name| {
-        Ok((
-            name,
-            partners::clean_text(&form.description, 200, "Describe the scope.")?,
-        ))
-    });
-    let added = match parsed {
-        Ok((name, description)) => core
-            .store
-            .insert_scope(page.tenant.id, &name, &description, core.clock.now_ms())
-            .await?
-            .then_some(())
-            .ok_or_else(|| "That scope already exists.".to_owned()),
-        Err(e) => Err(e.to_string()),
-    };
-    match added {
-        Ok(()) => Ok(see_other(&format!("/t/{}/scopes", page.tenant.slug))),
-        Err(message) => {
+    let actor = page.current.user.id;
+    let tenant = page.tenant.id;
+    match partners::add_scope(&core, actor, tenant, &form.name, &form.description, &client).await {
+        Ok(_) => Ok(see_other(&format!("/t/{}/scopes", page.tenant.slug))),
+        Err(PartnerError::Store(e)) => Err(e.into()),
+        Err(error) => {
             let mut view = scopes_page(&core, &page).await?;
-            view.error = Some(message);
+            view.error = Some(error.to_string());
             render(&view, StatusCode::BAD_REQUEST)
         }
     }
@@ -87,11 +70,10 @@ pub async fn scope_add_post(
 pub async fn scope_remove_post(
     core: web::Data<Core>,
     page: TenantPage,
+    Client(client): Client,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, WebError> {
-    if !core.store.delete_scope(page.tenant.id, &path.1).await? {
-        return Err(WebError::NotFound);
-    }
+    partners::remove_scope(&core, page.current.user.id, page.tenant.id, &path.1, &client).await?;
     Ok(see_other(&format!("/t/{}/scopes", page.tenant.slug)))
 }
 
@@ -116,9 +98,7 @@ pub async fn requests_get(
     core: web::Data<Core>,
     page: TenantPage,
 ) -> Result<HttpResponse, WebError> {
-    let requests = core
-        .store
-        .requests_of(page.tenant.id, 200)
+    let requests = partners::requests(&core, page.tenant.id, 200)
         .await?
         .into_iter()
         .map(|r| RequestRow {
@@ -158,20 +138,9 @@ async fn request_page(
     page: &TenantPage,
     id: &str,
 ) -> Result<RequestDetailPage, WebError> {
-    let request = core
-        .store
-        .request(page.tenant.id, id)
-        .await?
-        .ok_or(WebError::NotFound)?;
-    if request.status == RequestStatus::Unconfirmed {
-        return Err(WebError::NotFound);
-    }
-    let decided_by = match request
-        .decided_by
-        .as_deref()
-        .and_then(crate::domain::ids::UserId::parse)
-    {
-        Some(id) => core.store.find_user(id).await?.map(|u| u.display_name),
+    let request = partners::request(core, page.tenant.id, id).await?;
+    let decided_by = match request.decided_by.as_deref().and_then(UserId::parse) {
+        Some(id) => users::find(core, id).await?.map(|u| u.display_name),
         None => None,
     };
     Ok(RequestDetailPage {
@@ -235,23 +204,21 @@ pub async fn approve_post(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     let id = &path.1;
-    let request = core
-        .store
-        .request(page.tenant.id, id)
-        .await?
-        .ok_or(WebError::NotFound)?;
+    let request = partners::request(&core, page.tenant.id, id).await?;
     let form = pairs(&body)?;
     let scopes: Vec<String> = form
         .iter()
         .filter(|(k, _)| k == "scope")
         .map(|(_, v)| v.clone())
         .collect();
-    let days = field(&form, "max_lifetime_days")
-        .trim()
-        .parse::<i64>()
-        .unwrap_or(0);
     let user = page.current.user.id;
-    match partners::approve(&core, user, &page.tenant, &request, scopes, days, &client).await {
+    let approved = match partners::parse_days(field(&form, "max_lifetime_days")) {
+        Ok(days) => {
+            partners::approve(&core, user, &page.tenant, &request, scopes, days, &client).await
+        }
+        Err(error) => Err(error),
+    };
+    match approved {
         Ok(grant) => Ok(see_other(&format!(
             "/t/{}/grants/{grant}",
             page.tenant.slug
@@ -274,11 +241,7 @@ pub async fn deny_post(
     form: web::Form<DenyForm>,
 ) -> Result<HttpResponse, WebError> {
     let id = &path.1;
-    let request = core
-        .store
-        .request(page.tenant.id, id)
-        .await?
-        .ok_or(WebError::NotFound)?;
+    let request = partners::request(&core, page.tenant.id, id).await?;
     match partners::deny(
         &core,
         page.current.user.id,

@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use crate::domain::Core;
 use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
-use crate::domain::ids::UserId;
+use crate::domain::events::EventRecord;
+use crate::domain::ids::{TenantId, UserId};
 use crate::store::StoreError;
 use crate::store::alerts::AlertChange;
+pub use crate::store::alerts::{AlertNote, AlertRow};
 
 mod detectors;
 mod responses;
@@ -110,6 +112,38 @@ pub enum AlertError {
     NotFound,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The queue, newest first: every tenant's alerts (`tenant` None) or one tenant's; `open_only`
+/// hides resolved and dismissed ones.
+pub async fn queue(
+    core: &Core,
+    tenant: Option<TenantId>,
+    open_only: bool,
+    limit: i64,
+) -> Result<Vec<AlertRow>, StoreError> {
+    core.store.alerts(tenant, open_only, limit).await
+}
+
+/// How many alerts still wait for someone (open or acknowledged).
+pub async fn count_open(core: &Core) -> Result<i64, StoreError> {
+    core.store.count_open_alerts().await
+}
+
+/// One alert with everything its page shows: the events that raised it and the notes on it.
+pub struct AlertFile {
+    pub alert: AlertRow,
+    pub evidence: Vec<EventRecord>,
+    pub notes: Vec<AlertNote>,
+}
+
+pub async fn open_file(core: &Core, id: &str) -> Result<AlertFile, AlertError> {
+    let alert = core.store.alert(id).await?.ok_or(AlertError::NotFound)?;
+    Ok(AlertFile {
+        evidence: core.store.alert_evidence(id).await?,
+        notes: core.store.alert_notes(id).await?,
+        alert,
+    })
 }
 
 /// A person's work on an alert.

@@ -49,6 +49,31 @@ pub struct MintRequest {
     pub lifetime_days: i64,
 }
 
+impl MintRequest {
+    /// The mint form: `kind` is `api_token`, `client`, or `resource_server` (a client for a
+    /// gateway); a blank lifetime is the default, capped by the grant's maximum.
+    pub fn parse(kind: &str, lifetime_days: &str, grant: &Grant) -> Result<Self, PartnerError> {
+        let (kind, resource_server) = match kind {
+            "resource_server" => (CredentialKind::Client, true),
+            other => (
+                CredentialKind::parse(other).ok_or(PartnerError::Invalid(
+                    "Choose an API token or a client credential.",
+                ))?,
+                false,
+            ),
+        };
+        let lifetime_days = match lifetime_days.trim() {
+            "" => DEFAULT_CREDENTIAL_DAYS.min(grant.max_lifetime_days),
+            raw => parse_days(raw)?,
+        };
+        Ok(Self {
+            kind,
+            resource_server,
+            lifetime_days,
+        })
+    }
+}
+
 /// Mints a credential under a grant; the partner gets a one-time retrieval link by e-mail. The
 /// secret itself does not exist yet: it is generated when the link is opened.
 pub async fn mint(
@@ -277,7 +302,8 @@ pub async fn verify(
     )
 }
 
-/// Revokes a credential with a reason; revoking twice is fine and changes nothing.
+/// Revokes a credential with a reason; revoking twice (or an expired one) is fine and changes
+/// nothing (false). A credential this tenant does not have is `NotFound`.
 pub async fn revoke(
     core: &Core,
     actor: UserId,
@@ -303,6 +329,15 @@ pub async fn revoke(
         .revoke_credential(tenant, credential, actor, &reason, now, &event)
         .await?;
     core.revocations.catch_up(&core.store).await?;
+    if !revoked
+        && core
+            .store
+            .credential_secrets_state(tenant, credential, now)
+            .await?
+            .is_none()
+    {
+        return Err(PartnerError::NotFound);
+    }
     Ok(revoked)
 }
 

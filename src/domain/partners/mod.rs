@@ -13,10 +13,14 @@ use crate::store::StoreError;
 use crate::store::staff::OutgoingMail;
 
 mod credentials;
+mod listing;
 mod requests;
+mod scopes;
 
 pub use credentials::*;
+pub use listing::*;
 pub use requests::*;
+pub use scopes::*;
 
 /// Unconfirmed requests lapse after this.
 pub const CONFIRMATION_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -172,6 +176,13 @@ pub fn parse_scope_name(raw: &str) -> Result<String, PartnerError> {
             "A scope name is 2–64 characters: lower-case letters, digits and : . _ -, starting with a letter.",
         ))
     }
+}
+
+/// A number of days as typed in a form; anything but a whole number is refused, never read as 0.
+pub fn parse_days(raw: &str) -> Result<i64, PartnerError> {
+    raw.trim()
+        .parse()
+        .map_err(|_| PartnerError::Invalid("Enter the lifetime as a whole number of days."))
 }
 
 /// Text a partner typed: trimmed, control characters removed, bounded.

@@ -7,7 +7,7 @@ use crate::clock::duration_ms;
 use crate::domain::Core;
 use crate::domain::email::Email;
 use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
-use crate::domain::ids::{UserId, time_ordered_id};
+use crate::domain::ids::{TenantId, UserId, time_ordered_id};
 use crate::domain::secrets::{self, SecretDigest};
 use crate::domain::tenants::{Tenant, TenantStatus};
 use crate::store::StoreError;
@@ -185,6 +185,24 @@ pub async fn withdraw(
         Ok(())
     } else {
         Err(PartnerError::LinkUnknown)
+    }
+}
+
+/// The tenant's access requests, newest first; unconfirmed ones are the partner's business until
+/// confirmed, so staff never see them.
+pub async fn requests(
+    core: &Core,
+    tenant: TenantId,
+    limit: i64,
+) -> Result<Vec<AccessRequest>, StoreError> {
+    core.store.requests_of(tenant, limit).await
+}
+
+/// One of the tenant's confirmed requests.
+pub async fn request(core: &Core, tenant: TenantId, id: &str) -> Result<AccessRequest, PartnerError> {
+    match core.store.request(tenant, id).await? {
+        Some(request) if request.status != RequestStatus::Unconfirmed => Ok(request),
+        _ => Err(PartnerError::NotFound),
     }
 }
 

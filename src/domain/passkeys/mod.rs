@@ -133,6 +133,16 @@ pub(crate) fn credential_key(id: &[u8]) -> String {
     data_encoding::BASE64URL_NOPAD.encode(id)
 }
 
+/// The user's passkeys, oldest first.
+pub async fn list(core: &Core, user: UserId) -> Result<Vec<PasskeyRecord>, StoreError> {
+    core.store.passkeys_of(user).await
+}
+
+/// Whether the user has enrolled any passkey (a password alone then leads to the passkey step).
+pub async fn has_any(core: &Core, user: UserId) -> Result<bool, StoreError> {
+    core.store.has_passkey(user).await
+}
+
 /// Renames one of the user's passkeys.
 pub async fn rename(
     core: &Core,

@@ -3,7 +3,7 @@
 use super::{Approval, Decided, Denial, NewRequest};
 use crate::clock::Millis;
 use crate::domain::events::Event;
-use crate::domain::ids::{TenantId, time_ordered_id};
+use crate::domain::ids::TenantId;
 use crate::domain::partners::{AccessRequest, RequestStatus, Scope};
 use crate::domain::secrets::SecretDigest;
 use crate::store::events::insert_event;
@@ -71,36 +71,55 @@ impl Store {
             .collect())
     }
 
-    /// Adds a scope; `Ok(false)` if the name exists in this tenant.
+    /// Adds a scope with its event; `Ok(false)` (and no event) if the name exists in this tenant.
     pub async fn insert_scope(
         &self,
         tenant: TenantId,
-        name: &str,
-        description: &str,
+        scope: &Scope,
         now: Millis,
+        event: &Event,
     ) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
         let done = sqlx::query("INSERT INTO scopes (id, tenant_id, name, description, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(time_ordered_id())
+            .bind(&scope.id)
             .bind(tenant.to_string())
-            .bind(name)
-            .bind(description)
+            .bind(&scope.name)
+            .bind(&scope.description)
             .bind(now)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await;
         match done {
-            Err(e) if is_unique_violation(&e) => Ok(false),
-            Err(e) => Err(e.into()),
-            Ok(_) => Ok(true),
+            Err(e) if is_unique_violation(&e) => return Ok(false),
+            Err(e) => return Err(e.into()),
+            Ok(_) => {}
         }
+        insert_event(&mut *tx, event).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
-    pub async fn delete_scope(&self, tenant: TenantId, id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM scopes WHERE tenant_id = $1 AND id = $2")
-            .bind(tenant.to_string())
-            .bind(id)
-            .execute(self.pool())
-            .await?;
-        Ok(done.rows_affected() == 1)
+    /// Removes a scope with its event; the removed scope, or `None` (and no event) if this tenant
+    /// has no such scope. The event gets the scope's name.
+    pub async fn delete_scope(
+        &self,
+        tenant: TenantId,
+        id: &str,
+        event: &Event,
+    ) -> Result<Option<String>, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let removed: Option<(String,)> =
+            sqlx::query_as("DELETE FROM scopes WHERE tenant_id = $1 AND id = $2 RETURNING name")
+                .bind(tenant.to_string())
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((name,)) = removed else {
+            return Ok(None);
+        };
+        let event = event.clone().detail("scope", name.as_str());
+        insert_event(&mut *tx, &event).await?;
+        tx.commit().await?;
+        Ok(Some(name))
     }
 
     /// Stores an unconfirmed request and queues its confirmation mail, with the event.
