@@ -25,7 +25,7 @@ use crate::mail::Mailer;
 use crate::store::{Store, StoreError};
 use crate::web::error::{WebError, error_pages};
 use crate::web::routes::{self, Router};
-use crate::web::session_store::DbSessionStore;
+use crate::web::session_backend::DatabaseSessions;
 use crate::web::{csrf, middleware};
 
 /// Forms are small; anything bigger is refused with 413 before a handler sees it.
@@ -184,9 +184,8 @@ fn http_server(listener: TcpListener, settings: &Settings, core: Core) -> anyhow
     });
 
     let server = HttpServer::new(move || {
-        let session_store =
-            DbSessionStore::new(core_data.store.clone(), core_data.clock.clone(), policy);
-        let sessions = SessionMiddleware::builder(session_store, cookie_signing_key())
+        let backend = DatabaseSessions::new(core_data.get_ref().clone(), policy);
+        let sessions = SessionMiddleware::builder(backend, cookie_signing_key())
             .cookie_name(cookie_name.to_owned())
             .cookie_secure(https)
             .cookie_http_only(true)

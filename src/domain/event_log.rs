@@ -5,11 +5,11 @@
 use crate::clock::Millis;
 use crate::domain::Core;
 use crate::domain::events::EventRecord;
+use crate::domain::events::{EventType, Outcome};
+use crate::domain::ids::TenantId;
 use crate::domain::ids::UserId;
 use crate::store::StoreError;
 pub use crate::store::events::EventPage;
-use crate::domain::events::{EventType, Outcome};
-use crate::domain::ids::TenantId;
 
 mod ip_filter;
 pub use ip_filter::IpFilter;

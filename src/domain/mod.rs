@@ -10,6 +10,7 @@ pub mod geo;
 pub mod ids;
 pub mod keys;
 pub mod oauth;
+pub mod operations;
 pub mod partners;
 pub mod passkeys;
 pub mod password;
@@ -30,6 +31,8 @@ use std::sync::Arc;
 
 use crate::clock::SharedClock;
 use crate::store::Store;
+/// A storage failure, as every use case may report it.
+pub use crate::store::StoreError;
 use password::PasswordService;
 
 /// What every use case needs: storage, the password hasher, the WebAuthn relying party, the clock,

@@ -72,6 +72,11 @@ pub struct Invitation {
     pub grant: Grant,
 }
 
+/// Invitations neither accepted, withdrawn nor expired, newest first.
+pub async fn pending_invitations(core: &Core) -> Result<Vec<InvitationRecord>, StoreError> {
+    core.store.pending_invitations(core.clock.now_ms()).await
+}
+
 /// Records the invitation and queues the e-mail with its link, atomically. The link is the only
 /// copy of the token; the database keeps its SHA-256.
 pub async fn invite(

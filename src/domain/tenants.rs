@@ -9,7 +9,10 @@ use crate::clock::Millis;
 use crate::domain::Core;
 use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
 use crate::domain::ids::{TenantId, UserId};
+use crate::domain::rbac::{Permission, may};
+use crate::domain::users::User;
 use crate::store::StoreError;
+use crate::store::tenants::TenantScope;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TenantStatus {
@@ -222,6 +225,30 @@ pub struct NewTenant {
 /// The tenant a URL names, whatever its status (a suspended tenant's pages still open for staff).
 pub async fn by_slug(core: &Core, slug: &str) -> Result<Option<Tenant>, StoreError> {
     core.store.tenant_by_slug(slug).await
+}
+
+/// Tenants whose name or slug contains `search`, by name: every tenant for those who see all
+/// (superadmin, security), otherwise the ones where the person holds a tenant role.
+pub async fn visible_to(
+    core: &Core,
+    user: &User,
+    search: &str,
+    limit: i64,
+) -> Result<Vec<Tenant>, StoreError> {
+    let scope = if may(user, Permission::SeeAllTenants, None) {
+        TenantScope::All
+    } else {
+        TenantScope::AssignedTo(user.id)
+    };
+    core.store.search_tenants(scope, search, limit).await
+}
+
+/// The logo a tenant uploaded, with its validated content type.
+pub async fn logo(core: &Core, slug: &str) -> Result<Option<(Vec<u8>, String)>, StoreError> {
+    match core.store.tenant_by_slug(slug).await? {
+        Some(tenant) => core.store.tenant_logo(tenant.id).await,
+        None => Ok(None),
+    }
 }
 
 pub async fn by_id(core: &Core, id: TenantId) -> Result<Option<Tenant>, StoreError> {

@@ -6,6 +6,7 @@
 pub mod alerts;
 pub mod chain;
 pub mod events;
+pub mod issued_tokens;
 pub mod keys;
 pub mod listener;
 pub mod outbox;

@@ -38,6 +38,16 @@ where
 }
 
 impl Store {
+    /// Queues already rendered mails (notices decided elsewhere).
+    pub async fn queue_mail(&self, mails: &[OutgoingMail]) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        for mail in mails {
+            insert_mail(&mut *tx, mail).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Messages not yet sent.
     pub async fn outbox_backlog(&self) -> Result<i64, StoreError> {
         let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")

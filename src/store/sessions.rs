@@ -3,9 +3,11 @@
 
 use super::{Store, StoreError};
 use crate::clock::Millis;
+use crate::domain::events::Event;
 use crate::domain::ids::UserId;
 use crate::domain::secrets::SecretDigest;
-use crate::domain::sessions::{SessionMeta, SessionSummary};
+use crate::domain::sessions::{SessionMeta, SessionSelection, SessionSummary};
+use crate::store::events::insert_event;
 
 /// What is written when a session is created or its state changes.
 pub struct SessionWrite<'a> {
@@ -177,34 +179,36 @@ impl Store {
         Ok(rows.into_iter().map(SessionRow::into_summary).collect())
     }
 
-    /// Ends one session of a user; false if it is not theirs or already gone.
-    pub async fn delete_session_of(
+    /// Ends sessions of a user and records `event` (with the number ended as its `count`) in the
+    /// same transaction; nothing is recorded when no session matched.
+    pub async fn end_sessions(
         &self,
         user_id: UserId,
-        public_id: &str,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND public_id = $2")
-            .bind(user_id.to_string())
-            .bind(public_id)
-            .execute(self.pool())
-            .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    /// Ends every session of a user except one ("sign out everywhere else").
-    pub async fn delete_sessions_of_except(
-        &self,
-        user_id: UserId,
-        keep_public_id: &str,
+        which: SessionSelection<'_>,
+        event: &Event,
     ) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "DELETE FROM sessions WHERE user_id = $1 AND (public_id IS NULL OR public_id <> $2)",
-        )
-        .bind(user_id.to_string())
-        .bind(keep_public_id)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected())
+        let mut tx = self.pool().begin().await?;
+        let query = match which {
+            SessionSelection::One(public_id) => {
+                sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND public_id = $2")
+                    .bind(user_id.to_string())
+                    .bind(public_id)
+            }
+            SessionSelection::AllBut(public_id) => sqlx::query(
+                "DELETE FROM sessions WHERE user_id = $1 AND (public_id IS NULL OR public_id <> $2)",
+            )
+            .bind(user_id.to_string())
+            .bind(public_id),
+            SessionSelection::All => {
+                sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id.to_string())
+            }
+        };
+        let ended = query.execute(&mut *tx).await?.rows_affected();
+        if ended > 0 {
+            insert_event(&mut *tx, &event.clone().detail("count", ended)).await?;
+        }
+        tx.commit().await?;
+        Ok(ended)
     }
 
     /// Ends every session of a user: deactivation, password reset, an administrator's "end all".

@@ -51,6 +51,18 @@ impl UserRow {
 }
 
 impl Store {
+    /// E-mail addresses of active security staff and superadmins (they hear about key events).
+    pub async fn security_staff_emails(&self) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT DISTINCT u.email FROM users u JOIN role_assignments r ON r.user_id = u.id \
+             WHERE r.role IN ('security', 'superadmin') AND r.tenant_id IS NULL AND u.status = 'active' \
+             ORDER BY u.email",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(|(email,)| email).collect())
+    }
+
     pub async fn any_user_exists(&self) -> Result<bool, StoreError> {
         let found: Option<(String,)> = sqlx::query_as("SELECT id FROM users LIMIT 1")
             .fetch_optional(self.pool())

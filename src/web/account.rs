@@ -13,8 +13,8 @@ use crate::domain::passkeys::{self, PasskeyError, PasskeyName};
 use crate::domain::recovery;
 use crate::domain::sessions;
 use crate::web::error::WebError;
+use crate::web::extractors::{Client, CurrentUser};
 use crate::web::mfa::CodesPage;
-use crate::web::session::{Client, CurrentUser};
 use crate::web::{Nav, new_password, render, see_other};
 
 pub struct PasskeyView {

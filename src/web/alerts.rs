@@ -8,12 +8,14 @@ use serde::Deserialize;
 
 use crate::clock::format_utc;
 use crate::domain::Core;
-use crate::domain::alerts::{self, AlertAction, AlertError, AlertFile, AlertNote, AlertRow, AlertStatus};
+use crate::domain::alerts::{
+    self, AlertAction, AlertError, AlertFile, AlertNote, AlertRow, AlertStatus,
+};
 use crate::domain::events::EventRecord;
 use crate::domain::rbac::Permission;
 use crate::web::authz::TenantPage;
 use crate::web::error::WebError;
-use crate::web::session::{Client, CurrentUser};
+use crate::web::extractors::{Client, CurrentUser};
 use crate::web::{Nav, render, see_other};
 
 const QUEUE_SIZE: i64 = 200;
@@ -161,10 +163,7 @@ async fn alert_page(core: &Core, current: &CurrentUser, id: &str) -> Result<Aler
         nav: Some(Nav::for_user(&current.user, current.csrf_token.clone())),
         csrf_token: current.csrf_token.clone(),
         alert: alert.into(),
-        evidence: evidence
-            .into_iter()
-            .map(EvidenceRow::from)
-            .collect(),
+        evidence: evidence.into_iter().map(EvidenceRow::from).collect(),
         notes,
         can_manage,
         statuses: AlertStatus::ALL.iter().map(|s| s.as_str()).collect(),

@@ -11,7 +11,7 @@ use crate::domain::auth::{self, LoginError};
 use crate::domain::passkeys;
 use crate::domain::sessions::AuthLevel;
 use crate::web::error::WebError;
-use crate::web::session::{Client, TypedSession};
+use crate::web::extractors::{Client, TypedSession};
 use crate::web::{Nav, render, see_other};
 
 #[derive(Template)]

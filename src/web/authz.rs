@@ -17,7 +17,7 @@ use crate::domain::sessions::AuthLevel;
 use crate::domain::tenants::{self, Tenant};
 use crate::domain::users::User;
 use crate::web::error::WebError;
-use crate::web::session::{CurrentUser, SignedIn};
+use crate::web::extractors::{CurrentUser, SignedIn};
 use crate::web::step_up::{self, StepUp};
 
 /// Who may call a route.

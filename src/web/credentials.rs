@@ -14,7 +14,7 @@ use crate::domain::partners::{
 use crate::domain::rbac::Permission;
 use crate::web::authz::TenantPage;
 use crate::web::error::WebError;
-use crate::web::session::Client;
+use crate::web::extractors::Client;
 use crate::web::{Nav, render, see_other};
 
 #[derive(Template)]

@@ -10,7 +10,7 @@ use crate::domain::event_log;
 use crate::domain::events::EventRecord;
 use crate::domain::rbac::Permission;
 use crate::web::error::WebError;
-use crate::web::session::CurrentUser;
+use crate::web::extractors::CurrentUser;
 use crate::web::{Nav, render};
 
 const RECENT_ACTIVITY: i64 = 8;

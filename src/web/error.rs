@@ -10,11 +10,12 @@ use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpResponse, ResponseError};
 use askama::Template;
 
+use crate::domain::StoreError;
 use crate::domain::ids::RequestId;
+use crate::domain::keys::KeyError;
 use crate::domain::oauth::{ErrorCode, OAuthError};
 use crate::domain::partners::PartnerError;
 use crate::domain::password::PasswordError;
-use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
@@ -57,6 +58,16 @@ impl From<StoreError> for WebError {
         match error {
             StoreError::Unavailable(_) => Self::Unavailable(Some(error)),
             other => Self::Unexpected(other.into()),
+        }
+    }
+}
+
+impl From<KeyError> for WebError {
+    fn from(error: KeyError) -> Self {
+        match error {
+            KeyError::Store(e) => e.into(),
+            KeyError::NotFound => Self::NotFound,
+            other => Self::unexpected(other),
         }
     }
 }

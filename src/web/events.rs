@@ -15,13 +15,13 @@ use crate::clock::format_utc;
 use crate::domain::event_log::{
     self, ActorKind, Cursor, EventFilter, FilterError, PAGE_SIZE, RawFilter,
 };
-use crate::domain::tenants;
 use crate::domain::events::{EventRecord, EventType};
 use crate::domain::ids::TenantId;
+use crate::domain::tenants;
 use crate::domain::{Core, audit};
 use crate::web::authz::TenantPage;
 use crate::web::error::WebError;
-use crate::web::session::CurrentUser;
+use crate::web::extractors::CurrentUser;
 use crate::web::{Nav, render};
 
 #[derive(Deserialize)]

@@ -5,20 +5,16 @@ use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use crate::domain::Core;
+use crate::domain::operations::{self, Readiness};
 
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "alive" }))
 }
 
 pub async fn readyz(core: web::Data<Core>) -> HttpResponse {
-    let database = if !core.store.is_migrated() {
-        "migrations pending"
-    } else if core.store.ping().await {
-        "ok"
-    } else {
-        "unreachable"
-    };
-    if database == "ok" {
+    let readiness = operations::readiness(&core).await;
+    let database = readiness.as_str();
+    if readiness == Readiness::Ready {
         HttpResponse::Ok().json(json!({ "status": "ready", "database": database }))
     } else {
         HttpResponse::ServiceUnavailable()

@@ -14,7 +14,7 @@ use crate::domain::sessions::AuthLevel;
 use crate::domain::staff::{self, Grant, InvitationLinkError, StaffError};
 use crate::domain::users::DisplayName;
 use crate::web::error::WebError;
-use crate::web::session::{Client, CurrentUser, TypedSession};
+use crate::web::extractors::{Client, CurrentUser, TypedSession};
 use crate::web::staff::{
     NoticeQuery, TenantOption, parse_grant_fields, role_choices, tenant_options,
 };
@@ -43,9 +43,7 @@ pub struct InvitationsPage {
 }
 
 async fn invitations_page(core: &Core, current: &CurrentUser) -> Result<InvitationsPage, WebError> {
-    let pending = core
-        .store
-        .pending_invitations(core.clock.now_ms())
+    let pending = staff::pending_invitations(core)
         .await?
         .into_iter()
         .map(|i| InvitationRow {
@@ -56,7 +54,7 @@ async fn invitations_page(core: &Core, current: &CurrentUser) -> Result<Invitati
             expires: format_utc(i.expires_at),
         })
         .collect();
-    let tenants = tenant_options(core).await?;
+    let tenants = tenant_options(core, current).await?;
     Ok(InvitationsPage {
         nav: Some(Nav::for_user(&current.user, current.csrf_token.clone())),
         csrf_token: current.csrf_token.clone(),

@@ -8,12 +8,13 @@ use serde::Deserialize;
 
 use crate::clock::{Millis, duration_ms, format_utc};
 use crate::domain::Core;
-use crate::domain::keys::{self, KeyError, KeyState, RotationCause};
+use crate::domain::keys::{
+    self, KeyCatalogue, KeyError, KeyState, PendingKeyAction, RotationCause,
+};
 use crate::domain::rbac::Permission;
-use crate::store::keys::PendingKeyAction;
 use crate::web::authz::TenantPage;
 use crate::web::error::WebError;
-use crate::web::session::Client;
+use crate::web::extractors::Client;
 use crate::web::{Nav, render, see_other};
 
 pub struct KeyRow {
@@ -71,51 +72,39 @@ fn minutes(duration: std::time::Duration) -> String {
 }
 
 async fn catalogue(core: &Core, page: &TenantPage) -> Result<CataloguePage, WebError> {
-    keys::tenant_keys(core, page.tenant.id)
-        .await
-        .map_err(key_error)?;
-    let stored = core.store.signing_keys(page.tenant.id).await?;
-    let usage = core.store.key_usage(page.tenant.id).await?;
+    let KeyCatalogue { keys, pending } = keys::catalogue(core, page.tenant.id).await?;
     let policy = core.keys.policy;
-    let now = core.clock.now_ms();
-    let next_rotation = stored
+    let next_rotation = keys
         .iter()
+        .map(|(k, _)| k)
         .find(|k| k.state == KeyState::Active.as_str())
         .map(|k| k.activated_at.unwrap_or(k.created_at) + duration_ms(policy.rotation_period))
         .map(format_utc);
-    let pending = core
-        .store
-        .pending_key_action(page.tenant.id, now)
-        .await?
-        .map(|p: PendingKeyAction| PendingRow {
-            mine: p.requested_by == page.current.user.id.to_string(),
-            id: p.id,
-            kid: p.kid,
-            reason: p.reason,
-            requested_by: p.requester_email,
-            requested_at: format_utc(p.requested_at),
-            expires_at: format_utc(p.expires_at),
-        });
-    let keys = stored
+    let pending = pending.map(|p: PendingKeyAction| PendingRow {
+        mine: p.requested_by == page.current.user.id.to_string(),
+        id: p.id,
+        kid: p.kid,
+        reason: p.reason,
+        requested_by: p.requester_email,
+        requested_at: format_utc(p.requested_at),
+        expires_at: format_utc(p.expires_at),
+    });
+    let keys = keys
         .into_iter()
-        .map(|k| {
-            let used = usage.iter().find(|u| u.kid == k.kid);
-            KeyRow {
-                droppable: k.state != KeyState::Retired.as_str(),
-                usable_from: (k.state == KeyState::Next.as_str())
-                    .then(|| format_utc(k.usable_from)),
-                activated: when(k.activated_at),
-                retiring: when(k.retiring_at),
-                retire_after: when(k.retire_after),
-                retired: when(k.retired_at),
-                retired_reason: k.retired_reason,
-                tokens_signed: used.map_or(0, |u| u.tokens_signed),
-                last_expiry: when(used.and_then(|u| u.last_expiry)),
-                created: format_utc(k.created_at),
-                kid: k.kid,
-                algorithm: k.algorithm,
-                state: k.state,
-            }
+        .map(|(k, used)| KeyRow {
+            droppable: k.state != KeyState::Retired.as_str(),
+            usable_from: (k.state == KeyState::Next.as_str()).then(|| format_utc(k.usable_from)),
+            activated: when(k.activated_at),
+            retiring: when(k.retiring_at),
+            retire_after: when(k.retire_after),
+            retired: when(k.retired_at),
+            retired_reason: k.retired_reason,
+            tokens_signed: used.tokens_signed,
+            last_expiry: when(used.last_expiry),
+            created: format_utc(k.created_at),
+            kid: k.kid,
+            algorithm: k.algorithm,
+            state: k.state,
         })
         .collect();
     Ok(CataloguePage {
@@ -134,14 +123,6 @@ async fn catalogue(core: &Core, page: &TenantPage) -> Result<CataloguePage, WebE
         notice: None,
         error: None,
     })
-}
-
-fn key_error(error: KeyError) -> WebError {
-    match error {
-        KeyError::Store(e) => e.into(),
-        KeyError::NotFound => WebError::NotFound,
-        other => WebError::unexpected(other),
-    }
 }
 
 #[derive(Deserialize)]
@@ -186,7 +167,7 @@ async fn finish(
             view.error = Some(reason);
             render(&view, StatusCode::CONFLICT)
         }
-        Err(other) => Err(key_error(other)),
+        Err(other) => Err(other.into()),
     }
 }
 

@@ -8,6 +8,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::domain::Core;
+use crate::domain::operations;
 use crate::domain::secrets::constant_time_eq;
 use crate::web::error::WebError;
 
@@ -57,12 +58,9 @@ pub async fn metrics_get(
     let Some(metrics) = crate::metrics::get() else {
         return Err(WebError::Unavailable(None));
     };
-    metrics
-        .open_alerts
-        .set(core.store.count_open_alerts().await?);
-    metrics
-        .outbox_backlog
-        .set(core.store.outbox_backlog().await?);
+    let gauges = operations::gauges(&core).await?;
+    metrics.open_alerts.set(gauges.open_alerts);
+    metrics.outbox_backlog.set(gauges.outbox_backlog);
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(metrics.render()))

@@ -12,7 +12,7 @@ use crate::domain::recovery;
 use crate::domain::sessions::{self, AuthLevel};
 use crate::web::auth::PasskeyForm;
 use crate::web::error::WebError;
-use crate::web::session::{Client, SignedIn};
+use crate::web::extractors::{Client, SignedIn};
 use crate::web::{Nav, render, see_other};
 
 #[derive(Template)]
@@ -80,7 +80,8 @@ pub async fn enrol_get(
     signed_in: SignedIn,
 ) -> Result<HttpResponse, WebError> {
     // Someone who still has a passkey finishes signing in with it instead.
-    if signed_in.level == AuthLevel::Password && passkeys::has_any(&core, signed_in.user.id).await? {
+    if signed_in.level == AuthLevel::Password && passkeys::has_any(&core, signed_in.user.id).await?
+    {
         return Ok(see_other("/login/passkey"));
     }
     render(&enrol_page(&core, &signed_in).await?, StatusCode::OK)
@@ -100,7 +101,8 @@ pub async fn enrol_post(
     Client(client): Client,
     form: web::Form<EnrolForm>,
 ) -> Result<HttpResponse, WebError> {
-    if signed_in.level == AuthLevel::Password && passkeys::has_any(&core, signed_in.user.id).await? {
+    if signed_in.level == AuthLevel::Password && passkeys::has_any(&core, signed_in.user.id).await?
+    {
         return Ok(see_other("/login/passkey"));
     }
     let ceremony = signed_in.session.take_ceremony()?;

@@ -114,7 +114,7 @@ pub async fn readiness_gate(
     let exempt = matches!(req.path(), "/healthz" | "/readyz") || req.path().starts_with("/static/");
     let migrated = req
         .app_data::<web::Data<Core>>()
-        .is_some_and(|core| core.store.is_migrated());
+        .is_some_and(|core| crate::domain::operations::is_migrated(core));
     if !exempt && !migrated {
         return Ok(req
             .error_response(WebError::Unavailable(None))

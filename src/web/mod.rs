@@ -10,6 +10,7 @@ pub mod csrf;
 pub mod dashboard;
 pub mod error;
 pub mod events;
+pub mod extractors;
 pub mod health;
 pub mod invitations;
 pub mod keys;
@@ -20,9 +21,8 @@ pub mod oauth;
 pub mod partner_pages;
 pub mod requests;
 pub mod routes;
-pub mod session;
-pub mod session_store;
-pub mod sessions;
+pub mod session_backend;
+pub mod session_pages;
 pub mod setup;
 pub mod staff;
 pub mod step_up;
@@ -36,7 +36,7 @@ use askama::Template;
 use crate::domain::rbac::{Permission, may};
 use crate::domain::users::User;
 use crate::web::error::WebError;
-use crate::web::session::CurrentUser;
+use crate::web::extractors::CurrentUser;
 
 /// What the shared layout shows for a signed-in person: their name, the menu, the sign-out form,
 /// and inside a tenant its colour band.

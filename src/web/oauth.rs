@@ -14,13 +14,13 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::domain::Core;
-use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
+use crate::domain::events::RequestContext;
 use crate::domain::keys;
 use crate::domain::oauth::{
     self, AuthMethod, AuthenticatedClient, ClientPurpose, ErrorCode, OAuthError, PresentedClient,
     ServedTenant,
 };
-use crate::web::session::request_context;
+use crate::web::extractors::request_context;
 
 /// A form body as RFC 6749 wants it read: UTF-8, every parameter at most once.
 struct OAuthForm(Vec<(String, String)>);
@@ -149,25 +149,6 @@ fn basic_credentials(header_value: &[u8]) -> Result<PresentedClient, OAuthError>
     })
 }
 
-/// The tenant named in the URL; unknown slugs are a JSON 404.
-async fn served_tenant(core: &Core, slug: &str) -> Result<Arc<ServedTenant>, OAuthError> {
-    if let Some(tenant) = core.verified.tenant(slug) {
-        return Ok(tenant);
-    }
-    let tenant = core
-        .store
-        .tenant_by_slug(slug)
-        .await?
-        .ok_or(OAuthError::UnknownTenant)?;
-    // Suspension is not cached here: it is checked on every use against the revocation cache.
-    let served = Arc::new(ServedTenant {
-        id: tenant.id,
-        slug: tenant.slug.as_str().to_owned(),
-    });
-    core.verified.remember_tenant(slug, served.clone());
-    Ok(served)
-}
-
 fn no_store(mut response: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {
     response
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -188,7 +169,7 @@ pub async fn token_post(
     body: web::Bytes,
 ) -> Result<HttpResponse, OAuthError> {
     let context = request_context(&req);
-    let tenant = served_tenant(&core, &path.tenant).await?;
+    let tenant = oauth::served_tenant(&core, &path.tenant).await?;
     let mut form = OAuthForm::parse(&req, &body)?;
     let presented = presented_client(req.headers(), Some(&mut form))?;
     let client = oauth::authenticate_client(
@@ -199,59 +180,14 @@ pub async fn token_post(
         &context,
     )
     .await?;
-    let refused = match form.get("grant_type") {
-        None => Some(invalid_request("grant_type is required.")),
-        Some("client_credentials") => None,
-        Some(_) => Some(OAuthError::rejected(
-            ErrorCode::UnsupportedGrantType,
-            "Only the client_credentials grant is supported.",
-        )),
-    };
-    let result = match refused {
-        Some(error) => Err(error),
-        None => {
-            oauth::issue_access_token(&core, &tenant, &client, form.get("scope"), &context).await
-        }
-    };
-    match result {
-        Ok(issued) => Ok(no_store(HttpResponse::Ok()).json(json!({
-            "access_token": issued.access_token.expose_secret(),
-            "token_type": "Bearer",
-            "expires_in": issued.expires_in,
-            "scope": issued.scope,
-        }))),
-        Err(error) => {
-            record_refusal(&core, &tenant, &client, &error, &context).await;
-            Err(error)
-        }
-    }
-}
-
-/// A refused token request of an authenticated client (its failed authentications are recorded
-/// where they are counted).
-async fn record_refusal(
-    core: &Core,
-    tenant: &ServedTenant,
-    client: &AuthenticatedClient,
-    error: &OAuthError,
-    context: &RequestContext,
-) {
-    let OAuthError::Rejected { code, .. } = error else {
-        return;
-    };
-    let event = Event::new(
-        core.clock.now_ms(),
-        EventType::TokenRefused,
-        Outcome::Failure,
-        Actor::Client(client.known.credential_id.clone()),
-    )
-    .tenant(tenant.id)
-    .context(context)
-    .detail("client_id", client.client_id.as_str())
-    .detail("error", code.as_str());
-    if let Err(e) = core.store.append_event(&event).await {
-        tracing::warn!(error = %e, "could not record a refused token request");
-    }
+    let (grant_type, scope) = (form.get("grant_type"), form.get("scope"));
+    let issued = oauth::grant_token(&core, &tenant, &client, grant_type, scope, &context).await?;
+    Ok(no_store(HttpResponse::Ok()).json(json!({
+        "access_token": issued.access_token.expose_secret(),
+        "token_type": "Bearer",
+        "expires_in": issued.expires_in,
+        "scope": issued.scope,
+    })))
 }
 
 /// A request about one token (introspection, revocation): the tenant, the authenticated caller, the
@@ -271,7 +207,7 @@ async fn token_question(
     purpose: ClientPurpose,
 ) -> Result<TokenQuestion, OAuthError> {
     let context = request_context(req);
-    let tenant = served_tenant(core, slug).await?;
+    let tenant = oauth::served_tenant(core, slug).await?;
     let mut form = OAuthForm::parse(req, body)?;
     let presented = presented_client(req.headers(), Some(&mut form))?;
     let caller = oauth::authenticate_client(core, &tenant, presented, purpose, &context).await?;
@@ -345,7 +281,7 @@ pub async fn revocations_get(
     query: web::Query<FeedQuery>,
 ) -> Result<HttpResponse, OAuthError> {
     let context = request_context(&req);
-    let tenant = served_tenant(&core, &path.tenant).await?;
+    let tenant = oauth::served_tenant(&core, &path.tenant).await?;
     let presented = presented_client(req.headers(), None)?;
     oauth::authenticate_client(
         &core,
@@ -364,7 +300,7 @@ pub async fn jwks_get(
     core: web::Data<Core>,
     path: web::Path<TenantPath>,
 ) -> Result<HttpResponse, OAuthError> {
-    let tenant = served_tenant(&core, &path.tenant).await?;
+    let tenant = oauth::served_tenant(&core, &path.tenant).await?;
     let keys = keys::tenant_keys(&core, tenant.id).await?;
     let max_age = core.keys.policy.jwks_max_age.as_secs();
     Ok(HttpResponse::Ok()
@@ -377,15 +313,9 @@ pub async fn metadata_get(
     core: web::Data<Core>,
     path: web::Path<TenantPath>,
 ) -> Result<HttpResponse, OAuthError> {
-    let tenant = served_tenant(&core, &path.tenant).await?;
+    let tenant = oauth::served_tenant(&core, &path.tenant).await?;
     let issuer = tenant.issuer(&core.public_url);
-    let scopes: Vec<String> = core
-        .store
-        .scopes_of(tenant.id)
-        .await?
-        .into_iter()
-        .map(|s| s.name)
-        .collect();
+    let scopes = oauth::scopes_supported(&core, &tenant).await?;
     let auth_methods = [AuthMethod::Basic.as_str(), AuthMethod::Post.as_str()];
     let algorithms = [
         keys::KeyAlgorithm::EdDsa.as_str(),

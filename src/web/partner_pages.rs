@@ -8,18 +8,16 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 use crate::domain::Core;
-use crate::domain::email::Email;
 use crate::domain::partners::{self, PartnerError, RequestForm, Scope};
-use crate::domain::tenants::{Tenant, TenantStatus};
+use crate::domain::tenants::{self, Tenant, TenantStatus};
 use crate::web::error::WebError;
-use crate::web::session::{Client, TypedSession};
+use crate::web::extractors::{Client, TypedSession};
 use crate::web::tenants::band;
 use crate::web::{Nav, render};
 
 /// A public tenant page: the tenant must exist; nothing else is asked.
 async fn tenant(core: &Core, slug: &str) -> Result<Tenant, WebError> {
-    core.store
-        .tenant_by_slug(slug)
+    tenants::by_slug(core, slug)
         .await?
         .ok_or(WebError::NotFound)
 }
@@ -65,9 +63,7 @@ async fn request_page(
         slug: tenant.slug.to_string(),
         tenant_name: tenant.name.clone(),
         accepting: tenant.status == TenantStatus::Active,
-        scopes: core
-            .store
-            .scopes_of(tenant.id)
+        scopes: partners::scopes(core, tenant.id)
             .await?
             .into_iter()
             .map(|s| (s, false))
@@ -125,10 +121,6 @@ pub async fn request_post(
         message: "We sent you a link. Open it within 7 days to send your request to the tenant."
             .into(),
     };
-    // Bots fill every field, including the one people never see: they get the same answer, and nothing is stored.
-    if !field(&pairs, "website").is_empty() {
-        return render(&done, StatusCode::OK);
-    }
     let mut page = request_page(&core, &tenant, &session).await?;
     page.organisation = field(&pairs, "organisation").trim().to_owned();
     page.contact_name = field(&pairs, "contact_name").trim().to_owned();
@@ -137,29 +129,15 @@ pub async fn request_post(
     for (scope, chosen) in &mut page.scopes {
         *chosen = wanted.contains(&scope.name);
     }
-    let form = async {
-        Ok::<_, PartnerError>(RequestForm {
-            organisation: partners::clean_text(
-                &page.organisation,
-                120,
-                "Enter your organisation.",
-            )?,
-            contact_name: partners::clean_text(&page.contact_name, 100, "Enter your name.")?,
-            email: Email::parse(&page.email)
-                .map_err(|_| PartnerError::Invalid("Enter a valid e-mail address."))?,
-            scopes: wanted.clone(),
-            justification: partners::clean_text(
-                &page.justification,
-                2000,
-                "Tell the tenant what you need access for.",
-            )?,
-        })
-    }
-    .await;
-    let outcome = match form {
-        Ok(form) => partners::submit_request(&core, &tenant, form, &client).await,
-        Err(e) => Err(e),
+    let form = RequestForm {
+        organisation: field(&pairs, "organisation"),
+        contact_name: field(&pairs, "contact_name"),
+        email: field(&pairs, "email"),
+        scopes: wanted,
+        justification: field(&pairs, "justification"),
+        website: field(&pairs, "website"),
     };
+    let outcome = partners::submit_request(&core, &tenant, form, &client).await;
     match outcome {
         Ok(()) => render(&done, StatusCode::OK),
         Err(PartnerError::Store(e)) => Err(e.into()),

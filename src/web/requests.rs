@@ -9,11 +9,11 @@ use crate::clock::format_utc;
 use crate::domain::Core;
 use crate::domain::ids::UserId;
 use crate::domain::partners::{self, AccessRequest, PartnerError, RequestStatus, Scope};
-use crate::domain::users;
 use crate::domain::rbac::Permission;
+use crate::domain::users;
 use crate::web::authz::TenantPage;
 use crate::web::error::WebError;
-use crate::web::session::Client;
+use crate::web::extractors::Client;
 use crate::web::{Nav, render, see_other};
 
 #[derive(Template)]
@@ -73,7 +73,14 @@ pub async fn scope_remove_post(
     Client(client): Client,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, WebError> {
-    partners::remove_scope(&core, page.current.user.id, page.tenant.id, &path.1, &client).await?;
+    partners::remove_scope(
+        &core,
+        page.current.user.id,
+        page.tenant.id,
+        &path.1,
+        &client,
+    )
+    .await?;
     Ok(see_other(&format!("/t/{}/scopes", page.tenant.slug)))
 }
 

@@ -15,7 +15,7 @@ use crate::web::authz::{Rule, enforce};
 use crate::web::step_up::StepUp;
 use crate::web::{
     account, alerts, assets, auth, credentials, dashboard, events, health, invitations, keys,
-    metrics, mfa, oauth, partner_pages, requests, sessions, setup, staff, step_up, tenants,
+    metrics, mfa, oauth, partner_pages, requests, session_pages, setup, staff, step_up, tenants,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,16 +185,16 @@ pub fn console(router: &mut Router<'_>) {
             SignedIn.with_step_up_reopening("Change your password"),
             account::password_post,
         )
-        .get("/account/sessions", SignedIn, sessions::mine_get)
+        .get("/account/sessions", SignedIn, session_pages::mine_get)
         .post(
             "/account/sessions/end-others",
             SignedIn,
-            sessions::mine_end_others_post,
+            session_pages::mine_end_others_post,
         )
         .post(
             "/account/sessions/{id}/end",
             SignedIn,
-            sessions::mine_end_post,
+            session_pages::mine_end_post,
         )
         .get("/step-up", SignedIn, step_up::step_up_get)
         .post("/step-up", SignedIn, step_up::step_up_post);
@@ -420,17 +420,17 @@ pub fn console(router: &mut Router<'_>) {
         .get(
             "/admin/users/{id}/sessions",
             Global(ManageStaffSessions),
-            sessions::user_sessions_get,
+            session_pages::user_sessions_get,
         )
         .post(
             "/admin/users/{id}/sessions/end-all",
             Global(ManageStaffSessions).with_step_up("End every session of a staff member"),
-            sessions::user_sessions_end_all_post,
+            session_pages::user_sessions_end_all_post,
         )
         .post(
             "/admin/users/{id}/sessions/{session}/end",
             Global(ManageStaffSessions).with_step_up("End a session of a staff member"),
-            sessions::user_session_end_post,
+            session_pages::user_session_end_post,
         )
         .get(
             "/admin/invitations",

@@ -12,7 +12,7 @@ use crate::domain::sessions::AuthLevel;
 use crate::domain::setup::{self, SetupError};
 use crate::domain::users::{DisplayName, NewStaff};
 use crate::web::error::WebError;
-use crate::web::session::{Client, TypedSession};
+use crate::web::extractors::{Client, TypedSession};
 use crate::web::{Nav, new_password, render, see_other};
 
 #[derive(Template, Default)]

@@ -11,10 +11,10 @@ use crate::domain::Core;
 use crate::domain::ids::{TenantId, UserId};
 use crate::domain::rbac::{Permission, Role, may};
 use crate::domain::staff::{self, Grant, StaffError};
-use crate::domain::users::{User, UserStatus};
-use crate::store::tenants::TenantScope;
+use crate::domain::tenants;
+use crate::domain::users::{self, User, UserStatus};
 use crate::web::error::WebError;
-use crate::web::session::{Client, CurrentUser};
+use crate::web::extractors::{Client, CurrentUser};
 use crate::web::{Nav, render, see_other};
 
 pub struct StaffRow {
@@ -41,9 +41,7 @@ async fn describe_roles(
     let mut described = Vec::new();
     for assignment in &user.roles {
         let scope = match assignment.tenant_id.as_deref().and_then(TenantId::parse) {
-            Some(id) => core
-                .store
-                .tenant_by_id(id)
+            Some(id) => tenants::by_id(core, id)
                 .await?
                 .map_or_else(|| "unknown tenant".to_owned(), |t| t.slug.to_string()),
             None => "all tenants".to_owned(),
@@ -62,7 +60,7 @@ pub async fn list_get(
     current: CurrentUser,
 ) -> Result<HttpResponse, WebError> {
     let mut staff = Vec::new();
-    for user in core.store.list_users().await? {
+    for user in users::list(&core).await? {
         let roles = describe_roles(&core, &user)
             .await?
             .into_iter()
@@ -79,7 +77,7 @@ pub async fn list_get(
     }
     let page = StaffPage {
         nav: Some(Nav::for_user(&current.user, current.csrf_token.clone())),
-        can_invite: may(&current.user, Permission::ManageStaff, None),
+        can_invite: current.may(Permission::ManageStaff),
         staff,
     };
     render(&page, StatusCode::OK)
@@ -109,11 +107,12 @@ pub struct TenantOption {
     pub label: String,
 }
 
-/// Every tenant, for the role form's tenant choice.
-pub(crate) async fn tenant_options(core: &Core) -> Result<Vec<TenantOption>, WebError> {
-    Ok(core
-        .store
-        .search_tenants(TenantScope::All, "", 1000)
+/// The tenants the role form offers (the role's permission is enforced when it is granted).
+pub(crate) async fn tenant_options(
+    core: &Core,
+    current: &CurrentUser,
+) -> Result<Vec<TenantOption>, WebError> {
+    Ok(tenants::visible_to(core, &current.user, "", 1000)
         .await?
         .iter()
         .map(|t| TenantOption {
@@ -143,7 +142,7 @@ pub struct UserPage {
 
 async fn subject(core: &Core, raw: &str) -> Result<User, WebError> {
     let id = UserId::parse(raw).ok_or(WebError::NotFound)?;
-    core.store.find_user(id).await?.ok_or(WebError::NotFound)
+    users::find(core, id).await?.ok_or(WebError::NotFound)
 }
 
 async fn user_page(core: &Core, current: &CurrentUser, user: User) -> Result<UserPage, WebError> {
@@ -152,7 +151,7 @@ async fn user_page(core: &Core, current: &CurrentUser, user: User) -> Result<Use
         .into_iter()
         .map(|(id, role, scope)| RoleRow { id, role, scope })
         .collect();
-    let tenants = tenant_options(core).await?;
+    let tenants = tenant_options(core, current).await?;
     Ok(UserPage {
         nav: Some(Nav::for_user(&current.user, current.csrf_token.clone())),
         csrf_token: current.csrf_token.clone(),

@@ -12,8 +12,8 @@ use crate::domain::sessions::step_up_is_fresh;
 use crate::domain::tenants::Tenant;
 use crate::web::auth::PasskeyForm;
 use crate::web::error::WebError;
+use crate::web::extractors::{Client, CurrentUser, PendingAction, TypedSession};
 use crate::web::mfa::passkey_error;
-use crate::web::session::{Client, CurrentUser, PendingAction, TypedSession};
 use crate::web::{Nav, csrf, render, see_other};
 
 /// A route attribute: the action needs a passkey assertion from the last five minutes.

@@ -8,14 +8,13 @@ use serde::Deserialize;
 
 use crate::clock::format_utc;
 use crate::domain::Core;
-use crate::domain::rbac::{Permission, may};
+use crate::domain::rbac::Permission;
 use crate::domain::tenants::{
     self, BrandColour, NewTenant, Slug, Tenant, TenantError, TenantStatus, validate_logo,
 };
-use crate::store::tenants::TenantScope;
 use crate::web::authz::TenantPage;
 use crate::web::error::WebError;
-use crate::web::session::{Client, CurrentUser};
+use crate::web::extractors::{Client, CurrentUser};
 use crate::web::{Nav, TenantBand, render, see_other, upload};
 
 const SWITCHER_LIMIT: i64 = 50;
@@ -49,12 +48,7 @@ pub async fn visible_tenants(
     search: &str,
     limit: i64,
 ) -> Result<Vec<Tenant>, WebError> {
-    let scope = if may(&current.user, Permission::SeeAllTenants, None) {
-        TenantScope::All
-    } else {
-        TenantScope::AssignedTo(current.user.id)
-    };
-    Ok(core.store.search_tenants(scope, search, limit).await?)
+    Ok(tenants::visible_to(core, &current.user, search, limit).await?)
 }
 
 #[derive(Template)]
@@ -97,10 +91,7 @@ pub struct AdminPage {
 }
 
 async fn admin_page(core: &Core, current: &CurrentUser) -> Result<AdminPage, WebError> {
-    let tenants = core
-        .store
-        .search_tenants(TenantScope::All, "", 1000)
-        .await?;
+    let tenants = tenants::visible_to(core, &current.user, "", 1000).await?;
     Ok(AdminPage {
         nav: Some(Nav::for_user(&current.user, current.csrf_token.clone())),
         csrf_token: current.csrf_token.clone(),
@@ -223,14 +214,7 @@ pub async fn logo_get(
     core: web::Data<Core>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    let tenant = core
-        .store
-        .tenant_by_slug(&path)
-        .await?
-        .ok_or(WebError::NotFound)?;
-    let (bytes, content_type) = core
-        .store
-        .tenant_logo(tenant.id)
+    let (bytes, content_type) = tenants::logo(&core, &path)
         .await?
         .ok_or(WebError::NotFound)?;
     Ok(HttpResponse::Ok()
@@ -246,9 +230,7 @@ pub async fn theme_get(
     core: web::Data<Core>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    let tenant = core
-        .store
-        .tenant_by_slug(&path)
+    let tenant = tenants::by_slug(&core, &path)
         .await?
         .ok_or(WebError::NotFound)?;
     let css = format!(

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use crate::domain::Core;
-use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
 use crate::domain::events::EventRecord;
+use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
 use crate::domain::ids::{TenantId, UserId};
 use crate::store::StoreError;
 use crate::store::alerts::AlertChange;
@@ -123,11 +123,6 @@ pub async fn queue(
     limit: i64,
 ) -> Result<Vec<AlertRow>, StoreError> {
     core.store.alerts(tenant, open_only, limit).await
-}
-
-/// How many alerts still wait for someone (open or acknowledged).
-pub async fn count_open(core: &Core) -> Result<i64, StoreError> {
-    core.store.count_open_alerts().await
 }
 
 /// One alert with everything its page shows: the events that raised it and the notes on it.

@@ -13,7 +13,7 @@ use crate::clock::{Millis, duration_ms};
 use crate::domain::Core;
 use crate::domain::ids::TenantId;
 use crate::store::StoreError;
-use crate::store::keys::StoredKey;
+pub use crate::store::keys::{KeyUsage, PendingKeyAction, StoredKey};
 
 pub mod material;
 mod rotation;
@@ -200,6 +200,37 @@ pub async fn tenant_keys(core: &Core, tenant: TenantId) -> Result<Arc<TenantKeys
     let keys = Arc::new(load(&core.keys, tenant, &stored)?);
     core.keys.remember(tenant, keys.clone());
     Ok(keys)
+}
+
+/// Everything the key catalogue shows of a tenant: its keys newest first (with how many tokens each
+/// signed), and the emergency replacement waiting for a second person, if any.
+pub struct KeyCatalogue {
+    pub keys: Vec<(StoredKey, KeyUsage)>,
+    pub pending: Option<PendingKeyAction>,
+}
+
+pub async fn catalogue(core: &Core, tenant: TenantId) -> Result<KeyCatalogue, KeyError> {
+    tenant_keys(core, tenant).await?;
+    let usage = core.store.key_usage(tenant).await?;
+    let keys = core
+        .store
+        .signing_keys(tenant)
+        .await?
+        .into_iter()
+        .map(|key| {
+            let used = usage.iter().find(|u| u.kid == key.kid).cloned();
+            let used = used.unwrap_or_else(|| KeyUsage {
+                kid: key.kid.clone(),
+                ..KeyUsage::default()
+            });
+            (key, used)
+        })
+        .collect();
+    let pending = core
+        .store
+        .pending_key_action(tenant, core.clock.now_ms())
+        .await?;
+    Ok(KeyCatalogue { keys, pending })
 }
 
 fn load(ring: &KeyRing, tenant: TenantId, stored: &[StoredKey]) -> Result<TenantKeys, KeyError> {

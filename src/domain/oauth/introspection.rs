@@ -221,7 +221,11 @@ pub async fn revoke_token(
         ));
     }
     let now = core.clock.now_ms();
-    let Some(record) = core.store.access_token(&verified.claims.jti).await? else {
+    let Some(record) = core
+        .store
+        .access_token(tenant.id, &verified.claims.jti)
+        .await?
+    else {
         return Ok(Revocation::NothingToDo);
     };
     let event = Event::new(

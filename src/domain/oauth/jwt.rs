@@ -17,7 +17,7 @@ use crate::domain::ids::{TenantId, time_ordered_id};
 use crate::domain::keys::{self, KeyAlgorithm};
 use crate::domain::tenants::TenantStatus;
 use crate::store::StoreError;
-use crate::store::revocations::IssuedToken;
+use crate::store::issued_tokens::IssuedToken;
 
 /// Longer than any token we issue; anything bigger is refused before parsing.
 pub const MAX_TOKEN_BYTES: usize = 4096;
@@ -266,7 +266,7 @@ pub async fn check_jwt(
     if let Some(reason) = time_and_audience(core, tenant, &claims, now) {
         return Ok(inactive(reason));
     }
-    let issued = match issued_token(core, &claims.jti).await? {
+    let issued = match issued_token(core, tenant.id, &claims.jti).await? {
         Issued::Known(issued) => issued,
         Issued::Gone(issued) => {
             return Ok(JwtCheck::Inactive {
@@ -329,11 +329,11 @@ enum Issued {
 
 /// What the token was issued for: from the cache, or (first sight on this instance) the database,
 /// which also answers for revocations the cache may not have read yet.
-async fn issued_token(core: &Core, jti: &str) -> Result<Issued, StoreError> {
+async fn issued_token(core: &Core, tenant: TenantId, jti: &str) -> Result<Issued, StoreError> {
     if let Some(known) = core.verified.tokens.get(jti) {
         return Ok(Issued::Known(known));
     }
-    let Some(status) = core.store.access_token_status(jti).await? else {
+    let Some(status) = core.store.access_token_status(tenant, jti).await? else {
         return Ok(Issued::Unknown);
     };
     let gone = status.token.revoked_at.is_some()

@@ -8,12 +8,14 @@ use crate::store::StoreError;
 
 mod cache;
 mod client;
+mod grant;
 mod introspection;
 mod jwt;
 mod secrets;
 
 pub use cache::VerifiedCache;
 pub use client::*;
+pub use grant::*;
 pub use introspection::*;
 pub use jwt::*;
 pub use secrets::*;

@@ -77,7 +77,11 @@ pub async fn search_credentials<'a>(
     let more = credentials.len() as i64 > CREDENTIALS_PAGE;
     credentials.truncate(CREDENTIALS_PAGE as usize);
     let next = more
-        .then(|| credentials.last().map(|c| format!("{}.{}", c.created_at, c.id)))
+        .then(|| {
+            credentials
+                .last()
+                .map(|c| format!("{}.{}", c.created_at, c.id))
+        })
         .flatten();
     Ok(CredentialPage { credentials, next })
 }

@@ -16,21 +16,56 @@ use crate::store::partners::{Approval, Decided, Denial, NewRequest};
 /// Requests per hour from one IP, and for one e-mail address, on the public form.
 const REQUESTS_PER_HOUR: i64 = 5;
 
-pub struct RequestForm {
-    pub organisation: String,
-    pub contact_name: String,
-    pub email: Email,
+/// What a partner typed on the public request page.
+#[derive(Debug, Default)]
+pub struct RequestForm<'a> {
+    pub organisation: &'a str,
+    pub contact_name: &'a str,
+    pub email: &'a str,
     pub scopes: Vec<String>,
-    pub justification: String,
+    pub justification: &'a str,
+    /// A field people never see (the page hides it): only bots fill it in.
+    pub website: &'a str,
+}
+
+/// The form, checked: the limits a tenant admin reading the request relies on.
+struct ValidRequest {
+    organisation: String,
+    contact_name: String,
+    email: Email,
+    scopes: Vec<String>,
+    justification: String,
+}
+
+impl RequestForm<'_> {
+    fn validate(self) -> Result<ValidRequest, PartnerError> {
+        Ok(ValidRequest {
+            organisation: clean_text(self.organisation, 120, "Enter your organisation.")?,
+            contact_name: clean_text(self.contact_name, 100, "Enter your name.")?,
+            email: Email::parse(self.email)
+                .map_err(|_| PartnerError::Invalid("Enter a valid e-mail address."))?,
+            scopes: self.scopes,
+            justification: clean_text(
+                self.justification,
+                2000,
+                "Tell the tenant what you need access for.",
+            )?,
+        })
+    }
 }
 
 /// A partner asks for access. Nothing reaches the tenant until the e-mail address is confirmed.
+/// A bot (the hidden field filled in) gets the same answer as a person, and nothing is stored.
 pub async fn submit_request(
     core: &Core,
     tenant: &Tenant,
-    form: RequestForm,
+    form: RequestForm<'_>,
     context: &RequestContext,
 ) -> Result<(), PartnerError> {
+    if !form.website.is_empty() {
+        return Ok(());
+    }
+    let form = form.validate()?;
     if tenant.status != TenantStatus::Active {
         return Err(PartnerError::Invalid(
             "This tenant is not accepting requests right now.",
@@ -199,7 +234,11 @@ pub async fn requests(
 }
 
 /// One of the tenant's confirmed requests.
-pub async fn request(core: &Core, tenant: TenantId, id: &str) -> Result<AccessRequest, PartnerError> {
+pub async fn request(
+    core: &Core,
+    tenant: TenantId,
+    id: &str,
+) -> Result<AccessRequest, PartnerError> {
     match core.store.request(tenant, id).await? {
         Some(request) if request.status != RequestStatus::Unconfirmed => Ok(request),
         _ => Err(PartnerError::NotFound),

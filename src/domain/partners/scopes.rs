@@ -26,10 +26,15 @@ pub async fn add_scope(
         description: clean_text(description, 200, "Describe the scope.")?,
     };
     let now = core.clock.now_ms();
-    let event = Event::new(now, EventType::ScopeAdded, Outcome::Success, Actor::User(actor))
-        .tenant(tenant)
-        .context(context)
-        .detail("scope", scope.name.as_str());
+    let event = Event::new(
+        now,
+        EventType::ScopeAdded,
+        Outcome::Success,
+        Actor::User(actor),
+    )
+    .tenant(tenant)
+    .context(context)
+    .detail("scope", scope.name.as_str());
     if core.store.insert_scope(tenant, &scope, now, &event).await? {
         Ok(scope)
     } else {

@@ -355,16 +355,6 @@ impl Store {
         Ok(claimed)
     }
 
-    /// Queues already rendered mails (notices decided elsewhere).
-    pub async fn queue_mail(&self, mails: &[OutgoingMail]) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
-        for mail in mails {
-            insert_mail(&mut *tx, mail).await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// Marks credentials past their expiry as expired; returns (tenant, credential) of each, for events.
     pub async fn expire_credentials(
         &self,

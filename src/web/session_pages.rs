@@ -8,9 +8,9 @@ use crate::clock::format_utc;
 use crate::domain::Core;
 use crate::domain::ids::UserId;
 use crate::domain::sessions::{self, SessionSummary, describe_user_agent};
-use crate::domain::users::User;
+use crate::domain::users::{self, User};
 use crate::web::error::WebError;
-use crate::web::session::{Client, CurrentUser};
+use crate::web::extractors::{Client, CurrentUser};
 use crate::web::{Nav, render, see_other};
 
 pub struct SessionView {
@@ -57,10 +57,7 @@ pub async fn mine_get(
     query: web::Query<EndedQuery>,
 ) -> Result<HttpResponse, WebError> {
     let this = current.session.public_id()?;
-    let list = core
-        .store
-        .list_sessions_of(current.user.id, core.clock.now_ms())
-        .await?;
+    let list = sessions::sessions_of(&core, current.user.id).await?;
     let page = MySessionsPage {
         nav: Some(Nav::for_user(&current.user, current.csrf_token.clone())),
         csrf_token: current.csrf_token.clone(),
@@ -117,7 +114,7 @@ pub struct UserSessionsPage {
 
 async fn subject(core: &Core, raw: &str) -> Result<User, WebError> {
     let id = UserId::parse(raw).ok_or(WebError::NotFound)?;
-    core.store.find_user(id).await?.ok_or(WebError::NotFound)
+    users::find(core, id).await?.ok_or(WebError::NotFound)
 }
 
 pub async fn user_sessions_get(
@@ -127,10 +124,7 @@ pub async fn user_sessions_get(
     query: web::Query<EndedQuery>,
 ) -> Result<HttpResponse, WebError> {
     let subject = subject(&core, &path).await?;
-    let list = core
-        .store
-        .list_sessions_of(subject.id, core.clock.now_ms())
-        .await?;
+    let list = sessions::sessions_of(&core, subject.id).await?;
     let this = current.session.public_id()?;
     let page = UserSessionsPage {
         nav: Some(Nav::for_user(&current.user, current.csrf_token.clone())),

@@ -11,6 +11,8 @@ use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
 use crate::domain::ids::UserId;
 use crate::store::StoreError;
 
+pub mod state;
+
 /// Session-state keys. Values are JSON-encoded (actix-session's convention).
 pub mod keys {
     pub const USER_ID: &str = "user_id";
@@ -126,6 +128,32 @@ pub struct SessionSummary {
     pub last_seen_at: Millis,
 }
 
+/// Which of a person's sessions to end.
+#[derive(Debug, Clone, Copy)]
+pub enum SessionSelection<'a> {
+    One(&'a str),
+    /// "Sign out everywhere else": all but the one with this public id.
+    AllBut(&'a str),
+    All,
+}
+
+impl SessionSelection<'_> {
+    fn scope(self) -> &'static str {
+        match self {
+            Self::One(_) => "one",
+            Self::AllBut(_) => "all_others",
+            Self::All => "all",
+        }
+    }
+}
+
+/// The person's live sessions, most recently active first.
+pub async fn sessions_of(core: &Core, owner: UserId) -> Result<Vec<SessionSummary>, StoreError> {
+    core.store
+        .list_sessions_of(owner, core.clock.now_ms())
+        .await
+}
+
 /// Ends one of `owner`'s sessions on behalf of `actor` (the owner or an administrator).
 pub async fn end_session(
     core: &Core,
@@ -134,11 +162,8 @@ pub async fn end_session(
     public_id: &str,
     context: &RequestContext,
 ) -> Result<bool, StoreError> {
-    let ended = core.store.delete_session_of(owner, public_id).await?;
-    if ended {
-        record_ended(core, actor, owner, "one", 1, context).await?;
-    }
-    Ok(ended)
+    let which = SessionSelection::One(public_id);
+    Ok(end(core, actor, owner, which, context).await? > 0)
 }
 
 /// "Sign out everywhere else".
@@ -148,11 +173,7 @@ pub async fn end_other_sessions(
     keep: &str,
     context: &RequestContext,
 ) -> Result<u64, StoreError> {
-    let ended = core.store.delete_sessions_of_except(owner, keep).await?;
-    if ended > 0 {
-        record_ended(core, owner, owner, "all_others", ended, context).await?;
-    }
-    Ok(ended)
+    end(core, owner, owner, SessionSelection::AllBut(keep), context).await
 }
 
 /// Every session of `owner`, ended by an administrator.
@@ -162,19 +183,16 @@ pub async fn end_all_sessions(
     owner: UserId,
     context: &RequestContext,
 ) -> Result<u64, StoreError> {
-    let ended = core.store.delete_sessions_of(owner).await?;
-    record_ended(core, actor, owner, "all", ended, context).await?;
-    Ok(ended)
+    end(core, actor, owner, SessionSelection::All, context).await
 }
 
-async fn record_ended(
+async fn end(
     core: &Core,
     actor: UserId,
     owner: UserId,
-    scope: &str,
-    count: u64,
+    which: SessionSelection<'_>,
     context: &RequestContext,
-) -> Result<(), StoreError> {
+) -> Result<u64, StoreError> {
     let event = Event::new(
         core.clock.now_ms(),
         EventType::SessionEnded,
@@ -183,9 +201,8 @@ async fn record_ended(
     )
     .subject(owner)
     .context(context)
-    .detail("scope", scope)
-    .detail("count", count);
-    core.store.append_event(&event).await
+    .detail("scope", which.scope());
+    core.store.end_sessions(owner, which, &event).await
 }
 
 /// "Firefox on Linux" from a user-agent string; the raw string when it cannot be read.
