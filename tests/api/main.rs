@@ -37,6 +37,7 @@ mod oauth;
 mod partners;
 mod passkeys;
 mod recovery;
+mod schema;
 mod sessions;
 mod setup;
 mod staff;

@@ -1,6 +1,13 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use secrecy::SecretString;
+use sqlx::migrate::Migrator;
+use sqlx::{Connection, PgConnection, SqliteConnection};
+use tokenbroker::store::Store;
+
+use crate::helpers::{Backend, TestDatabase};
+
 fn versions(folder: &str) -> BTreeSet<String> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("migrations")
@@ -21,5 +28,122 @@ fn both_backends_carry_the_same_migration_versions() {
     assert_eq!(
         sqlite, postgres,
         "every migration needs a twin in the other backend's folder"
+    );
+}
+
+fn folder(backend: Backend) -> std::path::PathBuf {
+    let name = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(name)
+}
+
+/// A fresh database of `backend` with its migrations applied up to `version` and no further: the
+/// state a deployment of that release left, for testing the migrations after it.
+pub async fn migrated_to(backend: Backend, version: i64) -> (TestDatabase, String) {
+    let (database, url, _) = TestDatabase::create(backend).await;
+    let migrator = Migrator::new(folder(backend)).await.unwrap();
+    assert!(migrator.version_exists(version), "no migration {version}");
+    match backend {
+        // sqlx opens SQLite with foreign keys on, like the store does.
+        Backend::Sqlite => {
+            let mut conn = SqliteConnection::connect(&url).await.unwrap();
+            migrator.run_to(version, &mut conn).await.unwrap();
+            conn.close().await.unwrap();
+        }
+        Backend::Postgres => {
+            let mut conn = PgConnection::connect(&url).await.unwrap();
+            migrator.run_to(version, &mut conn).await.unwrap();
+            conn.close().await.unwrap();
+        }
+    }
+    (database, url)
+}
+
+/// id, user_id, role, tenant_id, granted_by, created_at
+type Assignment = (String, String, String, Option<String>, Option<String>, i64);
+
+/// 0011 rebuilds SQLite's role_assignments to add the tenant foreign key: existing assignments
+/// survive, assignments naming a tenant that no longer exists are dropped, and the key holds after.
+#[tokio::test]
+async fn sqlite_role_assignments_keep_their_rows_and_lose_orphans_when_the_tenant_key_arrives() {
+    let (_database, url) = migrated_to(Backend::Sqlite, 10).await;
+    let mut conn = SqliteConnection::connect(&url).await.unwrap();
+    for statement in [
+        "INSERT INTO users (id, email, email_normalized, display_name, status, created_at, updated_at) \
+         VALUES ('u1', 'ada@example.com', 'ada@example.com', 'Ada', 'active', 1, 1)",
+        "INSERT INTO tenants (id, slug, name, brand_colour, status, created_at, updated_at) \
+         VALUES ('t1', 'acme', 'Acme', '#123456', 'active', 1, 1)",
+        "INSERT INTO role_assignments (id, user_id, role, tenant_id, granted_by, created_at) VALUES \
+         ('global', 'u1', 'superadmin', NULL, NULL, 1), \
+         ('in-acme', 'u1', 'tenant_admin', 't1', 'u1', 2), \
+         ('orphan', 'u1', 'tenant_admin', 'gone', 'u1', 3)",
+    ] {
+        sqlx::query(statement).execute(&mut conn).await.unwrap();
+    }
+    conn.close().await.unwrap();
+
+    let store = Store::connect_lazy(&SecretString::from(url.clone())).unwrap();
+    store.migrate().await.unwrap();
+    store.close().await;
+
+    let mut conn = SqliteConnection::connect(&url).await.unwrap();
+    let rows: Vec<Assignment> = sqlx::query_as(
+        "SELECT id, user_id, role, tenant_id, granted_by, created_at FROM role_assignments ORDER BY id",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        [
+            (
+                "global".into(),
+                "u1".into(),
+                "superadmin".into(),
+                None,
+                None,
+                1
+            ),
+            (
+                "in-acme".into(),
+                "u1".into(),
+                "tenant_admin".into(),
+                Some("t1".into()),
+                Some("u1".into()),
+                2
+            ),
+        ]
+    );
+    let violations: Vec<(String,)> =
+        sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(violations, []);
+    let orphan = sqlx::query(
+        "INSERT INTO role_assignments (id, user_id, role, tenant_id, created_at) \
+         VALUES ('orphan-2', 'u1', 'tenant_admin', 'gone', 4)",
+    )
+    .execute(&mut conn)
+    .await;
+    let refused = orphan.unwrap_err().to_string();
+    assert!(
+        refused.contains("FOREIGN KEY"),
+        "the key refuses an unknown tenant: {refused}"
+    );
+    let duplicate = sqlx::query(
+        "INSERT INTO role_assignments (id, user_id, role, tenant_id, created_at) \
+         VALUES ('again', 'u1', 'superadmin', NULL, 5)",
+    )
+    .execute(&mut conn)
+    .await;
+    let refused = duplicate.unwrap_err().to_string();
+    assert!(
+        refused.contains("UNIQUE"),
+        "the unique index was recreated: {refused}"
     );
 }
