@@ -265,11 +265,12 @@ async fn revoking_the_credential_or_suspending_the_tenant_stops_its_tokens_at_on
 
     let credential = s.introspect(&token).await;
     let jti = credential["jti"].as_str().unwrap().to_owned();
+    let tenant = s.tenant().await;
     let record =
         s.w.app
             .core
             .store
-            .access_token(&jti)
+            .access_token(tenant, &jti)
             .await
             .unwrap()
             .unwrap();
