@@ -9,7 +9,7 @@ use serde::Deserialize;
 use crate::clock::format_utc;
 use crate::domain::Core;
 use crate::domain::ids::{TenantId, UserId};
-use crate::domain::rbac::{Permission, Role, may};
+use crate::domain::rbac::{Permission, Role};
 use crate::domain::staff::{self, Grant, StaffError};
 use crate::domain::tenants;
 use crate::domain::users::{self, User, UserStatus};
@@ -161,7 +161,7 @@ async fn user_page(core: &Core, current: &CurrentUser, user: User) -> Result<Use
         active: user.status == UserStatus::Active,
         created: format_utc(user.created_at),
         roles,
-        can_manage: may(&current.user, Permission::ManageStaff, None),
+        can_manage: current.may(Permission::ManageStaff),
         tenants,
         role_names: role_choices(),
         notice: None,

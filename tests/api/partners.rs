@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
+use scraper::{Html, Selector};
 use tokenbroker::domain::partners;
 
 use crate::helpers::*;
@@ -479,7 +480,60 @@ async fn a_partner_withdraws_an_undecided_request(backend: Backend) {
     );
 }
 
+async fn adding_and_removing_a_scope_shows_in_the_tenants_event_log(backend: Backend) {
+    let w = world(backend).await;
+    let catalogue = w.tenant_admin.page_with_form("/t/acme/scopes").await;
+    let document = Html::parse_document(&catalogue);
+    let form = Selector::parse("form[action$='/remove']").unwrap();
+    let remove = document
+        .select(&Selector::parse("#scopes li").unwrap())
+        .find(|item| item.text().any(|t| t.contains("payments:write")))
+        .and_then(|item| item.select(&form).next())
+        .and_then(|form| form.value().attr("action").map(str::to_owned))
+        .expect("a remove button for payments:write");
+    let removed = w.tenant_admin.submit("/t/acme/scopes", &remove, &[]).await;
+    assert_redirect_to(&removed, "/t/acme/scopes");
+    let again = w.tenant_admin.submit("/t/acme/scopes", &remove, &[]).await;
+    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+
+    let log = w.tenant_admin.page_with_form("/t/acme/events").await;
+    let rows: Vec<(String, String)> = Html::parse_document(&log)
+        .select(&Selector::parse("tr[data-type^='scope_']").unwrap())
+        .map(|row| {
+            let kind = row.value().attr("data-type").unwrap().to_owned();
+            (kind, row.text().collect::<String>())
+        })
+        .collect();
+    assert_eq!(
+        rows.len(),
+        3,
+        "two added when the tenant was set up, one removed: {rows:?}"
+    );
+    assert_eq!(rows[0].0, "scope_removed", "newest first");
+    assert!(rows[0].1.contains("payments:write"), "{}", rows[0].1);
+    assert!(
+        rows[1..].iter().all(|(kind, _)| kind == "scope_added"),
+        "{rows:?}"
+    );
+    for name in ["payments:read", "payments:write"] {
+        assert!(
+            rows[1..].iter().any(|(_, text)| text.contains(name)),
+            "{name}"
+        );
+    }
+    let removal = w
+        .app
+        .events()
+        .await
+        .into_iter()
+        .find(|e| e.event_type == "scope_removed")
+        .unwrap();
+    assert_eq!(removal.actor_kind, "user");
+    assert!(removal.tenant_id.is_some());
+}
+
 on_both_backends!(
+    adding_and_removing_a_scope_shows_in_the_tenants_event_log,
     a_partner_withdraws_an_undecided_request,
     a_request_becomes_a_working_token_that_revocation_stops_at_once,
     a_denied_request_tells_the_partner_why,
