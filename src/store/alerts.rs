@@ -8,7 +8,7 @@ use super::outbox::insert_mail;
 use super::staff::OutgoingMail;
 use super::{Store, StoreError};
 use crate::clock::Millis;
-use crate::domain::alerts::Traveller;
+use crate::domain::alerts::{AlertStatus, Severity, Traveller};
 use crate::domain::events::{Event, EventRecord};
 use crate::domain::ids::{TenantId, UserId};
 
@@ -30,8 +30,8 @@ pub struct AlertRow {
     pub id: String,
     pub tenant_id: Option<String>,
     pub detector: String,
-    pub severity: String,
-    pub status: String,
+    pub severity: Severity,
+    pub status: AlertStatus,
     pub reason: String,
     pub subject: Option<String>,
     pub assignee: Option<String>,

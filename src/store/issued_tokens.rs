@@ -10,6 +10,8 @@ use super::{Store, StoreError};
 use crate::clock::Millis;
 use crate::domain::events::Event;
 use crate::domain::ids::TenantId;
+use crate::domain::partners::CredentialStatus;
+use crate::domain::tenants::TenantStatus;
 
 /// An issued JWT access token, as recorded (never the token itself).
 #[derive(Debug, Clone, FromRow)]
@@ -128,7 +130,7 @@ impl Store {
 pub struct TokenStatus {
     #[sqlx(flatten)]
     pub token: IssuedToken,
-    pub credential_status: String,
+    pub credential_status: CredentialStatus,
     pub grant_revoked_at: Option<i64>,
-    pub tenant_status: String,
+    pub tenant_status: TenantStatus,
 }

@@ -12,6 +12,7 @@ use super::{Backend, Store, StoreError, is_unique_violation};
 use crate::clock::Millis;
 use crate::domain::events::Event;
 use crate::domain::ids::{TenantId, UserId};
+use crate::domain::keys::KeyState;
 
 /// A signing key as stored (the private half sealed).
 #[derive(Debug, Clone, FromRow)]
@@ -19,7 +20,7 @@ pub struct StoredKey {
     pub kid: String,
     pub tenant_id: String,
     pub algorithm: String,
-    pub state: String,
+    pub state: KeyState,
     pub public_jwk: String,
     pub sealed_private: String,
     pub kek_id: String,

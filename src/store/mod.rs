@@ -18,6 +18,7 @@ pub mod sessions;
 pub mod setup;
 pub mod staff;
 pub mod tenants;
+mod text_enums;
 pub mod throttle;
 pub mod users;
 

@@ -22,8 +22,8 @@ const QUEUE_SIZE: i64 = 200;
 
 pub struct AlertView {
     id: String,
-    severity: String,
-    status: String,
+    severity: &'static str,
+    status: &'static str,
     detector: String,
     reason: String,
     subject: Option<String>,
@@ -36,8 +36,8 @@ impl From<AlertRow> for AlertView {
     fn from(row: AlertRow) -> Self {
         Self {
             id: row.id,
-            severity: row.severity,
-            status: row.status,
+            severity: row.severity.as_str(),
+            status: row.status.as_str(),
             detector: row.detector,
             reason: row.reason,
             subject: row.subject,

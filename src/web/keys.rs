@@ -20,7 +20,7 @@ use crate::web::{Nav, render, see_other};
 pub struct KeyRow {
     kid: String,
     algorithm: String,
-    state: String,
+    state: &'static str,
     created: String,
     /// Published-only keys: when they may start signing.
     usable_from: Option<String>,
@@ -77,7 +77,7 @@ async fn catalogue(core: &Core, page: &TenantPage) -> Result<CataloguePage, WebE
     let next_rotation = keys
         .iter()
         .map(|(k, _)| k)
-        .find(|k| k.state == KeyState::Active.as_str())
+        .find(|k| k.state == KeyState::Active)
         .map(|k| k.activated_at.unwrap_or(k.created_at) + duration_ms(policy.rotation_period))
         .map(format_utc);
     let pending = pending.map(|p: PendingKeyAction| PendingRow {
@@ -92,8 +92,8 @@ async fn catalogue(core: &Core, page: &TenantPage) -> Result<CataloguePage, WebE
     let keys = keys
         .into_iter()
         .map(|(k, used)| KeyRow {
-            droppable: k.state != KeyState::Retired.as_str(),
-            usable_from: (k.state == KeyState::Next.as_str()).then(|| format_utc(k.usable_from)),
+            droppable: k.state != KeyState::Retired,
+            usable_from: (k.state == KeyState::Next).then(|| format_utc(k.usable_from)),
             activated: when(k.activated_at),
             retiring: when(k.retiring_at),
             retire_after: when(k.retire_after),
@@ -104,7 +104,7 @@ async fn catalogue(core: &Core, page: &TenantPage) -> Result<CataloguePage, WebE
             created: format_utc(k.created_at),
             kid: k.kid,
             algorithm: k.algorithm,
-            state: k.state,
+            state: k.state.as_str(),
         })
         .collect();
     Ok(CataloguePage {

@@ -109,7 +109,7 @@ async fn recovery_code_use_is_a_high_alert_mailed_to_security(backend: Backend) 
     detect(&app).await;
     let alerts = app.core.store.alerts(None, true, 10).await.unwrap();
     assert_eq!(alerts.len(), 1);
-    assert_eq!(alerts[0].severity, "high");
+    assert_eq!(alerts[0].severity.as_str(), "high");
     assert!(alerts[0].reason.contains("recovery code"));
     let mails = mails_to(&app, "sec@example.com").await;
     assert!(mails.iter().any(|m| m.contains("High-severity alert")));

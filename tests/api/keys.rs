@@ -23,7 +23,7 @@ async fn states(s: &Service) -> Vec<(String, String)> {
         .await
         .unwrap()
         .into_iter()
-        .map(|k| (k.kid, k.state))
+        .map(|k| (k.kid, k.state.as_str().to_owned()))
         .collect()
 }
 
@@ -149,7 +149,7 @@ async fn scheduled_rotation_happens_once_however_many_instances_run_it(backend: 
     a.unwrap();
     b.unwrap();
     let keys = s.w.app.core.store.signing_keys(tenant).await.unwrap();
-    let count = |state: &str| keys.iter().filter(|k| k.state == state).count();
+    let count = |state: &str| keys.iter().filter(|k| k.state.as_str() == state).count();
     assert_eq!(
         (count("active"), count("next"), count("retiring")),
         (1, 1, 1),

@@ -42,6 +42,12 @@ impl Severity {
             Self::High => "high",
         }
     }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::Low, Self::Medium, Self::High]
+            .into_iter()
+            .find(|s| s.as_str() == raw)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,6 +6,7 @@ use super::{AlertError, AlertStatus};
 use crate::domain::Core;
 use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
 use crate::domain::ids::{TenantId, UserId};
+use crate::domain::partners::CredentialStatus;
 use crate::domain::users::UserStatus;
 use crate::domain::{partners, sessions, staff};
 use crate::store::alerts::{AlertChange, AlertRow};
@@ -63,7 +64,7 @@ pub async fn responses_for(core: &Core, alert: &AlertRow) -> Result<Vec<Response
         .credential_secrets_state(tenant, subject, core.clock.now_ms())
         .await?;
     Ok(match state {
-        Some(state) if state.status == "active" => vec![Response::RevokeCredential],
+        Some(state) if state.status == CredentialStatus::Active => vec![Response::RevokeCredential],
         _ => Vec::new(),
     })
 }
@@ -121,8 +122,7 @@ pub async fn respond(
         }
     };
     let note = format!("Response: {done}.");
-    let status =
-        (alert.status == AlertStatus::Open.as_str()).then_some(AlertStatus::Acknowledged.as_str());
+    let status = (alert.status == AlertStatus::Open).then_some(AlertStatus::Acknowledged.as_str());
     let now = core.clock.now_ms();
     let event = Event::new(
         now,

@@ -193,7 +193,7 @@ pub async fn tenant_keys(core: &Core, tenant: TenantId) -> Result<Arc<TenantKeys
         return Ok(keys);
     }
     let mut stored = core.store.signing_keys(tenant).await?;
-    if !stored.iter().any(|k| k.state == KeyState::Active.as_str()) {
+    if !stored.iter().any(|k| k.state == KeyState::Active) {
         rotation::create_family(core, tenant).await?;
         stored = core.store.signing_keys(tenant).await?;
     }
@@ -237,9 +237,7 @@ fn load(ring: &KeyRing, tenant: TenantId, stored: &[StoredKey]) -> Result<Tenant
     let mut published = Vec::new();
     let mut signer = None;
     for key in stored {
-        let Some(state) = KeyState::parse(&key.state) else {
-            continue;
-        };
+        let state = key.state;
         let algorithm = KeyAlgorithm::parse(&key.algorithm).ok_or_else(|| {
             StoreError::Corrupt(format!("key {} has an unknown algorithm", key.kid))
         })?;

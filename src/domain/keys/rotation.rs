@@ -144,8 +144,8 @@ pub(super) async fn create_family(core: &Core, tenant: TenantId) -> Result<(), K
 pub async fn rotate(core: &Core, tenant: TenantId, cause: RotationCause) -> Result<bool, KeyError> {
     let now = core.clock.now_ms();
     let stored = core.store.signing_keys(tenant).await?;
-    let active = stored.iter().find(|k| k.state == KeyState::Active.as_str());
-    let next = stored.iter().find(|k| k.state == KeyState::Next.as_str());
+    let active = stored.iter().find(|k| k.state == KeyState::Active);
+    let next = stored.iter().find(|k| k.state == KeyState::Next);
     let (Some(active), Some(next)) = (active, next) else {
         return Err(KeyError::Refused(
             "This tenant has no active and next key pair to rotate.".into(),
@@ -248,14 +248,11 @@ pub async fn run_schedule(core: &Core) -> Result<(), KeyError> {
 async fn schedule_tenant(core: &Core, tenant: TenantId) -> Result<(), KeyError> {
     let now = core.clock.now_ms();
     let stored = core.store.signing_keys(tenant).await?;
-    for key in stored
-        .iter()
-        .filter(|k| k.state == KeyState::Retiring.as_str())
-    {
+    for key in stored.iter().filter(|k| k.state == KeyState::Retiring) {
         retire_if_done(core, tenant, key, now).await?;
     }
-    let active = stored.iter().find(|k| k.state == KeyState::Active.as_str());
-    let next = stored.iter().find(|k| k.state == KeyState::Next.as_str());
+    let active = stored.iter().find(|k| k.state == KeyState::Active);
+    let next = stored.iter().find(|k| k.state == KeyState::Next);
     match (active, next) {
         (Some(active), Some(next)) => {
             let signed_since = active.activated_at.unwrap_or(active.created_at);
@@ -365,7 +362,7 @@ pub async fn request_emergency(
     let stored = core.store.signing_keys(tenant).await?;
     if !stored
         .iter()
-        .any(|k| k.kid == kid && k.state != KeyState::Retired.as_str())
+        .any(|k| k.kid == kid && k.state != KeyState::Retired)
     {
         return Err(KeyError::NotFound);
     }
@@ -437,15 +434,15 @@ pub async fn approve_emergency(
         .iter()
         .find(|k| k.kid == action.kid)
         .ok_or(KeyError::NotFound)?;
-    let next = stored.iter().find(|k| k.state == KeyState::Next.as_str());
-    let was_active = dropped.state == KeyState::Active.as_str();
+    let next = stored.iter().find(|k| k.state == KeyState::Next);
+    let was_active = dropped.state == KeyState::Active;
     let promote = if was_active {
         next.map(|k| k.kid.as_str())
     } else {
         None
     };
     // The next key takes over (or is itself dropped); either way a fresh next key is published.
-    let needs_next = was_active || dropped.state == KeyState::Next.as_str() || next.is_none();
+    let needs_next = was_active || dropped.state == KeyState::Next || next.is_none();
     let fresh = if needs_next {
         Some(Fresh::new(core, tenant)?)
     } else {

@@ -15,6 +15,7 @@ use crate::domain::Core;
 use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
 use crate::domain::ids::{TenantId, time_ordered_id};
 use crate::domain::keys::{self, KeyAlgorithm};
+use crate::domain::partners::CredentialStatus;
 use crate::domain::tenants::TenantStatus;
 use crate::store::StoreError;
 use crate::store::issued_tokens::IssuedToken;
@@ -337,9 +338,9 @@ async fn issued_token(core: &Core, tenant: TenantId, jti: &str) -> Result<Issued
         return Ok(Issued::Unknown);
     };
     let gone = status.token.revoked_at.is_some()
-        || status.credential_status == "revoked"
+        || status.credential_status == CredentialStatus::Revoked
         || status.grant_revoked_at.is_some()
-        || status.tenant_status != TenantStatus::Active.as_str();
+        || status.tenant_status != TenantStatus::Active;
     let known = Arc::new(known_token(status.token)?);
     if gone {
         return Ok(Issued::Gone(known));

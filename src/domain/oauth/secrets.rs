@@ -9,7 +9,7 @@ use super::cache::KnownSecret;
 use crate::clock::Millis;
 use crate::domain::Core;
 use crate::domain::ids::TenantId;
-use crate::domain::partners::CredentialKind;
+use crate::domain::partners::CredentialStatus;
 use crate::domain::secrets::{SecretDigest, constant_time_eq, sha256};
 use crate::domain::tenants::TenantStatus;
 use crate::domain::tokens::{self, SecretKind};
@@ -149,8 +149,7 @@ async fn load(core: &Core, digest: &SecretDigest) -> Result<Loaded, StoreError> 
     if !constant_time_eq(&found.secret_hash, digest.as_hex()) {
         return Ok(Loaded::Unknown);
     }
-    let kind = CredentialKind::parse(&found.kind)
-        .ok_or_else(|| StoreError::Corrupt(format!("credential kind {}", found.kind)))?;
+    let kind = found.kind;
     let known = Arc::new(KnownSecret {
         tenant_id: TenantId::parse(&found.tenant_id)
             .ok_or_else(|| StoreError::Corrupt(format!("tenant id {}", found.tenant_id)))?,
@@ -164,14 +163,14 @@ async fn load(core: &Core, digest: &SecretDigest) -> Result<Loaded, StoreError> 
         last_recorded: found.last_used_at.unwrap_or(0).into(),
     });
     // The database is the truth on a miss: the cache may not have read the latest revocations yet.
-    let reason = if found.credential_status == "expired" {
+    let reason = if found.credential_status == CredentialStatus::Expired {
         Some(Inactive::Expired)
-    } else if found.credential_status != "active"
+    } else if found.credential_status != CredentialStatus::Active
         || found.secret_revoked_at.is_some()
         || found.grant_revoked_at.is_some()
     {
         Some(Inactive::Revoked)
-    } else if found.tenant_status != TenantStatus::Active.as_str() {
+    } else if found.tenant_status != TenantStatus::Active {
         Some(Inactive::TenantSuspended)
     } else {
         None

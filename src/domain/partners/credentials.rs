@@ -40,6 +40,30 @@ impl CredentialKind {
     }
 }
 
+/// Where a credential is in its life. Only an active one authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialStatus {
+    Active,
+    Expired,
+    Revoked,
+}
+
+impl CredentialStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::Active, Self::Expired, Self::Revoked]
+            .into_iter()
+            .find(|s| s.as_str() == raw)
+    }
+}
+
 /// What staff asked to mint.
 #[derive(Debug, Clone, Copy)]
 pub struct MintRequest {
@@ -171,7 +195,7 @@ pub async fn add_client_secret(
         .credential_secrets_state(tenant.id, credential, now)
         .await?
         .ok_or(PartnerError::NotFound)?;
-    if state.kind != CredentialKind::Client.as_str() || state.status != "active" {
+    if state.kind != CredentialKind::Client || state.status != CredentialStatus::Active {
         return Err(PartnerError::Invalid(
             "Only an active client credential can get another secret.",
         ));
@@ -408,7 +432,7 @@ pub async fn sweep(core: &Core) -> Result<(), StoreError> {
         let Some(tenant) = TenantId::parse(&notice.tenant_id) else {
             continue;
         };
-        let kind = if notice.kind == CredentialKind::Client.as_str() {
+        let kind = if notice.kind == CredentialKind::Client {
             "a client credential"
         } else {
             "an API token"

@@ -8,7 +8,9 @@ mod secrets;
 
 use crate::clock::Millis;
 use crate::domain::ids::UserId;
+use crate::domain::partners::{CredentialKind, CredentialStatus};
 use crate::domain::secrets::SecretDigest;
+use crate::domain::tenants::TenantStatus;
 
 /// A new, unconfirmed request.
 pub struct NewRequest<'a> {
@@ -57,8 +59,8 @@ pub enum StatusFilter {
 
 /// A credential's secrets, for adding another.
 pub struct SecretsState {
-    pub kind: String,
-    pub status: String,
+    pub kind: CredentialKind,
+    pub status: CredentialStatus,
     pub expires_at: Millis,
     pub contact_email: String,
     /// Secrets neither revoked nor expired (retrieved or waiting to be).
@@ -81,7 +83,7 @@ pub struct ExpiryNotice {
     pub tenant_id: String,
     pub expires_at: i64,
     pub organisation: String,
-    pub kind: String,
+    pub kind: CredentialKind,
 }
 
 /// Which grants a bulk revocation covers.
@@ -124,16 +126,16 @@ pub struct NewCredential<'a> {
 pub struct SecretLookup {
     pub credential_id: String,
     pub tenant_id: String,
-    pub kind: String,
+    pub kind: CredentialKind,
     pub client_id: Option<String>,
     pub may_introspect: i64,
     pub secret_hash: String,
-    pub credential_status: String,
+    pub credential_status: CredentialStatus,
     pub credential_expires_at: i64,
     pub secret_expires_at: i64,
     pub secret_revoked_at: Option<i64>,
     pub grant_revoked_at: Option<i64>,
-    pub tenant_status: String,
+    pub tenant_status: TenantStatus,
     pub scopes: String,
     pub last_used_at: Option<i64>,
 }

@@ -5,6 +5,7 @@ use super::{NewSecret, SecretLookup, SecretsState};
 use crate::clock::Millis;
 use crate::domain::events::Event;
 use crate::domain::ids::{TenantId, time_ordered_id};
+use crate::domain::partners::{CredentialKind, CredentialStatus};
 use crate::domain::secrets::SecretDigest;
 use crate::store::events::insert_event;
 use crate::store::outbox::insert_mail;
@@ -119,7 +120,7 @@ impl Store {
         id: &str,
         now: Millis,
     ) -> Result<Option<SecretsState>, StoreError> {
-        let row: Option<(String, String, i64, String)> = sqlx::query_as(
+        let row: Option<(CredentialKind, CredentialStatus, i64, String)> = sqlx::query_as(
             "SELECT c.kind, c.status, c.expires_at, g.contact_email FROM credentials c JOIN grants g ON g.id = c.grant_id \
              WHERE c.tenant_id = $1 AND c.id = $2",
         )
