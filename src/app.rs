@@ -20,7 +20,8 @@ use crate::config::Settings;
 use crate::domain::password::PasswordService;
 use crate::domain::sessions::SessionPolicy;
 use crate::domain::setup;
-use crate::domain::{Core, TokenServiceSettings, alerts, audit, keys, replication};
+use crate::domain::{Core, TokenServiceSettings, replication};
+use crate::jobs::{Jobs, Shutdown, spawn_until_stopped};
 use crate::mail::Mailer;
 use crate::store::{Store, StoreError};
 use crate::web::error::{WebError, error_pages};
@@ -30,16 +31,17 @@ use crate::web::{csrf, middleware};
 
 /// Forms are small; anything bigger is refused with 413 before a handler sees it.
 pub const FORM_LIMIT_BYTES: usize = 64 * 1024;
-const SWEEP_INTERVAL: Duration = Duration::from_secs(300);
 const MIGRATION_RETRY: Duration = Duration::from_secs(2);
-const SEAL_INTERVAL: Duration = Duration::from_secs(5);
-const DETECT_INTERVAL: Duration = Duration::from_secs(2);
+/// How long a stopping server waits for a background job to finish the run it is in.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 pub struct Application {
     server: Server,
     port: u16,
     core: Core,
     mailer: Mailer,
+    jobs: Jobs,
+    shutdown: Shutdown,
     setup_link: Option<SecretString>,
 }
 
@@ -86,45 +88,37 @@ impl Application {
             settings.country_header.clone(),
         )?);
 
+        let shutdown = Shutdown::default();
         let setup_link = match core.store.migrate().await {
             Ok(()) => setup::issue_setup_link(&core, &settings.public_url).await?,
             Err(StoreError::Unavailable(cause)) => {
                 tracing::error!(error = %cause, "database unreachable at start-up; serving 503 and retrying");
-                tokio::spawn(migrate_when_reachable(
-                    core.clone(),
-                    settings.public_url.clone(),
-                ));
+                spawn_until_stopped(
+                    &shutdown,
+                    migrate_when_reachable(core.clone(), settings.public_url.clone()),
+                );
                 None
             }
             Err(other) => return Err(other).context("applying database migrations"),
         };
-        tokio::spawn(sweep_periodically(core.clone()));
-        tokio::spawn(seal_events_periodically(core.clone()));
-        tokio::spawn(purge_events_periodically(
-            core.clone(),
-            settings.event_retention,
-        ));
-        tokio::spawn(detect_periodically(core.clone(), settings.detector_policy));
-        tokio::spawn(schedule_keys_periodically(
-            core.clone(),
-            settings.key_schedule_interval,
-        ));
-        tokio::spawn(replication::reconcile_periodically(
-            core.clone(),
-            settings.revocation_reconcile_interval,
-        ));
-        if !settings.is_sqlite() {
-            tokio::spawn(replication::follow_notifications(
-                core.clone(),
-                settings.database_url.clone(),
-            ));
-        }
         let mailer = Mailer::new(
             settings.smtp_url.as_ref(),
             settings.mail_dir(),
             &settings.mail_from,
         )?;
-        tokio::spawn(crate::mail::send_periodically(core.clone(), mailer.clone()));
+        let jobs = Jobs::new(core.clone(), mailer.clone(), &settings);
+        if settings.background_jobs {
+            jobs.spawn_all(&shutdown);
+        } else {
+            tracing::info!("background jobs are off: periodic jobs run only when asked to");
+        }
+        if !settings.is_sqlite() {
+            // Not a periodic job: it reacts to other instances' notifications as they arrive.
+            spawn_until_stopped(
+                &shutdown,
+                replication::follow_notifications(core.clone(), settings.database_url.clone()),
+            );
+        }
 
         let port = listener.local_addr()?.port();
         let server = http_server(listener, &settings, core.clone())?;
@@ -133,6 +127,8 @@ impl Application {
             port,
             core,
             mailer,
+            jobs,
+            shutdown,
             setup_link,
         })
     }
@@ -151,6 +147,17 @@ impl Application {
         &self.mailer
     }
 
+    /// The periodic jobs, to run one now (`jobs().run(Job::SealEvents)`), whether or not they also
+    /// run in the background.
+    pub fn jobs(&self) -> &Jobs {
+        &self.jobs
+    }
+
+    /// Stops the background tasks; fired when the server stops, and tells how many still run.
+    pub fn shutdown(&self) -> &Shutdown {
+        &self.shutdown
+    }
+
     pub fn core(&self) -> &Core {
         &self.core
     }
@@ -160,8 +167,21 @@ impl Application {
         self.setup_link.as_ref()
     }
 
+    /// Serves until the server is stopped (a signal or its handle), then stops the background
+    /// tasks, letting a job that is mid-run finish it (for a while).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        self.shutdown.trigger();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.shutdown.stopped())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                running = self.shutdown.running(),
+                "background jobs still running at shutdown; abandoning them"
+            );
+        }
+        served
     }
 }
 
@@ -292,88 +312,6 @@ fn token_service(settings: &Settings) -> anyhow::Result<TokenServiceSettings> {
         kek: Some(kek),
         policy: settings.key_policy,
     })
-}
-
-/// Seals settled events into the hash chain; every instance runs it, each event is sealed once.
-async fn seal_events_periodically(core: Core) {
-    let mut ticker = tokio::time::interval(SEAL_INTERVAL);
-    loop {
-        ticker.tick().await;
-        if core.store.is_migrated() {
-            if let Err(e) = audit::seal_pending(&core).await {
-                tracing::warn!(error = %e, "sealing events failed; will retry");
-            }
-        }
-    }
-}
-
-/// Retention: purges events past their age in small batches; safe on every instance at once.
-async fn purge_events_periodically(core: Core, retention: Duration) {
-    let mut ticker = tokio::time::interval(SWEEP_INTERVAL);
-    loop {
-        ticker.tick().await;
-        if core.store.is_migrated() {
-            let cutoff = core.clock.now_ms() - crate::clock::duration_ms(retention);
-            match audit::purge_before(&core, cutoff).await {
-                Ok(0) => {}
-                Ok(removed) => tracing::info!(removed, "purged events past retention"),
-                Err(e) => tracing::warn!(error = %e, "event purge failed; will retry"),
-            }
-        }
-    }
-}
-
-/// Runs the suspicious-activity detectors over new events; every instance runs them, each event is
-/// examined once.
-async fn detect_periodically(core: Core, policy: alerts::DetectorPolicy) {
-    let mut ticker = tokio::time::interval(DETECT_INTERVAL);
-    loop {
-        ticker.tick().await;
-        if core.store.is_migrated() {
-            if let Err(e) = alerts::run_detectors(&core, &policy).await {
-                tracing::warn!(error = %e, "detectors failed; will retry");
-            }
-        }
-    }
-}
-
-/// Scheduled rotation and retirement; every instance runs it, the store lets exactly one win.
-async fn schedule_keys_periodically(core: Core, interval: Duration) {
-    let mut ticker = tokio::time::interval(interval);
-    loop {
-        ticker.tick().await;
-        if core.store.is_migrated() {
-            if let Err(e) = keys::run_schedule(&core).await {
-                tracing::warn!(error = %e, "key schedule failed; will retry");
-            }
-        }
-    }
-}
-
-/// Expired sessions and spent setup links. Idempotent deletes: safe on every instance at once.
-async fn sweep_periodically(core: Core) {
-    let mut ticker = tokio::time::interval(SWEEP_INTERVAL);
-    loop {
-        ticker.tick().await;
-        if core.store.is_migrated() {
-            if let Err(e) = sweep_once(&core).await {
-                tracing::warn!(error = %e, "sweep failed; will retry");
-            }
-        }
-    }
-}
-
-pub async fn sweep_once(core: &Core) -> Result<(), StoreError> {
-    let now = core.clock.now_ms();
-    let sessions = core.store.sweep_sessions(now).await?;
-    let links = core.store.sweep_setup_tokens(now).await?;
-    crate::domain::partners::sweep(core).await?;
-    // Revocation entries and token records outlive their tokens by a day, for the feed's readers.
-    core.store.prune_revocations(now - 86_400_000).await?;
-    if sessions + links > 0 {
-        tracing::info!(sessions, setup_links = links, "swept expired rows");
-    }
-    Ok(())
 }
 
 /// Printed to the terminal, not the log: the link is a secret that must not end up in log storage.

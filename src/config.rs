@@ -107,6 +107,9 @@ struct RawSettings {
     /// Two sign-ins of one account from two countries closer than this are impossible travel.
     #[serde(with = "humantime_serde")]
     impossible_travel_window: Duration,
+    /// Run the periodic jobs (sweeps, sealing, detectors, outbox, key schedule, reconciliation) on
+    /// their timers. Off, they run only when asked to (tests run them explicitly).
+    background_jobs: bool,
 }
 
 impl Default for RawSettings {
@@ -143,6 +146,7 @@ impl Default for RawSettings {
             detector_spraying_accounts: 5,
             detector_client_failures: 20,
             impossible_travel_window: Duration::from_secs(2 * 3600),
+            background_jobs: true,
         }
     }
 }
@@ -173,6 +177,7 @@ pub struct Settings {
     pub detector_policy: DetectorPolicy,
     pub metrics_token: Option<SecretString>,
     pub event_retention: Duration,
+    pub background_jobs: bool,
 }
 
 impl Settings {
@@ -324,6 +329,7 @@ impl Settings {
                 .metrics_token
                 .filter(|t| !t.trim().is_empty())
                 .map(SecretString::from),
+            background_jobs: raw.background_jobs,
         })
     }
 

@@ -237,20 +237,6 @@ impl Mailer {
     }
 }
 
-/// The background sender: polls the outbox every couple of seconds.
-pub async fn send_periodically(core: Core, mailer: Mailer) {
-    let mut ticker = tokio::time::interval(Duration::from_secs(2));
-    loop {
-        ticker.tick().await;
-        if !core.store.is_migrated() {
-            continue;
-        }
-        if let Err(e) = mailer.deliver_due(&core).await {
-            tracing::warn!(error = %e, "outbox pass failed; will retry");
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,23 +29,6 @@ pub async fn reconcile(core: &Core, since: Millis, interval: Duration) -> Result
     Ok(())
 }
 
-/// The periodic reconciliation, on every instance.
-pub async fn reconcile_periodically(core: Core, interval: Duration) {
-    let mut ticker = tokio::time::interval(interval);
-    let mut since = core.clock.now_ms();
-    loop {
-        ticker.tick().await;
-        if !core.store.is_migrated() {
-            continue;
-        }
-        let started = core.clock.now_ms();
-        match reconcile(&core, since, interval).await {
-            Ok(()) => since = started,
-            Err(e) => tracing::warn!(error = %e, "reconciliation failed; will retry"),
-        }
-    }
-}
-
 /// PostgreSQL: applies other instances' changes as their notifications arrive.
 pub async fn follow_notifications(core: Core, database_url: SecretString) {
     let mut listener = match ChangeListener::new(&database_url) {

@@ -15,6 +15,8 @@ pub(crate) fn tokenbroker(database_url: &str, data_dir: &std::path::Path) -> Com
         .env_clear()
         .env("TB_DATABASE_URL", database_url)
         .env("TB_DATA_DIR", data_dir)
+        // As in every test, nothing runs on its own timer.
+        .env("TB_BACKGROUND_JOBS", "false")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -138,6 +140,21 @@ fn create_admin_takes_no_password_argument() {
         .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("unexpected argument '--password'"));
+}
+
+#[test]
+fn background_jobs_is_true_or_false_and_a_bad_value_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = tokenbroker("sqlite://x.db", dir.path())
+        .env("TB_BACKGROUND_JOBS", "sometimes")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.to_lowercase().contains("background_jobs"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -31,8 +31,8 @@ async fn credentials_expire_on_time_and_are_swept(backend: Backend) {
     );
 
     // Expiring within a week: the tenant admins hear about it, once however often the sweep runs.
-    tokenbroker::app::sweep_once(&w.app.core).await.unwrap();
-    tokenbroker::app::sweep_once(&w.app.core).await.unwrap();
+    w.app.run_job(Job::Sweep).await;
+    w.app.run_job(Job::Sweep).await;
     let notices = mails_to(&w.app, "ta@example.com")
         .await
         .into_iter()
@@ -48,7 +48,7 @@ async fn credentials_expire_on_time_and_are_swept(backend: Backend) {
             .is_none(),
         "expired by time, before any sweep"
     );
-    tokenbroker::app::sweep_once(&w.app.core).await.unwrap();
+    w.app.run_job(Job::Sweep).await;
 
     // Two days later every browser session has idled out too: read the outcome from storage.
     let tenant = w

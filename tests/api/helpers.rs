@@ -12,6 +12,8 @@ use tokenbroker::clock::{Clock, ManualClock};
 use tokenbroker::config::Settings;
 use tokenbroker::domain::Core;
 use tokenbroker::domain::events::EventRecord;
+pub use tokenbroker::jobs::Job;
+use tokenbroker::jobs::{Jobs, Shutdown};
 
 pub use crate::client::*;
 
@@ -131,7 +133,11 @@ pub struct TestApp {
     /// Where the file transport writes `.eml` files.
     pub mail_dir: std::path::PathBuf,
     pub mailer: tokenbroker::mail::Mailer,
-    server: actix_web::dev::ServerHandle,
+    /// The periodic jobs; tests run them with [`TestApp::run_job`] where they need them.
+    pub jobs: Jobs,
+    /// Fired when the server stops; counts the background tasks still running.
+    pub shutdown: Shutdown,
+    pub server: actix_web::dev::ServerHandle,
     // Dropped last: the database outlives the server using it.
     database: Option<TestDatabase>,
 }
@@ -181,6 +187,8 @@ pub fn test_settings(
     settings.public_url = format!("http://localhost:{port}").parse().expect("url");
     settings.workers = 1;
     settings.password_hash_concurrency = 2;
+    // Nothing runs on its own timer in tests: each test runs the jobs it needs, when it needs them.
+    settings.background_jobs = false;
     settings
 }
 
@@ -199,6 +207,8 @@ async fn start(
     let port = app.port();
     let core = app.core().clone();
     let mailer = app.mailer().clone();
+    let jobs = app.jobs().clone();
+    let shutdown = app.shutdown().clone();
     let address = format!("http://127.0.0.1:{port}");
     let setup_link = app.setup_link().map(|link| {
         link.expose_secret()
@@ -216,6 +226,8 @@ async fn start(
         backend,
         mail_dir,
         mailer,
+        jobs,
+        shutdown,
         server,
         database: None,
     }
@@ -314,6 +326,15 @@ impl TestApp {
 
     pub async fn events(&self) -> Vec<EventRecord> {
         self.core.store.recent_events(1000).await.expect("events")
+    }
+
+    /// Runs one periodic job now, as the background runner would on its next tick; returns how
+    /// many things it handled.
+    pub async fn run_job(&self, job: Job) -> u64 {
+        self.jobs
+            .run(job)
+            .await
+            .unwrap_or_else(|e| panic!("job {} failed: {e}", job.name()))
     }
 
     pub fn now_ms(&self) -> i64 {

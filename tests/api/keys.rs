@@ -335,7 +335,7 @@ async fn within(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> Option
     None
 }
 
-async fn introspect_on(app: &TestApp, s: &Service, token: &str) -> bool {
+pub(crate) async fn introspect_on(app: &TestApp, s: &Service, token: &str) -> bool {
     let response = s
         .http
         .post(app.url("/t/acme/oauth/introspect"))
@@ -373,13 +373,43 @@ async fn revoke_on_one_instance_reaches_the_other(s: &Service, other: &TestApp) 
     eprintln!("revocation visible on the other instance after {took:?}");
 }
 
+/// The backends of the instances' notification listeners on the test database that have run
+/// their `LISTEN` (connected is not enough: a notification before it would be missed).
+async fn listener_pids(admin: &sqlx::PgPool, database: &str) -> Vec<i32> {
+    sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = 'tokenbroker-listener' \
+         AND datname = $1 AND query ILIKE 'LISTEN%'",
+    )
+    .bind(database)
+    .fetch_all(admin)
+    .await
+    .unwrap()
+}
+
+/// Waits (bounded) until both instances' listeners are connected to PostgreSQL.
+async fn both_instances_listen(admin: &sqlx::PgPool, database: &str) {
+    assert!(
+        within(Duration::from_secs(5), async || listener_pids(
+            admin, database
+        )
+        .await
+        .len()
+            == 2)
+        .await
+        .is_some(),
+        "both instances listen"
+    );
+}
+
 #[tokio::test]
 async fn a_revocation_reaches_another_postgres_instance_within_a_second() {
     let s = service(Backend::Postgres).await;
     let other = s.w.app.spawn_sibling().await;
-    // Give the sibling's listener a moment to connect.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let database = s.w.app.postgres_database_name().unwrap();
+    let admin = sqlx::PgPool::connect(&s.w.app.database_url).await.unwrap();
+    both_instances_listen(&admin, &database).await;
     revoke_on_one_instance_reaches_the_other(&s, &other).await;
+    admin.close().await;
 }
 
 #[tokio::test]
@@ -388,22 +418,8 @@ async fn a_revocation_still_arrives_after_the_notification_connection_drops() {
     let other = s.w.app.spawn_sibling().await;
     let database = s.w.app.postgres_database_name().unwrap();
     let admin = sqlx::PgPool::connect(&s.w.app.database_url).await.unwrap();
-    let listeners = async || -> Vec<i32> {
-        sqlx::query_scalar(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = 'tokenbroker-listener' AND datname = $1",
-        )
-        .bind(&database)
-        .fetch_all(&admin)
-        .await
-        .unwrap()
-    };
-    assert!(
-        within(Duration::from_secs(5), async || listeners().await.len()
-            == 2)
-        .await
-        .is_some(),
-        "both instances listen"
-    );
+    let listeners = async || listener_pids(&admin, &database).await;
+    both_instances_listen(&admin, &database).await;
     let dropped = listeners().await;
     for pid in &dropped {
         sqlx::query("SELECT pg_terminate_backend($1)")

@@ -28,6 +28,7 @@ mod events;
 mod geo;
 mod headers;
 mod health;
+mod jobs;
 mod keys;
 mod login;
 mod metrics;

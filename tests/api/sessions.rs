@@ -148,7 +148,7 @@ async fn expired_sessions_are_swept_from_the_database(backend: Backend) {
     let user = admin_id(&app).await;
 
     app.clock.advance(31 * MINUTE);
-    tokenbroker::app::sweep_once(&app.core).await.unwrap();
+    app.run_job(Job::Sweep).await;
 
     // Counting with time zero sees every row, expired or not: the sweep really deleted them.
     let remaining = app.core.store.count_sessions_of(user, 0).await.unwrap();

@@ -1,6 +1,7 @@
-//! Staff administration: invitations by e-mail (file transport and a real SMTP server that is down at
-//! first), role grants taking effect at once, deactivation, and what other roles may not do.
+//! Staff administration: invitations by e-mail (file transport and a real SMTP server that is out of
+//! service at first), role grants taking effect at once, deactivation, and what other roles may not do.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -329,14 +330,24 @@ async fn a_tenant_admin_cannot_grant_roles_and_support_cannot_touch_other_tenant
     assert!(!app.page_with_form("/t/globex").await.contains("suspended"));
 }
 
-/// A local SMTP server that keeps what it receives.
+/// A local SMTP server that keeps what it receives, and while it is "down" refuses service
+/// (421, as an SMTP server being taken out of service does) instead of accepting mail.
 #[derive(Clone, Default)]
 struct Sink {
     received: Arc<Mutex<Vec<String>>>,
+    up: Arc<AtomicBool>,
     current: Vec<u8>,
 }
 
 impl mailin_embedded::Handler for Sink {
+    fn helo(&mut self, _ip: std::net::IpAddr, _domain: &str) -> mailin_embedded::Response {
+        if self.up.load(Ordering::SeqCst) {
+            mailin_embedded::response::OK
+        } else {
+            mailin_embedded::response::NO_SERVICE
+        }
+    }
+
     fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
         self.current.extend_from_slice(buf);
         Ok(())
@@ -350,11 +361,18 @@ impl mailin_embedded::Handler for Sink {
 }
 
 async fn invitations_wait_out_an_smtp_outage_and_are_delivered_once_it_is_back(backend: Backend) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // The port stays bound from here to the end: the SMTP server serves on this very listener
+    // (connections wait in its backlog until it accepts them), so no other test can take the port.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sink = Sink::default();
+    let received = sink.received.clone();
+    let up = sink.up.clone();
+    let mut server = mailin_embedded::Server::new(sink);
+    server.with_tcp_listener(listener).with_num_threads(2);
+    std::thread::spawn(move || {
+        let _ = server.serve();
+    });
     let app = spawn_app_with(backend, |settings| {
         settings.smtp_url = Some(format!("smtp://127.0.0.1:{port}").into());
     })
@@ -362,34 +380,20 @@ async fn invitations_wait_out_an_smtp_outage_and_are_delivered_once_it_is_back(b
     app.create_admin().await;
 
     invite(&app, "late@example.com", "Late", "security", None).await;
-    assert_eq!(
-        app.mailer.deliver_due(&app.core).await.unwrap(),
-        0,
-        "the SMTP server is down"
-    );
+    assert_eq!(app.run_job(Job::Outbox).await, 0, "the SMTP server is down");
     assert_eq!(
         app.core.store.unsent_mail().await.unwrap(),
         1,
         "nothing is lost"
     );
 
-    let sink = Sink::default();
-    let received = sink.received.clone();
-    let mut server = mailin_embedded::Server::new(sink);
-    server
-        .with_addr(("127.0.0.1", port))
-        .unwrap()
-        .with_num_threads(1);
-    std::thread::spawn(move || {
-        let _ = server.serve();
-    });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    up.store(true, Ordering::SeqCst);
     // Not before its retry time…
-    assert_eq!(app.mailer.deliver_due(&app.core).await.unwrap(), 0);
+    assert_eq!(app.run_job(Job::Outbox).await, 0);
     app.clock.advance(Duration::from_secs(11));
     // …then delivered, exactly once.
-    assert_eq!(app.mailer.deliver_due(&app.core).await.unwrap(), 1);
-    assert_eq!(app.mailer.deliver_due(&app.core).await.unwrap(), 0);
+    assert_eq!(app.run_job(Job::Outbox).await, 1);
+    assert_eq!(app.run_job(Job::Outbox).await, 0);
     assert_eq!(app.core.store.unsent_mail().await.unwrap(), 0);
 
     let messages = received.lock().unwrap().clone();
