@@ -99,10 +99,7 @@ async fn command_core(settings: &Settings) -> anyhow::Result<Core> {
 async fn audit_verify(settings: Settings) -> anyhow::Result<()> {
     let core = command_core(&settings).await?;
     let sealed = audit::seal_pending(&core).await?;
-    let waiting = core
-        .store
-        .unsealed_events(&core.store.chain_head().await?)
-        .await?;
+    let waiting = audit::chain_state(&core).await?.waiting;
     match audit::verify(&core, "cli").await? {
         audit::Verdict::Intact { checked } => {
             println!(

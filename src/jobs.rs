@@ -15,7 +15,7 @@ use crate::clock::duration_ms;
 use crate::config::Settings;
 use crate::domain::alerts::{self, DetectorPolicy};
 use crate::domain::keys::{self, KeyError};
-use crate::domain::{Core, audit, replication};
+use crate::domain::{Core, audit, operations, replication};
 use crate::mail::{MailError, Mailer};
 use crate::store::StoreError;
 
@@ -24,8 +24,6 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(300);
 const SEAL_INTERVAL: Duration = Duration::from_secs(5);
 const DETECT_INTERVAL: Duration = Duration::from_secs(2);
 const OUTBOX_INTERVAL: Duration = Duration::from_secs(2);
-/// Revocation entries and token records outlive their tokens by a day, for the feed's readers.
-const REVOCATION_KEEP_MS: i64 = 86_400_000;
 
 /// Every periodic job the application runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -125,7 +123,7 @@ impl Jobs {
     pub async fn run(&self, job: Job) -> Result<u64, JobError> {
         let core = &self.core;
         match job {
-            Job::Sweep => Ok(sweep(core).await?),
+            Job::Sweep => Ok(operations::sweep(core).await?),
             Job::PurgeEvents => {
                 let cutoff = core.clock.now_ms() - duration_ms(self.retention);
                 let removed = audit::purge_before(core, cutoff).await?;
@@ -161,7 +159,7 @@ impl Jobs {
         spawn_every(self.interval(job), shutdown, move || {
             let jobs = jobs.clone();
             async move {
-                if !jobs.core.store.is_migrated() {
+                if !operations::is_migrated(&jobs.core) {
                     return;
                 }
                 if let Err(error) = jobs.run(job).await {
@@ -177,22 +175,6 @@ impl Jobs {
             self.spawn(job, shutdown);
         }
     }
-}
-
-/// Expired sessions and spent setup links, expired credentials, old revocation entries.
-/// Idempotent deletes: safe on every instance at once. Returns the sessions and links removed.
-async fn sweep(core: &Core) -> Result<u64, StoreError> {
-    let now = core.clock.now_ms();
-    let sessions = core.store.sweep_sessions(now).await?;
-    let links = core.store.sweep_setup_tokens(now).await?;
-    crate::domain::partners::sweep(core).await?;
-    core.store
-        .prune_revocations(now - REVOCATION_KEEP_MS)
-        .await?;
-    if sessions + links > 0 {
-        tracing::info!(sessions, setup_links = links, "swept expired rows");
-    }
-    Ok(sessions + links)
 }
 
 /// Tells background tasks to stop, and knows how many are still running. Every task spawned with

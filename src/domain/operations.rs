@@ -48,3 +48,23 @@ pub async fn gauges(core: &Core) -> Result<Gauges, StoreError> {
         outbox_backlog: core.store.outbox_backlog().await?,
     })
 }
+
+/// Revocation entries and token records outlive their tokens by a day, for the feed's readers.
+const REVOCATION_KEEP_MS: i64 = 86_400_000;
+
+/// Expired sessions and spent setup links, expired credentials (with their notices), old
+/// revocation entries. Idempotent deletes: safe on every instance at once. Returns the sessions and
+/// links removed.
+pub async fn sweep(core: &Core) -> Result<u64, StoreError> {
+    let now = core.clock.now_ms();
+    let sessions = core.store.sweep_sessions(now).await?;
+    let links = core.store.sweep_setup_tokens(now).await?;
+    crate::domain::partners::sweep(core).await?;
+    core.store
+        .prune_revocations(now - REVOCATION_KEEP_MS)
+        .await?;
+    if sessions + links > 0 {
+        tracing::info!(sessions, setup_links = links, "swept expired rows");
+    }
+    Ok(sessions + links)
+}

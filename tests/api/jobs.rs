@@ -116,7 +116,7 @@ async fn the_key_schedule_rotates_a_due_key_when_run(backend: Backend) {
             .await
             .unwrap()
             .into_iter()
-            .find(|k| k.state == "active")
+            .find(|k| k.state == tokenbroker::domain::keys::KeyState::Active)
             .map(|k| k.kid)
             .unwrap()
     };
