@@ -25,7 +25,7 @@ use crate::jobs::{Jobs, Shutdown, spawn_until_stopped};
 use crate::mail::Mailer;
 use crate::store::{Store, StoreError};
 use crate::web::error::{WebError, error_pages};
-use crate::web::routes::{self, Router};
+use crate::web::routes::{self, ExtraRoutes, Router};
 use crate::web::session_backend::DatabaseSessions;
 use crate::web::{csrf, middleware};
 
@@ -61,6 +61,17 @@ impl Application {
         listener: TcpListener,
         settings: Settings,
         clock: SharedClock,
+    ) -> anyhow::Result<Self> {
+        Self::build_with_routes(listener, settings, clock, routes::no_extra_routes).await
+    }
+
+    /// [`Application::build_on`], with `extra` routes registered in the console scope through the
+    /// same route table (tests prove with it that a rule is enforced whatever the handler does).
+    pub async fn build_with_routes(
+        listener: TcpListener,
+        settings: Settings,
+        clock: SharedClock,
+        extra: ExtraRoutes,
     ) -> anyhow::Result<Self> {
         if settings.is_sqlite() {
             std::fs::create_dir_all(&settings.data_dir).with_context(|| {
@@ -121,7 +132,7 @@ impl Application {
         }
 
         let port = listener.local_addr()?.port();
-        let server = http_server(listener, &settings, core.clone())?;
+        let server = http_server(listener, &settings, core.clone(), extra)?;
         Ok(Self {
             server,
             port,
@@ -185,7 +196,12 @@ impl Application {
     }
 }
 
-fn http_server(listener: TcpListener, settings: &Settings, core: Core) -> anyhow::Result<Server> {
+fn http_server(
+    listener: TcpListener,
+    settings: &Settings,
+    core: Core,
+    extra: ExtraRoutes,
+) -> anyhow::Result<Server> {
     let https = settings.is_https();
     let cookie_name = if https {
         "__Host-tb_session"
@@ -236,7 +252,11 @@ fn http_server(listener: TcpListener, settings: &Settings, core: Core) -> anyhow
             .configure(|cfg| routes::sessionless(&mut Router::new(cfg)))
             .service(
                 web::scope("")
-                    .configure(|cfg| routes::console(&mut Router::new(cfg)))
+                    .configure(|cfg| {
+                        let mut router = Router::new(cfg);
+                        routes::console(&mut router);
+                        extra(&mut router);
+                    })
                     // Listed innermost first: CSRF needs the session.
                     .wrap(from_fn(csrf::verify))
                     .wrap(sessions),

@@ -107,6 +107,11 @@ impl<'a> Router<'a> {
     }
 }
 
+/// Routes added to the console by whoever builds the application (see `Application::build_with_routes`).
+pub type ExtraRoutes = fn(&mut Router<'_>);
+
+pub fn no_extra_routes(_: &mut Router<'_>) {}
+
 /// The token service, probes and static files: no session, so they keep answering when the session
 /// store cannot. The token service comes first: it is the hot path.
 pub fn sessionless(router: &mut Router<'_>) {

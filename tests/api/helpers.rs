@@ -14,6 +14,7 @@ use tokenbroker::domain::Core;
 use tokenbroker::domain::events::EventRecord;
 pub use tokenbroker::jobs::Job;
 use tokenbroker::jobs::{Jobs, Shutdown};
+use tokenbroker::web::routes::{ExtraRoutes, no_extra_routes};
 
 pub use crate::client::*;
 
@@ -157,6 +158,15 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 }
 
 pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_with_routes(backend, configure, no_extra_routes).await
+}
+
+/// An application whose console also serves `extra` routes, registered through the route table.
+pub async fn spawn_app_with_routes(
+    backend: Backend,
+    configure: impl FnOnce(&mut Settings),
+    extra: ExtraRoutes,
+) -> TestApp {
     let (database, url, data_dir) = TestDatabase::create(backend).await;
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let mut settings = test_settings(&url, &data_dir, &listener);
@@ -167,6 +177,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
         Arc::new(ManualClock::default()),
         backend,
         url,
+        extra,
     )
     .await;
     app.database = Some(database);
@@ -198,10 +209,11 @@ async fn start(
     clock: Arc<ManualClock>,
     backend: Backend,
     database_url: String,
+    extra: ExtraRoutes,
 ) -> TestApp {
     let origin = settings.public_url.clone();
     let mail_dir = settings.mail_dir();
-    let app = Application::build_on(listener, settings, clock.clone())
+    let app = Application::build_with_routes(listener, settings, clock.clone(), extra)
         .await
         .expect("application builds");
     let port = app.port();
@@ -255,6 +267,7 @@ impl TestApp {
             self.clock.clone(),
             self.backend,
             self.database_url.clone(),
+            no_extra_routes,
         )
         .await
     }

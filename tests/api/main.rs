@@ -39,6 +39,7 @@ mod oauth;
 mod partners;
 mod passkeys;
 mod recovery;
+mod route_rules;
 mod schema;
 mod sessions;
 mod setup;
