@@ -233,6 +233,25 @@ impl Cursor {
     }
 }
 
+/// One page of events matching `filter`, newest first, strictly older (or newer) than the cursor.
+pub async fn search(
+    core: &Core,
+    filter: &EventFilter,
+    cursor: Option<&Cursor>,
+    limit: i64,
+) -> Result<EventPage, StoreError> {
+    core.store.search_events(filter, cursor, limit).await
+}
+
+/// What happened to one person lately (the dashboard's recent activity), newest first.
+pub async fn recent_activity(
+    core: &Core,
+    subject: UserId,
+    limit: i64,
+) -> Result<Vec<EventRecord>, StoreError> {
+    core.store.recent_events_for_subject(subject, limit).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,23 +291,4 @@ mod tests {
         assert_eq!(Cursor::parse("x_y", true), None);
         assert_eq!(Cursor::parse("1_' OR 1=1", false), None);
     }
-}
-
-/// One page of events matching `filter`, newest first, strictly older (or newer) than the cursor.
-pub async fn search(
-    core: &Core,
-    filter: &EventFilter,
-    cursor: Option<&Cursor>,
-    limit: i64,
-) -> Result<EventPage, StoreError> {
-    core.store.search_events(filter, cursor, limit).await
-}
-
-/// What happened to one person lately (the dashboard's recent activity), newest first.
-pub async fn recent_activity(
-    core: &Core,
-    subject: UserId,
-    limit: i64,
-) -> Result<Vec<EventRecord>, StoreError> {
-    core.store.recent_events_for_subject(subject, limit).await
 }

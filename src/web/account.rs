@@ -103,7 +103,7 @@ pub async fn passkey_rename_post(
     match outcome {
         Ok(()) => Ok(see_other("/account/security?notice=renamed")),
         Err(PasskeyError::NotFound) => Err(WebError::NotFound),
-        Err(e) => Err(crate::web::mfa::passkey_error(e)),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -126,7 +126,7 @@ pub async fn passkey_remove_post(
         Err(error @ PasskeyError::LastPasskey) => {
             security_error(&core, &current, error.to_string(), StatusCode::CONFLICT).await
         }
-        Err(e) => Err(crate::web::mfa::passkey_error(e)),
+        Err(e) => Err(e.into()),
     }
 }
 

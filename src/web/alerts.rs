@@ -143,12 +143,11 @@ async fn alert_page(core: &Core, current: &CurrentUser, id: &str) -> Result<Aler
         alert,
         evidence,
         notes,
-    } = alerts::open_file(core, id).await.map_err(alert_error)?;
+    } = alerts::open_file(core, id).await?;
     let can_manage = current.may(Permission::ManageAlerts);
     let responses = if can_manage {
         alerts::responses_for(core, &alert)
-            .await
-            .map_err(alert_error)?
+            .await?
             .into_iter()
             .map(|r| (r.as_str(), r.label()))
             .collect()
@@ -180,14 +179,6 @@ pub async fn alert_get(
     render(&alert_page(&core, &current, &path).await?, StatusCode::OK)
 }
 
-fn alert_error(error: AlertError) -> WebError {
-    match error {
-        AlertError::NotFound => WebError::NotFound,
-        AlertError::Store(e) => e.into(),
-        AlertError::Invalid(message) => WebError::BadRequest(message),
-    }
-}
-
 #[derive(Deserialize)]
 pub struct RespondForm {
     #[serde(default)]
@@ -211,7 +202,7 @@ pub async fn respond_post(
             view.error = Some(message.to_owned());
             render(&view, StatusCode::CONFLICT)
         }
-        Err(other) => Err(alert_error(other)),
+        Err(other) => Err(other.into()),
     }
 }
 

@@ -11,11 +11,15 @@ use actix_web::{HttpMessage, HttpResponse, ResponseError};
 use askama::Template;
 
 use crate::domain::StoreError;
+use crate::domain::alerts::AlertError;
 use crate::domain::ids::RequestId;
 use crate::domain::keys::KeyError;
 use crate::domain::oauth::{ErrorCode, OAuthError};
 use crate::domain::partners::PartnerError;
+use crate::domain::passkeys::PasskeyError;
 use crate::domain::password::PasswordError;
+use crate::domain::setup::SetupError;
+use crate::domain::staff::InvitationLinkError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
@@ -58,6 +62,51 @@ impl From<StoreError> for WebError {
         match error {
             StoreError::Unavailable(_) => Self::Unavailable(Some(error)),
             other => Self::Unexpected(other.into()),
+        }
+    }
+}
+
+impl From<AlertError> for WebError {
+    fn from(error: AlertError) -> Self {
+        match error {
+            AlertError::NotFound => Self::NotFound,
+            AlertError::Store(e) => e.into(),
+            AlertError::Invalid(message) => Self::BadRequest(message),
+        }
+    }
+}
+
+impl From<PasskeyError> for WebError {
+    fn from(error: PasskeyError) -> Self {
+        match error {
+            PasskeyError::Store(e) => e.into(),
+            other => Self::unexpected(other),
+        }
+    }
+}
+
+/// Single-use links (invitations, first-run setup): unknown is "not found"; used, expired or
+/// superseded is "gone", with the reason.
+impl From<InvitationLinkError> for WebError {
+    fn from(error: InvitationLinkError) -> Self {
+        match error {
+            InvitationLinkError::Unknown => Self::NotFound,
+            InvitationLinkError::Password(e) => e.into(),
+            InvitationLinkError::Store(e) => e.into(),
+            other => Self::Gone(other.to_string()),
+        }
+    }
+}
+
+impl From<SetupError> for WebError {
+    fn from(error: SetupError) -> Self {
+        match error {
+            SetupError::LinkUnknown => Self::NotFound,
+            SetupError::LinkUsed | SetupError::LinkExpired | SetupError::AlreadyInitialized => {
+                Self::Gone(error.to_string())
+            }
+            SetupError::Password(e) => e.into(),
+            SetupError::Store(e) => e.into(),
         }
     }
 }

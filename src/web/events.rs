@@ -256,7 +256,7 @@ async fn log_page(
         }
     };
     let cursor = cursor_of(&query);
-    let page = event_log::search(&core, &filter, cursor.as_ref(), PAGE_SIZE).await?;
+    let page = event_log::search(core, &filter, cursor.as_ref(), PAGE_SIZE).await?;
     let reading_newer = matches!(cursor, Some(Cursor::After(..)));
     let (first, last) = (page.rows.first(), page.rows.last());
     let has_older = if reading_newer { true } else { page.more };

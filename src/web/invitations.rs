@@ -11,7 +11,7 @@ use crate::clock::format_utc;
 use crate::domain::Core;
 use crate::domain::email::Email;
 use crate::domain::sessions::AuthLevel;
-use crate::domain::staff::{self, Grant, InvitationLinkError, StaffError};
+use crate::domain::staff::{self, Grant, StaffError};
 use crate::domain::users::DisplayName;
 use crate::web::error::WebError;
 use crate::web::extractors::{Client, CurrentUser, TypedSession};
@@ -176,23 +176,12 @@ pub struct TokenQuery {
     token: String,
 }
 
-fn link_error(error: InvitationLinkError) -> WebError {
-    match error {
-        InvitationLinkError::Unknown => WebError::NotFound,
-        InvitationLinkError::Password(e) => e.into(),
-        InvitationLinkError::Store(e) => e.into(),
-        other => WebError::Gone(other.to_string()),
-    }
-}
-
 pub async fn invite_get(
     core: web::Data<Core>,
     session: TypedSession,
     query: web::Query<TokenQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let invitation = staff::open_invitation(&core, &query.token)
-        .await
-        .map_err(link_error)?;
+    let invitation = staff::open_invitation(&core, &query.token).await?;
     let page = AcceptPage {
         csrf_token: session.csrf_token()?,
         token: query.token.clone(),
@@ -221,9 +210,7 @@ pub async fn invite_post(
     form: web::Form<AcceptForm>,
 ) -> Result<HttpResponse, WebError> {
     let client = client.for_new_session();
-    let invitation = staff::open_invitation(&core, &form.token)
-        .await
-        .map_err(link_error)?;
+    let invitation = staff::open_invitation(&core, &form.token).await?;
     let mut page = AcceptPage {
         csrf_token: session.csrf_token()?,
         token: form.token.clone(),
@@ -244,9 +231,7 @@ pub async fn invite_post(
     let (Some(name), Some(password)) = (name, password) else {
         return render(&page, StatusCode::BAD_REQUEST);
     };
-    let user = staff::accept(&core, &form.token, name, password, &client)
-        .await
-        .map_err(link_error)?;
+    let user = staff::accept(&core, &form.token, name, password, &client).await?;
     session.sign_in(user, AuthLevel::Password, core.clock.now_ms(), &client)?;
     Ok(see_other("/mfa/enrol"))
 }

@@ -47,9 +47,7 @@ impl CodesPage {
 }
 
 async fn enrol_page(core: &Core, signed_in: &SignedIn) -> Result<EnrolPage, WebError> {
-    let (options, ceremony) = passkeys::start_enrolment(core, &signed_in.user)
-        .await
-        .map_err(passkey_error)?;
+    let (options, ceremony) = passkeys::start_enrolment(core, &signed_in.user).await?;
     signed_in.session.set_ceremony(&ceremony)?;
     Ok(EnrolPage {
         nav: nav_for(signed_in),
@@ -163,9 +161,7 @@ async fn second_factor_page(
     signed_in: &SignedIn,
 ) -> Result<SecondFactorPage, WebError> {
     let (options, ceremony) =
-        passkeys::start_assertion(core, signed_in.user.id, Purpose::SecondFactor)
-            .await
-            .map_err(passkey_error)?;
+        passkeys::start_assertion(core, signed_in.user.id, Purpose::SecondFactor).await?;
     signed_in.session.set_ceremony(&ceremony)?;
     Ok(SecondFactorPage {
         nav: nav_for(signed_in),
@@ -279,11 +275,4 @@ pub async fn recovery_post(
         form_error: Some("That recovery code is not valid, or it was already used."),
     };
     render(&page, StatusCode::UNAUTHORIZED)
-}
-
-pub fn passkey_error(error: PasskeyError) -> WebError {
-    match error {
-        PasskeyError::Store(e) => e.into(),
-        other => WebError::unexpected(other),
-    }
 }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use crate::domain::Core;
 use crate::domain::email::Email;
 use crate::domain::sessions::AuthLevel;
-use crate::domain::setup::{self, SetupError};
+use crate::domain::setup;
 use crate::domain::users::{DisplayName, NewStaff};
 use crate::web::error::WebError;
 use crate::web::extractors::{Client, TypedSession};
@@ -40,9 +40,7 @@ pub async fn setup_get(
     session: TypedSession,
     query: web::Query<SetupQuery>,
 ) -> Result<HttpResponse, WebError> {
-    setup::check_setup_token(&core, &query.token)
-        .await
-        .map_err(link_error)?;
+    setup::check_setup_token(&core, &query.token).await?;
     let page = SetupPage {
         csrf_token: session.csrf_token()?,
         token: query.into_inner().token,
@@ -71,9 +69,7 @@ pub async fn setup_post(
 ) -> Result<HttpResponse, WebError> {
     let client = client.for_new_session();
     let form = form.into_inner();
-    setup::check_setup_token(&core, &form.token)
-        .await
-        .map_err(link_error)?;
+    setup::check_setup_token(&core, &form.token).await?;
 
     let mut page = SetupPage {
         csrf_token: session.csrf_token()?,
@@ -86,9 +82,7 @@ pub async fn setup_post(
         return render(&page, StatusCode::BAD_REQUEST);
     };
 
-    let user_id = setup::complete_setup(&core, &form.token, staff, &client)
-        .await
-        .map_err(link_error)?;
+    let user_id = setup::complete_setup(&core, &form.token, staff, &client).await?;
     session.sign_in(user_id, AuthLevel::Password, core.clock.now_ms(), &client)?;
     // The new administrator sets up a passkey before the console opens.
     Ok(see_other("/mfa/enrol"))
@@ -115,16 +109,5 @@ fn parse_new_staff(form: &SetupForm, page: &mut SetupPage) -> Option<NewStaff> {
             password,
         }),
         _ => None,
-    }
-}
-
-fn link_error(error: SetupError) -> WebError {
-    match error {
-        SetupError::LinkUnknown => WebError::NotFound,
-        SetupError::LinkUsed | SetupError::LinkExpired | SetupError::AlreadyInitialized => {
-            WebError::Gone(error.to_string())
-        }
-        SetupError::Password(e) => e.into(),
-        SetupError::Store(e) => e.into(),
     }
 }

@@ -13,7 +13,6 @@ use crate::domain::tenants::Tenant;
 use crate::web::auth::PasskeyForm;
 use crate::web::error::WebError;
 use crate::web::extractors::{Client, CurrentUser, PendingAction, TypedSession};
-use crate::web::mfa::passkey_error;
 use crate::web::{Nav, csrf, render, see_other};
 
 /// A route attribute: the action needs a passkey assertion from the last five minutes.
@@ -103,9 +102,8 @@ async fn step_up_page(
     current: &CurrentUser,
     label: String,
 ) -> Result<StepUpPage, WebError> {
-    let (options, ceremony) = passkeys::start_assertion(core, current.user.id, Purpose::StepUp)
-        .await
-        .map_err(passkey_error)?;
+    let (options, ceremony) =
+        passkeys::start_assertion(core, current.user.id, Purpose::StepUp).await?;
     current.session.set_ceremony(&ceremony)?;
     Ok(StepUpPage {
         nav: Some(Nav::for_user(&current.user, current.csrf_token.clone())),
