@@ -259,16 +259,19 @@ impl Store {
     /// Pushes a retiring key's retirement later (a token it signed lives longer than planned).
     pub async fn extend_retirement(
         &self,
+        tenant: TenantId,
         kid: &str,
         retire_after: Millis,
         now: Millis,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE signing_keys SET retire_after = $2, updated_at = $3 WHERE kid = $1 AND state = 'retiring'",
+            "UPDATE signing_keys SET retire_after = $2, updated_at = $3 \
+             WHERE kid = $1 AND state = 'retiring' AND tenant_id = $4",
         )
         .bind(kid)
         .bind(retire_after)
         .bind(now)
+        .bind(tenant.to_string())
         .execute(self.pool())
         .await?;
         Ok(())
@@ -286,12 +289,18 @@ impl Store {
     }
 
     /// The latest expiry among tokens signed by `kid`.
-    pub async fn last_token_expiry(&self, kid: &str) -> Result<Option<Millis>, StoreError> {
-        let row: (Option<i64>,) =
-            sqlx::query_as("SELECT MAX(expires_at) FROM access_tokens WHERE kid = $1")
-                .bind(kid)
-                .fetch_one(self.pool())
-                .await?;
+    pub async fn last_token_expiry(
+        &self,
+        tenant: TenantId,
+        kid: &str,
+    ) -> Result<Option<Millis>, StoreError> {
+        let row: (Option<i64>,) = sqlx::query_as(
+            "SELECT MAX(expires_at) FROM access_tokens WHERE tenant_id = $1 AND kid = $2",
+        )
+        .bind(tenant.to_string())
+        .bind(kid)
+        .fetch_one(self.pool())
+        .await?;
         Ok(row.0)
     }
 

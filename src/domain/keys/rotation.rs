@@ -280,10 +280,12 @@ async fn retire_if_done(
         return Ok(());
     }
     // An instance that had not yet heard of the rotation may have signed a little longer.
-    if let Some(last) = core.store.last_token_expiry(&key.kid).await? {
+    if let Some(last) = core.store.last_token_expiry(tenant, &key.kid).await? {
         let needed = last + duration_ms(core.keys.policy.clock_skew);
         if needed > now {
-            core.store.extend_retirement(&key.kid, needed, now).await?;
+            core.store
+                .extend_retirement(tenant, &key.kid, needed, now)
+                .await?;
             core.keys.invalidate(tenant);
             return Ok(());
         }

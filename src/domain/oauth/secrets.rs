@@ -199,7 +199,7 @@ async fn record_use(
         .is_ok()
     {
         core.store
-            .touch_credential(&known.credential_id, now, from_ip)
+            .touch_credential(known.tenant_id, &known.credential_id, now, from_ip)
             .await?;
     }
     Ok(())

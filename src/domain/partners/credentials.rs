@@ -266,33 +266,29 @@ pub async fn retrieve(
         .retrieval_kind(&link)
         .await?
         .ok_or(PartnerError::LinkUnknown)?;
-    let secret_kind = if kind == CredentialKind::Client.as_str() {
+    let secret_kind = if kind == CredentialKind::Client {
         SecretKind::ClientSecret
     } else {
         SecretKind::ApiToken
     };
     let issued = tokens::issue(secret_kind, ENVIRONMENT);
     let digest = SecretDigest::of(issued.secret.expose_secret());
-    let Some((credential, tenant, _, client_id)) = core
-        .store
-        .retrieve_secret(&link, &digest, &issued.display_prefix, now)
-        .await?
-    else {
-        // Another request retrieved it in between.
-        return Err(PartnerError::LinkUsed);
-    };
-    let mut event = Event::new(
+    let event = Event::new(
         now,
         EventType::CredentialRetrieved,
         Outcome::Success,
         Actor::Anonymous,
     )
-    .context(context)
-    .detail("credential", credential);
-    if let Some(tenant) = TenantId::parse(&tenant) {
-        event = event.tenant(tenant);
-    }
-    core.store.append_event(&event).await?;
+    .context(context);
+    let Some(retrieved) = core
+        .store
+        .retrieve_secret(&link, &digest, &issued.display_prefix, now, &event)
+        .await?
+    else {
+        // Another request retrieved it in between.
+        return Err(PartnerError::LinkUsed);
+    };
+    let client_id = retrieved.client_id;
     Ok(Retrieved {
         secret: issued.secret,
         client_id,

@@ -121,6 +121,14 @@ pub struct NewCredential<'a> {
     pub now: Millis,
 }
 
+/// The credential whose secret a retrieval link just revealed.
+#[derive(Debug, sqlx::FromRow)]
+pub struct RetrievedSecret {
+    pub credential_id: String,
+    pub tenant_id: String,
+    pub client_id: Option<String>,
+}
+
 /// The credential behind a presented secret, for verification.
 #[derive(Debug, sqlx::FromRow)]
 pub struct SecretLookup {

@@ -1,7 +1,7 @@
 //! Secrets of credentials: retrieval links, the lookup behind verification, last use, and extra
 //! client secrets.
 
-use super::{NewSecret, SecretLookup, SecretsState};
+use super::{NewSecret, RetrievedSecret, SecretLookup, SecretsState};
 use crate::clock::Millis;
 use crate::domain::events::Event;
 use crate::domain::ids::{TenantId, time_ordered_id};
@@ -21,7 +21,8 @@ impl Store {
         secret: &SecretDigest,
         display_prefix: &str,
         now: Millis,
-    ) -> Result<Option<(String, String, String, Option<String>)>, StoreError> {
+        event: &Event,
+    ) -> Result<Option<RetrievedSecret>, StoreError> {
         let mut tx = self.pool().begin().await?;
         let claimed = sqlx::query(
             "UPDATE credential_secrets SET secret_hash = $2, display_prefix = $3, retrieved_at = $4 \
@@ -36,20 +37,30 @@ impl Store {
         if claimed.rows_affected() != 1 {
             return Ok(None);
         }
-        let row: (String, String, String, Option<String>) = sqlx::query_as(
-            "SELECT c.id, c.tenant_id, c.kind, c.client_id FROM credential_secrets s \
+        let retrieved: RetrievedSecret = sqlx::query_as(
+            "SELECT c.id AS credential_id, c.tenant_id, c.client_id FROM credential_secrets s \
              JOIN credentials c ON c.id = s.credential_id WHERE s.retrieval_token_hash = $1",
         )
         .bind(link.as_hex())
         .fetch_one(&mut *tx)
         .await?;
+        let mut event = event
+            .clone()
+            .detail("credential", retrieved.credential_id.as_str());
+        if let Some(tenant) = TenantId::parse(&retrieved.tenant_id) {
+            event = event.tenant(tenant);
+        }
+        insert_event(&mut *tx, &event).await?;
         tx.commit().await?;
-        Ok(Some(row))
+        Ok(Some(retrieved))
     }
 
     /// The kind of credential a retrieval link belongs to.
-    pub async fn retrieval_kind(&self, link: &SecretDigest) -> Result<Option<String>, StoreError> {
-        let row: Option<(String,)> = sqlx::query_as(
+    pub async fn retrieval_kind(
+        &self,
+        link: &SecretDigest,
+    ) -> Result<Option<CredentialKind>, StoreError> {
+        let row: Option<(CredentialKind,)> = sqlx::query_as(
             "SELECT c.kind FROM credential_secrets s JOIN credentials c ON c.id = s.credential_id \
              WHERE s.retrieval_token_hash = $1",
         )
@@ -95,18 +106,20 @@ impl Store {
     /// keeps two instances from both writing within the same minute.
     pub async fn touch_credential(
         &self,
+        tenant: TenantId,
         id: &str,
         now: Millis,
         from_ip: Option<&str>,
     ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE credentials SET last_used_at = $2, last_used_ip = $3 \
-             WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $4)",
+             WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $4) AND tenant_id = $5",
         )
         .bind(id)
         .bind(now)
         .bind(from_ip)
         .bind(now - 60_000)
+        .bind(tenant.to_string())
         .execute(self.pool())
         .await?;
         Ok(())
