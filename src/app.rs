@@ -9,7 +9,7 @@ use actix_web::cookie::{Key, SameSite, time::Duration as CookieDuration};
 use actix_web::dev::Server;
 use actix_web::error::UrlencodedError;
 use actix_web::middleware::from_fn;
-use actix_web::web::{self, FormConfig, PayloadConfig, QueryConfig};
+use actix_web::web::{self, FormConfig, JsonConfig, PayloadConfig, QueryConfig};
 use actix_web::{App, HttpServer};
 use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
@@ -241,6 +241,11 @@ fn http_server(
             .app_data(core_data.clone())
             .app_data(metrics_access.clone())
             .app_data(PayloadConfig::new(FORM_LIMIT_BYTES))
+            .app_data(
+                JsonConfig::default()
+                    .limit(FORM_LIMIT_BYTES)
+                    .error_handler(crate::web::api::problem::json_error),
+            )
             .app_data(
                 FormConfig::default()
                     .limit(FORM_LIMIT_BYTES)

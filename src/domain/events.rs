@@ -61,10 +61,13 @@ pub enum EventType {
     RevokedTokenPresented,
     UnknownKeyPresented,
     AlertUpdated,
+    ApiKeyCreated,
+    ApiKeyRevoked,
+    ApiKeyRefused,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 53] = [
+    pub const ALL: [EventType; 56] = [
         Self::Login,
         Self::Logout,
         Self::SetupCompleted,
@@ -118,6 +121,9 @@ impl EventType {
         Self::RevokedTokenPresented,
         Self::UnknownKeyPresented,
         Self::AlertUpdated,
+        Self::ApiKeyCreated,
+        Self::ApiKeyRevoked,
+        Self::ApiKeyRefused,
     ];
 
     pub fn parse(raw: &str) -> Option<Self> {
@@ -179,6 +185,9 @@ impl EventType {
             Self::RevokedTokenPresented => "revoked_token_presented",
             Self::UnknownKeyPresented => "unknown_key_presented",
             Self::AlertUpdated => "alert_updated",
+            Self::ApiKeyCreated => "api_key_created",
+            Self::ApiKeyRevoked => "api_key_revoked",
+            Self::ApiKeyRefused => "api_key_refused",
         }
     }
 }
@@ -256,6 +265,9 @@ pub struct RequestContext {
     /// The public handle of the console session the request belongs to (never its key), so the
     /// log can show everything one session did.
     pub session: Option<String>,
+    /// The automation key the request came with (its id, never the key): the owner acts, and the
+    /// log says through which key.
+    pub api_key: Option<String>,
 }
 
 impl RequestContext {
@@ -335,7 +347,10 @@ impl Event {
 
     pub fn context(mut self, context: &RequestContext) -> Self {
         self.context = context.clone();
-        self
+        match &context.api_key {
+            Some(key) => self.detail("api_key", key.as_str()),
+            None => self,
+        }
     }
 
     /// The partner behind an access request did this (the request names them in the log; the

@@ -1,6 +1,7 @@
 //! The rules, with no HTTP in sight. Handlers call these; these call the store.
 
 pub mod alerts;
+pub mod api_keys;
 pub mod audit;
 pub mod auth;
 pub mod email;

@@ -45,6 +45,57 @@ pub enum Permission {
     ManageAlerts,
 }
 
+impl Permission {
+    pub const ALL: [Permission; 18] = [
+        Self::EnterTenant,
+        Self::ManageTenants,
+        Self::SeeAllTenants,
+        Self::ViewStaff,
+        Self::ManageStaff,
+        Self::ManageStaffSessions,
+        Self::ManageScopes,
+        Self::ViewRequests,
+        Self::DecideRequests,
+        Self::ViewCredentials,
+        Self::MintCredentials,
+        Self::RevokeCredentials,
+        Self::ViewKeys,
+        Self::RotateKeys,
+        Self::ReplaceKeysInEmergency,
+        Self::ViewEvents,
+        Self::ViewAlerts,
+        Self::ManageAlerts,
+    ];
+
+    /// The permission's name in API keys, the API and the CLI (`mint_credentials`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EnterTenant => "enter_tenant",
+            Self::ManageTenants => "manage_tenants",
+            Self::SeeAllTenants => "see_all_tenants",
+            Self::ViewStaff => "view_staff",
+            Self::ManageStaff => "manage_staff",
+            Self::ManageStaffSessions => "manage_staff_sessions",
+            Self::ManageScopes => "manage_scopes",
+            Self::ViewRequests => "view_requests",
+            Self::DecideRequests => "decide_requests",
+            Self::ViewCredentials => "view_credentials",
+            Self::MintCredentials => "mint_credentials",
+            Self::RevokeCredentials => "revoke_credentials",
+            Self::ViewKeys => "view_keys",
+            Self::RotateKeys => "rotate_keys",
+            Self::ReplaceKeysInEmergency => "replace_keys_in_emergency",
+            Self::ViewEvents => "view_events",
+            Self::ViewAlerts => "view_alerts",
+            Self::ManageAlerts => "manage_alerts",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == raw)
+    }
+}
+
 /// The one role → permission table.
 fn grants(role: Role, permission: Permission) -> bool {
     use Permission::*;
@@ -103,6 +154,13 @@ pub fn may(user: &User, permission: Permission, tenant: Option<TenantId>) -> boo
         };
         in_scope && grants(assignment.role, permission)
     })
+}
+
+/// Does `user` hold `permission` anywhere: globally or in at least one tenant?
+pub fn holds_anywhere(user: &User, permission: Permission) -> bool {
+    user.roles
+        .iter()
+        .any(|assignment| grants(assignment.role, permission))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

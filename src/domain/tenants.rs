@@ -235,12 +235,23 @@ pub async fn visible_to(
     search: &str,
     limit: i64,
 ) -> Result<Vec<Tenant>, StoreError> {
+    page_visible_to(core, user, search, None, limit).await
+}
+
+/// [`visible_to`], continuing after the tenant `(name, slug)` (keyset paging).
+pub async fn page_visible_to(
+    core: &Core,
+    user: &User,
+    search: &str,
+    after: Option<(&str, &str)>,
+    limit: i64,
+) -> Result<Vec<Tenant>, StoreError> {
     let scope = if may(user, Permission::SeeAllTenants, None) {
         TenantScope::All
     } else {
         TenantScope::AssignedTo(user.id)
     };
-    core.store.search_tenants(scope, search, limit).await
+    core.store.search_tenants(scope, search, after, limit).await
 }
 
 /// The logo a tenant uploaded, with its validated content type.

@@ -3,6 +3,7 @@
 //! scanners can find leaked tokens and typos are caught before any database lookup (as GitHub does).
 //!
 //! `tbk_live_<body><check>` — API token; `tbs_live_<body><check>` — client secret;
+//! `tba_live_<body><check>` — a staff member's automation key;
 //! `tbc_live_<id>` — public client id.
 
 use rand::RngCore;
@@ -16,6 +17,8 @@ const CHECKSUM_CHARS: usize = 6;
 pub enum SecretKind {
     ApiToken,
     ClientSecret,
+    /// A staff member's key for the automation API.
+    AutomationKey,
 }
 
 impl SecretKind {
@@ -23,6 +26,7 @@ impl SecretKind {
         match self {
             Self::ApiToken => "tbk",
             Self::ClientSecret => "tbs",
+            Self::AutomationKey => "tba",
         }
     }
 }

@@ -107,3 +107,12 @@ pub async fn find(core: &Core, id: UserId) -> Result<Option<User>, StoreError> {
 pub async fn list(core: &Core) -> Result<Vec<User>, StoreError> {
     core.store.list_users().await
 }
+
+/// The account with this e-mail address (compared in its normalized form).
+pub async fn by_email(core: &Core, email: &Email) -> Result<Option<User>, StoreError> {
+    Ok(core
+        .store
+        .find_credentials_by_email(email.normalized())
+        .await?
+        .map(|found| found.user))
+}

@@ -4,6 +4,7 @@
 //! inside the method.
 
 pub mod alerts;
+pub mod api_keys;
 pub mod chain;
 pub mod events;
 pub mod issued_tokens;

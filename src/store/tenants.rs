@@ -104,35 +104,33 @@ impl Store {
         &self,
         scope: TenantScope,
         search: &str,
+        after: Option<(&str, &str)>,
         limit: i64,
     ) -> Result<Vec<Tenant>, StoreError> {
         let pattern = format!("%{}%", escape_like(&search.trim().to_lowercase()));
-        let filter = "(LOWER(name) LIKE $1 ESCAPE '\\' OR slug LIKE $1 ESCAPE '\\')";
-        let rows: Vec<TenantRow> = match scope {
-            TenantScope::All => {
-                let sql = format!(
-                    "SELECT {COLUMNS} FROM tenants WHERE {filter} ORDER BY name, slug LIMIT $2"
-                );
-                sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                    .bind(pattern)
-                    .bind(limit)
-                    .fetch_all(self.pool())
-                    .await?
-            }
-            TenantScope::AssignedTo(user) => {
-                let sql = format!(
-                    "SELECT {COLUMNS} FROM tenants WHERE {filter} AND id IN \
-                     (SELECT tenant_id FROM role_assignments WHERE user_id = $3 AND tenant_id IS NOT NULL) \
-                     ORDER BY name, slug LIMIT $2"
-                );
-                sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                    .bind(pattern)
-                    .bind(limit)
-                    .bind(user.to_string())
-                    .fetch_all(self.pool())
-                    .await?
+        let (after_name, after_slug) = after.unwrap_or(("", ""));
+        // Keyset paging by (name, slug): slugs are unique, so the order is total.
+        let filter = "(LOWER(name) LIKE $1 ESCAPE '\\' OR slug LIKE $1 ESCAPE '\\') \
+                      AND (name > $3 OR (name = $3 AND slug > $4))";
+        let scoped = match scope {
+            TenantScope::All => "",
+            TenantScope::AssignedTo(_) => {
+                " AND id IN (SELECT tenant_id FROM role_assignments WHERE user_id = $5 AND tenant_id IS NOT NULL)"
             }
         };
+        let sql = format!(
+            "SELECT {COLUMNS} FROM tenants WHERE {filter}{scoped} ORDER BY name, slug LIMIT $2"
+        );
+        let query = sqlx::query_as::<_, TenantRow>(sqlx::AssertSqlSafe(sql))
+            .bind(pattern)
+            .bind(limit)
+            .bind(after_name.to_owned())
+            .bind(after_slug.to_owned());
+        let query = match scope {
+            TenantScope::All => query,
+            TenantScope::AssignedTo(user) => query.bind(user.to_string()),
+        };
+        let rows = query.fetch_all(self.pool()).await?;
         rows.into_iter().map(Tenant::try_from).collect()
     }
 

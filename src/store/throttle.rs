@@ -24,6 +24,22 @@ impl Store {
         Ok(rows)
     }
 
+    /// Failures counted under `key` in a window that started after `window_start` (0 otherwise).
+    pub async fn failures_within(
+        &self,
+        key: &str,
+        window_start: Millis,
+    ) -> Result<i64, StoreError> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT failures FROM login_throttle WHERE throttle_key = $1 AND window_started_at > $2",
+        )
+        .bind(key)
+        .bind(window_start)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map_or(0, |(failures,)| failures))
+    }
+
     /// Counts one failure atomically (a window older than `window_start` starts over) and returns
     /// the failures now in the window.
     pub async fn count_failure(

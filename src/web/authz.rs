@@ -11,12 +11,15 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use std::future::{Ready, ready};
 
 use crate::domain::Core;
+use crate::domain::api_keys;
 use crate::domain::ids::TenantId;
 use crate::domain::rbac::{Permission, may};
 use crate::domain::sessions::AuthLevel;
 use crate::domain::tenants::{self, Tenant};
 use crate::domain::users::User;
+use crate::web::api::ApiError;
 use crate::web::error::WebError;
+use crate::web::extractors::request_context;
 use crate::web::extractors::{CurrentUser, SignedIn};
 use crate::web::step_up::{self, StepUp};
 
@@ -36,6 +39,20 @@ pub enum Access {
     /// A machine client of the tenant, authenticating with its own credentials on every request;
     /// a staff session counts for nothing here.
     TenantClient,
+    /// Any valid automation key (the API; no cookie is read there).
+    AnyKey,
+    /// An automation key whose permissions and owner hold this globally.
+    Key(Permission),
+    /// An automation key allowed this in the tenant named by the URL's `{tenant}`; a tenant the
+    /// key may not enter is "not found".
+    KeyInTenant(Permission),
+}
+
+impl Access {
+    /// Whether the caller is an automation key rather than a console session.
+    pub fn is_key(self) -> bool {
+        matches!(self, Self::AnyKey | Self::Key(_) | Self::KeyInTenant(_))
+    }
 }
 
 impl Access {
@@ -109,6 +126,10 @@ pub fn decide(
 ) -> Result<(), Denial> {
     let needs_full_sign_in = match access {
         Access::Public | Access::TenantClient => return Ok(()),
+        // Keys are admitted by `admit_key`; a key rule never admits a session.
+        Access::AnyKey | Access::Key(_) | Access::KeyInTenant(_) => {
+            return Err(Denial::SignIn);
+        }
         Access::PartlySignedIn => false,
         Access::SignedIn | Access::Global(_) | Access::InTenant(_) => true,
     };
@@ -146,11 +167,77 @@ pub async fn enforce(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    match admit(rule, &mut req).await {
+    let admitted = if rule.access.is_key() {
+        admit_key(rule.access, &mut req)
+            .await
+            .map(|()| None)
+            .map_err(actix_web::Error::from)
+    } else {
+        admit(rule, &mut req).await.map_err(actix_web::Error::from)
+    };
+    match admitted {
         Ok(None) => Ok(next.call(req).await?.map_into_left_body()),
         Ok(Some(step_up_redirect)) => Ok(req.into_response(step_up_redirect).map_into_right_body()),
         Err(error) => Ok(req.error_response(error).map_into_right_body()),
     }
+}
+
+/// The API's door: the key from `Authorization: Bearer` or `x-api-key` (cookies are never read),
+/// then the rule's permission as the key allows it and the owner holds it now.
+async fn admit_key(access: Access, req: &mut ServiceRequest) -> Result<(), ApiError> {
+    let core = req
+        .app_data::<web::Data<Core>>()
+        .cloned()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("core not configured")))?;
+    let presented = presented_key(req.request());
+    let context = request_context(req.request());
+    let caller = api_keys::authenticate(&core, presented.as_deref(), &context).await?;
+    let tenant = match access {
+        Access::KeyInTenant(_) => {
+            let slug = req.match_info().get("tenant").ok_or(ApiError::NotFound)?;
+            let tenant = tenants::by_slug(&core, slug)
+                .await?
+                .filter(|t| caller.may(Permission::EnterTenant, Some(t.id)))
+                .ok_or(ApiError::NotFound)?;
+            Some(tenant)
+        }
+        _ => None,
+    };
+    let granted = match access {
+        Access::Key(permission) => caller.may(permission, None).then_some(permission),
+        Access::KeyInTenant(permission) => caller
+            .may(permission, tenant.as_ref().map(|t| t.id))
+            .then_some(permission),
+        _ => Some(Permission::EnterTenant),
+    };
+    if granted.is_none() {
+        let missing = match access {
+            Access::Key(p) | Access::KeyInTenant(p) => p.as_str(),
+            _ => "do this",
+        };
+        return Err(ApiError::Forbidden(missing));
+    }
+    req.extensions_mut().insert(caller);
+    if let Some(tenant) = tenant {
+        req.extensions_mut().insert(tenant);
+    }
+    Ok(())
+}
+
+fn presented_key(req: &HttpRequest) -> Option<String> {
+    let header = |name| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    header(actix_web::http::header::AUTHORIZATION.as_str())
+        .and_then(|value| {
+            let (scheme, key) = value.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| key.trim())
+        })
+        .or_else(|| header("x-api-key"))
+        .map(str::to_owned)
 }
 
 /// `Ok(None)` lets the request through; `Ok(Some(_))` is the detour to the passkey check.

@@ -20,6 +20,7 @@ use crate::domain::passkeys::PasskeyError;
 use crate::domain::password::PasswordError;
 use crate::domain::setup::SetupError;
 use crate::domain::staff::InvitationLinkError;
+use crate::web::api::ApiError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
@@ -278,6 +279,9 @@ pub async fn error_pages(
 }
 
 fn dress(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
+    if response.request().path().starts_with("/api/") {
+        return dress_problem(response);
+    }
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) || has_own_body(&response) {
         return response;
@@ -304,6 +308,37 @@ fn dress(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
             HeaderValue::from_static("text/html; charset=utf-8"),
         ))
         .body(html);
+    ServiceResponse::new(request, fresh)
+}
+
+/// The API's errors, whatever raised them, as problem documents carrying the request id.
+fn dress_problem(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let request_id = response
+        .request()
+        .extensions()
+        .get::<RequestId>()
+        .map(RequestId::to_string);
+    let raised = response.response().error();
+    if status.is_server_error() {
+        tracing::error!(request_id = %request_id.clone().unwrap_or_default(),
+            status = status.as_u16(), cause = ?raised, "request failed");
+    }
+    let problem = raised
+        .and_then(|e| e.as_error::<ApiError>())
+        .map(|e| e.to_response(request_id.as_deref()));
+    let problem =
+        problem.unwrap_or_else(|| ApiError::for_status(status).to_response(request_id.as_deref()));
+    let (request, old) = response.into_parts();
+    let mut fresh = problem;
+    for (name, value) in old.headers() {
+        if !fresh.headers().contains_key(name) {
+            fresh.headers_mut().append(name.clone(), value.clone());
+        }
+    }
     ServiceResponse::new(request, fresh)
 }
 

@@ -272,6 +272,7 @@ pub fn request_context(req: &HttpRequest) -> RequestContext {
             .get::<RequestId>()
             .map(RequestId::to_string),
         session: None,
+        api_key: None,
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod alerts;
+pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod authz;

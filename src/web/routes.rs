@@ -97,6 +97,20 @@ impl<'a> Router<'a> {
         self.add(Method::POST, path, rule.into(), handler)
     }
 
+    pub fn delete<F, Args>(
+        &mut self,
+        path: &'static str,
+        rule: impl Into<Rule>,
+        handler: F,
+    ) -> &mut Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.add(Method::DELETE, path, rule.into(), handler)
+    }
+
     pub fn service(&mut self, service: impl HttpServiceFactory + 'static) -> &mut Self {
         self.cfg.service(service);
         self
@@ -111,6 +125,86 @@ impl<'a> Router<'a> {
 pub type ExtraRoutes = fn(&mut Router<'_>);
 
 pub fn no_extra_routes(_: &mut Router<'_>) {}
+
+/// The automation API: keys, never cookies (it sits outside the session scope), JSON in and out.
+fn automation_api(router: &mut Router<'_>) {
+    use crate::web::api::{credentials, me, openapi, requests, scopes, tenants};
+    router
+        .get("/api/v1/openapi.json", Public, openapi::document)
+        .get("/api/v1/me", AnyKey, me::get)
+        .get("/api/v1/tenants", AnyKey, tenants::list)
+        .post("/api/v1/tenants", Key(ManageTenants), tenants::create)
+        .get(
+            "/api/v1/tenants/{tenant}",
+            KeyInTenant(EnterTenant),
+            tenants::get,
+        )
+        .post(
+            "/api/v1/tenants/{tenant}/suspend",
+            KeyInTenant(ManageTenants),
+            tenants::suspend,
+        )
+        .post(
+            "/api/v1/tenants/{tenant}/reactivate",
+            KeyInTenant(ManageTenants),
+            tenants::reactivate,
+        )
+        .get(
+            "/api/v1/tenants/{tenant}/scopes",
+            KeyInTenant(ManageScopes),
+            scopes::list,
+        )
+        .post(
+            "/api/v1/tenants/{tenant}/scopes",
+            KeyInTenant(ManageScopes),
+            scopes::add,
+        )
+        .delete(
+            "/api/v1/tenants/{tenant}/scopes/{id}",
+            KeyInTenant(ManageScopes),
+            scopes::remove,
+        )
+        .get(
+            "/api/v1/tenants/{tenant}/requests",
+            KeyInTenant(ViewRequests),
+            requests::list,
+        )
+        .get(
+            "/api/v1/tenants/{tenant}/requests/{id}",
+            KeyInTenant(ViewRequests),
+            requests::get,
+        )
+        .post(
+            "/api/v1/tenants/{tenant}/requests/{id}/approve",
+            KeyInTenant(DecideRequests),
+            requests::approve,
+        )
+        .post(
+            "/api/v1/tenants/{tenant}/requests/{id}/deny",
+            KeyInTenant(DecideRequests),
+            requests::deny,
+        )
+        .get(
+            "/api/v1/tenants/{tenant}/grants/{id}",
+            KeyInTenant(ViewCredentials),
+            credentials::grant,
+        )
+        .post(
+            "/api/v1/tenants/{tenant}/grants/{id}/credentials",
+            KeyInTenant(MintCredentials),
+            credentials::mint,
+        )
+        .get(
+            "/api/v1/tenants/{tenant}/credentials",
+            KeyInTenant(ViewCredentials),
+            credentials::list,
+        )
+        .post(
+            "/api/v1/tenants/{tenant}/credentials/{id}/revoke",
+            KeyInTenant(RevokeCredentials),
+            credentials::revoke,
+        );
+}
 
 /// The token service, probes and static files: no session, so they keep answering when the session
 /// store cannot. The token service comes first: it is the hot path.
@@ -135,6 +229,7 @@ pub fn sessionless(router: &mut Router<'_>) {
             Public,
             oauth::metadata_get,
         );
+    automation_api(router);
     router
         // Guarded by its own bearer token (or loopback only), not by a staff session.
         .get("/metrics", Public, metrics::metrics_get)

@@ -49,7 +49,8 @@ impl Actor {
         access: Access,
         tenant: Option<tokenbroker::domain::ids::TenantId>,
     ) -> Answer {
-        if access == Access::TenantClient {
+        // Machine clients and automation keys authenticate on every request; a session is nothing there.
+        if access == Access::TenantClient || access.is_key() {
             return Answer::ClientAuthRequired;
         }
         let Some(user) = &self.user else {
@@ -65,7 +66,9 @@ impl Actor {
             Access::InTenant(_) if !may(user, Permission::EnterTenant, tenant) => Answer::NotFound,
             Access::InTenant(permission) if may(user, permission, tenant) => Answer::Allowed,
             Access::InTenant(_) => Answer::Forbidden,
-            Access::TenantClient => Answer::ClientAuthRequired,
+            Access::TenantClient | Access::AnyKey | Access::Key(_) | Access::KeyInTenant(_) => {
+                Answer::ClientAuthRequired
+            }
         }
     }
 }
@@ -201,6 +204,9 @@ async fn every_route_answers_every_role_as_its_rule_says(backend: Backend) {
             for actor in &actors {
                 let response = if route.method == actix_web::http::Method::GET {
                     actor.browser.get(&path).await
+                } else if route.method == actix_web::http::Method::DELETE {
+                    let url = actor.browser.url(&path);
+                    actor.browser.client.delete(url).send().await.unwrap()
                 } else {
                     let html = actor.browser.page_with_form("/login").await;
                     let token = csrf_token(&html);

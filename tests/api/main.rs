@@ -18,6 +18,7 @@ mod alerts;
 mod architecture;
 mod audit;
 mod authorization;
+mod automation;
 mod bad_input;
 mod browser;
 mod cli;

@@ -1,0 +1,249 @@
+//! Grants and credentials of a tenant: get a grant, list and search credentials (the console's
+//! filters, keyset paging), mint under a grant (the partner gets the one-time retrieval link by
+//! mail; no secret is ever in a response), revoke.
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::clock::format_rfc3339;
+use crate::domain::Core;
+use crate::domain::partners::{self, CredentialSearch, CredentialView, Grant, MintRequest};
+use crate::web::api::problem::Problem;
+use crate::web::api::{ApiError, Caller, InTenant, Page};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GrantBody {
+    pub id: String,
+    pub organisation: String,
+    pub contact_email: String,
+    pub scopes: Vec<String>,
+    pub max_lifetime_days: i64,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+impl From<Grant> for GrantBody {
+    fn from(g: Grant) -> Self {
+        Self {
+            created_at: format_rfc3339(g.created_at),
+            revoked_at: g.revoked_at.map(format_rfc3339),
+            id: g.id,
+            organisation: g.organisation,
+            contact_email: g.contact_email,
+            scopes: g.scopes,
+            max_lifetime_days: g.max_lifetime_days,
+        }
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{tenant}/grants/{id}",
+    tag = "credentials",
+    params(
+        ("tenant" = String, Path, description = "The tenant's slug"),
+        ("id" = String, Path, description = "The grant's id"),
+    ),
+    responses(
+        (status = 200, body = GrantBody),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn grant(
+    core: web::Data<Core>,
+    InTenant(tenant): InTenant,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let grant = partners::grant(&core, tenant.id, &path.1).await?;
+    Ok(HttpResponse::Ok().json(GrantBody::from(grant)))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CredentialBody {
+    pub id: String,
+    /// `api_token` or `client`.
+    pub kind: String,
+    pub client_id: Option<String>,
+    /// `active`, `expired` or `revoked`.
+    pub status: String,
+    pub grant_id: String,
+    pub organisation: String,
+    pub created_at: String,
+    pub expires_at: String,
+    pub revoke_reason: Option<String>,
+    pub last_used_at: Option<String>,
+    /// The start of the retrieved secret, enough to recognise it.
+    pub display_prefix: Option<String>,
+}
+
+impl From<CredentialView> for CredentialBody {
+    fn from(c: CredentialView) -> Self {
+        Self {
+            created_at: format_rfc3339(c.created_at),
+            expires_at: format_rfc3339(c.expires_at),
+            last_used_at: c.last_used_at.map(format_rfc3339),
+            id: c.id,
+            kind: c.kind,
+            client_id: c.client_id,
+            status: c.status,
+            grant_id: c.grant_id,
+            organisation: c.organisation,
+            revoke_reason: c.revoke_reason,
+            display_prefix: c.display_prefix,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CredentialQuery {
+    /// `active`, `expiring` (within 7 days), `expired` or `revoked`.
+    pub status: Option<String>,
+    /// `api_token` or `client`.
+    pub kind: Option<String>,
+    /// Organisation or contact e-mail contains this.
+    pub partner: Option<String>,
+    pub grant: Option<String>,
+    /// Client id or secret prefix starts with this.
+    pub prefix: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{tenant}/credentials",
+    tag = "credentials",
+    params(("tenant" = String, Path, description = "The tenant's slug"), CredentialQuery),
+    responses(
+        (status = 200, description = "Newest first, 50 a page", body = Page<CredentialBody>),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn list(
+    core: web::Data<Core>,
+    InTenant(tenant): InTenant,
+    query: web::Query<CredentialQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let text = |value: &Option<String>| value.as_deref().unwrap_or("").to_owned();
+    let (status, kind, partner, grant, prefix) = (
+        text(&query.status),
+        text(&query.kind),
+        text(&query.partner),
+        text(&query.grant),
+        text(&query.prefix),
+    );
+    let search = CredentialSearch {
+        status: &status,
+        kind: &kind,
+        partner: &partner,
+        grant: &grant,
+        prefix: &prefix,
+        after: query.cursor.as_deref(),
+    };
+    let found = partners::search_credentials(&core, tenant.id, &search).await?;
+    Ok(HttpResponse::Ok().json(Page {
+        items: found
+            .credentials
+            .into_iter()
+            .map(CredentialBody::from)
+            .collect(),
+        next_cursor: found.next,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MintBody {
+    /// `api_token`, `client`, or `resource_server` (a client for a gateway: it may introspect).
+    pub kind: String,
+    /// Days until it expires; default 30, capped by the grant.
+    pub lifetime_days: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Minted {
+    pub id: String,
+    /// How the partner receives the secret: `email` (a one-time retrieval link).
+    pub delivery: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{tenant}/grants/{id}/credentials",
+    tag = "credentials",
+    params(
+        ("tenant" = String, Path, description = "The tenant's slug"),
+        ("id" = String, Path, description = "The grant's id"),
+    ),
+    request_body = MintBody,
+    responses(
+        (status = 201, body = Minted),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 422, body = Problem),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn mint(
+    core: web::Data<Core>,
+    Caller { caller, context }: Caller,
+    InTenant(tenant): InTenant,
+    path: web::Path<(String, String)>,
+    body: web::Json<MintBody>,
+) -> Result<HttpResponse, ApiError> {
+    let grant = partners::grant(&core, tenant.id, &path.1).await?;
+    let lifetime = body
+        .lifetime_days
+        .map(|d| d.to_string())
+        .unwrap_or_default();
+    let request = MintRequest::parse(&body.kind, &lifetime, &grant)?;
+    let id = partners::mint(&core, caller.owner.id, &tenant, &grant, request, &context).await?;
+    Ok(HttpResponse::Created().json(Minted {
+        id,
+        delivery: "email".into(),
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeBody {
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Revoked {
+    /// False when it was already revoked or expired (revoking twice changes nothing).
+    pub revoked_now: bool,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{tenant}/credentials/{id}/revoke",
+    tag = "credentials",
+    params(
+        ("tenant" = String, Path, description = "The tenant's slug"),
+        ("id" = String, Path, description = "The credential's id"),
+    ),
+    request_body = RevokeBody,
+    responses(
+        (status = 200, body = Revoked),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 422, body = Problem),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn revoke(
+    core: web::Data<Core>,
+    Caller { caller, context }: Caller,
+    InTenant(tenant): InTenant,
+    path: web::Path<(String, String)>,
+    body: web::Json<RevokeBody>,
+) -> Result<HttpResponse, ApiError> {
+    let actor = caller.owner.id;
+    let revoked_now =
+        partners::revoke(&core, actor, tenant.id, &path.1, &body.reason, &context).await?;
+    Ok(HttpResponse::Ok().json(Revoked { revoked_now }))
+}

@@ -1,0 +1,76 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations and served at
+//! `/api/v1/openapi.json`. A test checks that its paths are exactly the registered `/api/v1` routes.
+
+use actix_web::HttpResponse;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::web::api::{credentials, me, problem, requests, scopes, tenants};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Token Broker automation API",
+        version = "1",
+        description = "Every call acts as the key's owner, limited to the key's permissions and tenants. Errors are RFC 9457 problem documents."
+    ),
+    paths(
+        me::get,
+        tenants::list,
+        tenants::create,
+        tenants::get,
+        tenants::suspend,
+        tenants::reactivate,
+        scopes::list,
+        scopes::add,
+        scopes::remove,
+        requests::list,
+        requests::get,
+        requests::approve,
+        requests::deny,
+        credentials::grant,
+        credentials::list,
+        credentials::mint,
+        credentials::revoke,
+    ),
+    components(schemas(problem::Problem)),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "me", description = "The key itself"),
+        (name = "tenants", description = "Tenants"),
+        (name = "scopes", description = "A tenant's API scopes"),
+        (name = "requests", description = "Partners' access requests"),
+        (name = "credentials", description = "Grants and credentials"),
+    )
+)]
+pub struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An automation key: `Authorization: Bearer tba_live_…`",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "x-api-key",
+                "An automation key, as a header of its own",
+            ))),
+        );
+    }
+}
+
+pub async fn document() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}

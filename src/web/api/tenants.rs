@@ -1,0 +1,238 @@
+//! Tenants: list and search (every tenant the key may act in), get, create, suspend, reactivate.
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::clock::format_rfc3339;
+use crate::domain::Core;
+use crate::domain::tenants::{self, BrandColour, NewTenant, Slug, Tenant, TenantStatus};
+use crate::web::api::problem::Problem;
+use crate::web::api::{ApiError, Caller, InTenant, Page, Paging};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantBody {
+    pub id: String,
+    pub slug: String,
+    pub name: String,
+    /// `#rrggbb`
+    pub colour: String,
+    /// `active` or `suspended`.
+    pub status: String,
+    pub has_logo: bool,
+    pub created_at: String,
+}
+
+impl From<&Tenant> for TenantBody {
+    fn from(t: &Tenant) -> Self {
+        Self {
+            id: t.id.to_string(),
+            slug: t.slug.to_string(),
+            name: t.name.clone(),
+            colour: t.colour.hex(),
+            status: t.status.as_str().to_owned(),
+            has_logo: t.has_logo,
+            created_at: format_rfc3339(t.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TenantSearch {
+    /// Part of the name or slug.
+    pub q: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants",
+    tag = "tenants",
+    params(TenantSearch, Paging),
+    responses(
+        (status = 200, description = "Tenants by name", body = Page<TenantBody>),
+        (status = 401, body = Problem), (status = 422, body = Problem),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn list(
+    core: web::Data<Core>,
+    Caller { caller, .. }: Caller,
+    search: web::Query<TenantSearch>,
+    paging: web::Query<Paging>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = paging.limit()?;
+    // The cursor is the last tenant's slug; its name is looked up, so cursors stay short.
+    let after =
+        match paging.cursor.as_deref() {
+            Some(slug) => Some(tenants::by_slug(&core, slug).await?.ok_or_else(|| {
+                ApiError::Unprocessable {
+                    detail: "The cursor is not one this list gave out.".into(),
+                    field: Some("cursor".into()),
+                }
+            })?),
+            None => None,
+        };
+    let q = search.q.as_deref().unwrap_or("");
+    let mut found = Vec::new();
+    let mut cursor = after.map(|t| (t.name, t.slug.to_string()));
+    // A key limited to some tenants skips the others; keep reading until the page is full.
+    loop {
+        let after = cursor.as_ref().map(|(n, s)| (n.as_str(), s.as_str()));
+        let batch = tenants::page_visible_to(&core, &caller.owner, q, after, limit + 1).await?;
+        let exhausted = (batch.len() as i64) <= limit;
+        cursor = batch.last().map(|t| (t.name.clone(), t.slug.to_string()));
+        found.extend(
+            batch
+                .into_iter()
+                .filter(|t| caller.may(crate::domain::rbac::Permission::EnterTenant, Some(t.id))),
+        );
+        if exhausted || found.len() as i64 > limit {
+            break;
+        }
+    }
+    let more = found.len() as i64 > limit;
+    found.truncate(limit as usize);
+    Ok(HttpResponse::Ok().json(Page {
+        next_cursor: more
+            .then(|| found.last().map(|t| t.slug.to_string()))
+            .flatten(),
+        items: found.iter().map(TenantBody::from).collect(),
+    }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{tenant}",
+    tag = "tenants",
+    params(("tenant" = String, Path, description = "The tenant's slug")),
+    responses(
+        (status = 200, body = TenantBody),
+        (status = 401, body = Problem), (status = 404, body = Problem),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn get(InTenant(tenant): InTenant) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(TenantBody::from(&tenant)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTenantBody {
+    pub name: String,
+    /// 3–40 lower-case letters, digits and single hyphens, starting with a letter.
+    pub slug: String,
+    /// `#rrggbb`; default `#2851c8`.
+    pub colour: Option<String>,
+}
+
+fn field_error(field: &str, error: impl ToString) -> ApiError {
+    ApiError::Unprocessable {
+        detail: error.to_string(),
+        field: Some(field.to_owned()),
+    }
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants",
+    tag = "tenants",
+    request_body = NewTenantBody,
+    responses(
+        (status = 201, description = "Created", body = TenantBody),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 409, description = "The slug is taken", body = Problem),
+        (status = 422, body = Problem),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn create(
+    core: web::Data<Core>,
+    Caller { caller, context }: Caller,
+    body: web::Json<NewTenantBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let new = NewTenant {
+        name: tenants::parse_name(&body.name).map_err(|e| field_error("name", e))?,
+        slug: Slug::parse(&body.slug).map_err(|e| field_error("slug", e))?,
+        colour: BrandColour::parse(body.colour.as_deref().unwrap_or("#2851c8"))
+            .map_err(|e| field_error("colour", e))?,
+        logo: None,
+    };
+    let slug = new.slug.clone();
+    tenants::create(&core, caller.owner.id, new, &context).await?;
+    let tenant = tenants::by_slug(&core, slug.as_str())
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(HttpResponse::Created()
+        .insert_header(("location", format!("/api/v1/tenants/{}", tenant.slug)))
+        .json(TenantBody::from(&tenant)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SuspendBody {
+    /// The tenant's slug, typed again: suspension stops every token of the tenant at once.
+    pub confirm_slug: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{tenant}/suspend",
+    tag = "tenants",
+    params(("tenant" = String, Path, description = "The tenant's slug")),
+    request_body = SuspendBody,
+    responses(
+        (status = 200, body = TenantBody),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 422, body = Problem),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn suspend(
+    core: web::Data<Core>,
+    Caller { caller, context }: Caller,
+    InTenant(tenant): InTenant,
+    body: web::Json<SuspendBody>,
+) -> Result<HttpResponse, ApiError> {
+    let confirmation = Some(body.confirm_slug.as_str());
+    let actor = caller.owner.id;
+    tenants::set_status(
+        &core,
+        actor,
+        &tenant,
+        TenantStatus::Suspended,
+        confirmation,
+        &context,
+    )
+    .await?;
+    changed(&core, &tenant).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{tenant}/reactivate",
+    tag = "tenants",
+    params(("tenant" = String, Path, description = "The tenant's slug")),
+    responses(
+        (status = 200, body = TenantBody),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn reactivate(
+    core: web::Data<Core>,
+    Caller { caller, context }: Caller,
+    InTenant(tenant): InTenant,
+) -> Result<HttpResponse, ApiError> {
+    let actor = caller.owner.id;
+    tenants::set_status(&core, actor, &tenant, TenantStatus::Active, None, &context).await?;
+    changed(&core, &tenant).await
+}
+
+async fn changed(core: &Core, tenant: &Tenant) -> Result<HttpResponse, ApiError> {
+    let fresh = tenants::by_id(core, tenant.id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(HttpResponse::Ok().json(TenantBody::from(&fresh)))
+}

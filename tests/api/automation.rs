@@ -1,0 +1,597 @@
+//! The automation API through real HTTP: keys act as their owner within the key's permissions and
+//! tenants, use the console's own use cases (the same events), and every error is a problem
+//! document.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokenbroker::domain::api_keys::{self, NewApiKey};
+use tokenbroker::domain::email::Email;
+use tokenbroker::domain::events::{Actor, RequestContext};
+use tokenbroker::domain::tenants;
+use tokenbroker::domain::users;
+use tokenbroker::web::routes::route_table;
+
+use crate::cli::tokenbroker;
+use crate::helpers::*;
+use crate::on_both_backends;
+use crate::partners::{World, pending_request, world};
+use crate::staff_kit::*;
+
+/// A key for `email` with `permissions` (names, or `all`), optionally only in some tenants.
+async fn key_for(app: &TestApp, email: &str, permissions: &[&str], only: &[&str]) -> String {
+    let email = Email::parse(email).unwrap();
+    let owner = users::by_email(&app.core, &email).await.unwrap().unwrap();
+    let permissions: Vec<String> = permissions.iter().map(|p| (*p).to_owned()).collect();
+    let mut new = NewApiKey::parse("test key", &permissions, &owner).unwrap();
+    if !only.is_empty() {
+        let mut ids = Vec::new();
+        for slug in only {
+            ids.push(tenants::by_slug(&app.core, slug).await.unwrap().unwrap().id);
+        }
+        new.tenants = Some(ids);
+    }
+    let context = RequestContext::default();
+    let (_, key) = api_keys::create(&app.core, &owner, new, Actor::Cli, &context)
+        .await
+        .unwrap();
+    secrecy::ExposeSecret::expose_secret(&key).to_owned()
+}
+
+struct Api<'a> {
+    app: &'a TestApp,
+    key: String,
+}
+
+impl Api<'_> {
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.app
+            .client
+            .request(method, self.app.url(path))
+            .bearer_auth(&self.key)
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.request(reqwest::Method::POST, path)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+async fn problem(response: reqwest::Response, status: StatusCode) -> Value {
+    assert_eq!(response.status(), status);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], status.as_u16());
+    assert!(body["type"].as_str().unwrap().starts_with("https://"));
+    assert!(!body["title"].as_str().unwrap().is_empty());
+    assert!(body["request_id"].as_str().is_some_and(|id| !id.is_empty()));
+    body
+}
+
+async fn a_support_script_approves_mints_and_revokes_through_the_console_use_cases(
+    backend: Backend,
+) {
+    let w: World = world(backend).await;
+    let request = pending_request(&w).await;
+    staff_member(&w.app, "lead@example.com", "tenant_admin", Some("acme")).await;
+    let api = Api {
+        app: &w.app,
+        key: key_for(&w.app, "lead@example.com", &["all"], &[]).await,
+    };
+
+    let me: Value = api.get("/api/v1/me").await.json().await.unwrap();
+    assert_eq!(me["email"], "lead@example.com");
+    assert!(
+        me["permissions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("decide_requests"))
+    );
+
+    let listed: Value = api
+        .get("/api/v1/tenants/acme/requests?status=pending")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["items"][0]["id"], request.as_str());
+    let approved = api
+        .post(
+            &format!("/api/v1/tenants/acme/requests/{request}/approve"),
+            json!({ "scopes": ["payments:read"], "max_lifetime_days": 60 }),
+        )
+        .await;
+    assert_eq!(approved.status(), StatusCode::OK);
+    let grant = approved.json::<Value>().await.unwrap()["grant_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let again = api
+        .post(
+            &format!("/api/v1/tenants/acme/requests/{request}/approve"),
+            json!({ "scopes": ["payments:read"], "max_lifetime_days": 60 }),
+        )
+        .await;
+    problem(again, StatusCode::CONFLICT).await;
+
+    // A tenant admin may not mint (as in the console); support may.
+    let refused = api
+        .post(
+            &format!("/api/v1/tenants/acme/grants/{grant}/credentials"),
+            json!({ "kind": "api_token" }),
+        )
+        .await;
+    let body = problem(refused, StatusCode::FORBIDDEN).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("mint_credentials")
+    );
+    let support = Api {
+        app: &w.app,
+        key: key_for(&w.app, "sup@example.com", &["all"], &[]).await,
+    };
+    let minted = support
+        .post(
+            &format!("/api/v1/tenants/acme/grants/{grant}/credentials"),
+            json!({ "kind": "client", "lifetime_days": 30 }),
+        )
+        .await;
+    assert_eq!(minted.status(), StatusCode::CREATED);
+    let minted: Value = minted.json().await.unwrap();
+    assert_eq!(minted["delivery"], "email");
+    assert!(
+        !minted.to_string().contains("tbs_"),
+        "no secret in a response"
+    );
+    let credential = minted["id"].as_str().unwrap().to_owned();
+
+    let listed: Value = support
+        .get(&format!("/api/v1/tenants/acme/credentials?grant={grant}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["items"][0]["id"], credential.as_str());
+    assert_eq!(listed["items"][0]["status"], "active");
+    let revoked = support
+        .post(
+            &format!("/api/v1/tenants/acme/credentials/{credential}/revoke"),
+            json!({ "reason": "rotating integrations" }),
+        )
+        .await;
+    assert_eq!(revoked.json::<Value>().await.unwrap()["revoked_now"], true);
+
+    // The log has the console's events, by the owner, naming the key.
+    let events = w.app.events().await;
+    for kind in [
+        "request_approved",
+        "credential_minted",
+        "credential_revoked",
+    ] {
+        let event = events.iter().find(|e| e.event_type == kind).unwrap();
+        assert_eq!(event.actor_kind, "user", "{kind}");
+        assert!(
+            event.details.contains("\"api_key\""),
+            "{kind}: {}",
+            event.details
+        );
+    }
+}
+
+async fn tenants_and_scopes_are_managed_by_key(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_admin().await;
+    let api = Api {
+        app: &app,
+        key: key_for(
+            &app,
+            ADMIN_EMAIL,
+            &["manage_tenants", "enter_tenant", "manage_scopes"],
+            &[],
+        )
+        .await,
+    };
+    let created = api
+        .post(
+            "/api/v1/tenants",
+            json!({ "name": "Initech", "slug": "initech", "colour": "#112233" }),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    assert_eq!(created.json::<Value>().await.unwrap()["slug"], "initech");
+    let taken = api
+        .post(
+            "/api/v1/tenants",
+            json!({ "name": "Again", "slug": "initech" }),
+        )
+        .await;
+    problem(taken, StatusCode::CONFLICT).await;
+    let bad_slug = api
+        .post(
+            "/api/v1/tenants",
+            json!({ "name": "X", "slug": "No Spaces" }),
+        )
+        .await;
+    assert_eq!(
+        problem(bad_slug, StatusCode::UNPROCESSABLE_ENTITY).await["field"],
+        "slug"
+    );
+
+    let scope = api
+        .post(
+            "/api/v1/tenants/initech/scopes",
+            json!({ "name": "reports:read", "description": "Read reports" }),
+        )
+        .await;
+    assert_eq!(scope.status(), StatusCode::CREATED);
+    let id = scope.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let removed = api
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/tenants/initech/scopes/{id}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), StatusCode::NO_CONTENT);
+    let list: Value = api
+        .get("/api/v1/tenants/initech/scopes")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["items"], json!([]));
+    let kinds: Vec<String> = app
+        .events()
+        .await
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect();
+    for kind in ["tenant_created", "scope_added", "scope_removed"] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind}");
+    }
+}
+
+async fn tenant_lists_page_through_everything_the_key_may_see(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_admin().await;
+    for i in 0..7 {
+        create_tenant(
+            &app,
+            &format!("Tenant {i}"),
+            &format!("tenant-{i}"),
+            "#123456",
+            None,
+        )
+        .await;
+    }
+    let everything = Api {
+        app: &app,
+        key: key_for(&app, ADMIN_EMAIL, &["enter_tenant"], &[]).await,
+    };
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/tenants?limit=3".to_owned();
+    loop {
+        let page: Value = everything.get(&path).await.json().await.unwrap();
+        seen.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["slug"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/api/v1/tenants?limit=3&cursor={cursor}"),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..7).map(|i| format!("tenant-{i}")).collect();
+    assert_eq!(seen, expected);
+
+    let two = Api {
+        app: &app,
+        key: key_for(
+            &app,
+            ADMIN_EMAIL,
+            &["enter_tenant"],
+            &["tenant-2", "tenant-5"],
+        )
+        .await,
+    };
+    let page: Value = two
+        .get("/api/v1/tenants?limit=1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["items"][0]["slug"], "tenant-2");
+    let cursor = page["next_cursor"].as_str().unwrap().to_owned();
+    let page: Value = two
+        .get(&format!("/api/v1/tenants?limit=1&cursor={cursor}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["items"][0]["slug"], "tenant-5");
+    assert!(page["next_cursor"].is_null());
+    problem(
+        two.get("/api/v1/tenants/tenant-3").await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    problem(
+        everything.get("/api/v1/tenants?limit=501").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+}
+
+async fn bad_keys_and_bad_bodies_get_problems_and_change_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_admin().await;
+    create_tenant(&app, "Acme", "acme", "#123456", None).await;
+    let key = key_for(&app, ADMIN_EMAIL, &["all"], &[]).await;
+    let api = Api {
+        app: &app,
+        key: key.clone(),
+    };
+
+    let anonymous = app.client.get(app.url("/api/v1/me")).send().await.unwrap();
+    assert!(anonymous.headers().contains_key("www-authenticate"));
+    problem(anonymous, StatusCode::UNAUTHORIZED).await;
+    // A signed-in console session is not a key.
+    problem(app.get("/api/v1/me").await, StatusCode::UNAUTHORIZED).await;
+    let typo = format!("{}x", &key[..key.len() - 1]);
+    let mistyped = Api {
+        app: &app,
+        key: typo,
+    };
+    problem(mistyped.get("/api/v1/me").await, StatusCode::UNAUTHORIZED).await;
+    let by_header = app
+        .client
+        .get(app.url("/api/v1/me"))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_header.status(), StatusCode::OK);
+
+    let unknown_field = api
+        .post(
+            "/api/v1/tenants",
+            json!({ "name": "Globex", "slug": "globex", "color": "#123456" }),
+        )
+        .await;
+    let body = problem(unknown_field, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(body["field"], "color");
+    let wrong_type = api
+        .post("/api/v1/tenants", json!({ "name": 7, "slug": "globex" }))
+        .await;
+    problem(wrong_type, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let not_json = api
+        .request(reqwest::Method::POST, "/api/v1/tenants")
+        .header("content-type", "application/json")
+        .body("{\"name\": ")
+        .send()
+        .await
+        .unwrap();
+    problem(not_json, StatusCode::BAD_REQUEST).await;
+    let form = api
+        .request(reqwest::Method::POST, "/api/v1/tenants")
+        .form(&[("name", "Globex"), ("slug", "globex")])
+        .send()
+        .await
+        .unwrap();
+    problem(form, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+    // On its own connection: the server answers 413 without reading the body and closes it.
+    let huge = reqwest::Client::new()
+        .post(app.url("/api/v1/tenants"))
+        .bearer_auth(&key)
+        .json(&json!({ "name": "x".repeat(200_000), "slug": "globex" }))
+        .send()
+        .await
+        .unwrap();
+    problem(huge, StatusCode::PAYLOAD_TOO_LARGE).await;
+    problem(
+        api.get("/api/v1/no-such-thing").await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert!(
+        tenants::by_slug(&app.core, "globex")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Revoked and expired keys stop at once.
+    let owner = user_id(&app, ADMIN_EMAIL).await;
+    let listed = api_keys::keys_of(&app.core, owner).await.unwrap();
+    api_keys::revoke(&app.core, owner, &listed[0].id, &RequestContext::default())
+        .await
+        .unwrap();
+    problem(api.get("/api/v1/me").await, StatusCode::UNAUTHORIZED).await;
+    let short_lived = key_for(&app, ADMIN_EMAIL, &["all"], &[]).await;
+    let short = Api {
+        app: &app,
+        key: short_lived,
+    };
+    assert_eq!(short.get("/api/v1/me").await.status(), StatusCode::OK);
+    app.clock.advance(Duration::from_secs(91 * 24 * 3600));
+    problem(short.get("/api/v1/me").await, StatusCode::UNAUTHORIZED).await;
+    let refusals = app
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e.event_type == "api_key_refused")
+        .count();
+    assert_eq!(refusals, 3, "a mistyped, a revoked and an expired key");
+    assert!(
+        app.events()
+            .await
+            .iter()
+            .all(|e| !e.details.contains(&key[9..])),
+        "no key in the log"
+    );
+}
+
+async fn a_key_is_only_as_strong_as_its_owner_is_now(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_admin().await;
+    create_tenant(&app, "Acme", "acme", "#123456", None).await;
+    create_tenant(&app, "Globex", "globex", "#654321", None).await;
+    staff_member(&app, "sup@example.com", "support", Some("acme")).await;
+    let api = Api {
+        app: &app,
+        key: key_for(&app, "sup@example.com", &["all"], &[]).await,
+    };
+    assert_eq!(
+        api.get("/api/v1/tenants/acme/credentials").await.status(),
+        StatusCode::OK
+    );
+    problem(
+        api.get("/api/v1/tenants/globex/credentials").await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    // Support cannot be given what support does not hold.
+    let owner = users::by_email(&app.core, &Email::parse("sup@example.com").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let too_much = NewApiKey::parse("too much", &["manage_tenants".to_owned()], &owner);
+    let refused = api_keys::create(
+        &app.core,
+        &owner,
+        too_much.unwrap(),
+        Actor::Cli,
+        &RequestContext::default(),
+    )
+    .await;
+    assert!(refused.is_err());
+
+    // Removing the role narrows the key at once.
+    let id = user_id(&app, "sup@example.com").await;
+    let assignment = owner.roles[0].id.clone();
+    app.submit(
+        &format!("/admin/users/{id}"),
+        &format!("/admin/users/{id}/roles/{assignment}/revoke"),
+        &[],
+    )
+    .await;
+    problem(
+        api.get("/api/v1/tenants/acme/credentials").await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+}
+
+async fn the_openapi_document_lists_exactly_the_registered_api_routes(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let document: Value = app
+        .client
+        .get(app.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(document["openapi"].as_str().unwrap().starts_with("3.1"));
+    let schemes = &document["components"]["securitySchemes"];
+    assert!(schemes["bearer"].is_object() && schemes["api_key"].is_object());
+    let mut documented = BTreeSet::new();
+    for (path, operations) in document["paths"].as_object().unwrap() {
+        for method in operations.as_object().unwrap().keys() {
+            documented.insert(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    let registered: BTreeSet<String> = route_table()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/api/v1/") && r.access.is_key())
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(documented, registered);
+}
+
+async fn create_api_key_prints_only_the_key_and_records_it(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_admin().await;
+    let url = app.database_url.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        let dir = tempfile::tempdir().unwrap();
+        tokenbroker(&url, dir.path())
+            .args([
+                "create-api-key",
+                "--email",
+                ADMIN_EMAIL,
+                "--name",
+                "ci",
+                "--permission",
+                "enter_tenant",
+                "--permission",
+                "manage_tenants",
+                "--expires",
+                "30d",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let key = stdout.trim_end_matches('\n');
+    assert!(
+        key.starts_with("tba_live_") && !key.contains('\n'),
+        "{stdout:?}"
+    );
+    let api = Api {
+        app: &app,
+        key: key.to_owned(),
+    };
+    let me: Value = api.get("/api/v1/me").await.json().await.unwrap();
+    assert_eq!(me["permissions"], json!(["enter_tenant", "manage_tenants"]));
+    let created = app
+        .events()
+        .await
+        .into_iter()
+        .find(|e| e.event_type == "api_key_created")
+        .unwrap();
+    assert_eq!(created.actor_kind, "cli");
+    assert!(!created.details.contains(&key[9..]));
+}
+
+on_both_backends!(
+    a_support_script_approves_mints_and_revokes_through_the_console_use_cases,
+    tenants_and_scopes_are_managed_by_key,
+    tenant_lists_page_through_everything_the_key_may_see,
+    bad_keys_and_bad_bodies_get_problems_and_change_nothing,
+    a_key_is_only_as_strong_as_its_owner_is_now,
+    the_openapi_document_lists_exactly_the_registered_api_routes,
+    create_api_key_prints_only_the_key_and_records_it,
+);
