@@ -16,7 +16,6 @@ use crate::domain::email::Email;
 use crate::domain::events::{Actor, RequestContext};
 use crate::domain::password::{Password, PasswordService};
 use crate::domain::setup::{self, SetupError};
-use crate::domain::tenants;
 use crate::domain::users::{self, DisplayName, NewStaff};
 use crate::domain::{Core, audit};
 use crate::store::Store;
@@ -158,16 +157,7 @@ async fn create_api_key(settings: Settings, request: KeyRequest) -> anyhow::Resu
     if let Some(expires) = &request.expires {
         new = new.expiring_in(expires)?;
     }
-    if !request.tenants.is_empty() {
-        let mut ids = Vec::new();
-        for slug in &request.tenants {
-            let tenant = tenants::by_slug(&core, slug)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("--tenant: no tenant has the slug {slug:?}"))?;
-            ids.push(tenant.id);
-        }
-        new.tenants = Some(ids);
-    }
+    new = new.only_in(&core, &request.tenants).await?;
     let context = RequestContext::default();
     let (_, key) = api_keys::create(&core, &owner, new, Actor::Cli, &context).await?;
     println!("{}", key.expose_secret());

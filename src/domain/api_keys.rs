@@ -16,6 +16,7 @@ use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
 use crate::domain::ids::{TenantId, UserId, time_ordered_id};
 use crate::domain::rbac::{self, Permission};
 use crate::domain::secrets::SecretDigest;
+use crate::domain::tenants;
 use crate::domain::tokens::{self, SecretKind};
 use crate::domain::users::{User, UserStatus};
 use crate::store::StoreError;
@@ -114,12 +115,26 @@ impl NewApiKey {
         Ok(self)
     }
 
+    /// Limits the key to the tenants with these slugs (none given: no limit).
+    pub async fn only_in(mut self, core: &Core, slugs: &[String]) -> Result<Self, ApiKeyError> {
+        let mut ids = Vec::new();
+        for slug in slugs.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+            let tenant = tenants::by_slug(core, slug)
+                .await?
+                .ok_or_else(|| ApiKeyError::Invalid(format!("No tenant has the slug {slug:?}.")))?;
+            ids.push(tenant.id);
+        }
+        self.tenants = (!ids.is_empty()).then_some(ids);
+        Ok(self)
+    }
+
     pub fn only_from(mut self, networks: &[String]) -> Result<Self, ApiKeyError> {
         let parsed = networks
             .iter()
+            .map(|raw| raw.trim())
+            .filter(|raw| !raw.is_empty())
             .map(|raw| {
-                raw.trim()
-                    .parse::<IpNet>()
+                raw.parse::<IpNet>()
                     .or_else(|_| raw.trim().parse::<IpAddr>().map(IpNet::from))
                     .map_err(|_| ApiKeyError::Invalid(format!("{raw:?} is not a network (CIDR).")))
             })

@@ -94,6 +94,42 @@ impl Permission {
     pub fn parse(raw: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|p| p.as_str() == raw)
     }
+
+    /// What it allows, in a sentence (the API key form lists these).
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::EnterTenant => "Open a tenant's pages at all (`/t/{slug}/…`).",
+            Self::ManageTenants => {
+                "Create tenants, change their logo, suspend and reactivate them."
+            }
+            Self::SeeAllTenants => {
+                "See every tenant (the switcher lists all, not just assigned ones)."
+            }
+            Self::ViewStaff => "See the staff list and a staff member's roles.",
+            Self::ManageStaff => {
+                "Invite staff, grant and revoke roles, deactivate and reactivate accounts."
+            }
+            Self::ManageStaffSessions => "See any staff member's sessions and end them.",
+            Self::ManageScopes => "Keep the tenant's catalogue of API scopes.",
+            Self::ViewRequests => "See the tenant's access requests.",
+            Self::DecideRequests => "Approve or deny access requests.",
+            Self::ViewCredentials => "See grants and credentials.",
+            Self::MintCredentials => "Mint credentials under a grant.",
+            Self::RevokeCredentials => "Revoke credentials.",
+            Self::ViewKeys => "See the tenant's signing keys, their states and dates.",
+            Self::RotateKeys => "Rotate the tenant's signing key now.",
+            Self::ReplaceKeysInEmergency => {
+                "Request or approve dropping a key at once (always two different people)."
+            }
+            Self::ViewEvents => {
+                "Read the event log (held globally: every tenant's; in a tenant: that tenant's)."
+            }
+            Self::ViewAlerts => {
+                "See suspicious-activity alerts (globally: all; in a tenant: that tenant's)."
+            }
+            Self::ManageAlerts => "Acknowledge, resolve, assign and annotate alerts.",
+        }
+    }
 }
 
 /// The one role → permission table.

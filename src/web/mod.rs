@@ -3,6 +3,7 @@
 pub mod account;
 pub mod alerts;
 pub mod api;
+pub mod api_keys;
 pub mod assets;
 pub mod auth;
 pub mod authz;

@@ -14,8 +14,9 @@ use crate::web::authz::Access::{self, *};
 use crate::web::authz::{Rule, enforce};
 use crate::web::step_up::StepUp;
 use crate::web::{
-    account, alerts, assets, auth, credentials, dashboard, events, health, invitations, keys,
-    metrics, mfa, oauth, partner_pages, requests, session_pages, setup, staff, step_up, tenants,
+    account, alerts, api_keys, assets, auth, credentials, dashboard, events, health, invitations,
+    keys, metrics, mfa, oauth, partner_pages, requests, session_pages, setup, staff, step_up,
+    tenants,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -284,6 +285,17 @@ pub fn console(router: &mut Router<'_>) {
             "/account/password",
             SignedIn.with_step_up_reopening("Change your password"),
             account::password_post,
+        )
+        .get("/account/api-keys", SignedIn, api_keys::list_get)
+        .post(
+            "/account/api-keys",
+            SignedIn.with_step_up("Create an API key"),
+            api_keys::create_post,
+        )
+        .post(
+            "/account/api-keys/{id}/revoke",
+            SignedIn,
+            api_keys::revoke_post,
         )
         .get("/account/sessions", SignedIn, session_pages::mine_get)
         .post(

@@ -586,7 +586,113 @@ async fn create_api_key_prints_only_the_key_and_records_it(backend: Backend) {
     assert!(!created.details.contains(&key[9..]));
 }
 
+async fn a_person_makes_a_key_in_the_console_sees_it_once_and_revokes_it(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_admin().await;
+    create_tenant(&app, "Acme", "acme", "#123456", None).await;
+    let created = app
+        .submit(
+            "/account/api-keys",
+            "/account/api-keys",
+            &[
+                ("name", "onboarding script"),
+                ("expires_days", "30"),
+                ("permission", "enter_tenant"),
+                ("permission", "manage_scopes"),
+                ("tenants", "acme"),
+                ("networks", "127.0.0.0/8"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::OK);
+    let page = created.text().await.unwrap();
+    let key = text_of(&page, "#new-key").unwrap();
+    assert!(key.starts_with("tba_live_"));
+    let api = Api {
+        app: &app,
+        key: key.clone(),
+    };
+    let me: Value = api.get("/api/v1/me").await.json().await.unwrap();
+    assert_eq!(me["permissions"], json!(["enter_tenant", "manage_scopes"]));
+    assert_eq!(me["tenants"].as_array().unwrap().len(), 1);
+
+    let list = app.page_with_form("/account/api-keys").await;
+    assert!(!list.contains(&key), "the key is never shown again");
+    let row = text_of(&list, "#api-keys tbody tr").unwrap();
+    assert!(
+        row.contains("onboarding script") && row.contains("from 127.0.0.1"),
+        "{row}"
+    );
+    let revoke = scraper::Html::parse_document(&list)
+        .select(&scraper::Selector::parse("#api-keys form").unwrap())
+        .next()
+        .unwrap()
+        .value()
+        .attr("action")
+        .unwrap()
+        .to_owned();
+    assert_redirect_to(
+        &app.submit("/account/api-keys", &revoke, &[]).await,
+        "/account/api-keys?notice=revoked",
+    );
+    problem(api.get("/api/v1/me").await, StatusCode::UNAUTHORIZED).await;
+
+    // Nobody gives a key more than they hold.
+    let support = staff_member(&app, "sup@example.com", "support", Some("acme")).await;
+    let refused = support
+        .submit(
+            "/account/api-keys",
+            "/account/api-keys",
+            &[
+                ("name", "escalate"),
+                ("expires_days", "30"),
+                ("permission", "manage_tenants"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        text_of(&refused.text().await.unwrap(), "p.alert")
+            .unwrap()
+            .contains("manage_tenants")
+    );
+}
+
+async fn a_key_from_outside_its_networks_is_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_admin().await;
+    let email = Email::parse(ADMIN_EMAIL).unwrap();
+    let owner = users::by_email(&app.core, &email).await.unwrap().unwrap();
+    let new = NewApiKey::parse("office only", &["all".to_owned()], &owner)
+        .unwrap()
+        .only_from(&["203.0.113.0/24".to_owned()])
+        .unwrap();
+    let (_, key) = api_keys::create(
+        &app.core,
+        &owner,
+        new,
+        Actor::Cli,
+        &RequestContext::default(),
+    )
+    .await
+    .unwrap();
+    let api = Api {
+        app: &app,
+        key: secrecy::ExposeSecret::expose_secret(&key).to_owned(),
+    };
+    problem(api.get("/api/v1/me").await, StatusCode::UNAUTHORIZED).await;
+    let refusal = app
+        .events()
+        .await
+        .into_iter()
+        .find(|e| e.event_type == "api_key_refused")
+        .unwrap();
+    assert!(refusal.details.contains("network"), "{}", refusal.details);
+}
+
 on_both_backends!(
+    a_person_makes_a_key_in_the_console_sees_it_once_and_revokes_it,
+    a_key_from_outside_its_networks_is_refused,
     a_support_script_approves_mints_and_revokes_through_the_console_use_cases,
     tenants_and_scopes_are_managed_by_key,
     tenant_lists_page_through_everything_the_key_may_see,
