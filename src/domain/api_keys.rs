@@ -242,7 +242,8 @@ pub struct ApiCaller {
 
 impl ApiCaller {
     /// The key names the permission, the tenant is within the key's tenants, and the owner's roles
-    /// allow it now.
+    /// allow it now. Entering a tenant is visibility, not an action: a key sees the tenants its
+    /// owner may enter (within its tenant limit) whatever permissions it names.
     pub fn may(&self, permission: Permission, tenant: Option<TenantId>) -> bool {
         let tenant_allowed = match (&self.tenants, tenant) {
             (None, _) => true,
@@ -250,9 +251,8 @@ impl ApiCaller {
             // A key limited to some tenants acts in those only, never globally.
             (Some(_), None) => false,
         };
-        tenant_allowed
-            && self.permissions.contains(&permission)
-            && rbac::may(&self.owner, permission, tenant)
+        let named = permission == Permission::EnterTenant || self.permissions.contains(&permission);
+        tenant_allowed && named && rbac::may(&self.owner, permission, tenant)
     }
 
     /// What the events of this caller's actions carry: the owner acts, through this key.

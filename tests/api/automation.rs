@@ -10,8 +10,10 @@ use serde_json::{Value, json};
 use tokenbroker::domain::api_keys::{self, NewApiKey};
 use tokenbroker::domain::email::Email;
 use tokenbroker::domain::events::{Actor, RequestContext};
+use tokenbroker::domain::rbac::{Permission, may};
 use tokenbroker::domain::tenants;
 use tokenbroker::domain::users;
+use tokenbroker::web::authz::Access;
 use tokenbroker::web::routes::route_table;
 
 use crate::cli::tokenbroker;
@@ -701,3 +703,181 @@ on_both_backends!(
     the_openapi_document_lists_exactly_the_registered_api_routes,
     create_api_key_prints_only_the_key_and_records_it,
 );
+
+/// What a key may do, computed here from the role table and the key's own limits (not by the
+/// server's code), for the matrix below.
+struct KeyActor {
+    name: &'static str,
+    key: String,
+    owner: tokenbroker::domain::users::User,
+    permissions: Option<Vec<Permission>>,
+    tenants: Option<Vec<tokenbroker::domain::ids::TenantId>>,
+}
+
+impl KeyActor {
+    fn allows(
+        &self,
+        permission: Permission,
+        tenant: Option<tokenbroker::domain::ids::TenantId>,
+    ) -> bool {
+        let in_limit = match (&self.tenants, tenant) {
+            (None, _) => true,
+            (Some(only), Some(t)) => only.contains(&t),
+            (Some(_), None) => false,
+        };
+        let named = permission == Permission::EnterTenant
+            || self
+                .permissions
+                .as_ref()
+                .is_none_or(|p| p.contains(&permission));
+        in_limit && named && may(&self.owner, permission, tenant)
+    }
+
+    fn expected(
+        &self,
+        access: Access,
+        tenant: Option<tokenbroker::domain::ids::TenantId>,
+    ) -> StatusClass {
+        match access {
+            Access::AnyKey => StatusClass::Allowed,
+            Access::Key(p) if self.allows(p, None) => StatusClass::Allowed,
+            Access::Key(_) => StatusClass::Forbidden,
+            Access::KeyInTenant(_) if !self.allows(Permission::EnterTenant, tenant) => {
+                StatusClass::NotFound
+            }
+            Access::KeyInTenant(p) if self.allows(p, tenant) => StatusClass::Allowed,
+            Access::KeyInTenant(_) => StatusClass::Forbidden,
+            _ => StatusClass::Allowed,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StatusClass {
+    Allowed,
+    Forbidden,
+    NotFound,
+    Unauthenticated,
+}
+
+fn class_of(status: StatusCode) -> StatusClass {
+    match status {
+        StatusCode::UNAUTHORIZED => StatusClass::Unauthenticated,
+        StatusCode::FORBIDDEN => StatusClass::Forbidden,
+        StatusCode::NOT_FOUND => StatusClass::NotFound,
+        _ => StatusClass::Allowed,
+    }
+}
+
+async fn every_api_route_answers_every_key_as_its_rule_says(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_admin().await;
+    create_tenant(&app, "Acme", "acme", "#123456", None).await;
+    create_tenant(&app, "Globex", "globex", "#654321", None).await;
+    staff_member(&app, "sec@example.com", "security", None).await;
+    staff_member(&app, "sup@example.com", "support", Some("acme")).await;
+    staff_member(&app, "ta@example.com", "tenant_admin", Some("acme")).await;
+    let owner = |email: &'static str| {
+        let app = &app;
+        async move {
+            users::by_email(&app.core, &Email::parse(email).unwrap())
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let acme = tenants::by_slug(&app.core, "acme")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let globex = tenants::by_slug(&app.core, "globex")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let mut actors = Vec::new();
+    for (name, email) in [
+        ("superadmin", ADMIN_EMAIL),
+        ("security", "sec@example.com"),
+        ("support@acme", "sup@example.com"),
+        ("tenant_admin@acme", "ta@example.com"),
+    ] {
+        actors.push(KeyActor {
+            name,
+            key: key_for(&app, email, &["all"], &[]).await,
+            owner: owner(email).await,
+            permissions: None,
+            tenants: None,
+        });
+    }
+    actors.push(KeyActor {
+        name: "superadmin key for view_credentials only",
+        key: key_for(&app, ADMIN_EMAIL, &["view_credentials"], &[]).await,
+        owner: owner(ADMIN_EMAIL).await,
+        permissions: Some(vec![Permission::ViewCredentials]),
+        tenants: None,
+    });
+    actors.push(KeyActor {
+        name: "superadmin key for acme only",
+        key: key_for(&app, ADMIN_EMAIL, &["all"], &["acme"]).await,
+        owner: owner(ADMIN_EMAIL).await,
+        permissions: None,
+        tenants: Some(vec![acme]),
+    });
+
+    let table: Vec<_> = route_table()
+        .into_iter()
+        .filter(|r| r.access.is_key())
+        .collect();
+    assert!(table.len() >= 17, "{} API routes", table.len());
+    let mut failures = Vec::new();
+    let mut calls = 0;
+    for route in &table {
+        let scopes = if route.path.contains("{tenant}") {
+            vec![Some(("acme", acme)), Some(("globex", globex))]
+        } else {
+            vec![None]
+        };
+        for scope in scopes {
+            let mut path = route.path.to_owned();
+            if let Some((slug, _)) = scope {
+                path = path.replace("{tenant}", slug);
+            }
+            let unknown_id = path.contains("{id}");
+            path = path.replace("{id}", "00000000-0000-4000-8000-000000000000");
+            for actor in &actors {
+                let method = reqwest::Method::from_bytes(route.method.as_str().as_bytes()).unwrap();
+                let mut request = app
+                    .client
+                    .request(method.clone(), app.url(&path))
+                    .bearer_auth(&actor.key);
+                if method == reqwest::Method::POST {
+                    request = request.json(&json!({}));
+                }
+                let status = request.send().await.unwrap().status();
+                calls += 1;
+                let observed = class_of(status);
+                let expected = actor.expected(route.access, scope.map(|(_, id)| id));
+                let acceptable = observed == expected
+                    || (expected == StatusClass::Allowed
+                        && observed == StatusClass::NotFound
+                        && unknown_id);
+                if !acceptable || status.is_server_error() {
+                    failures.push(format!(
+                        "{} {path} as {}: expected {expected:?}, got {status}",
+                        route.method, actor.name
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {calls} calls disagree with the route table:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+on_both_backends!(every_api_route_answers_every_key_as_its_rule_says);
