@@ -129,8 +129,9 @@ pub fn no_extra_routes(_: &mut Router<'_>) {}
 
 /// The automation API: keys, never cookies (it sits outside the session scope), JSON in and out.
 fn automation_api(router: &mut Router<'_>) {
-    use crate::web::api::{credentials, me, openapi, requests, scopes, tenants};
+    use crate::web::api::{credentials, docs, me, openapi, requests, scopes, tenants};
     router
+        .get("/api/docs", Public, docs::page)
         .get("/api/v1/openapi.json", Public, openapi::document)
         .get("/api/v1/me", AnyKey, me::get)
         .get("/api/v1/tenants", AnyKey, tenants::list)

@@ -536,6 +536,42 @@ async fn the_openapi_document_lists_exactly_the_registered_api_routes(backend: B
     assert_eq!(documented, registered);
 }
 
+async fn the_reference_page_documents_every_operation_from_the_console_itself(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let page = app.client.get(app.url("/api/docs")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self'") || csp.contains("default-src 'self'"),
+        "{csp}"
+    );
+    let html = page.text().await.unwrap();
+    let document = scraper::Html::parse_document(&html);
+    let scripts = scraper::Selector::parse("script[src], link[href]").unwrap();
+    for element in document.select(&scripts) {
+        let source = element
+            .value()
+            .attr("src")
+            .or(element.value().attr("href"))
+            .unwrap();
+        assert!(
+            source.starts_with('/'),
+            "{source} is not served by the console"
+        );
+    }
+    let headings = all_text_of(&html, "article.operation h3");
+    let registered: BTreeSet<String> = route_table()
+        .into_iter()
+        .filter(|r| r.access.is_key())
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(headings.into_iter().collect::<BTreeSet<_>>(), registered);
+    assert!(html.contains("id=\"schema-NewTenantBody\""));
+}
+
 async fn create_api_key_prints_only_the_key_and_records_it(backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_admin().await;
@@ -701,6 +737,7 @@ on_both_backends!(
     bad_keys_and_bad_bodies_get_problems_and_change_nothing,
     a_key_is_only_as_strong_as_its_owner_is_now,
     the_openapi_document_lists_exactly_the_registered_api_routes,
+    the_reference_page_documents_every_operation_from_the_console_itself,
     create_api_key_prints_only_the_key_and_records_it,
 );
 

@@ -37,6 +37,7 @@ impl From<Grant> for GrantBody {
     }
 }
 
+/// One grant.
 #[utoipa::path(
     get,
     path = "/api/v1/tenants/{tenant}/grants/{id}",
@@ -112,6 +113,7 @@ pub struct CredentialQuery {
     pub cursor: Option<String>,
 }
 
+/// The tenant's credentials, newest first, with the console's filters.
 #[utoipa::path(
     get,
     path = "/api/v1/tenants/{tenant}/credentials",
@@ -171,6 +173,7 @@ pub struct Minted {
     pub delivery: String,
 }
 
+/// Mints a credential under a grant; the partner gets a one-time retrieval link by e-mail.
 #[utoipa::path(
     post,
     path = "/api/v1/tenants/{tenant}/grants/{id}/credentials",
@@ -219,6 +222,7 @@ pub struct Revoked {
     pub revoked_now: bool,
 }
 
+/// Revokes a credential at once.
 #[utoipa::path(
     post,
     path = "/api/v1/tenants/{tenant}/credentials/{id}/revoke",

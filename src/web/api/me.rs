@@ -20,6 +20,7 @@ pub struct Me {
     pub tenants: Option<Vec<String>>,
 }
 
+/// Who the key acts as, what it may do and where.
 #[utoipa::path(
     get,
     path = "/api/v1/me",

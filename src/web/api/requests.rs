@@ -61,6 +61,7 @@ pub struct RequestFilter {
 /// The newest requests the console's queue shows.
 const LIST_SIZE: i64 = 200;
 
+/// The tenant's access requests, newest first.
 #[utoipa::path(
     get,
     path = "/api/v1/tenants/{tenant}/requests",
@@ -96,6 +97,7 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(RequestList { items }))
 }
 
+/// One access request.
 #[utoipa::path(
     get,
     path = "/api/v1/tenants/{tenant}/requests/{id}",
@@ -133,6 +135,7 @@ pub struct Approved {
     pub grant_id: String,
 }
 
+/// Approves a pending request, creating a grant.
 #[utoipa::path(
     post,
     path = "/api/v1/tenants/{tenant}/requests/{id}/approve",
@@ -179,6 +182,7 @@ pub struct DenialBody {
     pub reason: String,
 }
 
+/// Denies a pending request; the partner is told the reason.
 #[utoipa::path(
     post,
     path = "/api/v1/tenants/{tenant}/requests/{id}/deny",

@@ -32,6 +32,7 @@ pub struct ScopeList {
     pub items: Vec<ScopeBody>,
 }
 
+/// The tenant's scope catalogue, by name.
 #[utoipa::path(
     get,
     path = "/api/v1/tenants/{tenant}/scopes",
@@ -60,6 +61,7 @@ pub struct NewScopeBody {
     pub description: String,
 }
 
+/// Adds a scope partners may request.
 #[utoipa::path(
     post,
     path = "/api/v1/tenants/{tenant}/scopes",
@@ -92,6 +94,7 @@ pub async fn add(
     Ok(HttpResponse::Created().json(ScopeBody::from(scope)))
 }
 
+/// Removes a scope from the catalogue (grants that hold it keep it).
 #[utoipa::path(
     delete,
     path = "/api/v1/tenants/{tenant}/scopes/{id}",

@@ -44,6 +44,7 @@ pub struct TenantSearch {
     pub q: Option<String>,
 }
 
+/// Tenants the key may act in, by name; search with `q`.
 #[utoipa::path(
     get,
     path = "/api/v1/tenants",
@@ -101,6 +102,7 @@ pub async fn list(
     }))
 }
 
+/// One tenant.
 #[utoipa::path(
     get,
     path = "/api/v1/tenants/{tenant}",
@@ -133,6 +135,7 @@ fn field_error(field: &str, error: impl ToString) -> ApiError {
     }
 }
 
+/// Creates a tenant.
 #[utoipa::path(
     post,
     path = "/api/v1/tenants",
@@ -176,6 +179,7 @@ pub struct SuspendBody {
     pub confirm_slug: String,
 }
 
+/// Suspends a tenant: every credential and token of it stops working at once.
 #[utoipa::path(
     post,
     path = "/api/v1/tenants/{tenant}/suspend",
@@ -209,6 +213,7 @@ pub async fn suspend(
     changed(&core, &tenant).await
 }
 
+/// Reactivates a suspended tenant.
 #[utoipa::path(
     post,
     path = "/api/v1/tenants/{tenant}/reactivate",
