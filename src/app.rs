@@ -215,6 +215,9 @@ fn http_server(
     let absolute = CookieDuration::try_from(settings.session_absolute_timeout)
         .context("session_absolute_timeout is out of range")?;
     let core_data = web::Data::new(core);
+    let api_limits = web::Data::new(crate::web::api::ApiLimits {
+        per_minute: settings.api_rate_limit,
+    });
     let metrics_access = web::Data::new(crate::web::metrics::MetricsAccess {
         token: settings.metrics_token.clone(),
     });
@@ -240,6 +243,7 @@ fn http_server(
         App::new()
             .app_data(core_data.clone())
             .app_data(metrics_access.clone())
+            .app_data(api_limits.clone())
             .app_data(PayloadConfig::new(FORM_LIMIT_BYTES))
             .app_data(
                 JsonConfig::default()

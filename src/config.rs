@@ -110,6 +110,8 @@ struct RawSettings {
     /// Run the periodic jobs (sweeps, sealing, detectors, outbox, key schedule, reconciliation) on
     /// their timers. Off, they run only when asked to (tests run them explicitly).
     background_jobs: bool,
+    /// Requests per minute one automation key may make, counted across every instance.
+    api_rate_limit: u32,
 }
 
 impl Default for RawSettings {
@@ -147,6 +149,7 @@ impl Default for RawSettings {
             detector_client_failures: 20,
             impossible_travel_window: Duration::from_secs(2 * 3600),
             background_jobs: true,
+            api_rate_limit: 600,
         }
     }
 }
@@ -178,6 +181,7 @@ pub struct Settings {
     pub metrics_token: Option<SecretString>,
     pub event_retention: Duration,
     pub background_jobs: bool,
+    pub api_rate_limit: u32,
 }
 
 impl Settings {
@@ -224,6 +228,12 @@ impl Settings {
             )
         })?;
         let public_url = parse_public_url(&raw.public_url)?;
+        if raw.api_rate_limit == 0 {
+            return Err(invalid(
+                "api_rate_limit",
+                "must be at least 1 request a minute",
+            ));
+        }
         if raw.data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "must not be empty"));
         }
@@ -330,6 +340,7 @@ impl Settings {
                 .filter(|t| !t.trim().is_empty())
                 .map(SecretString::from),
             background_jobs: raw.background_jobs,
+            api_rate_limit: raw.api_rate_limit,
         })
     }
 

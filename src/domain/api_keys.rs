@@ -261,6 +261,45 @@ impl ApiCaller {
     }
 }
 
+/// Where a key stands against its per-minute budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateBudget {
+    pub limit: u32,
+    pub remaining: u32,
+    /// Seconds until the window ends and the budget is full again.
+    pub reset_secs: u64,
+}
+
+impl RateBudget {
+    pub fn exhausted(&self) -> bool {
+        self.remaining == 0 && self.reset_secs > 0
+    }
+}
+
+/// Counts one request of the key against `per_minute`, across every instance (the count lives in
+/// the database). The request that would exceed the budget gets `remaining` 0.
+pub async fn spend(
+    core: &Core,
+    caller: &ApiCaller,
+    per_minute: u32,
+) -> Result<(RateBudget, bool), StoreError> {
+    const WINDOW_MS: Millis = 60_000;
+    let now = core.clock.now_ms();
+    let (count, started) = core
+        .store
+        .count_in_window(&format!("api_rate:{}", caller.key_id), now, WINDOW_MS)
+        .await?;
+    let used = u32::try_from(count).unwrap_or(u32::MAX);
+    let budget = RateBudget {
+        limit: per_minute,
+        remaining: per_minute.saturating_sub(used),
+        reset_secs: u64::try_from((started + WINDOW_MS - now).max(0))
+            .unwrap_or(0)
+            .div_ceil(1000),
+    };
+    Ok((budget, used <= per_minute))
+}
+
 /// Why a presented key was refused. Every reason gets the same 401 (a guesser learns nothing),
 /// except throttling, which is 429.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

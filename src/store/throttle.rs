@@ -40,6 +40,31 @@ impl Store {
         Ok(row.map_or(0, |(failures,)| failures))
     }
 
+    /// Counts one request in a fixed window of `window` ms that starts with the first request after
+    /// the previous window ended; returns the count so far and when the window started.
+    pub async fn count_in_window(
+        &self,
+        key: &str,
+        now: Millis,
+        window: Millis,
+    ) -> Result<(i64, Millis), StoreError> {
+        Ok(sqlx::query_as(
+            "INSERT INTO login_throttle (throttle_key, failures, window_started_at, locked_until, updated_at) \
+             VALUES ($1, 1, $2, NULL, $2) \
+             ON CONFLICT (throttle_key) DO UPDATE SET \
+               failures = CASE WHEN login_throttle.window_started_at <= $3 THEN 1 ELSE login_throttle.failures + 1 END, \
+               window_started_at = CASE WHEN login_throttle.window_started_at <= $3 THEN $2 \
+                                        ELSE login_throttle.window_started_at END, \
+               updated_at = $2 \
+             RETURNING failures, window_started_at",
+        )
+        .bind(key)
+        .bind(now)
+        .bind(now - window)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
     /// Counts one failure atomically (a window older than `window_start` starts over) and returns
     /// the failures now in the window.
     pub async fn count_failure(

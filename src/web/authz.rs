@@ -6,18 +6,19 @@
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use std::future::{Ready, ready};
 
 use crate::domain::Core;
-use crate::domain::api_keys;
+use crate::domain::api_keys::{self, RateBudget};
 use crate::domain::ids::TenantId;
 use crate::domain::rbac::{Permission, may};
 use crate::domain::sessions::AuthLevel;
 use crate::domain::tenants::{self, Tenant};
 use crate::domain::users::User;
-use crate::web::api::ApiError;
+use crate::web::api::{ApiError, ApiLimits};
 use crate::web::error::WebError;
 use crate::web::extractors::request_context;
 use crate::web::extractors::{CurrentUser, SignedIn};
@@ -175,11 +176,30 @@ pub async fn enforce(
     } else {
         admit(rule, &mut req).await.map_err(actix_web::Error::from)
     };
-    match admitted {
-        Ok(None) => Ok(next.call(req).await?.map_into_left_body()),
-        Ok(Some(step_up_redirect)) => Ok(req.into_response(step_up_redirect).map_into_right_body()),
-        Err(error) => Ok(req.error_response(error).map_into_right_body()),
+    let response = match admitted {
+        Ok(None) => next.call(req).await?.map_into_left_body(),
+        Ok(Some(step_up_redirect)) => req.into_response(step_up_redirect).map_into_right_body(),
+        Err(error) => req.error_response(error).map_into_right_body(),
+    };
+    Ok(with_rate_headers(response))
+}
+
+/// An API key's budget on every answer it gets (RateLimit-* as in the IETF draft), 429s included.
+fn with_rate_headers<B>(mut response: ServiceResponse<B>) -> ServiceResponse<B> {
+    let budget = response.request().extensions().get::<RateBudget>().copied();
+    if let Some(budget) = budget {
+        let headers = response.headers_mut();
+        for (name, value) in [
+            ("ratelimit-limit", budget.limit.to_string()),
+            ("ratelimit-remaining", budget.remaining.to_string()),
+            ("ratelimit-reset", budget.reset_secs.to_string()),
+        ] {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(HeaderName::from_static(name), value);
+            }
+        }
     }
+    response
 }
 
 /// The API's door: the key from `Authorization: Bearer` or `x-api-key` (cookies are never read),
@@ -192,6 +212,16 @@ async fn admit_key(access: Access, req: &mut ServiceRequest) -> Result<(), ApiEr
     let presented = presented_key(req.request());
     let context = request_context(req.request());
     let caller = api_keys::authenticate(&core, presented.as_deref(), &context).await?;
+    let per_minute = req
+        .app_data::<web::Data<ApiLimits>>()
+        .map_or(600, |limits| limits.per_minute);
+    let (budget, within) = api_keys::spend(&core, &caller, per_minute).await?;
+    req.extensions_mut().insert(budget);
+    if !within {
+        return Err(ApiError::RateLimited {
+            retry_after: budget.reset_secs.max(1),
+        });
+    }
     let tenant = match access {
         Access::KeyInTenant(_) => {
             let slug = req.match_info().get("tenant").ok_or(ApiError::NotFound)?;

@@ -572,6 +572,37 @@ async fn the_reference_page_documents_every_operation_from_the_console_itself(ba
     assert!(html.contains("id=\"schema-NewTenantBody\""));
 }
 
+async fn each_key_has_its_own_budget_per_minute(backend: Backend) {
+    let app = spawn_app_with(backend, |settings| settings.api_rate_limit = 3).await;
+    app.create_admin().await;
+    let busy = Api {
+        app: &app,
+        key: key_for(&app, ADMIN_EMAIL, &["all"], &[]).await,
+    };
+    let other = Api {
+        app: &app,
+        key: key_for(&app, ADMIN_EMAIL, &["all"], &[]).await,
+    };
+    for remaining in ["2", "1", "0"] {
+        let ok = busy.get("/api/v1/me").await;
+        assert_eq!(ok.status(), StatusCode::OK);
+        assert_eq!(ok.headers()["ratelimit-limit"], "3");
+        assert_eq!(ok.headers()["ratelimit-remaining"], remaining);
+    }
+    let limited = busy.get("/api/v1/me").await;
+    let retry_after: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert_eq!(limited.headers()["ratelimit-remaining"], "0");
+    problem(limited, StatusCode::TOO_MANY_REQUESTS).await;
+    assert_eq!(other.get("/api/v1/me").await.status(), StatusCode::OK);
+    app.clock.advance(Duration::from_secs(61));
+    assert_eq!(busy.get("/api/v1/me").await.status(), StatusCode::OK);
+}
+
 async fn create_api_key_prints_only_the_key_and_records_it(backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_admin().await;
@@ -737,6 +768,7 @@ on_both_backends!(
     bad_keys_and_bad_bodies_get_problems_and_change_nothing,
     a_key_is_only_as_strong_as_its_owner_is_now,
     the_openapi_document_lists_exactly_the_registered_api_routes,
+    each_key_has_its_own_budget_per_minute,
     the_reference_page_documents_every_operation_from_the_console_itself,
     create_api_key_prints_only_the_key_and_records_it,
 );

@@ -27,6 +27,12 @@ pub mod tenants;
 
 pub use problem::ApiError;
 
+/// The per-key request budget (`api_rate_limit`).
+#[derive(Debug, Clone, Copy)]
+pub struct ApiLimits {
+    pub per_minute: u32,
+}
+
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 500;
 
