@@ -8,6 +8,7 @@ pub mod email;
 pub mod event_log;
 pub mod events;
 pub mod geo;
+pub mod idempotency;
 pub mod ids;
 pub mod keys;
 pub mod oauth;

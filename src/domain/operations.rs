@@ -60,6 +60,7 @@ pub async fn sweep(core: &Core) -> Result<u64, StoreError> {
     let sessions = core.store.sweep_sessions(now).await?;
     let links = core.store.sweep_setup_tokens(now).await?;
     crate::domain::partners::sweep(core).await?;
+    crate::domain::idempotency::sweep(core, now).await?;
     core.store
         .prune_revocations(now - REVOCATION_KEEP_MS)
         .await?;

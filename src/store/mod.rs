@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod api_keys;
 pub mod chain;
 pub mod events;
+pub mod idempotency;
 pub mod issued_tokens;
 pub mod keys;
 pub mod listener;

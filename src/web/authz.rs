@@ -18,7 +18,7 @@ use crate::domain::rbac::{Permission, may};
 use crate::domain::sessions::AuthLevel;
 use crate::domain::tenants::{self, Tenant};
 use crate::domain::users::User;
-use crate::web::api::{ApiError, ApiLimits};
+use crate::web::api::{ApiError, ApiLimits, idempotency};
 use crate::web::error::WebError;
 use crate::web::extractors::request_context;
 use crate::web::extractors::{CurrentUser, SignedIn};
@@ -176,10 +176,15 @@ pub async fn enforce(
     } else {
         admit(rule, &mut req).await.map_err(actix_web::Error::from)
     };
+    let idempotent = rule.access.is_key() && req.method() == actix_web::http::Method::POST;
     let response = match admitted {
-        Ok(None) => next.call(req).await?.map_into_left_body(),
-        Ok(Some(step_up_redirect)) => req.into_response(step_up_redirect).map_into_right_body(),
-        Err(error) => req.error_response(error).map_into_right_body(),
+        Ok(None) => match idempotent.then(|| idempotency::key_of(&req)).flatten() {
+            None => next.call(req).await?.map_into_boxed_body(),
+            Some(Ok(key)) => idempotency::run_once(key, req, next).await?,
+            Some(Err(error)) => req.error_response(error).map_into_boxed_body(),
+        },
+        Ok(Some(step_up_redirect)) => req.into_response(step_up_redirect).map_into_boxed_body(),
+        Err(error) => req.error_response(error).map_into_boxed_body(),
     };
     Ok(with_rate_headers(response))
 }

@@ -603,6 +603,57 @@ async fn each_key_has_its_own_budget_per_minute(backend: Backend) {
     assert_eq!(busy.get("/api/v1/me").await.status(), StatusCode::OK);
 }
 
+async fn a_retried_create_with_its_idempotency_key_creates_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_admin().await;
+    let api = Api {
+        app: &app,
+        key: key_for(&app, ADMIN_EMAIL, &["all"], &[]).await,
+    };
+    let create = |key: &'static str, body: Value| {
+        api.request(reqwest::Method::POST, "/api/v1/tenants")
+            .header("Idempotency-Key", key)
+            .json(&body)
+            .send()
+    };
+    let tenant = json!({ "name": "Initech", "slug": "initech" });
+    let first = create("create-initech-1", tenant.clone()).await.unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first: Value = first.json().await.unwrap();
+    let retry = create("create-initech-1", tenant.clone()).await.unwrap();
+    assert_eq!(retry.status(), StatusCode::CREATED);
+    assert_eq!(retry.headers()["idempotent-replayed"], "true");
+    assert_eq!(retry.json::<Value>().await.unwrap(), first);
+    let created = app
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e.event_type == "tenant_created")
+        .count();
+    assert_eq!(created, 1, "one tenant, however often the script retries");
+
+    let reused = create(
+        "create-initech-1",
+        json!({ "name": "Other", "slug": "other" }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        problem(reused, StatusCode::UNPROCESSABLE_ENTITY).await["field"],
+        "Idempotency-Key"
+    );
+    assert!(
+        tenants::by_slug(&app.core, "other")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Without the header the second create is a conflict, as it should be.
+    let again = api.post("/api/v1/tenants", tenant).await;
+    problem(again, StatusCode::CONFLICT).await;
+}
+
 async fn create_api_key_prints_only_the_key_and_records_it(backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_admin().await;
@@ -769,6 +820,7 @@ on_both_backends!(
     a_key_is_only_as_strong_as_its_owner_is_now,
     the_openapi_document_lists_exactly_the_registered_api_routes,
     each_key_has_its_own_budget_per_minute,
+    a_retried_create_with_its_idempotency_key_creates_once,
     the_reference_page_documents_every_operation_from_the_console_itself,
     create_api_key_prints_only_the_key_and_records_it,
 );
