@@ -233,6 +233,24 @@ impl Cursor {
     }
 }
 
+/// The typed filter, resolved: within one tenant when `forced` (a tenant's own log), otherwise
+/// the tenant a typed slug names, which must exist.
+pub async fn resolve(
+    core: &Core,
+    raw: &RawFilter,
+    forced: Option<TenantId>,
+) -> Result<EventFilter, FilterError> {
+    let tenant = match (forced, raw.tenant.trim()) {
+        (Some(tenant), _) => Some(tenant),
+        (None, "") => None,
+        (None, slug) => match crate::domain::tenants::by_slug(core, slug).await {
+            Ok(Some(tenant)) => Some(tenant.id),
+            _ => return Err(bad("tenant", "no tenant has this slug")),
+        },
+    };
+    raw.parse(tenant)
+}
+
 /// One page of events matching `filter`, newest first, strictly older (or newer) than the cursor.
 pub async fn search(
     core: &Core,

@@ -12,9 +12,7 @@ use futures_util::stream;
 use serde::Deserialize;
 
 use crate::clock::format_utc;
-use crate::domain::event_log::{
-    self, ActorKind, Cursor, EventFilter, FilterError, PAGE_SIZE, RawFilter,
-};
+use crate::domain::event_log::{self, ActorKind, Cursor, EventFilter, PAGE_SIZE, RawFilter};
 use crate::domain::events::{EventRecord, EventType};
 use crate::domain::ids::TenantId;
 use crate::domain::tenants;
@@ -194,28 +192,6 @@ fn format_utc_seconds(ms: i64) -> String {
         .unwrap_or_else(|| format_utc(ms))
 }
 
-/// Resolves the typed filter; on the global page a typed tenant slug must exist.
-async fn filter_of(
-    core: &Core,
-    raw: &RawFilter,
-    forced: Option<TenantId>,
-) -> Result<EventFilter, FilterError> {
-    let tenant = match (forced, raw.tenant.trim()) {
-        (Some(tenant), _) => Some(tenant),
-        (None, "") => None,
-        (None, slug) => match tenants::by_slug(core, slug).await {
-            Ok(Some(tenant)) => Some(tenant.id),
-            _ => {
-                return Err(FilterError {
-                    field: "tenant",
-                    problem: "no tenant has this slug",
-                });
-            }
-        },
-    };
-    raw.parse(tenant)
-}
-
 async fn log_page(
     core: &Core,
     nav: Nav,
@@ -248,7 +224,7 @@ async fn log_page(
         actors: ActorKind::ALL.iter().map(|k| k.as_str()).collect(),
         filter: query.filter.clone(),
     };
-    let filter = match filter_of(core, &query.filter, forced).await {
+    let filter = match event_log::resolve(core, &query.filter, forced).await {
         Ok(filter) => filter,
         Err(error) => {
             view.error = Some(error.to_string());
@@ -376,9 +352,11 @@ async fn export(
         "jsonl" => Format::JsonLines,
         _ => return Err(WebError::BadRequest("Choose format=csv or format=jsonl.")),
     };
-    let filter = filter_of(&core, &query.filter, forced).await.map_err(|_| {
-        WebError::BadRequest("The filter is not valid; open the event log to see why.")
-    })?;
+    let filter = event_log::resolve(&core, &query.filter, forced)
+        .await
+        .map_err(|_| {
+            WebError::BadRequest("The filter is not valid; open the event log to see why.")
+        })?;
     let header = match format {
         Format::Csv => csv_line(&[
             "occurred_at",

@@ -129,7 +129,7 @@ pub fn no_extra_routes(_: &mut Router<'_>) {}
 
 /// The automation API: keys, never cookies (it sits outside the session scope), JSON in and out.
 fn automation_api(router: &mut Router<'_>) {
-    use crate::web::api::{credentials, docs, me, openapi, requests, scopes, tenants};
+    use crate::web::api::{credentials, docs, events, me, openapi, requests, scopes, tenants};
     router
         .get("/api/docs", Public, docs::page)
         .get("/api/v1/openapi.json", Public, openapi::document)
@@ -205,6 +205,12 @@ fn automation_api(router: &mut Router<'_>) {
             "/api/v1/tenants/{tenant}/credentials/{id}/revoke",
             KeyInTenant(RevokeCredentials),
             credentials::revoke,
+        )
+        .get("/api/v1/events", Key(ViewEvents), events::list)
+        .get(
+            "/api/v1/tenants/{tenant}/events",
+            KeyInTenant(ViewEvents),
+            events::tenant_list,
         );
 }
 

@@ -654,6 +654,60 @@ async fn a_retried_create_with_its_idempotency_key_creates_once(backend: Backend
     problem(again, StatusCode::CONFLICT).await;
 }
 
+async fn the_event_log_pages_by_cursor_with_the_consoles_filters(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_admin().await;
+    for slug in ["acme", "globex", "initech"] {
+        create_tenant(&app, slug, slug, "#123456", None).await;
+    }
+    let api = Api {
+        app: &app,
+        key: key_for(&app, ADMIN_EMAIL, &["all"], &[]).await,
+    };
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/events?type=tenant_created&limit=2".to_owned();
+    loop {
+        let page: Value = api.get(&path).await.json().await.unwrap();
+        for event in page["items"].as_array().unwrap() {
+            assert_eq!(event["type"], "tenant_created");
+            assert!(event["details"].is_object());
+            seen.push(event["id"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(cursor) => {
+                path = format!("/api/v1/events?type=tenant_created&limit=2&cursor={cursor}");
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 3, "every tenant_created once: {seen:?}");
+    let acme: Value = api
+        .get("/api/v1/tenants/acme/events?type=tenant_created")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(acme["items"].as_array().unwrap().len(), 1);
+    let bad = api.get("/api/v1/events?from=yesterday").await;
+    assert_eq!(
+        problem(bad, StatusCode::UNPROCESSABLE_ENTITY).await["field"],
+        "from"
+    );
+    let support_key = {
+        staff_member(&app, "sup@example.com", "support", Some("acme")).await;
+        key_for(&app, "sup@example.com", &["all"], &[]).await
+    };
+    let support = Api {
+        app: &app,
+        key: support_key,
+    };
+    problem(support.get("/api/v1/events").await, StatusCode::FORBIDDEN).await;
+    assert_eq!(
+        support.get("/api/v1/tenants/acme/events").await.status(),
+        StatusCode::OK
+    );
+}
+
 async fn create_api_key_prints_only_the_key_and_records_it(backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_admin().await;
@@ -820,6 +874,7 @@ on_both_backends!(
     a_key_is_only_as_strong_as_its_owner_is_now,
     the_openapi_document_lists_exactly_the_registered_api_routes,
     each_key_has_its_own_budget_per_minute,
+    the_event_log_pages_by_cursor_with_the_consoles_filters,
     a_retried_create_with_its_idempotency_key_creates_once,
     the_reference_page_documents_every_operation_from_the_console_itself,
     create_api_key_prints_only_the_key_and_records_it,

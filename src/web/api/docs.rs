@@ -49,6 +49,11 @@ pub struct DocsPage {
     schemas: Vec<Schema>,
 }
 
+/// The value at a JSON pointer, or null: the document is ours, but nothing here may panic.
+fn at<'a>(value: &'a Value, pointer: &str) -> &'a Value {
+    value.pointer(pointer).unwrap_or(&Value::Null)
+}
+
 fn text(value: &Value) -> String {
     value.as_str().unwrap_or_default().to_owned()
 }
@@ -73,36 +78,36 @@ fn schema_name(schema: &Value) -> String {
 }
 
 fn operation(method: &str, path: &str, op: &Value) -> Operation {
-    let parameters = op["parameters"]
+    let parameters = at(op, "/parameters")
         .as_array()
         .map(|list| {
             list.iter()
                 .map(|p| Parameter {
-                    name: text(&p["name"]),
-                    location: text(&p["in"]),
-                    required: p["required"].as_bool().unwrap_or(false),
-                    description: text(&p["description"]),
+                    name: text(at(p, "/name")),
+                    location: text(at(p, "/in")),
+                    required: at(p, "/required").as_bool().unwrap_or(false),
+                    description: text(at(p, "/description")),
                 })
                 .collect()
         })
         .unwrap_or_default();
-    let body = op["requestBody"]["content"]["application/json"]
+    let body = at(op, "/requestBody/content/application~1json")
         .get("schema")
         .map(schema_name);
-    let responses = op["responses"]
+    let responses = at(op, "/responses")
         .as_object()
         .map(|all| {
             all.iter()
                 .map(|(status, r)| {
-                    let schema = r["content"]
+                    let schema = at(r, "/content")
                         .as_object()
                         .and_then(|c| c.values().next())
                         .and_then(|c| c.get("schema"))
                         .map(schema_name);
                     let description = match schema {
-                        Some(name) if text(&r["description"]).is_empty() => name,
-                        Some(name) => format!("{} ({name})", text(&r["description"])),
-                        None => text(&r["description"]),
+                        Some(name) if text(at(r, "/description")).is_empty() => name,
+                        Some(name) => format!("{} ({name})", text(at(r, "/description"))),
+                        None => text(at(r, "/description")),
                     };
                     (status.clone(), description)
                 })
@@ -116,7 +121,7 @@ fn operation(method: &str, path: &str, op: &Value) -> Operation {
             .to_owned(),
         method: method.to_uppercase(),
         path: path.to_owned(),
-        summary: text(&op["summary"]),
+        summary: text(at(op, "/summary")),
         parameters,
         body,
         responses,
@@ -125,38 +130,38 @@ fn operation(method: &str, path: &str, op: &Value) -> Operation {
 
 pub async fn page() -> Result<HttpResponse, WebError> {
     let document = serde_json::to_value(ApiDoc::openapi()).map_err(WebError::unexpected)?;
-    let mut sections: Vec<Section> = document["tags"]
+    let mut sections: Vec<Section> = at(&document, "/tags")
         .as_array()
         .map(|tags| {
             tags.iter()
                 .map(|t| Section {
-                    tag: text(&t["name"]),
-                    description: text(&t["description"]),
+                    tag: text(at(t, "/name")),
+                    description: text(at(t, "/description")),
                     operations: Vec::new(),
                 })
                 .collect()
         })
         .unwrap_or_default();
-    if let Some(paths) = document["paths"].as_object() {
+    if let Some(paths) = at(&document, "/paths").as_object() {
         for (path, item) in paths {
             for (method, op) in item.as_object().into_iter().flatten() {
-                let tag = op["tags"][0].as_str().unwrap_or_default();
+                let tag = at(op, "/tags/0").as_str().unwrap_or_default();
                 if let Some(section) = sections.iter_mut().find(|s| s.tag == tag) {
                     section.operations.push(operation(method, path, op));
                 }
             }
         }
     }
-    let schemas = document["components"]["schemas"]
+    let schemas = at(&document, "/components/schemas")
         .as_object()
         .map(|all| {
             all.iter()
                 .map(|(name, schema)| {
-                    let required: Vec<&str> = schema["required"]
+                    let required: Vec<&str> = at(schema, "/required")
                         .as_array()
                         .map(|r| r.iter().filter_map(Value::as_str).collect())
                         .unwrap_or_default();
-                    let fields = schema["properties"]
+                    let fields = at(schema, "/properties")
                         .as_object()
                         .map(|props| {
                             props
@@ -166,7 +171,7 @@ pub async fn page() -> Result<HttpResponse, WebError> {
                                         field.clone(),
                                         schema_name(spec),
                                         required.contains(&field.as_str()),
-                                        text(&spec["description"]),
+                                        text(at(spec, "/description")),
                                     )
                                 })
                                 .collect()
@@ -182,8 +187,8 @@ pub async fn page() -> Result<HttpResponse, WebError> {
         .unwrap_or_default();
     let view = DocsPage {
         nav: None,
-        title: text(&document["info"]["title"]),
-        description: text(&document["info"]["description"]),
+        title: text(at(&document, "/info/title")),
+        description: text(at(&document, "/info/description")),
         sections,
         schemas,
     };

@@ -18,6 +18,7 @@ use crate::web::extractors::request_context;
 
 pub mod credentials;
 pub mod docs;
+pub mod events;
 pub mod idempotency;
 pub mod me;
 pub mod openapi;

@@ -5,7 +5,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::web::api::{credentials, me, problem, requests, scopes, tenants};
+use crate::web::api::{credentials, events, me, problem, requests, scopes, tenants};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -32,6 +32,8 @@ use crate::web::api::{credentials, me, problem, requests, scopes, tenants};
         credentials::list,
         credentials::mint,
         credentials::revoke,
+        events::list,
+        events::tenant_list,
     ),
     components(schemas(problem::Problem)),
     modifiers(&SecuritySchemes),
@@ -41,6 +43,7 @@ use crate::web::api::{credentials, me, problem, requests, scopes, tenants};
         (name = "scopes", description = "A tenant's API scopes"),
         (name = "requests", description = "Partners' access requests"),
         (name = "credentials", description = "Grants and credentials"),
+        (name = "events", description = "The event log"),
     )
 )]
 pub struct ApiDoc;
