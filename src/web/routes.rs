@@ -129,7 +129,9 @@ pub fn no_extra_routes(_: &mut Router<'_>) {}
 
 /// The automation API: keys, never cookies (it sits outside the session scope), JSON in and out.
 fn automation_api(router: &mut Router<'_>) {
-    use crate::web::api::{credentials, docs, events, me, openapi, requests, scopes, tenants};
+    use crate::web::api::{
+        alerts, credentials, docs, events, me, openapi, requests, scopes, tenants,
+    };
     router
         .get("/api/docs", Public, docs::page)
         .get("/api/v1/openapi.json", Public, openapi::document)
@@ -211,6 +213,14 @@ fn automation_api(router: &mut Router<'_>) {
             "/api/v1/tenants/{tenant}/events",
             KeyInTenant(ViewEvents),
             events::tenant_list,
+        )
+        .get("/api/v1/alerts", Key(ViewAlerts), alerts::list)
+        .get("/api/v1/alerts/{id}", Key(ViewAlerts), alerts::get)
+        .post("/api/v1/alerts/{id}", Key(ManageAlerts), alerts::work)
+        .get(
+            "/api/v1/tenants/{tenant}/alerts",
+            KeyInTenant(ViewAlerts),
+            alerts::tenant_list,
         );
 }
 

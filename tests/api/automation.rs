@@ -708,6 +708,73 @@ async fn the_event_log_pages_by_cursor_with_the_consoles_filters(backend: Backen
     );
 }
 
+async fn security_works_the_alert_queue_by_key(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_admin().await;
+    staff_member(&app, "sec@example.com", "security", None).await;
+    let user = tokenbroker::domain::ids::UserId::new();
+    let used = tokenbroker::domain::events::Event::new(
+        app.now_ms(),
+        tokenbroker::domain::events::EventType::RecoveryCodeUsed,
+        tokenbroker::domain::events::Outcome::Success,
+        Actor::User(user),
+    )
+    .subject(user);
+    app.core.store.append_event(&used).await.unwrap();
+    // The detectors read events once they have settled.
+    app.clock.advance(Duration::from_secs(3));
+    app.run_job(tokenbroker::jobs::Job::Detect).await;
+    let api = Api {
+        app: &app,
+        key: key_for(&app, "sec@example.com", &["all"], &[]).await,
+    };
+    let queue: Value = api.get("/api/v1/alerts").await.json().await.unwrap();
+    let alert = queue["items"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(queue["items"][0]["severity"], "high");
+    let path = format!("/api/v1/alerts/{alert}");
+    let taken: Value = api
+        .post(&path, json!({ "assign_to_me": true }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(taken["alert"]["assignee_email"], "sec@example.com");
+    assert_eq!(taken["evidence"][0]["type"], "recovery_code_used");
+    let noted: Value = api
+        .post(&path, json!({ "note": "called the user; it was them" }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(noted["notes"][0]["body"], "called the user; it was them");
+    let resolved: Value = api
+        .post(&path, json!({ "status": "resolved" }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(resolved["alert"]["status"], "resolved");
+    let two_at_once = api
+        .post(&path, json!({ "status": "resolved", "note": "x" }))
+        .await;
+    problem(two_at_once, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let open: Value = api.get("/api/v1/alerts").await.json().await.unwrap();
+    assert_eq!(open["items"], json!([]));
+    let all: Value = api
+        .get("/api/v1/alerts?all=true")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(all["items"].as_array().unwrap().len(), 1);
+    problem(
+        api.get("/api/v1/alerts/00000000-0000-4000-8000-000000000000")
+            .await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+}
+
 async fn create_api_key_prints_only_the_key_and_records_it(backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_admin().await;
@@ -874,6 +941,7 @@ on_both_backends!(
     a_key_is_only_as_strong_as_its_owner_is_now,
     the_openapi_document_lists_exactly_the_registered_api_routes,
     each_key_has_its_own_budget_per_minute,
+    security_works_the_alert_queue_by_key,
     the_event_log_pages_by_cursor_with_the_consoles_filters,
     a_retried_create_with_its_idempotency_key_creates_once,
     the_reference_page_documents_every_operation_from_the_console_itself,

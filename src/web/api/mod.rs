@@ -16,6 +16,7 @@ use crate::domain::events::RequestContext;
 use crate::domain::tenants::Tenant;
 use crate::web::extractors::request_context;
 
+pub mod alerts;
 pub mod credentials;
 pub mod docs;
 pub mod events;

@@ -5,7 +5,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::web::api::{credentials, events, me, problem, requests, scopes, tenants};
+use crate::web::api::{alerts, credentials, events, me, problem, requests, scopes, tenants};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -34,6 +34,10 @@ use crate::web::api::{credentials, events, me, problem, requests, scopes, tenant
         credentials::revoke,
         events::list,
         events::tenant_list,
+        alerts::list,
+        alerts::tenant_list,
+        alerts::get,
+        alerts::work,
     ),
     components(schemas(problem::Problem)),
     modifiers(&SecuritySchemes),
@@ -44,6 +48,7 @@ use crate::web::api::{credentials, events, me, problem, requests, scopes, tenant
         (name = "requests", description = "Partners' access requests"),
         (name = "credentials", description = "Grants and credentials"),
         (name = "events", description = "The event log"),
+        (name = "alerts", description = "Suspicious-activity alerts"),
     )
 )]
 pub struct ApiDoc;
