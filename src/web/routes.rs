@@ -130,7 +130,7 @@ pub fn no_extra_routes(_: &mut Router<'_>) {}
 /// The automation API: keys, never cookies (it sits outside the session scope), JSON in and out.
 fn automation_api(router: &mut Router<'_>) {
     use crate::web::api::{
-        alerts, credentials, docs, events, me, openapi, requests, scopes, tenants,
+        alerts, credentials, docs, events, keys, me, openapi, requests, scopes, tenants,
     };
     router
         .get("/api/docs", Public, docs::page)
@@ -221,6 +221,26 @@ fn automation_api(router: &mut Router<'_>) {
             "/api/v1/tenants/{tenant}/alerts",
             KeyInTenant(ViewAlerts),
             alerts::tenant_list,
+        )
+        .get(
+            "/api/v1/tenants/{tenant}/keys",
+            KeyInTenant(ViewKeys),
+            keys::list,
+        )
+        .post(
+            "/api/v1/tenants/{tenant}/keys/rotate",
+            KeyInTenant(RotateKeys),
+            keys::rotate,
+        )
+        .post(
+            "/api/v1/tenants/{tenant}/keys/emergency",
+            KeyInTenant(ReplaceKeysInEmergency),
+            keys::request_emergency,
+        )
+        .post(
+            "/api/v1/tenants/{tenant}/keys/emergency/{id}/approve",
+            KeyInTenant(ReplaceKeysInEmergency),
+            keys::approve_emergency,
         );
 }
 

@@ -775,6 +775,74 @@ async fn security_works_the_alert_queue_by_key(backend: Backend) {
     .await;
 }
 
+async fn keys_rotate_and_an_emergency_needs_a_second_person(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_admin().await;
+    create_tenant(&app, "Acme", "acme", "#123456", None).await;
+    staff_member(&app, "second@example.com", "superadmin", None).await;
+    let first = Api {
+        app: &app,
+        key: key_for(&app, ADMIN_EMAIL, &["all"], &[]).await,
+    };
+    let second = Api {
+        app: &app,
+        key: key_for(&app, "second@example.com", &["all"], &[]).await,
+    };
+    let active = |catalogue: &Value| {
+        catalogue["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["state"] == "active")
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    let before: Value = first
+        .get("/api/v1/tenants/acme/keys")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let too_soon = first
+        .post("/api/v1/tenants/acme/keys/rotate", json!({}))
+        .await;
+    let body = problem(too_soon, StatusCode::CONFLICT).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("can take over from")
+    );
+    // Once gateways can have fetched the next key (twice the JWKS max-age), it may take over.
+    app.clock.advance(Duration::from_secs(11 * 60));
+    let rotated = first
+        .post("/api/v1/tenants/acme/keys/rotate", json!({}))
+        .await;
+    assert_eq!(rotated.status(), StatusCode::OK);
+    let after: Value = rotated.json().await.unwrap();
+    assert_ne!(active(&before), active(&after));
+
+    let requested = first
+        .post(
+            "/api/v1/tenants/acme/keys/emergency",
+            json!({ "kid": active(&after), "reason": "private key found in a public repository" }),
+        )
+        .await;
+    assert_eq!(requested.status(), StatusCode::ACCEPTED);
+    let pending: Value = requested.json().await.unwrap();
+    let id = pending["pending_replacement"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let approve = format!("/api/v1/tenants/acme/keys/emergency/{id}/approve");
+    problem(first.post(&approve, json!({})).await, StatusCode::CONFLICT).await;
+    let approved = second.post(&approve, json!({})).await;
+    assert_eq!(approved.status(), StatusCode::OK);
+    let replaced: Value = approved.json().await.unwrap();
+    assert!(replaced["pending_replacement"].is_null());
+    assert_ne!(active(&replaced), active(&after));
+}
+
 async fn create_api_key_prints_only_the_key_and_records_it(backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_admin().await;
@@ -941,6 +1009,7 @@ on_both_backends!(
     a_key_is_only_as_strong_as_its_owner_is_now,
     the_openapi_document_lists_exactly_the_registered_api_routes,
     each_key_has_its_own_budget_per_minute,
+    keys_rotate_and_an_emergency_needs_a_second_person,
     security_works_the_alert_queue_by_key,
     the_event_log_pages_by_cursor_with_the_consoles_filters,
     a_retried_create_with_its_idempotency_key_creates_once,

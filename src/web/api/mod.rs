@@ -21,6 +21,7 @@ pub mod credentials;
 pub mod docs;
 pub mod events;
 pub mod idempotency;
+pub mod keys;
 pub mod me;
 pub mod openapi;
 pub mod problem;

@@ -5,7 +5,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::web::api::{alerts, credentials, events, me, problem, requests, scopes, tenants};
+use crate::web::api::{alerts, credentials, events, keys, me, problem, requests, scopes, tenants};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -38,6 +38,10 @@ use crate::web::api::{alerts, credentials, events, me, problem, requests, scopes
         alerts::tenant_list,
         alerts::get,
         alerts::work,
+        keys::list,
+        keys::rotate,
+        keys::request_emergency,
+        keys::approve_emergency,
     ),
     components(schemas(problem::Problem)),
     modifiers(&SecuritySchemes),
@@ -49,6 +53,7 @@ use crate::web::api::{alerts, credentials, events, me, problem, requests, scopes
         (name = "credentials", description = "Grants and credentials"),
         (name = "events", description = "The event log"),
         (name = "alerts", description = "Suspicious-activity alerts"),
+        (name = "keys", description = "Signing keys"),
     )
 )]
 pub struct ApiDoc;
