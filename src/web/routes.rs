@@ -130,7 +130,7 @@ pub fn no_extra_routes(_: &mut Router<'_>) {}
 /// The automation API: keys, never cookies (it sits outside the session scope), JSON in and out.
 fn automation_api(router: &mut Router<'_>) {
     use crate::web::api::{
-        alerts, credentials, docs, events, keys, me, openapi, requests, scopes, tenants,
+        alerts, credentials, docs, events, keys, me, openapi, requests, scopes, staff, tenants,
     };
     router
         .get("/api/docs", Public, docs::page)
@@ -241,6 +241,39 @@ fn automation_api(router: &mut Router<'_>) {
             "/api/v1/tenants/{tenant}/keys/emergency/{id}/approve",
             KeyInTenant(ReplaceKeysInEmergency),
             keys::approve_emergency,
+        )
+        .get("/api/v1/staff", Key(ViewStaff), staff::list)
+        .post("/api/v1/staff/invitations", Key(ManageStaff), staff::invite)
+        .get("/api/v1/staff/{id}", Key(ViewStaff), staff::get)
+        .post(
+            "/api/v1/staff/{id}/roles",
+            Key(ManageStaff),
+            staff::grant_role,
+        )
+        .delete(
+            "/api/v1/staff/{id}/roles/{assignment}",
+            Key(ManageStaff),
+            staff::revoke_role,
+        )
+        .post(
+            "/api/v1/staff/{id}/deactivate",
+            Key(ManageStaff),
+            staff::deactivate,
+        )
+        .post(
+            "/api/v1/staff/{id}/reactivate",
+            Key(ManageStaff),
+            staff::reactivate,
+        )
+        .get(
+            "/api/v1/staff/{id}/sessions",
+            Key(ManageStaffSessions),
+            staff::list_sessions,
+        )
+        .post(
+            "/api/v1/staff/{id}/sessions/end-all",
+            Key(ManageStaffSessions),
+            staff::end_sessions,
         );
 }
 

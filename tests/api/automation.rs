@@ -843,6 +843,92 @@ async fn keys_rotate_and_an_emergency_needs_a_second_person(backend: Backend) {
     assert_ne!(active(&replaced), active(&after));
 }
 
+async fn staff_are_invited_given_roles_and_deactivated_by_key(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_admin().await;
+    create_tenant(&app, "Acme", "acme", "#123456", None).await;
+    let api = Api {
+        app: &app,
+        key: key_for(&app, ADMIN_EMAIL, &["all"], &[]).await,
+    };
+    let invited = api
+        .post(
+            "/api/v1/staff/invitations",
+            json!({ "email": "new@example.com", "display_name": "New Person",
+                    "role": "support", "tenant": "acme" }),
+        )
+        .await;
+    assert_eq!(invited.status(), StatusCode::ACCEPTED);
+    let link = invitation_link(&app, "new@example.com").await;
+    assert!(link.contains("/invite?token="));
+    let duplicate = api
+        .post(
+            "/api/v1/staff/invitations",
+            json!({ "email": ADMIN_EMAIL, "display_name": "Me", "role": "security" }),
+        )
+        .await;
+    problem(duplicate, StatusCode::CONFLICT).await;
+
+    staff_member(&app, "sup@example.com", "support", Some("acme")).await;
+    let id = user_id(&app, "sup@example.com").await;
+    let person_key = key_for(&app, "sup@example.com", &["all"], &[]).await;
+    let granted: Value = api
+        .post(
+            &format!("/api/v1/staff/{id}/roles"),
+            json!({ "role": "tenant_admin", "tenant": "acme" }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(granted["roles"].as_array().unwrap().len(), 2);
+    let global_with_tenant = api
+        .post(
+            &format!("/api/v1/staff/{id}/roles"),
+            json!({ "role": "security", "tenant": "acme" }),
+        )
+        .await;
+    problem(global_with_tenant, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let assignment = granted["roles"][0]["id"].as_str().unwrap().to_owned();
+    let removed = api
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/staff/{id}/roles/{assignment}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        removed.json::<Value>().await.unwrap()["roles"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let listed: Value = api.get("/api/v1/staff").await.json().await.unwrap();
+    assert!(listed["items"].as_array().unwrap().len() >= 2);
+    let deactivated: Value = api
+        .post(&format!("/api/v1/staff/{id}/deactivate"), json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(deactivated["status"], "deactivated");
+    let theirs = Api {
+        app: &app,
+        key: person_key,
+    };
+    problem(theirs.get("/api/v1/me").await, StatusCode::UNAUTHORIZED).await;
+    let own = user_id(&app, ADMIN_EMAIL).await;
+    problem(
+        api.post(&format!("/api/v1/staff/{own}/deactivate"), json!({}))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+}
+
 async fn create_api_key_prints_only_the_key_and_records_it(backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_admin().await;
@@ -1009,6 +1095,7 @@ on_both_backends!(
     a_key_is_only_as_strong_as_its_owner_is_now,
     the_openapi_document_lists_exactly_the_registered_api_routes,
     each_key_has_its_own_budget_per_minute,
+    staff_are_invited_given_roles_and_deactivated_by_key,
     keys_rotate_and_an_emergency_needs_a_second_person,
     security_works_the_alert_queue_by_key,
     the_event_log_pages_by_cursor_with_the_consoles_filters,

@@ -27,6 +27,7 @@ pub mod openapi;
 pub mod problem;
 pub mod requests;
 pub mod scopes;
+pub mod staff;
 pub mod tenants;
 
 pub use problem::ApiError;

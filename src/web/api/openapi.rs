@@ -5,7 +5,9 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::web::api::{alerts, credentials, events, keys, me, problem, requests, scopes, tenants};
+use crate::web::api::{
+    alerts, credentials, events, keys, me, problem, requests, scopes, staff, tenants,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -42,6 +44,15 @@ use crate::web::api::{alerts, credentials, events, keys, me, problem, requests, 
         keys::rotate,
         keys::request_emergency,
         keys::approve_emergency,
+        staff::list,
+        staff::get,
+        staff::invite,
+        staff::grant_role,
+        staff::revoke_role,
+        staff::deactivate,
+        staff::reactivate,
+        staff::list_sessions,
+        staff::end_sessions,
     ),
     components(schemas(problem::Problem)),
     modifiers(&SecuritySchemes),
@@ -54,6 +65,7 @@ use crate::web::api::{alerts, credentials, events, keys, me, problem, requests, 
         (name = "events", description = "The event log"),
         (name = "alerts", description = "Suspicious-activity alerts"),
         (name = "keys", description = "Signing keys"),
+        (name = "staff", description = "Staff, their roles and sessions"),
     )
 )]
 pub struct ApiDoc;

@@ -1,0 +1,390 @@
+//! Staff: list, get, invite, grant and remove roles, deactivate and reactivate, list and end a
+//! person's sessions — the console's staff administration, by key.
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::clock::format_rfc3339;
+use crate::domain::Core;
+use crate::domain::email::Email;
+use crate::domain::ids::{TenantId, UserId};
+use crate::domain::rbac::Role;
+use crate::domain::sessions;
+use crate::domain::staff::{self, Grant, Invitation, StaffError};
+use crate::domain::tenants;
+use crate::domain::users::{self, DisplayName, User, UserStatus};
+use crate::web::api::problem::Problem;
+use crate::web::api::{ApiError, Caller};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleBody {
+    /// The assignment's id (to remove it).
+    pub id: String,
+    /// `superadmin`, `security`, `support` or `tenant_admin`.
+    pub role: String,
+    /// The tenant's id for tenant roles.
+    pub tenant_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StaffBody {
+    pub id: String,
+    pub email: String,
+    pub display_name: String,
+    /// `active` or `deactivated`.
+    pub status: String,
+    pub created_at: String,
+    pub roles: Vec<RoleBody>,
+}
+
+impl From<User> for StaffBody {
+    fn from(u: User) -> Self {
+        Self {
+            id: u.id.to_string(),
+            status: u.status.as_str().to_owned(),
+            created_at: format_rfc3339(u.created_at),
+            roles: u
+                .roles
+                .into_iter()
+                .map(|r| RoleBody {
+                    id: r.id,
+                    role: r.role.as_str().to_owned(),
+                    tenant_id: r.tenant_id,
+                })
+                .collect(),
+            email: u.email,
+            display_name: u.display_name,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StaffList {
+    pub items: Vec<StaffBody>,
+}
+
+impl From<StaffError> for ApiError {
+    fn from(error: StaffError) -> Self {
+        match error {
+            StaffError::Store(e) => e.into(),
+            StaffError::NotFound => Self::NotFound,
+            StaffError::AlreadyStaff | StaffError::DuplicateRole => {
+                Self::Conflict(error.to_string())
+            }
+            other => Self::unprocessable(other.to_string()),
+        }
+    }
+}
+
+async fn person(core: &Core, raw: &str) -> Result<User, ApiError> {
+    let id = UserId::parse(raw).ok_or(ApiError::NotFound)?;
+    users::find(core, id).await?.ok_or(ApiError::NotFound)
+}
+
+/// Every staff member, with their roles.
+#[utoipa::path(
+    get,
+    path = "/api/v1/staff",
+    tag = "staff",
+    responses(
+        (status = 200, body = StaffList),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn list(core: web::Data<Core>) -> Result<HttpResponse, ApiError> {
+    let items = users::list(&core)
+        .await?
+        .into_iter()
+        .map(StaffBody::from)
+        .collect();
+    Ok(HttpResponse::Ok().json(StaffList { items }))
+}
+
+/// One staff member.
+#[utoipa::path(
+    get,
+    path = "/api/v1/staff/{id}",
+    tag = "staff",
+    params(("id" = String, Path, description = "The person's id")),
+    responses(
+        (status = 200, body = StaffBody),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn get(core: web::Data<Core>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(StaffBody::from(person(&core, &path).await?)))
+}
+
+/// A role and, for tenant roles, the tenant's slug.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleRequest {
+    /// `superadmin`, `security`, `support` or `tenant_admin`.
+    pub role: String,
+    /// The tenant's slug, for `support` and `tenant_admin`.
+    pub tenant: Option<String>,
+}
+
+async fn grant_of(core: &Core, request: &RoleRequest) -> Result<Grant, ApiError> {
+    let role = Role::parse(&request.role).ok_or_else(|| ApiError::Unprocessable {
+        detail: format!("Unknown role {:?}.", request.role),
+        field: Some("role".into()),
+    })?;
+    let tenant: Option<TenantId> = match request.tenant.as_deref() {
+        None => None,
+        Some(slug) => Some(
+            tenants::by_slug(core, slug)
+                .await?
+                .ok_or_else(|| ApiError::Unprocessable {
+                    detail: format!("No tenant has the slug {slug:?}."),
+                    field: Some("tenant".into()),
+                })?
+                .id,
+        ),
+    };
+    Ok(Grant::new(core, role, tenant).await?)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InvitationBody {
+    pub email: String,
+    pub display_name: String,
+    pub role: String,
+    /// The tenant's slug, for tenant roles.
+    pub tenant: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Invited {
+    /// The invitation link goes to the person by e-mail, valid 72 hours.
+    pub delivery: String,
+}
+
+/// Invites a person by e-mail with their first role.
+#[utoipa::path(
+    post,
+    path = "/api/v1/staff/invitations",
+    tag = "staff",
+    request_body = InvitationBody,
+    responses(
+        (status = 202, body = Invited),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn invite(
+    core: web::Data<Core>,
+    Caller { caller, context }: Caller,
+    body: web::Json<InvitationBody>,
+) -> Result<HttpResponse, ApiError> {
+    let field = |field: &str, e: &dyn std::fmt::Display| ApiError::Unprocessable {
+        detail: e.to_string(),
+        field: Some(field.into()),
+    };
+    let invitation = Invitation {
+        email: Email::parse(&body.email).map_err(|e| field("email", &e))?,
+        display_name: DisplayName::parse(&body.display_name)
+            .map_err(|e| field("display_name", &e))?,
+        grant: grant_of(
+            &core,
+            &RoleRequest {
+                role: body.role.clone(),
+                tenant: body.tenant.clone(),
+            },
+        )
+        .await?,
+    };
+    staff::invite(
+        &core,
+        caller.owner.id,
+        invitation,
+        &core.public_url,
+        &context,
+    )
+    .await?;
+    Ok(HttpResponse::Accepted().json(Invited {
+        delivery: "email".into(),
+    }))
+}
+
+/// Grants a role.
+#[utoipa::path(
+    post,
+    path = "/api/v1/staff/{id}/roles",
+    tag = "staff",
+    params(("id" = String, Path, description = "The person's id")),
+    request_body = RoleRequest,
+    responses(
+        (status = 200, body = StaffBody),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn grant_role(
+    core: web::Data<Core>,
+    Caller { caller, context }: Caller,
+    path: web::Path<String>,
+    body: web::Json<RoleRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let subject = person(&core, &path).await?;
+    let grant = grant_of(&core, &body).await?;
+    staff::grant_role(&core, caller.owner.id, subject.id, grant, &context).await?;
+    Ok(HttpResponse::Ok().json(StaffBody::from(person(&core, &path).await?)))
+}
+
+/// Removes a role; it stops applying at the person's next request (and to their keys).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/staff/{id}/roles/{assignment}",
+    tag = "staff",
+    params(
+        ("id" = String, Path, description = "The person's id"),
+        ("assignment" = String, Path, description = "The role assignment's id"),
+    ),
+    responses(
+        (status = 200, body = StaffBody),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn revoke_role(
+    core: web::Data<Core>,
+    Caller { caller, context }: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let subject = person(&core, &path.0).await?;
+    staff::revoke_role(&core, caller.owner.id, subject.id, &path.1, &context).await?;
+    Ok(HttpResponse::Ok().json(StaffBody::from(person(&core, &path.0).await?)))
+}
+
+async fn set_status(
+    core: &Core,
+    caller: &Caller,
+    raw: &str,
+    status: UserStatus,
+) -> Result<HttpResponse, ApiError> {
+    let subject = person(core, raw).await?;
+    let actor = caller.caller.owner.id;
+    staff::set_status(core, actor, subject.id, status, &caller.context).await?;
+    Ok(HttpResponse::Ok().json(StaffBody::from(person(core, raw).await?)))
+}
+
+/// Deactivates a person: every session and every key of theirs stops at once.
+#[utoipa::path(
+    post,
+    path = "/api/v1/staff/{id}/deactivate",
+    tag = "staff",
+    params(("id" = String, Path, description = "The person's id")),
+    responses(
+        (status = 200, body = StaffBody),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 422, body = Problem),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn deactivate(
+    core: web::Data<Core>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    set_status(&core, &caller, &path, UserStatus::Deactivated).await
+}
+
+/// Reactivates a person (no session comes back).
+#[utoipa::path(
+    post,
+    path = "/api/v1/staff/{id}/reactivate",
+    tag = "staff",
+    params(("id" = String, Path, description = "The person's id")),
+    responses(
+        (status = 200, body = StaffBody),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn reactivate(
+    core: web::Data<Core>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    set_status(&core, &caller, &path, UserStatus::Active).await
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionBody {
+    pub id: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub signed_in_at: String,
+    pub last_seen_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionList {
+    pub items: Vec<SessionBody>,
+}
+
+/// A person's live console sessions.
+#[utoipa::path(
+    get,
+    path = "/api/v1/staff/{id}/sessions",
+    tag = "staff",
+    params(("id" = String, Path, description = "The person's id")),
+    responses(
+        (status = 200, body = SessionList),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn list_sessions(
+    core: web::Data<Core>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let subject = person(&core, &path).await?;
+    let items = sessions::sessions_of(&core, subject.id)
+        .await?
+        .into_iter()
+        .map(|s| SessionBody {
+            signed_in_at: format_rfc3339(s.signed_in_at),
+            last_seen_at: format_rfc3339(s.last_seen_at),
+            id: s.public_id,
+            ip: s.ip,
+            user_agent: s.user_agent,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(SessionList { items }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ended {
+    pub sessions_ended: u64,
+}
+
+/// Ends every console session of a person.
+#[utoipa::path(
+    post,
+    path = "/api/v1/staff/{id}/sessions/end-all",
+    tag = "staff",
+    params(("id" = String, Path, description = "The person's id")),
+    responses(
+        (status = 200, body = Ended),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn end_sessions(
+    core: web::Data<Core>,
+    Caller { caller, context }: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let subject = person(&core, &path).await?;
+    let sessions_ended =
+        sessions::end_all_sessions(&core, caller.owner.id, subject.id, &context).await?;
+    Ok(HttpResponse::Ok().json(Ended { sessions_ended }))
+}
