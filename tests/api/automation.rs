@@ -23,7 +23,12 @@ use crate::partners::{World, pending_request, world};
 use crate::staff_kit::*;
 
 /// A key for `email` with `permissions` (names, or `all`), optionally only in some tenants.
-async fn key_for(app: &TestApp, email: &str, permissions: &[&str], only: &[&str]) -> String {
+pub(crate) async fn key_for(
+    app: &TestApp,
+    email: &str,
+    permissions: &[&str],
+    only: &[&str],
+) -> String {
     let email = Email::parse(email).unwrap();
     let owner = users::by_email(&app.core, &email).await.unwrap().unwrap();
     let permissions: Vec<String> = permissions.iter().map(|p| (*p).to_owned()).collect();

@@ -15,6 +15,7 @@ mod oauth_kit;
 mod staff_kit;
 
 mod alerts;
+mod api_fuzz;
 mod architecture;
 mod audit;
 mod authorization;

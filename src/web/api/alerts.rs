@@ -101,7 +101,7 @@ pub async fn list(
     get,
     path = "/api/v1/tenants/{tenant}/alerts",
     tag = "alerts",
-    params(("tenant" = String, Path, description = "The tenant's slug"), QueueQuery),
+    params(("tenant" = String, Path, description = "The tenant's slug", example = "acme"), QueueQuery),
     responses(
         (status = 200, body = AlertList),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),

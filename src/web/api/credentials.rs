@@ -43,7 +43,7 @@ impl From<Grant> for GrantBody {
     path = "/api/v1/tenants/{tenant}/grants/{id}",
     tag = "credentials",
     params(
-        ("tenant" = String, Path, description = "The tenant's slug"),
+        ("tenant" = String, Path, description = "The tenant's slug", example = "acme"),
         ("id" = String, Path, description = "The grant's id"),
     ),
     responses(
@@ -118,7 +118,7 @@ pub struct CredentialQuery {
     get,
     path = "/api/v1/tenants/{tenant}/credentials",
     tag = "credentials",
-    params(("tenant" = String, Path, description = "The tenant's slug"), CredentialQuery),
+    params(("tenant" = String, Path, description = "The tenant's slug", example = "acme"), CredentialQuery),
     responses(
         (status = 200, description = "Newest first, 50 a page", body = Page<CredentialBody>),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
@@ -179,7 +179,7 @@ pub struct Minted {
     path = "/api/v1/tenants/{tenant}/grants/{id}/credentials",
     tag = "credentials",
     params(
-        ("tenant" = String, Path, description = "The tenant's slug"),
+        ("tenant" = String, Path, description = "The tenant's slug", example = "acme"),
         ("id" = String, Path, description = "The grant's id"),
     ),
     request_body = MintBody,
@@ -228,7 +228,7 @@ pub struct Revoked {
     path = "/api/v1/tenants/{tenant}/credentials/{id}/revoke",
     tag = "credentials",
     params(
-        ("tenant" = String, Path, description = "The tenant's slug"),
+        ("tenant" = String, Path, description = "The tenant's slug", example = "acme"),
         ("id" = String, Path, description = "The credential's id"),
     ),
     request_body = RevokeBody,

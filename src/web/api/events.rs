@@ -165,7 +165,7 @@ pub async fn list(
     get,
     path = "/api/v1/tenants/{tenant}/events",
     tag = "events",
-    params(("tenant" = String, Path, description = "The tenant's slug"), EventQuery, Paging),
+    params(("tenant" = String, Path, description = "The tenant's slug", example = "acme"), EventQuery, Paging),
     responses(
         (status = 200, body = Page<EventBody>),
         (status = 401, body = Problem), (status = 403, body = Problem),

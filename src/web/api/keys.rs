@@ -75,7 +75,7 @@ async fn catalogue(
     get,
     path = "/api/v1/tenants/{tenant}/keys",
     tag = "keys",
-    params(("tenant" = String, Path, description = "The tenant's slug")),
+    params(("tenant" = String, Path, description = "The tenant's slug", example = "acme")),
     responses(
         (status = 200, body = KeyCatalogueBody),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
@@ -94,7 +94,7 @@ pub async fn list(
     post,
     path = "/api/v1/tenants/{tenant}/keys/rotate",
     tag = "keys",
-    params(("tenant" = String, Path, description = "The tenant's slug")),
+    params(("tenant" = String, Path, description = "The tenant's slug", example = "acme")),
     responses(
         (status = 200, body = KeyCatalogueBody),
         (status = 401, body = Problem), (status = 403, body = Problem),
@@ -129,7 +129,7 @@ pub struct EmergencyBody {
     post,
     path = "/api/v1/tenants/{tenant}/keys/emergency",
     tag = "keys",
-    params(("tenant" = String, Path, description = "The tenant's slug")),
+    params(("tenant" = String, Path, description = "The tenant's slug", example = "acme")),
     request_body = EmergencyBody,
     responses(
         (status = 202, description = "Waiting for a second person", body = KeyCatalogueBody),
@@ -163,7 +163,7 @@ pub async fn request_emergency(
     path = "/api/v1/tenants/{tenant}/keys/emergency/{id}/approve",
     tag = "keys",
     params(
-        ("tenant" = String, Path, description = "The tenant's slug"),
+        ("tenant" = String, Path, description = "The tenant's slug", example = "acme"),
         ("id" = String, Path, description = "The pending replacement's id"),
     ),
     responses(

@@ -66,7 +66,7 @@ const LIST_SIZE: i64 = 200;
     get,
     path = "/api/v1/tenants/{tenant}/requests",
     tag = "requests",
-    params(("tenant" = String, Path, description = "The tenant's slug"), RequestFilter),
+    params(("tenant" = String, Path, description = "The tenant's slug", example = "acme"), RequestFilter),
     responses(
         (status = 200, body = RequestList),
         (status = 401, body = Problem), (status = 403, body = Problem),
@@ -103,7 +103,7 @@ pub async fn list(
     path = "/api/v1/tenants/{tenant}/requests/{id}",
     tag = "requests",
     params(
-        ("tenant" = String, Path, description = "The tenant's slug"),
+        ("tenant" = String, Path, description = "The tenant's slug", example = "acme"),
         ("id" = String, Path, description = "The request's id"),
     ),
     responses(
@@ -141,7 +141,7 @@ pub struct Approved {
     path = "/api/v1/tenants/{tenant}/requests/{id}/approve",
     tag = "requests",
     params(
-        ("tenant" = String, Path, description = "The tenant's slug"),
+        ("tenant" = String, Path, description = "The tenant's slug", example = "acme"),
         ("id" = String, Path, description = "The request's id"),
     ),
     request_body = ApprovalBody,
@@ -188,7 +188,7 @@ pub struct DenialBody {
     path = "/api/v1/tenants/{tenant}/requests/{id}/deny",
     tag = "requests",
     params(
-        ("tenant" = String, Path, description = "The tenant's slug"),
+        ("tenant" = String, Path, description = "The tenant's slug", example = "acme"),
         ("id" = String, Path, description = "The request's id"),
     ),
     request_body = DenialBody,

@@ -37,7 +37,7 @@ pub struct ScopeList {
     get,
     path = "/api/v1/tenants/{tenant}/scopes",
     tag = "scopes",
-    params(("tenant" = String, Path, description = "The tenant's slug")),
+    params(("tenant" = String, Path, description = "The tenant's slug", example = "acme")),
     responses(
         (status = 200, body = ScopeList),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
@@ -66,7 +66,7 @@ pub struct NewScopeBody {
     post,
     path = "/api/v1/tenants/{tenant}/scopes",
     tag = "scopes",
-    params(("tenant" = String, Path, description = "The tenant's slug")),
+    params(("tenant" = String, Path, description = "The tenant's slug", example = "acme")),
     request_body = NewScopeBody,
     responses(
         (status = 201, body = ScopeBody),
@@ -100,7 +100,7 @@ pub async fn add(
     path = "/api/v1/tenants/{tenant}/scopes/{id}",
     tag = "scopes",
     params(
-        ("tenant" = String, Path, description = "The tenant's slug"),
+        ("tenant" = String, Path, description = "The tenant's slug", example = "acme"),
         ("id" = String, Path, description = "The scope's id"),
     ),
     responses(

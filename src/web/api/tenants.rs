@@ -107,7 +107,7 @@ pub async fn list(
     get,
     path = "/api/v1/tenants/{tenant}",
     tag = "tenants",
-    params(("tenant" = String, Path, description = "The tenant's slug")),
+    params(("tenant" = String, Path, description = "The tenant's slug", example = "acme")),
     responses(
         (status = 200, body = TenantBody),
         (status = 401, body = Problem), (status = 404, body = Problem),
@@ -184,7 +184,7 @@ pub struct SuspendBody {
     post,
     path = "/api/v1/tenants/{tenant}/suspend",
     tag = "tenants",
-    params(("tenant" = String, Path, description = "The tenant's slug")),
+    params(("tenant" = String, Path, description = "The tenant's slug", example = "acme")),
     request_body = SuspendBody,
     responses(
         (status = 200, body = TenantBody),
@@ -218,7 +218,7 @@ pub async fn suspend(
     post,
     path = "/api/v1/tenants/{tenant}/reactivate",
     tag = "tenants",
-    params(("tenant" = String, Path, description = "The tenant's slug")),
+    params(("tenant" = String, Path, description = "The tenant's slug", example = "acme")),
     responses(
         (status = 200, body = TenantBody),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
