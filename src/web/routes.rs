@@ -198,6 +198,21 @@ fn automation_api(router: &mut Router<'_>) {
             KeyInTenant(MintCredentials),
             credentials::mint,
         )
+        .post(
+            "/api/v1/tenants/{tenant}/grants/{id}/revoke",
+            KeyInTenant(RevokeCredentials),
+            credentials::revoke_grant,
+        )
+        .post(
+            "/api/v1/tenants/{tenant}/grants/{id}/revoke-partner",
+            KeyInTenant(RevokeCredentials),
+            credentials::revoke_partner,
+        )
+        .post(
+            "/api/v1/tenants/{tenant}/credentials/{id}/secrets",
+            KeyInTenant(MintCredentials),
+            credentials::add_secret,
+        )
         .get(
             "/api/v1/tenants/{tenant}/credentials",
             KeyInTenant(ViewCredentials),

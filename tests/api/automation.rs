@@ -185,6 +185,32 @@ async fn a_support_script_approves_mints_and_revokes_through_the_console_use_cas
         .await;
     assert_eq!(revoked.json::<Value>().await.unwrap()["revoked_now"], true);
 
+    // A second credential, then the whole grant at once (the slug typed again).
+    let second = support
+        .post(
+            &format!("/api/v1/tenants/acme/grants/{grant}/credentials"),
+            json!({ "kind": "api_token" }),
+        )
+        .await;
+    assert_eq!(second.status(), StatusCode::CREATED);
+    let unconfirmed = support
+        .post(
+            &format!("/api/v1/tenants/acme/grants/{grant}/revoke"),
+            json!({ "reason": "contract ended", "confirm_slug": "acne" }),
+        )
+        .await;
+    problem(unconfirmed, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let bulk: Value = support
+        .post(
+            &format!("/api/v1/tenants/acme/grants/{grant}/revoke"),
+            json!({ "reason": "contract ended", "confirm_slug": "acme" }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(bulk["credentials_revoked"], 1);
+
     // The log has the console's events, by the owner, naming the key.
     let events = w.app.events().await;
     for kind in [

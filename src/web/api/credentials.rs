@@ -251,3 +251,128 @@ pub async fn revoke(
         partners::revoke(&core, actor, tenant.id, &path.1, &body.reason, &context).await?;
     Ok(HttpResponse::Ok().json(Revoked { revoked_now }))
 }
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkRevokeBody {
+    pub reason: String,
+    /// The tenant's slug, typed again: everything under the grant (or of the partner) stops at once.
+    pub confirm_slug: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkRevoked {
+    /// How many credentials were still active and are now revoked.
+    pub credentials_revoked: u64,
+}
+
+/// Revokes a grant and every credential under it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{tenant}/grants/{id}/revoke",
+    tag = "credentials",
+    params(
+        ("tenant" = String, Path, description = "The tenant's slug", example = "acme"),
+        ("id" = String, Path, description = "The grant's id"),
+    ),
+    request_body = BulkRevokeBody,
+    responses(
+        (status = 200, body = BulkRevoked),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 422, body = Problem),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn revoke_grant(
+    core: web::Data<Core>,
+    Caller { caller, context }: Caller,
+    InTenant(tenant): InTenant,
+    path: web::Path<(String, String)>,
+    body: web::Json<BulkRevokeBody>,
+) -> Result<HttpResponse, ApiError> {
+    let grant = partners::grant(&core, tenant.id, &path.1).await?;
+    let target = partners::BulkRevocation::Grant(&grant);
+    bulk(&core, &caller, &context, &tenant, target, &body).await
+}
+
+/// Revokes everything of the grant's partner in this tenant: all their grants and credentials.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{tenant}/grants/{id}/revoke-partner",
+    tag = "credentials",
+    params(
+        ("tenant" = String, Path, description = "The tenant's slug", example = "acme"),
+        ("id" = String, Path, description = "Any grant of the partner"),
+    ),
+    request_body = BulkRevokeBody,
+    responses(
+        (status = 200, body = BulkRevoked),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 422, body = Problem),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn revoke_partner(
+    core: web::Data<Core>,
+    Caller { caller, context }: Caller,
+    InTenant(tenant): InTenant,
+    path: web::Path<(String, String)>,
+    body: web::Json<BulkRevokeBody>,
+) -> Result<HttpResponse, ApiError> {
+    let grant = partners::grant(&core, tenant.id, &path.1).await?;
+    let target = partners::BulkRevocation::Partner(&grant.contact_email);
+    bulk(&core, &caller, &context, &tenant, target, &body).await
+}
+
+async fn bulk(
+    core: &Core,
+    caller: &crate::domain::api_keys::ApiCaller,
+    context: &crate::domain::events::RequestContext,
+    tenant: &crate::domain::tenants::Tenant,
+    target: partners::BulkRevocation<'_>,
+    body: &BulkRevokeBody,
+) -> Result<HttpResponse, ApiError> {
+    let credentials_revoked = partners::revoke_in_bulk(
+        core,
+        caller.owner.id,
+        tenant,
+        target,
+        &body.reason,
+        &body.confirm_slug,
+        context,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(BulkRevoked {
+        credentials_revoked,
+    }))
+}
+
+/// Adds a second secret to a client credential (rotation without downtime); the partner retrieves
+/// it through a one-time link by e-mail, like the first.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{tenant}/credentials/{id}/secrets",
+    tag = "credentials",
+    params(
+        ("tenant" = String, Path, description = "The tenant's slug", example = "acme"),
+        ("id" = String, Path, description = "The credential's id"),
+    ),
+    responses(
+        (status = 202, body = Minted),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 422, body = Problem),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn add_secret(
+    core: web::Data<Core>,
+    Caller { caller, context }: Caller,
+    InTenant(tenant): InTenant,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    partners::add_client_secret(&core, caller.owner.id, &tenant, &path.1, &context).await?;
+    Ok(HttpResponse::Accepted().json(Minted {
+        id: path.1.clone(),
+        delivery: "email".into(),
+    }))
+}
