@@ -9,7 +9,7 @@ use super::staff::OutgoingMail;
 use super::{Store, StoreError};
 use crate::clock::Millis;
 use crate::domain::alerts::{AlertStatus, Severity, Traveller};
-use crate::domain::events::{Event, EventRecord};
+use crate::domain::events::{Event, EventRecord, EventType};
 use crate::domain::ids::{TenantId, UserId};
 
 /// An alert a detector wants raised (or, if its dedup key exists, more evidence for it).
@@ -151,13 +151,36 @@ impl Store {
         since: Millis,
         until: Millis,
     ) -> Result<i64, StoreError> {
+        self.failures_from(EventType::ClientAuthFailed, ip, since, until)
+            .await
+    }
+
+    /// Refused automation keys from `ip` in (since, until].
+    pub async fn api_key_refusals(
+        &self,
+        ip: &str,
+        since: Millis,
+        until: Millis,
+    ) -> Result<i64, StoreError> {
+        self.failures_from(EventType::ApiKeyRefused, ip, since, until)
+            .await
+    }
+
+    async fn failures_from(
+        &self,
+        kind: EventType,
+        ip: &str,
+        since: Millis,
+        until: Millis,
+    ) -> Result<i64, StoreError> {
         let (count,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM auth_events WHERE ip = $1 AND event_type = 'client_auth_failed' \
+            "SELECT COUNT(*) FROM auth_events WHERE ip = $1 AND event_type = $4 \
              AND occurred_at > $2 AND occurred_at <= $3",
         )
         .bind(ip)
         .bind(since)
         .bind(until)
+        .bind(kind.as_str())
         .fetch_one(self.pool())
         .await?;
         Ok(count)

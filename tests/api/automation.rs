@@ -960,6 +960,39 @@ async fn staff_are_invited_given_roles_and_deactivated_by_key(backend: Backend) 
     .await;
 }
 
+async fn a_key_guessing_run_is_throttled_and_raises_an_alert(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_admin().await;
+    let guesser = Api {
+        app: &app,
+        key: "tba_live_notarealkeyatall".into(),
+    };
+    for _ in 0..api_keys::FAILURES_PER_MINUTE {
+        problem(guesser.get("/api/v1/me").await, StatusCode::UNAUTHORIZED).await;
+    }
+    let throttled = guesser.get("/api/v1/me").await;
+    assert!(throttled.headers().contains_key("retry-after"));
+    problem(throttled, StatusCode::TOO_MANY_REQUESTS).await;
+    // Even a good key waits out the address's lock: the guesser cannot tell a hit from a miss.
+    let good = Api {
+        app: &app,
+        key: key_for(&app, ADMIN_EMAIL, &["all"], &[]).await,
+    };
+    problem(good.get("/api/v1/me").await, StatusCode::TOO_MANY_REQUESTS).await;
+    app.clock.advance(Duration::from_secs(61));
+    assert_eq!(good.get("/api/v1/me").await.status(), StatusCode::OK);
+
+    app.run_job(tokenbroker::jobs::Job::Detect).await;
+    let alerts = tokenbroker::domain::alerts::queue(&app.core, None, true, 10)
+        .await
+        .unwrap();
+    let alert = alerts
+        .iter()
+        .find(|a| a.detector == "api_key_guessing")
+        .expect("an alert for the guessing run");
+    assert_eq!(alert.severity.as_str(), "high");
+}
+
 async fn create_api_key_prints_only_the_key_and_records_it(backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_admin().await;
@@ -1126,6 +1159,7 @@ on_both_backends!(
     a_key_is_only_as_strong_as_its_owner_is_now,
     the_openapi_document_lists_exactly_the_registered_api_routes,
     each_key_has_its_own_budget_per_minute,
+    a_key_guessing_run_is_throttled_and_raises_an_alert,
     staff_are_invited_given_roles_and_deactivated_by_key,
     keys_rotate_and_an_emergency_needs_a_second_person,
     security_works_the_alert_queue_by_key,

@@ -203,6 +203,29 @@ async fn examine(
                 }
             }
         }
+        Some(EventType::ApiKeyRefused) => {
+            // A run of wrong keys from one address is someone guessing (or a leaked key that was
+            // revoked and is still being tried): the same threshold as client authentication.
+            if let Some(ip) = event.ip.as_deref() {
+                let count = core
+                    .store
+                    .api_key_refusals(ip, event.occurred_at - window, event.occurred_at)
+                    .await?;
+                if count >= policy.client_failures {
+                    alerts.push(alert(
+                        event,
+                        "api_key_guessing",
+                        Severity::High,
+                        Some(ip),
+                        format!("api-key-burst:{ip}:{bucket}"),
+                        format!(
+                            "{count} refused automation keys from {ip} within {} minutes.",
+                            policy.window.as_secs() / 60
+                        ),
+                    ));
+                }
+            }
+        }
         Some(EventType::Login) if failed => {
             alerts.extend(login_bursts(core, policy, event, bucket).await?);
         }
