@@ -323,6 +323,14 @@ fn dress_problem(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody>
         .get::<RequestId>()
         .map(RequestId::to_string);
     let raised = response.response().error();
+    let already_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|ct| ct == crate::web::api::problem::CONTENT_TYPE);
+    if raised.is_none() && already_problem {
+        // A problem written ahead (an idempotent replay): keep it as it is.
+        return response;
+    }
     if status.is_server_error() {
         tracing::error!(request_id = %request_id.clone().unwrap_or_default(),
             status = status.as_u16(), cause = ?raised, "request failed");

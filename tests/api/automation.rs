@@ -993,6 +993,87 @@ async fn a_key_guessing_run_is_throttled_and_raises_an_alert(backend: Backend) {
     assert_eq!(alert.severity.as_str(), "high");
 }
 
+async fn a_script_can_take_the_retrieval_link_instead_of_the_partner_mail(backend: Backend) {
+    let w: World = world(backend).await;
+    let request = pending_request(&w).await;
+    let admin = Api {
+        app: &w.app,
+        key: key_for(&w.app, ADMIN_EMAIL, &["all"], &[]).await,
+    };
+    let approved: Value = admin
+        .post(
+            &format!("/api/v1/tenants/acme/requests/{request}/approve"),
+            json!({ "scopes": ["payments:read"], "max_lifetime_days": 30 }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let grant = approved["grant_id"].as_str().unwrap().to_owned();
+    let mails_before = crate::partners::mails_to(&w.app, crate::partners::PARTNER)
+        .await
+        .len();
+    let mint = |idempotency: &'static str| {
+        admin
+            .request(
+                reqwest::Method::POST,
+                &format!("/api/v1/tenants/acme/grants/{grant}/credentials"),
+            )
+            .header("Idempotency-Key", idempotency)
+            .json(&json!({ "kind": "api_token", "delivery": "link" }))
+            .send()
+    };
+    let minted: Value = mint("mint-1").await.unwrap().json().await.unwrap();
+    assert_eq!(minted["delivery"], "link");
+    let link = minted["retrieval_link"].as_str().unwrap().to_owned();
+    assert!(link.contains("/retrieve?token="));
+    assert_eq!(
+        crate::partners::mails_to(&w.app, crate::partners::PARTNER)
+            .await
+            .len(),
+        mails_before,
+        "no mail: the caller delivers the link"
+    );
+    // A retry does not mint again, and the link is not kept anywhere to be replayed.
+    let retry = mint("mint-1").await.unwrap();
+    let body = problem(retry, StatusCode::CONFLICT).await;
+    assert!(!body.to_string().contains("token="));
+    let token = link.split("token=").nth(1).unwrap().to_owned();
+    let owner = user_id(&w.app, ADMIN_EMAIL).await;
+    let key_id = api_keys::keys_of(&w.app.core, owner).await.unwrap()[0]
+        .id
+        .clone();
+    let kept = w
+        .app
+        .core
+        .store
+        .remembered_request(&key_id, "mint-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!kept.body.unwrap_or_default().contains(&token));
+    let event = w
+        .app
+        .events()
+        .await
+        .into_iter()
+        .find(|e| e.event_type == "credential_minted")
+        .unwrap();
+    assert!(
+        event.details.contains("\"delivery\":\"link\""),
+        "{}",
+        event.details
+    );
+    assert!(event.details.contains("\"api_key\""));
+    assert!(!event.details.contains(&token));
+    let path = link
+        .split_once("/retrieve")
+        .map(|(_, rest)| format!("/retrieve{rest}"))
+        .unwrap();
+    let page = w.partner.get(&path).await;
+    assert_eq!(page.status(), StatusCode::OK);
+}
+
 async fn create_api_key_prints_only_the_key_and_records_it(backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_admin().await;
@@ -1159,6 +1240,7 @@ on_both_backends!(
     a_key_is_only_as_strong_as_its_owner_is_now,
     the_openapi_document_lists_exactly_the_registered_api_routes,
     each_key_has_its_own_budget_per_minute,
+    a_script_can_take_the_retrieval_link_instead_of_the_partner_mail,
     a_key_guessing_run_is_throttled_and_raises_an_alert,
     staff_are_invited_given_roles_and_deactivated_by_key,
     keys_rotate_and_an_emergency_needs_a_second_person,

@@ -64,6 +64,25 @@ impl CredentialStatus {
     }
 }
 
+/// How the partner gets the one-time retrieval link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// By e-mail to the grant's contact (the console's way).
+    Email,
+    /// Handed to the caller (an automation key) to deliver through its own channel; the event says
+    /// so, and which key received it.
+    Link,
+}
+
+impl Delivery {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::Link => "link",
+        }
+    }
+}
+
 /// What staff asked to mint.
 #[derive(Debug, Clone, Copy)]
 pub struct MintRequest {
@@ -71,6 +90,13 @@ pub struct MintRequest {
     /// A client for a gateway: it may introspect tokens and read the revocation feed.
     pub resource_server: bool,
     pub lifetime_days: i64,
+    pub delivery: Delivery,
+}
+
+/// A minted credential; the retrieval link only when it was asked for (`Delivery::Link`).
+pub struct Minted {
+    pub id: String,
+    pub retrieval_link: Option<SecretString>,
 }
 
 impl MintRequest {
@@ -94,12 +120,14 @@ impl MintRequest {
             kind,
             resource_server,
             lifetime_days,
+            delivery: Delivery::Email,
         })
     }
 }
 
-/// Mints a credential under a grant; the partner gets a one-time retrieval link by e-mail. The
-/// secret itself does not exist yet: it is generated when the link is opened.
+/// Mints a credential under a grant; the partner gets a one-time retrieval link (by e-mail, or
+/// through the caller when it asked for the link). The secret itself does not exist yet: it is
+/// generated when the link is opened.
 pub async fn mint(
     core: &Core,
     actor: UserId,
@@ -107,11 +135,12 @@ pub async fn mint(
     grant: &Grant,
     request: MintRequest,
     context: &RequestContext,
-) -> Result<String, PartnerError> {
+) -> Result<Minted, PartnerError> {
     let MintRequest {
         kind,
         resource_server,
         lifetime_days,
+        delivery,
     } = request;
     if resource_server && kind != CredentialKind::Client {
         return Err(PartnerError::Invalid(
@@ -153,7 +182,8 @@ pub async fn mint(
     .detail("grant", grant.id.as_str())
     .detail("kind", kind.as_str())
     .detail("resource_server", resource_server)
-    .detail("partner", grant.contact_email.as_str());
+    .detail("partner", grant.contact_email.as_str())
+    .detail("delivery", delivery.as_str());
     let credential = NewCredential {
         id: &id,
         grant_id: &grant.id,
@@ -166,15 +196,14 @@ pub async fn mint(
         retrieval_expires_at: now + duration_ms(RETRIEVAL_WINDOW),
         now,
     };
+    let mail = (delivery == Delivery::Email).then(|| queue(&grant.contact_email, rendered, now));
     core.store
-        .insert_credential(
-            tenant.id,
-            credential,
-            &queue(&grant.contact_email, rendered, now),
-            &event,
-        )
+        .insert_credential(tenant.id, credential, mail.as_ref(), &event)
         .await?;
-    Ok(id)
+    Ok(Minted {
+        id,
+        retrieval_link: (delivery == Delivery::Link).then_some(retrieval_link),
+    })
 }
 
 /// A client may hold this many live secrets, so partners rotate without downtime.

@@ -89,7 +89,7 @@ impl Store {
         &self,
         tenant: TenantId,
         credential: NewCredential<'_>,
-        mail: &OutgoingMail,
+        mail: Option<&OutgoingMail>,
         event: &Event,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
@@ -121,7 +121,9 @@ impl Store {
         .bind(credential.retrieval_expires_at)
         .execute(&mut *tx)
         .await?;
-        insert_mail(&mut *tx, mail).await?;
+        if let Some(mail) = mail {
+            insert_mail(&mut *tx, mail).await?;
+        }
         insert_event(&mut *tx, event).await?;
         tx.commit().await?;
         Ok(())

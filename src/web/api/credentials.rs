@@ -8,7 +8,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::clock::format_rfc3339;
 use crate::domain::Core;
-use crate::domain::partners::{self, CredentialSearch, CredentialView, Grant, MintRequest};
+use crate::domain::partners::{
+    self, CredentialSearch, CredentialView, Delivery, Grant, MintRequest,
+};
+use crate::web::api::idempotency::CarriesSecret;
 use crate::web::api::problem::Problem;
 use crate::web::api::{ApiError, Caller, InTenant, Page};
 
@@ -164,13 +167,21 @@ pub struct MintBody {
     pub kind: String,
     /// Days until it expires; default 30, capped by the grant.
     pub lifetime_days: Option<i64>,
+    /// `email` (default): the partner gets the one-time retrieval link by e-mail; `link`: the
+    /// response carries it, for delivery through the caller's own channel (the event records which
+    /// key received it).
+    pub delivery: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Minted {
     pub id: String,
-    /// How the partner receives the secret: `email` (a one-time retrieval link).
+    /// How the partner receives the secret: `email` or `link`.
     pub delivery: String,
+    /// The one-time retrieval link (valid 24 hours), only with `"delivery": "link"`. It reveals the
+    /// secret once to whoever opens it first: hand it to the partner only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retrieval_link: Option<String>,
 }
 
 /// Mints a credential under a grant; the partner gets a one-time retrieval link by e-mail.
@@ -202,11 +213,28 @@ pub async fn mint(
         .lifetime_days
         .map(|d| d.to_string())
         .unwrap_or_default();
-    let request = MintRequest::parse(&body.kind, &lifetime, &grant)?;
-    let id = partners::mint(&core, caller.owner.id, &tenant, &grant, request, &context).await?;
-    Ok(HttpResponse::Created().json(Minted {
-        id,
-        delivery: "email".into(),
+    let mut request = MintRequest::parse(&body.kind, &lifetime, &grant)?;
+    request.delivery = match body.delivery.as_deref() {
+        None | Some("email") => Delivery::Email,
+        Some("link") => Delivery::Link,
+        Some(other) => {
+            return Err(ApiError::Unprocessable {
+                detail: format!("Unknown delivery {other:?}: use email or link."),
+                field: Some("delivery".into()),
+            });
+        }
+    };
+    let minted = partners::mint(&core, caller.owner.id, &tenant, &grant, request, &context).await?;
+    let mut answer = HttpResponse::Created();
+    if minted.retrieval_link.is_some() {
+        answer.extensions_mut().insert(CarriesSecret);
+    }
+    Ok(answer.json(Minted {
+        id: minted.id,
+        delivery: request.delivery.as_str().into(),
+        retrieval_link: minted
+            .retrieval_link
+            .map(|link| secrecy::ExposeSecret::expose_secret(&link).to_owned()),
     }))
 }
 
@@ -374,5 +402,6 @@ pub async fn add_secret(
     Ok(HttpResponse::Accepted().json(Minted {
         id: path.1.clone(),
         delivery: "email".into(),
+        retrieval_link: None,
     }))
 }

@@ -12,9 +12,15 @@ use actix_web::{HttpMessage, HttpResponse, web};
 use crate::domain::Core;
 use crate::domain::api_keys::ApiCaller;
 use crate::domain::idempotency::{self, Claim, MAX_KEY_CHARS};
+use crate::domain::ids::RequestId;
 use crate::web::api::ApiError;
 
 pub const HEADER: &str = "idempotency-key";
+
+/// Marks an answer that carries a secret (a one-time link): it is never stored for replay. A retry
+/// learns that the first request succeeded, not the secret.
+#[derive(Debug, Clone, Copy)]
+pub struct CarriesSecret;
 
 /// The header's value, when the request carries one.
 pub fn key_of(req: &ServiceRequest) -> Option<Result<String, ApiError>> {
@@ -52,6 +58,7 @@ pub async fn run_once(
             },
         )) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            let body = with_request_id(&req, &content_type, body);
             let mut replay = HttpResponse::build(status);
             if let Ok(value) = HeaderValue::from_str(&content_type) {
                 replay.insert_header((header::CONTENT_TYPE, value));
@@ -86,13 +93,26 @@ pub async fn run_once(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json")
         .to_owned();
+    let secret = response.extensions().get::<CarriesSecret>().is_some();
     let (head, body) = response.into_parts();
     let bytes = to_bytes(body)
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("reading the answer: {}", e.into())))?;
-    let text = String::from_utf8_lossy(&bytes);
-    let remembered =
-        idempotency::remember(&core, &api_key, &key, status.as_u16(), &content_type, &text).await;
+    let remembered = if secret {
+        let kept = ApiError::Conflict(
+            "The first request with this Idempotency-Key succeeded and returned a one-time link, \
+             which is not kept. If it was lost, revoke that credential and mint another."
+                .into(),
+        )
+        .to_response(None);
+        let body = to_bytes(kept.into_body()).await.unwrap_or_default();
+        let text = String::from_utf8_lossy(&body);
+        let kind = crate::web::api::problem::CONTENT_TYPE;
+        idempotency::remember(&core, &api_key, &key, 409, kind, &text).await
+    } else {
+        let text = String::from_utf8_lossy(&bytes);
+        idempotency::remember(&core, &api_key, &key, status.as_u16(), &content_type, &text).await
+    };
     if let Err(error) = remembered {
         // The change is done; the caller gets its answer. A retry will find the key in progress.
         tracing::warn!(%error, "could not remember an idempotent answer");
@@ -101,6 +121,24 @@ pub async fn run_once(
         request,
         head.set_body(BoxBody::new(bytes)),
     ))
+}
+
+/// A replayed problem names this request (the one a person would quote), not the first.
+fn with_request_id(req: &ServiceRequest, content_type: &str, body: String) -> String {
+    if content_type != crate::web::api::problem::CONTENT_TYPE {
+        return body;
+    }
+    let id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(RequestId::to_string);
+    match serde_json::from_str::<serde_json::Value>(&body) {
+        Ok(serde_json::Value::Object(mut problem)) => {
+            problem.insert("request_id".into(), id.into());
+            serde_json::Value::Object(problem).to_string()
+        }
+        _ => body,
+    }
 }
 
 /// Reads the body once (it is put back for the handler) and claims the key for this request.
