@@ -11,7 +11,7 @@ use askama::Template;
 use futures_util::stream;
 use serde::Deserialize;
 
-use crate::clock::format_utc;
+use crate::clock::{format_rfc3339, format_utc};
 use crate::domain::event_log::{self, ActorKind, Cursor, EventFilter, PAGE_SIZE, RawFilter};
 use crate::domain::events::{EventRecord, EventType};
 use crate::domain::ids::TenantId;
@@ -332,7 +332,7 @@ pub async fn tenant_export(
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Format {
+pub(crate) enum Format {
     Csv,
     JsonLines,
 }
@@ -357,6 +357,12 @@ async fn export(
         .map_err(|_| {
             WebError::BadRequest("The filter is not valid; open the event log to see why.")
         })?;
+    Ok(streamed(core, filter, format))
+}
+
+/// Every event matching `filter`, newest first, streamed in batches (memory stays flat however
+/// long the log); shared by the console's download and the API's export.
+pub(crate) fn streamed(core: web::Data<Core>, filter: EventFilter, format: Format) -> HttpResponse {
     let header = match format {
         Format::Csv => csv_line(&[
             "occurred_at",
@@ -428,13 +434,13 @@ async fn export(
         Format::Csv => ("text/csv; charset=utf-8", "csv"),
         Format::JsonLines => ("application/x-ndjson", "jsonl"),
     };
-    Ok(HttpResponse::Ok()
+    HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, content_type))
         .insert_header((
             header::CONTENT_DISPOSITION,
             format!("attachment; filename=\"events.{extension}\""),
         ))
-        .streaming(body))
+        .streaming(body)
 }
 
 fn encode(format: Format, r: &EventRecord) -> String {
@@ -467,16 +473,6 @@ fn encode(format: Format, r: &EventRecord) -> String {
             format!("{line}\n")
         }
     }
-}
-
-fn format_rfc3339(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
 }
 
 /// One CSV record. Cells that a spreadsheet would run as a formula are prefixed with `'`.

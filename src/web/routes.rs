@@ -224,6 +224,7 @@ fn automation_api(router: &mut Router<'_>) {
             credentials::revoke,
         )
         .get("/api/v1/events", Key(ViewEvents), events::list)
+        .get("/api/v1/events/export", Key(ViewEvents), events::export)
         .get(
             "/api/v1/tenants/{tenant}/events",
             KeyInTenant(ViewEvents),

@@ -719,6 +719,17 @@ async fn the_event_log_pages_by_cursor_with_the_consoles_filters(backend: Backen
         .await
         .unwrap();
     assert_eq!(acme["items"].as_array().unwrap().len(), 1);
+    let export = api.get("/api/v1/events/export?type=tenant_created").await;
+    assert_eq!(export.headers()["content-type"], "application/x-ndjson");
+    let lines: Vec<Value> = export
+        .text()
+        .await
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines.iter().all(|e| e["event_type"] == "tenant_created"));
     let bad = api.get("/api/v1/events?from=yesterday").await;
     assert_eq!(
         problem(bad, StatusCode::UNPROCESSABLE_ENTITY).await["field"],

@@ -102,6 +102,19 @@ impl EventQuery {
     }
 }
 
+async fn resolved(
+    core: &Core,
+    query: &EventQuery,
+    forced: Option<TenantId>,
+) -> Result<event_log::EventFilter, ApiError> {
+    event_log::resolve(core, &query.raw(), forced)
+        .await
+        .map_err(|e| ApiError::Unprocessable {
+            detail: format!("{} {}", e.field, e.problem),
+            field: Some(e.field.to_owned()),
+        })
+}
+
 async fn page(
     core: &Core,
     query: &EventQuery,
@@ -109,12 +122,7 @@ async fn page(
     forced: Option<TenantId>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = paging.limit()?;
-    let filter = event_log::resolve(core, &query.raw(), forced)
-        .await
-        .map_err(|e| ApiError::Unprocessable {
-            detail: format!("{} {}", e.field, e.problem),
-            field: Some(e.field.to_owned()),
-        })?;
+    let filter = resolved(core, query, forced).await?;
     let cursor = match paging.cursor.as_deref() {
         Some(raw) => Some(
             Cursor::parse(raw, true).ok_or_else(|| ApiError::Unprocessable {
@@ -180,4 +188,28 @@ pub async fn tenant_list(
     paging: web::Query<Paging>,
 ) -> Result<HttpResponse, ApiError> {
     page(&core, &query, &paging, Some(tenant.id)).await
+}
+
+/// Every event matching the filters as NDJSON (one JSON object a line), newest first, streamed.
+#[utoipa::path(
+    get,
+    path = "/api/v1/events/export",
+    tag = "events",
+    params(EventQuery),
+    responses(
+        (status = 200, description = "One event per line", content_type = "application/x-ndjson", body = String),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn export(
+    core: web::Data<Core>,
+    query: web::Query<EventQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let filter = resolved(&core, &query, None).await?;
+    Ok(crate::web::events::streamed(
+        core,
+        filter,
+        crate::web::events::Format::JsonLines,
+    ))
 }

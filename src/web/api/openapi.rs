@@ -38,6 +38,7 @@ use crate::web::api::{
         credentials::revoke_partner,
         credentials::add_secret,
         events::list,
+        events::export,
         events::tenant_list,
         alerts::list,
         alerts::tenant_list,
