@@ -28,6 +28,7 @@ pub enum EventType {
     TenantSuspended,
     TenantReactivated,
     TenantLogoChanged,
+    TenantUpdated,
     InvitationSent,
     InvitationAccepted,
     InvitationRevoked,
@@ -67,7 +68,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 56] = [
+    pub const ALL: [EventType; 57] = [
         Self::Login,
         Self::Logout,
         Self::SetupCompleted,
@@ -88,6 +89,7 @@ impl EventType {
         Self::TenantSuspended,
         Self::TenantReactivated,
         Self::TenantLogoChanged,
+        Self::TenantUpdated,
         Self::InvitationSent,
         Self::InvitationAccepted,
         Self::InvitationRevoked,
@@ -152,6 +154,7 @@ impl EventType {
             Self::TenantSuspended => "tenant_suspended",
             Self::TenantReactivated => "tenant_reactivated",
             Self::TenantLogoChanged => "tenant_logo_changed",
+            Self::TenantUpdated => "tenant_updated",
             Self::InvitationSent => "invitation_sent",
             Self::InvitationAccepted => "invitation_accepted",
             Self::InvitationRevoked => "invitation_revoked",

@@ -326,6 +326,31 @@ pub async fn set_status(
     Ok(())
 }
 
+/// Changes the tenant's name and brand colour (the slug, its URLs' name, never changes).
+pub async fn update(
+    core: &Core,
+    actor: UserId,
+    tenant: &Tenant,
+    name: String,
+    colour: BrandColour,
+    context: &RequestContext,
+) -> Result<(), TenantError> {
+    let event = Event::new(
+        core.clock.now_ms(),
+        EventType::TenantUpdated,
+        Outcome::Success,
+        Actor::User(actor),
+    )
+    .tenant(tenant.id)
+    .context(context)
+    .detail("name", name.as_str())
+    .detail("colour", colour.hex());
+    core.store
+        .rename_tenant(tenant.id, &name, &colour.hex(), core.clock.now_ms(), &event)
+        .await?;
+    Ok(())
+}
+
 pub async fn replace_logo(
     core: &Core,
     actor: UserId,

@@ -189,6 +189,30 @@ impl Store {
         Ok(())
     }
 
+    /// A new name and brand colour, with the event.
+    pub async fn rename_tenant(
+        &self,
+        id: TenantId,
+        name: &str,
+        colour: &str,
+        now: Millis,
+        event: &Event,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "UPDATE tenants SET name = $2, brand_colour = $3, updated_at = $4 WHERE id = $1",
+        )
+        .bind(id.to_string())
+        .bind(name)
+        .bind(colour)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        insert_event(&mut *tx, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The logo bytes and their (validated) content type.
     pub async fn tenant_logo(&self, id: TenantId) -> Result<Option<(Vec<u8>, String)>, StoreError> {
         let row: Option<(Option<Vec<u8>>, Option<String>)> =

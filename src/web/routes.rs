@@ -98,6 +98,20 @@ impl<'a> Router<'a> {
         self.add(Method::POST, path, rule.into(), handler)
     }
 
+    pub fn patch<F, Args>(
+        &mut self,
+        path: &'static str,
+        rule: impl Into<Rule>,
+        handler: F,
+    ) -> &mut Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.add(Method::PATCH, path, rule.into(), handler)
+    }
+
     pub fn delete<F, Args>(
         &mut self,
         path: &'static str,
@@ -142,6 +156,11 @@ fn automation_api(router: &mut Router<'_>) {
             "/api/v1/tenants/{tenant}",
             KeyInTenant(EnterTenant),
             tenants::get,
+        )
+        .patch(
+            "/api/v1/tenants/{tenant}",
+            KeyInTenant(ManageTenants),
+            tenants::update,
         )
         .post(
             "/api/v1/tenants/{tenant}/suspend",

@@ -204,9 +204,11 @@ async fn every_route_answers_every_role_as_its_rule_says(backend: Backend) {
             for actor in &actors {
                 let response = if route.method == actix_web::http::Method::GET {
                     actor.browser.get(&path).await
-                } else if route.method == actix_web::http::Method::DELETE {
+                } else if route.method != actix_web::http::Method::POST {
+                    let method = reqwest::Method::from_bytes(route.method.as_str().as_bytes());
                     let url = actor.browser.url(&path);
-                    actor.browser.client.delete(url).send().await.unwrap()
+                    let request = actor.browser.client.request(method.unwrap(), url);
+                    request.send().await.unwrap()
                 } else {
                     let html = actor.browser.page_with_form("/login").await;
                     let token = csrf_token(&html);

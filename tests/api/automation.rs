@@ -256,6 +256,28 @@ async fn tenants_and_scopes_are_managed_by_key(backend: Backend) {
         )
         .await;
     problem(taken, StatusCode::CONFLICT).await;
+    let renamed: Value = api
+        .request(reqwest::Method::PATCH, "/api/v1/tenants/initech")
+        .json(&json!({ "name": "Initech Corp", "colour": "#abcdef" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(renamed["name"], "Initech Corp");
+    assert_eq!(renamed["colour"], "#abcdef");
+    assert_eq!(renamed["slug"], "initech");
+    let bad_colour = api
+        .request(reqwest::Method::PATCH, "/api/v1/tenants/initech")
+        .json(&json!({ "colour": "red" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        problem(bad_colour, StatusCode::UNPROCESSABLE_ENTITY).await["field"],
+        "colour"
+    );
     let bad_slug = api
         .post(
             "/api/v1/tenants",
@@ -300,7 +322,12 @@ async fn tenants_and_scopes_are_managed_by_key(backend: Backend) {
         .into_iter()
         .map(|e| e.event_type)
         .collect();
-    for kind in ["tenant_created", "scope_added", "scope_removed"] {
+    for kind in [
+        "tenant_created",
+        "tenant_updated",
+        "scope_added",
+        "scope_removed",
+    ] {
         assert!(kinds.iter().any(|k| k == kind), "{kind}");
     }
 }

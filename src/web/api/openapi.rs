@@ -21,6 +21,7 @@ use crate::web::api::{
         tenants::list,
         tenants::create,
         tenants::get,
+        tenants::update,
         tenants::suspend,
         tenants::reactivate,
         scopes::list,

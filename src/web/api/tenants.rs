@@ -174,6 +174,46 @@ pub async fn create(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+pub struct TenantChange {
+    pub name: Option<String>,
+    /// `#rrggbb`
+    pub colour: Option<String>,
+}
+
+/// Changes the tenant's name and/or brand colour (the slug never changes).
+#[utoipa::path(
+    patch,
+    path = "/api/v1/tenants/{tenant}",
+    tag = "tenants",
+    params(("tenant" = String, Path, description = "The tenant's slug", example = "acme")),
+    request_body = TenantChange,
+    responses(
+        (status = 200, body = TenantBody),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 422, body = Problem),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn update(
+    core: web::Data<Core>,
+    Caller { caller, context }: Caller,
+    InTenant(tenant): InTenant,
+    body: web::Json<TenantChange>,
+) -> Result<HttpResponse, ApiError> {
+    let name = match body.name.as_deref() {
+        Some(raw) => tenants::parse_name(raw).map_err(|e| field_error("name", e))?,
+        None => tenant.name.clone(),
+    };
+    let colour = match body.colour.as_deref() {
+        Some(raw) => BrandColour::parse(raw).map_err(|e| field_error("colour", e))?,
+        None => tenant.colour.clone(),
+    };
+    tenants::update(&core, caller.owner.id, &tenant, name, colour, &context).await?;
+    changed(&core, &tenant).await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SuspendBody {
     /// The tenant's slug, typed again: suspension stops every token of the tenant at once.
     pub confirm_slug: String,
