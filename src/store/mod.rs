@@ -53,6 +53,10 @@ pub enum StoreError {
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    /// Text the database cannot hold (PostgreSQL refuses NUL characters): the caller's input, so a
+    /// 400, and nothing was written (the statement and its transaction failed).
+    #[error("the text contains characters that cannot be stored")]
+    UnstorableText(#[source] sqlx::Error),
     #[error("{0}")]
     Unexpected(String),
 }
@@ -72,6 +76,14 @@ impl From<sqlx::Error> for StoreError {
                 }) =>
             {
                 Self::Unavailable(error)
+            }
+            // 22021 character_not_in_repertoire, 22P05 untranslatable_character: a NUL byte.
+            sqlx::Error::Database(ref db)
+                if db
+                    .code()
+                    .is_some_and(|code| code == "22021" || code == "22P05") =>
+            {
+                Self::UnstorableText(error)
             }
             other => Self::Database(other),
         }

@@ -62,6 +62,9 @@ impl From<StoreError> for WebError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Unavailable(_) => Self::Unavailable(Some(error)),
+            StoreError::UnstorableText(_) => {
+                Self::BadRequest("The text contains characters that cannot be stored.")
+            }
             other => Self::Unexpected(other.into()),
         }
     }
@@ -201,6 +204,7 @@ impl ResponseError for OAuthError {
             Self::UnknownTenant => StatusCode::NOT_FOUND,
             Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Store(StoreError::UnstorableText(_)) => StatusCode::BAD_REQUEST,
             Self::Store(_) | Self::Keys(_) | Self::Signing(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -216,6 +220,10 @@ impl ResponseError for OAuthError {
             Self::Store(StoreError::Unavailable(_)) => (
                 ErrorCode::TemporarilyUnavailable,
                 "The service cannot reach its database. Retry shortly.",
+            ),
+            Self::Store(StoreError::UnstorableText(_)) => (
+                ErrorCode::InvalidRequest,
+                "The request contains characters that cannot be stored (NUL).",
             ),
             Self::Store(_) | Self::Keys(_) | Self::Signing(_) => {
                 tracing::error!(cause = ?self, "token service request failed");

@@ -477,6 +477,17 @@ async fn bad_keys_and_bad_bodies_get_problems_and_change_nothing(backend: Backen
         StatusCode::NOT_FOUND,
     )
     .await;
+    // A NUL byte (PostgreSQL cannot store one) is the caller's mistake, never a server error.
+    let nul_search = api.get("/api/v1/tenants?q=a%00b").await.status();
+    assert!(!nul_search.is_server_error(), "{nul_search}");
+    let nul_name = api
+        .post(
+            "/api/v1/tenants",
+            json!({ "name": "Nul\u{0}name", "slug": "nul-name" }),
+        )
+        .await
+        .status();
+    assert!(!nul_name.is_server_error(), "{nul_name}");
     assert!(
         tenants::by_slug(&app.core, "globex")
             .await

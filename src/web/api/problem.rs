@@ -167,6 +167,9 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Unavailable(_) => Self::Unavailable,
+            StoreError::UnstorableText(_) => Self::Malformed(
+                "The request contains characters that cannot be stored (NUL).".into(),
+            ),
             other => Self::Internal(other.into()),
         }
     }
