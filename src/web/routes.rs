@@ -278,7 +278,17 @@ fn automation_api(router: &mut Router<'_>) {
             keys::approve_emergency,
         )
         .get("/api/v1/staff", Key(ViewStaff), staff::list)
+        .get(
+            "/api/v1/staff/invitations",
+            Key(ManageStaff),
+            staff::invitations,
+        )
         .post("/api/v1/staff/invitations", Key(ManageStaff), staff::invite)
+        .delete(
+            "/api/v1/staff/invitations/{id}",
+            Key(ManageStaff),
+            staff::withdraw_invitation,
+        )
         .get("/api/v1/staff/{id}", Key(ViewStaff), staff::get)
         .post(
             "/api/v1/staff/{id}/roles",

@@ -941,6 +941,31 @@ async fn staff_are_invited_given_roles_and_deactivated_by_key(backend: Backend) 
     assert_eq!(invited.status(), StatusCode::ACCEPTED);
     let link = invitation_link(&app, "new@example.com").await;
     assert!(link.contains("/invite?token="));
+    let pending: Value = api
+        .get("/api/v1/staff/invitations")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(pending["items"][0]["email"], "new@example.com");
+    let invitation = pending["items"][0]["id"].as_str().unwrap().to_owned();
+    let withdrawn = api
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/staff/invitations/{invitation}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(withdrawn.status(), StatusCode::NO_CONTENT);
+    let link_path = link
+        .split_once("/invite")
+        .map(|(_, rest)| format!("/invite{rest}"))
+        .unwrap();
+    assert_eq!(
+        app.new_browser().get(&link_path).await.status(),
+        StatusCode::GONE
+    );
     let duplicate = api
         .post(
             "/api/v1/staff/invitations",

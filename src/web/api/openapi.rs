@@ -52,6 +52,8 @@ use crate::web::api::{
         staff::list,
         staff::get,
         staff::invite,
+        staff::invitations,
+        staff::withdraw_invitation,
         staff::grant_role,
         staff::revoke_role,
         staff::deactivate,

@@ -388,3 +388,66 @@ pub async fn end_sessions(
         sessions::end_all_sessions(&core, caller.owner.id, subject.id, &context).await?;
     Ok(HttpResponse::Ok().json(Ended { sessions_ended }))
 }
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvitationSummary {
+    pub id: String,
+    pub email: String,
+    pub display_name: String,
+    pub role: String,
+    pub tenant_id: Option<String>,
+    pub expires_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvitationList {
+    pub items: Vec<InvitationSummary>,
+}
+
+/// Invitations neither accepted, withdrawn nor expired, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/staff/invitations",
+    tag = "staff",
+    responses(
+        (status = 200, body = InvitationList),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn invitations(core: web::Data<Core>) -> Result<HttpResponse, ApiError> {
+    let items = staff::pending_invitations(&core)
+        .await?
+        .into_iter()
+        .map(|i| InvitationSummary {
+            role: i.role.as_str().to_owned(),
+            tenant_id: i.tenant.map(|t| t.to_string()),
+            expires_at: format_rfc3339(i.expires_at),
+            id: i.id,
+            email: i.email,
+            display_name: i.display_name,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(InvitationList { items }))
+}
+
+/// Withdraws an invitation: its link stops working.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/staff/invitations/{id}",
+    tag = "staff",
+    params(("id" = String, Path, description = "The invitation's id")),
+    responses(
+        (status = 204, description = "Withdrawn"),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn withdraw_invitation(
+    core: web::Data<Core>,
+    Caller { caller, context }: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    staff::revoke_invitation(&core, caller.owner.id, &path, &context).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
