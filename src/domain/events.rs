@@ -47,6 +47,7 @@ pub enum EventType {
     CredentialMinted,
     CredentialRetrieved,
     CredentialRevoked,
+    CredentialSecretRetired,
     CredentialExpired,
     KeyPublished,
     KeyActivated,
@@ -68,7 +69,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 57] = [
+    pub const ALL: [EventType; 58] = [
         Self::Login,
         Self::Logout,
         Self::SetupCompleted,
@@ -108,6 +109,7 @@ impl EventType {
         Self::CredentialMinted,
         Self::CredentialRetrieved,
         Self::CredentialRevoked,
+        Self::CredentialSecretRetired,
         Self::CredentialExpired,
         Self::KeyPublished,
         Self::KeyActivated,
@@ -173,6 +175,7 @@ impl EventType {
             Self::CredentialMinted => "credential_minted",
             Self::CredentialRetrieved => "credential_retrieved",
             Self::CredentialRevoked => "credential_revoked",
+            Self::CredentialSecretRetired => "credential_secret_retired",
             Self::CredentialExpired => "credential_expired",
             Self::KeyPublished => "key_published",
             Self::KeyActivated => "key_activated",

@@ -21,6 +21,8 @@ struct Revoked {
     /// jti → when it may be forgotten.
     tokens: HashMap<String, Option<Millis>>,
     credentials: HashMap<String, Option<Millis>>,
+    /// Retired client secrets (by secret id) of credentials that stay active.
+    secrets: HashMap<String, Option<Millis>>,
     keys: HashSet<String>,
     suspended_tenants: HashSet<TenantId>,
 }
@@ -34,6 +36,9 @@ impl Revoked {
             }
             "credential" => {
                 self.credentials.insert(entry.subject, entry.forget_after);
+            }
+            "secret" => {
+                self.secrets.insert(entry.subject, entry.forget_after);
             }
             "key" => {
                 self.keys.insert(entry.subject);
@@ -75,6 +80,12 @@ impl RevocationCache {
         self.revoked
             .read()
             .is_ok_and(|r| r.credentials.contains_key(credential))
+    }
+
+    pub fn secret_retired(&self, secret: &str) -> bool {
+        self.revoked
+            .read()
+            .is_ok_and(|r| r.secrets.contains_key(secret))
     }
 
     pub fn key_dropped(&self, kid: &str) -> bool {
@@ -119,6 +130,9 @@ impl RevocationCache {
                 .retain(|_, forget| forget.is_none_or(|at| at > now));
             revoked
                 .credentials
+                .retain(|_, forget| forget.is_none_or(|at| at > now));
+            revoked
+                .secrets
                 .retain(|_, forget| forget.is_none_or(|at| at > now));
         }
     }

@@ -27,6 +27,9 @@ pub struct GrantPage {
     created: String,
     can_mint: bool,
     can_revoke: bool,
+    /// The newest credentials under this grant; `more_credentials` when there are others.
+    credentials: Vec<CredentialRow>,
+    more_credentials: bool,
     notice: Option<&'static str>,
     error: Option<String>,
 }
@@ -36,9 +39,24 @@ pub struct NoticeQuery {
     notice: Option<String>,
 }
 
+/// The grant page lists this many of its credentials, and links to the filtered list for the rest.
+const GRANT_PAGE_CREDENTIALS: i64 = 10;
+
 async fn grant_page(core: &Core, page: &TenantPage, id: &str) -> Result<GrantPage, WebError> {
     let grant = grant_of(core, page, id).await?;
+    let search = CredentialSearch {
+        grant: &grant.id,
+        limit: Some(GRANT_PAGE_CREDENTIALS),
+        ..Default::default()
+    };
+    let found = partners::search_credentials(core, page.tenant.id, &search).await?;
     Ok(GrantPage {
+        more_credentials: found.next.is_some(),
+        credentials: found
+            .credentials
+            .into_iter()
+            .map(CredentialRow::from)
+            .collect(),
         nav: Some(Nav::in_tenant(&page.current, &page.tenant)),
         csrf_token: page.current.csrf_token.clone(),
         slug: page.tenant.slug.to_string(),
@@ -63,6 +81,9 @@ pub async fn grant_get(
             Some("Credential created. The partner has been sent a one-time link to retrieve it.")
         }
         Some("revoked") => Some("Revoked. The credentials stop working at their very next use."),
+        Some("approved") => Some(
+            "Request approved. Create the partner's first credential below when they are ready.",
+        ),
         _ => None,
     };
     render(&view, StatusCode::OK)
@@ -116,41 +137,52 @@ pub struct CredentialRow {
     organisation: String,
     grant_id: String,
     kind: &'static str,
+    is_client: bool,
     name: String,
     status: String,
     created: String,
     created_by: String,
     expires: String,
     last_used: String,
+    /// "revoked 2026-12-02 10:00 UTC: reason" on a revoked credential.
+    revoked: Option<String>,
+}
+
+/// What people call each kind: a gateway's client is not a partner's client.
+fn kind_label(c: &CredentialView) -> &'static str {
+    match (c.kind.as_str(), c.may_introspect) {
+        ("client", true) => "gateway credential",
+        ("client", false) => "client credential",
+        _ => "API token",
+    }
 }
 
 impl From<CredentialView> for CredentialRow {
     fn from(c: CredentialView) -> Self {
         Self {
-            kind: if c.kind == "client" {
-                "client credential"
-            } else {
-                "API token"
-            },
+            kind: kind_label(&c),
+            is_client: c.kind == "client",
             name: c
                 .client_id
                 .clone()
                 .or(c.display_prefix.map(|p| format!("{p}…")))
                 .unwrap_or_else(|| "not retrieved yet".into()),
-            status: c.status,
             created: format_utc(c.created_at),
             created_by: c.created_by,
             expires: format_utc(c.expires_at),
-            last_used: c
-                .last_used_at
-                .map(|t| {
-                    format!(
-                        "{} from {}",
-                        format_utc(t),
-                        c.last_used_ip.unwrap_or_default()
-                    )
-                })
-                .unwrap_or_else(|| "never".into()),
+            last_used: match (c.last_used_at, c.last_used_ip) {
+                (None, _) => "never".into(),
+                (Some(at), Some(ip)) if !ip.is_empty() => format!("{} from {ip}", format_utc(at)),
+                (Some(at), _) => format_utc(at),
+            },
+            revoked: (c.status == "revoked").then(|| {
+                let at = c.revoked_at.map(format_utc).unwrap_or_default();
+                match c.revoke_reason {
+                    Some(reason) => format!("{at}: {reason}"),
+                    None => at,
+                }
+            }),
+            status: c.status,
             id: c.id,
             organisation: c.organisation,
             grant_id: c.grant_id,
@@ -158,16 +190,100 @@ impl From<CredentialView> for CredentialRow {
     }
 }
 
+/// One secret of a client, as the credential page shows it.
+pub struct SecretLine {
+    id: String,
+    prefix: String,
+    state: &'static str,
+    created: String,
+    retrieved: String,
+    expires: String,
+    retirable: bool,
+}
+
+#[derive(Template)]
+#[template(path = "partners/credential.html")]
+pub struct CredentialPage {
+    nav: Option<Nav>,
+    csrf_token: String,
+    slug: String,
+    credential: CredentialRow,
+    secrets: Vec<SecretLine>,
+    can_mint: bool,
+    can_revoke: bool,
+    notice: Option<&'static str>,
+}
+
+pub async fn credential_get(
+    core: web::Data<Core>,
+    page: TenantPage,
+    path: web::Path<(String, String)>,
+    query: web::Query<NoticeQuery>,
+) -> Result<HttpResponse, WebError> {
+    let (credential, secrets) = partners::credential(&core, page.tenant.id, &path.1).await?;
+    let now = core.clock.now_ms();
+    let live = secrets
+        .iter()
+        .filter(|s| partners::SecretState::of(s, now) != partners::SecretState::Retired)
+        .filter(|s| partners::SecretState::of(s, now) != partners::SecretState::Expired)
+        .count();
+    let active = credential.status == "active";
+    let can_revoke = page.may(Permission::RevokeCredentials);
+    let secrets = secrets
+        .into_iter()
+        .map(|s| {
+            let state = partners::SecretState::of(&s, now);
+            SecretLine {
+                prefix: s
+                    .display_prefix
+                    .map(|p| format!("{p}…"))
+                    .unwrap_or_else(|| "not retrieved yet".into()),
+                state: state.as_str(),
+                created: format_utc(s.created_at),
+                retrieved: s.retrieved_at.map(format_utc).unwrap_or_default(),
+                expires: format_utc(s.expires_at),
+                retirable: can_revoke
+                    && active
+                    && live > 1
+                    && matches!(
+                        state,
+                        partners::SecretState::Live | partners::SecretState::Waiting
+                    ),
+                id: s.id,
+            }
+        })
+        .collect::<Vec<_>>();
+    let view = CredentialPage {
+        nav: Some(Nav::in_tenant(&page.current, &page.tenant)),
+        csrf_token: page.current.csrf_token.clone(),
+        slug: page.tenant.slug.to_string(),
+        can_mint: page.may(Permission::MintCredentials)
+            && active
+            && credential.kind == "client"
+            && live < partners::MAX_CLIENT_SECRETS as usize,
+        can_revoke: can_revoke && active,
+        credential: credential.into(),
+        secrets,
+        notice: match query.notice.as_deref() {
+            Some("secret_added") => Some(
+                "Another secret was created. The partner has been sent a one-time link to retrieve it.",
+            ),
+            Some("secret_retired") => Some("The secret was retired: it stops working at once."),
+            Some("revoked") => Some("Revoked. The credential stops working at its very next use."),
+            _ => None,
+        },
+    };
+    render(&view, StatusCode::OK)
+}
+
 #[derive(Template)]
 #[template(path = "partners/credentials.html")]
 pub struct CredentialsPage {
     nav: Option<Nav>,
-    csrf_token: String,
     slug: String,
     credentials: Vec<CredentialRow>,
     /// The query string of the next page, filters included.
     next: Option<String>,
-    can_revoke: bool,
     filters: ListQuery,
 }
 
@@ -201,6 +317,7 @@ pub async fn credentials_get(
         grant: &query.grant,
         prefix: &query.prefix,
         after: query.after.as_deref(),
+        limit: None,
     };
     let found = partners::search_credentials(&core, page.tenant.id, &search).await?;
     let next = found.next.map(|after| {
@@ -212,7 +329,6 @@ pub async fn credentials_get(
     });
     let view = CredentialsPage {
         nav: Some(Nav::in_tenant(&page.current, &page.tenant)),
-        csrf_token: page.current.csrf_token.clone(),
         slug: page.tenant.slug.to_string(),
         credentials: found
             .credentials
@@ -220,7 +336,6 @@ pub async fn credentials_get(
             .map(CredentialRow::from)
             .collect(),
         next,
-        can_revoke: page.may(Permission::RevokeCredentials),
         filters: query,
     };
     render(&view, StatusCode::OK)
@@ -302,6 +417,10 @@ async fn bulk_revoke(
     }
 }
 
+fn credential_url(page: &TenantPage, id: &str, notice: &str) -> String {
+    format!("/t/{}/credentials/{id}?notice={notice}", page.tenant.slug)
+}
+
 /// A second secret for a client credential (rotation), behind a fresh passkey.
 pub async fn add_secret_post(
     core: web::Data<Core>,
@@ -310,11 +429,21 @@ pub async fn add_secret_post(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, WebError> {
     let id = &path.1;
-    match partners::add_client_secret(&core, page.current.user.id, &page.tenant, id, &client).await
-    {
-        Ok(()) => Ok(see_other(&format!("/t/{}/credentials", page.tenant.slug))),
-        Err(error) => Err(error.into()),
-    }
+    partners::add_client_secret(&core, page.current.user.id, &page.tenant, id, &client).await?;
+    Ok(see_other(&credential_url(&page, id, "secret_added")))
+}
+
+/// Retires one secret of a client once the partner has switched to the other.
+pub async fn retire_secret_post(
+    core: web::Data<Core>,
+    page: TenantPage,
+    Client(client): Client,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, WebError> {
+    let (_, id, secret) = path.into_inner();
+    let user = page.current.user.id;
+    partners::retire_client_secret(&core, user, page.tenant.id, &id, &secret, &client).await?;
+    Ok(see_other(&credential_url(&page, &id, "secret_retired")))
 }
 
 #[derive(Deserialize)]
@@ -331,10 +460,8 @@ pub async fn revoke_post(
     form: web::Form<RevokeForm>,
 ) -> Result<HttpResponse, WebError> {
     let user = page.current.user.id;
-    match partners::revoke(&core, user, page.tenant.id, &path.1, &form.reason, &client).await {
-        // Revoking an already revoked (or expired) credential is not an error: the outcome is the
-        // same.
-        Ok(_) => Ok(see_other(&format!("/t/{}/credentials", page.tenant.slug))),
-        Err(error) => Err(error.into()),
-    }
+    let id = &path.1;
+    // Revoking an already revoked (or expired) credential is not an error: the outcome is the same.
+    partners::revoke(&core, user, page.tenant.id, id, &form.reason, &client).await?;
+    Ok(see_other(&credential_url(&page, id, "revoked")))
 }

@@ -105,8 +105,9 @@ pub async fn requests_get(
     core: web::Data<Core>,
     page: TenantPage,
 ) -> Result<HttpResponse, WebError> {
-    let requests = partners::requests(&core, page.tenant.id, 200)
+    let requests = partners::requests(&core, page.tenant.id, None, None, 200)
         .await?
+        .requests
         .into_iter()
         .map(|r| RequestRow {
             scopes: r.scopes.join(", "),
@@ -227,7 +228,7 @@ pub async fn approve_post(
     };
     match approved {
         Ok(grant) => Ok(see_other(&format!(
-            "/t/{}/grants/{grant}",
+            "/t/{}/grants/{grant}?notice=approved",
             page.tenant.slug
         ))),
         Err(error) => decision_refused(&core, &page, id, error).await,

@@ -112,6 +112,20 @@ impl<'a> Router<'a> {
         self.add(Method::PATCH, path, rule.into(), handler)
     }
 
+    pub fn put<F, Args>(
+        &mut self,
+        path: &'static str,
+        rule: impl Into<Rule>,
+        handler: F,
+    ) -> &mut Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.add(Method::PUT, path, rule.into(), handler)
+    }
+
     pub fn delete<F, Args>(
         &mut self,
         path: &'static str,
@@ -162,6 +176,11 @@ fn automation_api(router: &mut Router<'_>) {
             KeyInTenant(ManageTenants),
             tenants::update,
         )
+        .put(
+            "/api/v1/tenants/{tenant}/logo",
+            KeyInTenant(ManageTenants),
+            tenants::put_logo,
+        )
         .post(
             "/api/v1/tenants/{tenant}/suspend",
             KeyInTenant(ManageTenants),
@@ -208,6 +227,11 @@ fn automation_api(router: &mut Router<'_>) {
             requests::deny,
         )
         .get(
+            "/api/v1/tenants/{tenant}/grants",
+            KeyInTenant(ViewCredentials),
+            credentials::grants,
+        )
+        .get(
             "/api/v1/tenants/{tenant}/grants/{id}",
             KeyInTenant(ViewCredentials),
             credentials::grant,
@@ -236,6 +260,16 @@ fn automation_api(router: &mut Router<'_>) {
             "/api/v1/tenants/{tenant}/credentials",
             KeyInTenant(ViewCredentials),
             credentials::list,
+        )
+        .get(
+            "/api/v1/tenants/{tenant}/credentials/{id}",
+            KeyInTenant(ViewCredentials),
+            credentials::get,
+        )
+        .delete(
+            "/api/v1/tenants/{tenant}/credentials/{id}/secrets/{secret}",
+            KeyInTenant(RevokeCredentials),
+            credentials::retire_secret,
         )
         .post(
             "/api/v1/tenants/{tenant}/credentials/{id}/revoke",
@@ -544,6 +578,16 @@ pub fn console(router: &mut Router<'_>) {
             "/t/{tenant}/credentials",
             InTenant(ViewCredentials),
             credentials::credentials_get,
+        )
+        .get(
+            "/t/{tenant}/credentials/{id}",
+            InTenant(ViewCredentials),
+            credentials::credential_get,
+        )
+        .post(
+            "/t/{tenant}/credentials/{id}/secrets/{secret}/retire",
+            InTenant(RevokeCredentials),
+            credentials::retire_secret_post,
         )
         .post(
             "/t/{tenant}/credentials/{id}/secrets",

@@ -1323,6 +1323,8 @@ on_both_backends!(
     a_retried_create_with_its_idempotency_key_creates_once,
     the_reference_page_documents_every_operation_from_the_console_itself,
     create_api_key_prints_only_the_key_and_records_it,
+    a_rotation_is_finished_by_key_and_grants_and_requests_page,
+    a_tenant_logo_is_uploaded_by_key_as_a_form_or_as_the_image,
 );
 
 /// What a key may do, computed here from the role table and the key's own limits (not by the
@@ -1388,6 +1390,237 @@ fn class_of(status: StatusCode) -> StatusClass {
         StatusCode::NOT_FOUND => StatusClass::NotFound,
         _ => StatusClass::Allowed,
     }
+}
+
+async fn a_rotation_is_finished_by_key_and_grants_and_requests_page(backend: Backend) {
+    let w: World = world(backend).await;
+    let first_request = pending_request(&w).await;
+    let second_request = pending_request(&w).await;
+    let admin = Api {
+        app: &w.app,
+        key: key_for(&w.app, ADMIN_EMAIL, &["all"], &[]).await,
+    };
+    let page: Value = admin
+        .get("/api/v1/tenants/acme/requests?status=pending&limit=1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        page["items"][0]["id"],
+        second_request.as_str(),
+        "newest first"
+    );
+    let cursor = page["next_cursor"].as_str().unwrap().to_owned();
+    let rest: Value = admin
+        .get(&format!(
+            "/api/v1/tenants/acme/requests?status=pending&limit=1&cursor={cursor}"
+        ))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rest["items"][0]["id"], first_request.as_str());
+    assert!(rest["next_cursor"].is_null());
+    let approved: Value = admin
+        .post(
+            &format!("/api/v1/tenants/acme/requests/{first_request}/approve"),
+            json!({ "scopes": ["payments:read"], "max_lifetime_days": 30 }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let grant = approved["grant_id"].as_str().unwrap().to_owned();
+    let grants: Value = admin
+        .get("/api/v1/tenants/acme/grants")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(grants["items"][0]["id"], grant.as_str());
+    assert_eq!(grants["items"][0]["request_id"], first_request.as_str());
+    let none: Value = admin
+        .get("/api/v1/tenants/acme/requests?status=unconfirmed")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        none["items"],
+        json!([]),
+        "unconfirmed requests are the partner's"
+    );
+
+    let minted: Value = admin
+        .post(
+            &format!("/api/v1/tenants/acme/grants/{grant}/credentials"),
+            json!({ "kind": "resource_server" }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let credential = minted["id"].as_str().unwrap().to_owned();
+    let first = crate::partners::retrieve(&w).await;
+    let added = admin
+        .post(
+            &format!("/api/v1/tenants/acme/credentials/{credential}/secrets"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(added.status(), StatusCode::ACCEPTED);
+    let second = crate::partners::retrieve(&w).await;
+    let detail: Value = admin
+        .get(&format!("/api/v1/tenants/acme/credentials/{credential}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail["id"], credential.as_str());
+    assert_eq!(detail["kind"], "client");
+    assert_eq!(detail["may_introspect"], true, "a gateway's client");
+    let states: Vec<&str> = detail["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["live", "live"]);
+    assert!(!detail.to_string().contains(&first) && !detail.to_string().contains(&second));
+    let first_id = detail["secrets"][0]["id"].as_str().unwrap().to_owned();
+    let second_id = detail["secrets"][1]["id"].as_str().unwrap().to_owned();
+
+    let secret_url =
+        |id: &str| format!("/api/v1/tenants/acme/credentials/{credential}/secrets/{id}");
+    let retired = admin
+        .request(reqwest::Method::DELETE, &secret_url(&first_id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retired.status(), StatusCode::NO_CONTENT);
+    assert!(
+        tokenbroker::domain::partners::verify(&w.app.core, &first, None)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let last = admin
+        .request(reqwest::Method::DELETE, &secret_url(&second_id))
+        .send()
+        .await
+        .unwrap();
+    let body = problem(last, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("only live secret")
+    );
+    let unknown = admin
+        .request(reqwest::Method::DELETE, &secret_url("no-such-secret"))
+        .send()
+        .await
+        .unwrap();
+    problem(unknown, StatusCode::NOT_FOUND).await;
+    let detail: Value = admin
+        .get(&format!("/api/v1/tenants/acme/credentials/{credential}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail["secrets"][0]["status"], "retired");
+    assert_eq!(detail["secrets"][1]["status"], "live");
+    problem(
+        admin
+            .get("/api/v1/tenants/acme/credentials/no-such-credential")
+            .await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+}
+
+async fn a_tenant_logo_is_uploaded_by_key_as_a_form_or_as_the_image(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_admin().await;
+    create_tenant(&app, "Acme", "acme", "#123456", None).await;
+    let api = Api {
+        app: &app,
+        key: key_for(&app, ADMIN_EMAIL, &["all"], &[]).await,
+    };
+    let put = || api.request(reqwest::Method::PUT, "/api/v1/tenants/acme/logo");
+
+    let raw = put()
+        .header("content-type", "image/png")
+        .body(png(8, 8))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), StatusCode::OK);
+    assert_eq!(raw.json::<Value>().await.unwrap()["has_logo"], true);
+    let served = app.get("/t/acme/logo").await;
+    assert_eq!(served.headers()["content-type"], "image/png");
+    assert_eq!(served.bytes().await.unwrap().to_vec(), png(8, 8));
+
+    let form = reqwest::multipart::Form::new().part(
+        "logo",
+        reqwest::multipart::Part::bytes(png(12, 12)).file_name("logo.png"),
+    );
+    let uploaded = put().multipart(form).send().await.unwrap();
+    assert_eq!(uploaded.status(), StatusCode::OK);
+    assert_eq!(
+        app.get("/t/acme/logo")
+            .await
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec(),
+        png(12, 12)
+    );
+
+    let html = put()
+        .header("content-type", "image/png")
+        .body("<svg onload=alert(1)>")
+        .send()
+        .await
+        .unwrap();
+    let body = problem(html, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(body["field"], "logo");
+    let text = put()
+        .header("content-type", "text/plain")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    problem(text, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+    // Refused before it is read: the server closes that connection, so it gets one of its own.
+    let huge = reqwest::Client::new()
+        .put(app.url("/api/v1/tenants/acme/logo"))
+        .bearer_auth(&api.key)
+        .header("content-type", "image/png")
+        .body(vec![0u8; 2 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    problem(huge, StatusCode::PAYLOAD_TOO_LARGE).await;
+    assert_eq!(
+        app.get("/t/acme/logo")
+            .await
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec(),
+        png(12, 12),
+        "refused uploads change nothing"
+    );
+    let changes = app
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e.event_type == "tenant_logo_changed")
+        .count();
+    assert_eq!(changes, 2);
 }
 
 async fn every_api_route_answers_every_key_as_its_rule_says(backend: Backend) {

@@ -281,9 +281,10 @@ async fn a_client_rotates_through_two_live_secrets(backend: Backend) {
         .credential_id;
     let secrets = format!("/t/acme/credentials/{credential}/secrets");
 
+    let page = format!("/t/acme/credentials/{credential}");
     assert_redirect_to(
-        &w.support.submit("/t/acme/credentials", &secrets, &[]).await,
-        "/t/acme/credentials",
+        &w.support.submit(&page, &secrets, &[]).await,
+        &format!("{page}?notice=secret_added"),
     );
     let second = retrieve(&w).await;
 
@@ -298,9 +299,87 @@ async fn a_client_rotates_through_two_live_secrets(backend: Backend) {
             "both secrets belong to the one client"
         );
     }
-    let third = w.support.submit("/t/acme/credentials", &secrets, &[]).await;
+    let third = w.support.submit(&page, &secrets, &[]).await;
     assert_eq!(third.status(), StatusCode::BAD_REQUEST);
     assert!(third.text().await.unwrap().contains("two live secrets"));
+
+    // The partner has switched: support retires the first secret from the credential's page.
+    let html = w.support.get(&page).await.text().await.unwrap();
+    let rows = secret_rows(&html);
+    assert_eq!(rows.len(), 2, "{html}");
+    assert!(
+        rows.iter()
+            .all(|(_, state, retirable)| state == "live" && *retirable)
+    );
+    let first_id = rows[0].0.clone();
+    let retire = format!("{page}/secrets/{first_id}/retire");
+    assert_redirect_to(
+        &w.support.submit(&page, &retire, &[]).await,
+        &format!("{page}?notice=secret_retired"),
+    );
+    assert!(
+        partners::verify(&w.app.core, &first, None)
+            .await
+            .unwrap()
+            .is_none(),
+        "a retired secret stops working at once"
+    );
+    assert!(
+        partners::verify(&w.app.core, &second, None)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let html = w.support.get(&page).await.text().await.unwrap();
+    let rows = secret_rows(&html);
+    assert_eq!(rows[0].1, "retired");
+    assert!(
+        rows.iter().all(|(_, _, retirable)| !retirable),
+        "the last live secret offers no retire button"
+    );
+    let last = format!("{page}/secrets/{}/retire", rows[1].0);
+    let refused = w.support.submit(&page, &last, &[]).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("revoke the credential instead")
+    );
+    assert!(
+        partners::verify(&w.app.core, &second, None)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let retired = w
+        .app
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e.event_type == "credential_secret_retired")
+        .collect::<Vec<_>>();
+    assert_eq!(retired.len(), 1);
+    assert!(retired[0].details.contains(&first_id));
+    assert!(!retired[0].details.contains(&first));
+}
+
+/// (id, state, offers a retire button) of each row of a credential page's secrets table.
+fn secret_rows(html: &str) -> Vec<(String, String, bool)> {
+    let document = scraper::Html::parse_document(html);
+    let rows = scraper::Selector::parse("#secrets tbody tr").unwrap();
+    let button = scraper::Selector::parse("form[action$='/retire'] button").unwrap();
+    document
+        .select(&rows)
+        .map(|row| {
+            (
+                row.value().attr("data-secret").unwrap().to_owned(),
+                row.value().attr("data-state").unwrap().to_owned(),
+                row.select(&button).next().is_some(),
+            )
+        })
+        .collect()
 }
 
 async fn a_grant_asked_for_under_another_tenant_is_not_found(backend: Backend) {

@@ -48,7 +48,7 @@ pub(crate) async fn service_with(
         )
         .await;
     assert_eq!(approved.status(), StatusCode::SEE_OTHER);
-    let grant_page = approved.headers()["location"].to_str().unwrap().to_owned();
+    let grant_page = crate::partners::approved_grant_page(&approved);
     let client = minted_client(&w, &grant_page, "client", "").await;
     let gateway = minted_client(&w, &grant_page, "resource_server", "").await;
     mint(&w, &grant_page, "api_token", "").await;

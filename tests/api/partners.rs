@@ -150,7 +150,16 @@ pub(crate) async fn grant_page_of(w: &World, request: &str) -> String {
         StatusCode::SEE_OTHER,
         "the approval goes through"
     );
-    approved.headers()["location"].to_str().unwrap().to_owned()
+    approved_grant_page(&approved)
+}
+
+/// Where an approval leads: the new grant's page, which says the request was approved.
+pub(crate) fn approved_grant_page(approved: &reqwest::Response) -> String {
+    let location = approved.headers()["location"].to_str().unwrap();
+    location
+        .strip_suffix("?notice=approved")
+        .unwrap_or_else(|| panic!("the grant page says the request was approved: {location}"))
+        .to_owned()
 }
 
 pub(crate) async fn mint(w: &World, grant_page: &str, kind: &str, days: &str) -> reqwest::Response {
@@ -212,7 +221,7 @@ async fn a_request_becomes_a_working_token_that_revocation_stops_at_once(backend
     );
 
     let approved = approve(&w.tenant_admin, &request).await;
-    let grant_page = approved.headers()["location"].to_str().unwrap().to_owned();
+    let grant_page = approved_grant_page(&approved);
     assert!(grant_page.starts_with("/t/acme/grants/"), "{grant_page}");
     assert!(
         mails_to(&w.app, PARTNER)
@@ -269,17 +278,17 @@ async fn a_request_becomes_a_working_token_that_revocation_stops_at_once(backend
     assert!(list.contains(&format!(
         r#"data-credential="{credential}" data-status="active""#
     )));
-    let revoke = format!("/t/acme/credentials/{credential}/revoke");
+    let page = format!("/t/acme/credentials/{credential}");
+    let revoke = format!("{page}/revoke");
     assert_redirect_to(
         &w.support
-            .submit(
-                "/t/acme/credentials",
-                &revoke,
-                &[("reason", "Leaked in a log")],
-            )
+            .submit(&page, &revoke, &[("reason", "Leaked in a log")])
             .await,
-        "/t/acme/credentials",
+        &format!("{page}?notice=revoked"),
     );
+    let shown = w.support.get(&page).await.text().await.unwrap();
+    assert!(shown.contains("Leaked in a log"), "the reason is shown");
+    assert!(shown.contains(r#"data-status="revoked""#));
     assert!(
         partners::verify(&w.app.core, &token, None)
             .await
@@ -289,9 +298,9 @@ async fn a_request_becomes_a_working_token_that_revocation_stops_at_once(backend
     );
     assert_redirect_to(
         &w.support
-            .submit("/t/acme/credentials", &revoke, &[("reason", "Again")])
+            .submit(&page, &revoke, &[("reason", "Again")])
             .await,
-        "/t/acme/credentials",
+        &format!("{page}?notice=revoked"),
     );
 
     let events = w.app.events().await;

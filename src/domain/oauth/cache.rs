@@ -17,6 +17,7 @@ use crate::domain::partners::CredentialKind;
 /// What a presented secret (API token or client secret) is.
 #[derive(Debug)]
 pub struct KnownSecret {
+    pub secret_id: String,
     pub tenant_id: TenantId,
     pub credential_id: String,
     pub kind: CredentialKind,

@@ -127,7 +127,9 @@ fn inactive(reason: Inactive, known: Option<Arc<KnownSecret>>) -> SecretCheck {
 fn current_state(core: &Core, known: &KnownSecret, now: Millis) -> Option<Inactive> {
     if known.expires_at <= now {
         Some(Inactive::Expired)
-    } else if core.revocations.credential_revoked(&known.credential_id) {
+    } else if core.revocations.credential_revoked(&known.credential_id)
+        || core.revocations.secret_retired(&known.secret_id)
+    {
         Some(Inactive::Revoked)
     } else if core.revocations.tenant_suspended(known.tenant_id) {
         Some(Inactive::TenantSuspended)
@@ -151,6 +153,7 @@ async fn load(core: &Core, digest: &SecretDigest) -> Result<Loaded, StoreError> 
     }
     let kind = found.kind;
     let known = Arc::new(KnownSecret {
+        secret_id: found.secret_id,
         tenant_id: TenantId::parse(&found.tenant_id)
             .ok_or_else(|| StoreError::Corrupt(format!("tenant id {}", found.tenant_id)))?,
         credential_id: found.credential_id,

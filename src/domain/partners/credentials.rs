@@ -15,7 +15,7 @@ use crate::domain::tokens::{self, SecretKind};
 use crate::domain::{Core, oauth};
 use crate::mail::{self};
 use crate::store::StoreError;
-use crate::store::partners::{GrantSelection, NewCredential, NewSecret};
+use crate::store::partners::{GrantSelection, NewCredential, NewSecret, SecretRow};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CredentialKind {
@@ -267,6 +267,50 @@ pub async fn add_client_secret(
             &event,
         )
         .await?;
+    Ok(())
+}
+
+/// Retires one secret of a client credential (the end of a rotation): it stops working at once, on
+/// every instance. The last live secret cannot be retired: revoke the credential instead.
+pub async fn retire_client_secret(
+    core: &Core,
+    actor: UserId,
+    tenant: TenantId,
+    credential: &str,
+    secret: &str,
+    context: &RequestContext,
+) -> Result<(), PartnerError> {
+    let now = core.clock.now_ms();
+    let secrets = core.store.secrets_of(tenant, credential).await?;
+    let Some(target) = secrets.iter().find(|s| s.id == secret) else {
+        return Err(PartnerError::NotFound);
+    };
+    let live = |s: &&SecretRow| s.revoked_at.is_none() && s.expires_at > now;
+    if !live(&target) {
+        return Err(PartnerError::Invalid(
+            "This secret is already revoked or expired.",
+        ));
+    }
+    let event = Event::new(
+        now,
+        EventType::CredentialSecretRetired,
+        Outcome::Success,
+        Actor::User(actor),
+    )
+    .tenant(tenant)
+    .context(context)
+    .detail("credential", credential)
+    .detail("secret", secret);
+    if !core
+        .store
+        .retire_secret(tenant, credential, secret, now, &event)
+        .await?
+    {
+        return Err(PartnerError::Invalid(
+            "This is the client's only live secret: revoke the credential instead.",
+        ));
+    }
+    core.revocations.catch_up(&core.store).await?;
     Ok(())
 }
 

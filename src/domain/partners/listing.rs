@@ -2,9 +2,10 @@
 //! them, and its keyset paging.
 
 use super::*;
+use crate::clock::Millis;
 use crate::domain::Core;
 use crate::domain::ids::TenantId;
-use crate::store::partners::{CredentialFilter, StatusFilter};
+use crate::store::partners::{CredentialFilter, SecretRow, StatusFilter};
 
 /// Credentials per page of the list.
 pub const CREDENTIALS_PAGE: i64 = 50;
@@ -17,6 +18,101 @@ pub async fn grant(core: &Core, tenant: TenantId, id: &str) -> Result<Grant, Par
         .grant(tenant, id)
         .await?
         .ok_or(PartnerError::NotFound)
+}
+
+/// Grants per page of the list.
+pub const GRANTS_PAGE: i64 = 50;
+
+/// One page of a tenant's grants, newest first, and the cursor of the next page if there is one.
+pub struct GrantPage {
+    pub grants: Vec<Grant>,
+    pub next: Option<String>,
+}
+
+/// A tenant's grants, newest first, with the same "<created_at>.<id>" cursor as the credentials.
+pub async fn grants(
+    core: &Core,
+    tenant: TenantId,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<GrantPage, StoreError> {
+    let limit = limit.clamp(1, 500);
+    let mut grants = core
+        .store
+        .grants_of(tenant, after.and_then(parse_cursor), limit + 1)
+        .await?;
+    let next = next_cursor(&mut grants, limit, |g| (g.created_at, g.id.as_str()));
+    Ok(GrantPage { grants, next })
+}
+
+/// A credential of `tenant` with its secrets (never their values); another tenant's does not exist.
+pub async fn credential(
+    core: &Core,
+    tenant: TenantId,
+    id: &str,
+) -> Result<(CredentialView, Vec<SecretRow>), PartnerError> {
+    let credential = core
+        .store
+        .credential(tenant, id)
+        .await?
+        .ok_or(PartnerError::NotFound)?;
+    let secrets = core.store.secrets_of(tenant, id).await?;
+    Ok((credential, secrets))
+}
+
+/// Where a client secret is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretState {
+    /// Its one-time retrieval link has not been opened yet.
+    Waiting,
+    Live,
+    Retired,
+    Expired,
+}
+
+impl SecretState {
+    pub fn of(secret: &SecretRow, now: Millis) -> Self {
+        if secret.revoked_at.is_some() {
+            Self::Retired
+        } else if secret.expires_at <= now {
+            Self::Expired
+        } else if secret.retrieved_at.is_none() {
+            Self::Waiting
+        } else {
+            Self::Live
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Waiting => "waiting",
+            Self::Live => "live",
+            Self::Retired => "retired",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+pub(super) fn parse_cursor(raw: &str) -> Option<(i64, &str)> {
+    let (time, id) = raw.split_once('.')?;
+    Some((time.parse::<i64>().ok()?, id))
+}
+
+/// Cuts a page fetched with one row too many to `limit`, and names the cursor after its last row.
+pub(super) fn next_cursor<T>(
+    rows: &mut Vec<T>,
+    limit: i64,
+    key: impl Fn(&T) -> (Millis, &str),
+) -> Option<String> {
+    let more = rows.len() as i64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    if !more {
+        return None;
+    }
+    rows.last().map(|row| {
+        let (time, id) = key(row);
+        format!("{time}.{id}")
+    })
 }
 
 /// The list's filters as they come from a form or a query string. Blank means "any"; a word the
@@ -34,6 +130,8 @@ pub struct CredentialSearch<'a> {
     pub prefix: &'a str,
     /// The cursor of the previous page ([`CredentialPage::next`]).
     pub after: Option<&'a str>,
+    /// Page size; [`CREDENTIALS_PAGE`] when not given.
+    pub limit: Option<i64>,
 }
 
 /// One page of the list, newest first, and the cursor of the next page if there is one.
@@ -66,22 +164,12 @@ pub async fn search_credentials<'a>(
         partner: non_empty(search.partner),
         prefix: non_empty(search.prefix),
     };
-    let cursor = search.after.and_then(|raw| {
-        let (time, id) = raw.split_once('.')?;
-        Some((time.parse::<i64>().ok()?, id))
-    });
+    let cursor = search.after.and_then(parse_cursor);
+    let limit = search.limit.unwrap_or(CREDENTIALS_PAGE).clamp(1, 500);
     let mut credentials = core
         .store
-        .credentials_of(tenant, &filter, cursor, CREDENTIALS_PAGE + 1)
+        .credentials_of(tenant, &filter, cursor, limit + 1)
         .await?;
-    let more = credentials.len() as i64 > CREDENTIALS_PAGE;
-    credentials.truncate(CREDENTIALS_PAGE as usize);
-    let next = more
-        .then(|| {
-            credentials
-                .last()
-                .map(|c| format!("{}.{}", c.created_at, c.id))
-        })
-        .flatten();
+    let next = next_cursor(&mut credentials, limit, |c| (c.created_at, c.id.as_str()));
     Ok(CredentialPage { credentials, next })
 }

@@ -93,6 +93,8 @@ pub struct AccessRequest {
 #[derive(Debug, Clone)]
 pub struct Grant {
     pub id: String,
+    /// The access request whose approval created it.
+    pub request_id: String,
     pub organisation: String,
     pub contact_email: String,
     pub scopes: Vec<String>,
@@ -109,7 +111,10 @@ pub struct CredentialView {
     pub status: String,
     pub created_at: Millis,
     pub expires_at: Millis,
+    pub revoked_at: Option<Millis>,
     pub revoke_reason: Option<String>,
+    /// A client for a gateway: it may also introspect tokens and read revocations.
+    pub may_introspect: bool,
     pub organisation: String,
     pub grant_id: String,
     pub created_by: String,

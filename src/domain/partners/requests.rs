@@ -223,14 +223,34 @@ pub async fn withdraw(
     }
 }
 
-/// The tenant's access requests, newest first; unconfirmed ones are the partner's business until
-/// confirmed, so staff never see them.
+/// One page of a tenant's access requests, newest first, and the cursor of the next page.
+pub struct RequestPage {
+    pub requests: Vec<AccessRequest>,
+    pub next: Option<String>,
+}
+
+/// The tenant's access requests, newest first, optionally of one status; unconfirmed ones are the
+/// partner's business until confirmed, so staff never see them.
 pub async fn requests(
     core: &Core,
     tenant: TenantId,
+    status: Option<RequestStatus>,
+    after: Option<&str>,
     limit: i64,
-) -> Result<Vec<AccessRequest>, StoreError> {
-    core.store.requests_of(tenant, limit).await
+) -> Result<RequestPage, StoreError> {
+    if status == Some(RequestStatus::Unconfirmed) {
+        return Ok(RequestPage {
+            requests: Vec::new(),
+            next: None,
+        });
+    }
+    let limit = limit.clamp(1, 500);
+    let mut requests = core
+        .store
+        .requests_of(tenant, status, after.and_then(parse_cursor), limit + 1)
+        .await?;
+    let next = next_cursor(&mut requests, limit, |r| (r.created_at, r.id.as_str()));
+    Ok(RequestPage { requests, next })
 }
 
 /// One of the tenant's confirmed requests.

@@ -14,6 +14,7 @@ use crate::store::{Store, StoreError, escape_like};
 #[derive(sqlx::FromRow)]
 struct GrantRow {
     id: String,
+    request_id: String,
     organisation: String,
     contact_email: String,
     scopes: String,
@@ -30,7 +31,9 @@ struct CredentialRow {
     status: String,
     created_at: i64,
     expires_at: i64,
+    revoked_at: Option<i64>,
     revoke_reason: Option<String>,
+    may_introspect: i64,
     organisation: String,
     grant_id: String,
     created_by: String,
@@ -48,7 +51,9 @@ impl From<CredentialRow> for CredentialView {
             status: row.status,
             created_at: row.created_at,
             expires_at: row.expires_at,
+            revoked_at: row.revoked_at,
             revoke_reason: row.revoke_reason,
+            may_introspect: row.may_introspect != 0,
             organisation: row.organisation,
             grant_id: row.grant_id,
             created_by: row.created_by,
@@ -59,29 +64,78 @@ impl From<CredentialRow> for CredentialView {
     }
 }
 
+impl TryFrom<GrantRow> for Grant {
+    type Error = StoreError;
+
+    fn try_from(row: GrantRow) -> Result<Self, StoreError> {
+        Ok(Grant {
+            scopes: serde_json::from_str(&row.scopes)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            id: row.id,
+            request_id: row.request_id,
+            organisation: row.organisation,
+            contact_email: row.contact_email,
+            max_lifetime_days: row.max_lifetime_days,
+            created_at: row.created_at,
+            revoked_at: row.revoked_at,
+        })
+    }
+}
+
+/// What the credentials list and a single credential show, joined with their grant and creator.
+const CREDENTIAL_SELECT: &str = "SELECT c.id, c.kind, c.client_id, c.status, c.created_at, c.expires_at, \
+     c.revoked_at, c.revoke_reason, c.may_introspect, g.organisation, c.grant_id, u.display_name AS created_by, c.last_used_at, c.last_used_ip, \
+     (SELECT MAX(s.display_prefix) FROM credential_secrets s WHERE s.credential_id = c.id) AS display_prefix \
+     FROM credentials c JOIN grants g ON g.id = c.grant_id JOIN users u ON u.id = c.created_by";
+
 impl Store {
     pub async fn grant(&self, tenant: TenantId, id: &str) -> Result<Option<Grant>, StoreError> {
         let row: Option<GrantRow> = sqlx::query_as(
-            "SELECT id, organisation, contact_email, scopes, max_lifetime_days, created_at, revoked_at \
+            "SELECT id, request_id, organisation, contact_email, scopes, max_lifetime_days, created_at, revoked_at \
              FROM grants WHERE tenant_id = $1 AND id = $2",
         )
         .bind(tenant.to_string())
         .bind(id)
         .fetch_optional(self.pool())
         .await?;
-        row.map(|row| {
-            Ok(Grant {
-                scopes: serde_json::from_str(&row.scopes)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                id: row.id,
-                organisation: row.organisation,
-                contact_email: row.contact_email,
-                max_lifetime_days: row.max_lifetime_days,
-                created_at: row.created_at,
-                revoked_at: row.revoked_at,
-            })
-        })
-        .transpose()
+        row.map(Grant::try_from).transpose()
+    }
+
+    /// Grants of a tenant, newest first, after the keyset cursor `(created_at, id)`.
+    pub async fn grants_of(
+        &self,
+        tenant: TenantId,
+        after: Option<(i64, &str)>,
+        limit: i64,
+    ) -> Result<Vec<Grant>, StoreError> {
+        let (cursor_time, cursor_id) = after.unwrap_or((i64::MAX, ""));
+        let rows: Vec<GrantRow> = sqlx::query_as(
+            "SELECT id, request_id, organisation, contact_email, scopes, max_lifetime_days, created_at, revoked_at \
+             FROM grants WHERE tenant_id = $1 AND created_at <= $2 AND (created_at < $2 OR id < $3) \
+             ORDER BY created_at DESC, id DESC LIMIT $4",
+        )
+        .bind(tenant.to_string())
+        .bind(cursor_time)
+        .bind(cursor_id)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter().map(Grant::try_from).collect()
+    }
+
+    /// One credential of a tenant, as the list shows it.
+    pub async fn credential(
+        &self,
+        tenant: TenantId,
+        id: &str,
+    ) -> Result<Option<CredentialView>, StoreError> {
+        let sql = format!("{CREDENTIAL_SELECT} WHERE c.tenant_id = $1 AND c.id = $2");
+        let row: Option<CredentialRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(tenant.to_string())
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.map(CredentialView::from))
     }
 
     /// Mints a credential with its first secret's retrieval link, the partner's mail and the event.
@@ -306,11 +360,7 @@ impl Store {
         };
         conditions.extend(status_condition);
         let sql = format!(
-            "SELECT c.id, c.kind, c.client_id, c.status, c.created_at, c.expires_at, c.revoke_reason, g.organisation, \
-             c.grant_id, u.display_name AS created_by, c.last_used_at, c.last_used_ip, \
-             (SELECT MAX(s.display_prefix) FROM credential_secrets s WHERE s.credential_id = c.id) AS display_prefix \
-             FROM credentials c JOIN grants g ON g.id = c.grant_id JOIN users u ON u.id = c.created_by \
-             WHERE {} ORDER BY c.created_at DESC, c.id DESC LIMIT $4",
+            "{CREDENTIAL_SELECT} WHERE {} ORDER BY c.created_at DESC, c.id DESC LIMIT $4",
             conditions.join(" AND ")
         );
         let mut query = sqlx::query_as::<_, CredentialRow>(sqlx::AssertSqlSafe(sql))

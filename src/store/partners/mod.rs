@@ -132,6 +132,7 @@ pub struct RetrievedSecret {
 /// The credential behind a presented secret, for verification.
 #[derive(Debug, sqlx::FromRow)]
 pub struct SecretLookup {
+    pub secret_id: String,
     pub credential_id: String,
     pub tenant_id: String,
     pub kind: CredentialKind,
@@ -146,4 +147,15 @@ pub struct SecretLookup {
     pub tenant_status: TenantStatus,
     pub scopes: String,
     pub last_used_at: Option<i64>,
+}
+
+/// One secret of a credential, as support sees it: never the secret, only when and how far it went.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SecretRow {
+    pub id: String,
+    pub display_prefix: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub retrieved_at: Option<i64>,
+    pub revoked_at: Option<i64>,
 }

@@ -212,21 +212,34 @@ impl Store {
         row.map(RequestRow::into_request).transpose()
     }
 
-    /// Confirmed requests (unconfirmed ones have reached nobody yet), newest first.
+    /// Confirmed requests (unconfirmed ones have reached nobody yet), newest first, optionally of one
+    /// status, after the keyset cursor `(created_at, id)`.
     pub async fn requests_of(
         &self,
         tenant: TenantId,
+        status: Option<RequestStatus>,
+        after: Option<(i64, &str)>,
         limit: i64,
     ) -> Result<Vec<AccessRequest>, StoreError> {
+        let (cursor_time, cursor_id) = after.unwrap_or((i64::MAX, ""));
+        let status_condition = if status.is_some() {
+            "status = $5"
+        } else {
+            "status <> 'unconfirmed'"
+        };
         let sql = format!(
-            "SELECT {REQUEST_COLUMNS} FROM access_requests WHERE tenant_id = $1 AND status <> 'unconfirmed' \
-             ORDER BY created_at DESC, id DESC LIMIT $2"
+            "SELECT {REQUEST_COLUMNS} FROM access_requests WHERE tenant_id = $1 AND {status_condition} \
+             AND created_at <= $2 AND (created_at < $2 OR id < $3) ORDER BY created_at DESC, id DESC LIMIT $4"
         );
-        let rows: Vec<RequestRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        let mut query = sqlx::query_as::<_, RequestRow>(sqlx::AssertSqlSafe(sql))
             .bind(tenant.to_string())
-            .bind(limit)
-            .fetch_all(self.pool())
-            .await?;
+            .bind(cursor_time)
+            .bind(cursor_id.to_owned())
+            .bind(limit);
+        if let Some(status) = status {
+            query = query.bind(status.as_str());
+        }
+        let rows = query.fetch_all(self.pool()).await?;
         rows.into_iter().map(RequestRow::into_request).collect()
     }
 

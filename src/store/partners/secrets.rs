@@ -1,7 +1,7 @@
 //! Secrets of credentials: retrieval links, the lookup behind verification, last use, and extra
 //! client secrets.
 
-use super::{NewSecret, RetrievedSecret, SecretLookup, SecretsState};
+use super::{NewSecret, RetrievedSecret, SecretLookup, SecretRow, SecretsState};
 use crate::clock::Millis;
 use crate::domain::events::Event;
 use crate::domain::ids::{TenantId, time_ordered_id};
@@ -9,6 +9,7 @@ use crate::domain::partners::{CredentialKind, CredentialStatus};
 use crate::domain::secrets::SecretDigest;
 use crate::store::events::insert_event;
 use crate::store::outbox::insert_mail;
+use crate::store::revocations::insert_revocation;
 use crate::store::staff::OutgoingMail;
 use crate::store::{Store, StoreError};
 
@@ -90,7 +91,7 @@ impl Store {
         secret: &SecretDigest,
     ) -> Result<Option<SecretLookup>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT c.id AS credential_id, c.tenant_id, c.kind, c.client_id, c.may_introspect, s.secret_hash, c.status AS credential_status, \
+            "SELECT s.id AS secret_id, c.id AS credential_id, c.tenant_id, c.kind, c.client_id, c.may_introspect, s.secret_hash, c.status AS credential_status, \
              c.expires_at AS credential_expires_at, s.expires_at AS secret_expires_at, s.revoked_at AS secret_revoked_at, \
              g.revoked_at AS grant_revoked_at, t.status AS tenant_status, g.scopes, c.last_used_at \
              FROM credential_secrets s JOIN credentials c ON c.id = s.credential_id \
@@ -188,5 +189,65 @@ impl Store {
         insert_event(&mut *tx, event).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The secrets of a credential of `tenant`, oldest first.
+    pub async fn secrets_of(
+        &self,
+        tenant: TenantId,
+        credential: &str,
+    ) -> Result<Vec<SecretRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, display_prefix, created_at, expires_at, retrieved_at, revoked_at FROM credential_secrets \
+             WHERE tenant_id = $1 AND credential_id = $2 ORDER BY created_at, id",
+        )
+        .bind(tenant.to_string())
+        .bind(credential)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Retires one secret of a client while another live one remains, with a revocation entry (so
+    /// every instance stops accepting it at once) and the event. False when it was not live, or is
+    /// the last live one.
+    pub async fn retire_secret(
+        &self,
+        tenant: TenantId,
+        credential: &str,
+        secret: &str,
+        now: Millis,
+        event: &Event,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let expires_at: Option<(i64,)> = sqlx::query_as(
+            "UPDATE credential_secrets SET revoked_at = $4 \
+             WHERE tenant_id = $1 AND credential_id = $2 AND id = $3 AND revoked_at IS NULL AND expires_at > $4 \
+             AND (SELECT COUNT(*) FROM credential_secrets o WHERE o.credential_id = $2 AND o.id <> $3 \
+                  AND o.revoked_at IS NULL AND o.expires_at > $4) > 0 \
+             RETURNING expires_at",
+        )
+        .bind(tenant.to_string())
+        .bind(credential)
+        .bind(secret)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((expires_at,)) = expires_at else {
+            return Ok(false);
+        };
+        insert_revocation(
+            &mut tx,
+            tenant,
+            "secret",
+            secret,
+            None,
+            now,
+            Some(expires_at),
+            self.backend(),
+        )
+        .await?;
+        insert_event(&mut *tx, event).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 }

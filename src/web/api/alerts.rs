@@ -87,7 +87,6 @@ async fn queue(
         (status = 200, body = AlertList),
         (status = 401, body = Problem), (status = 403, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn list(
     core: web::Data<Core>,
@@ -106,7 +105,6 @@ pub async fn list(
         (status = 200, body = AlertList),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn tenant_list(
     core: web::Data<Core>,
@@ -161,7 +159,6 @@ async fn detail(core: &Core, id: &str) -> Result<HttpResponse, ApiError> {
         (status = 200, body = AlertDetail),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn get(core: web::Data<Core>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     detail(&core, &path).await
@@ -190,7 +187,6 @@ pub struct AlertWork {
         (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 422, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn work(
     core: web::Data<Core>,

@@ -13,11 +13,13 @@ use crate::domain::partners::{
 };
 use crate::web::api::idempotency::CarriesSecret;
 use crate::web::api::problem::Problem;
-use crate::web::api::{ApiError, Caller, InTenant, Page};
+use crate::web::api::{ApiError, Caller, InTenant, Page, Paging, page_limit};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct GrantBody {
     pub id: String,
+    /// The access request whose approval created it.
+    pub request_id: String,
     pub organisation: String,
     pub contact_email: String,
     pub scopes: Vec<String>,
@@ -32,6 +34,7 @@ impl From<Grant> for GrantBody {
             created_at: format_rfc3339(g.created_at),
             revoked_at: g.revoked_at.map(format_rfc3339),
             id: g.id,
+            request_id: g.request_id,
             organisation: g.organisation,
             contact_email: g.contact_email,
             scopes: g.scopes,
@@ -53,7 +56,6 @@ impl From<Grant> for GrantBody {
         (status = 200, body = GrantBody),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn grant(
     core: web::Data<Core>,
@@ -64,11 +66,38 @@ pub async fn grant(
     Ok(HttpResponse::Ok().json(GrantBody::from(grant)))
 }
 
+/// The tenant's grants, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{tenant}/grants",
+    tag = "credentials",
+    params(("tenant" = String, Path, description = "The tenant's slug", example = "acme"), Paging),
+    responses(
+        (status = 200, description = "Newest first", body = Page<GrantBody>),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 422, body = Problem),
+    ),
+)]
+pub async fn grants(
+    core: web::Data<Core>,
+    InTenant(tenant): InTenant,
+    paging: web::Query<Paging>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = paging.limit()?;
+    let page = partners::grants(&core, tenant.id, paging.cursor.as_deref(), limit).await?;
+    Ok(HttpResponse::Ok().json(Page {
+        items: page.grants.into_iter().map(GrantBody::from).collect(),
+        next_cursor: page.next,
+    }))
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CredentialBody {
     pub id: String,
     /// `api_token` or `client`.
     pub kind: String,
+    /// A client for a gateway (minted as `resource_server`): it may also introspect tokens.
+    pub may_introspect: bool,
     pub client_id: Option<String>,
     /// `active`, `expired` or `revoked`.
     pub status: String,
@@ -76,8 +105,11 @@ pub struct CredentialBody {
     pub organisation: String,
     pub created_at: String,
     pub expires_at: String,
+    pub revoked_at: Option<String>,
     pub revoke_reason: Option<String>,
     pub last_used_at: Option<String>,
+    /// The address of the last use.
+    pub last_used_from: Option<String>,
     /// The start of the retrieved secret, enough to recognise it.
     pub display_prefix: Option<String>,
 }
@@ -88,6 +120,9 @@ impl From<CredentialView> for CredentialBody {
             created_at: format_rfc3339(c.created_at),
             expires_at: format_rfc3339(c.expires_at),
             last_used_at: c.last_used_at.map(format_rfc3339),
+            revoked_at: c.revoked_at.map(format_rfc3339),
+            may_introspect: c.may_introspect,
+            last_used_from: c.last_used_ip,
             id: c.id,
             kind: c.kind,
             client_id: c.client_id,
@@ -112,6 +147,8 @@ pub struct CredentialQuery {
     pub grant: Option<String>,
     /// Client id or secret prefix starts with this.
     pub prefix: Option<String>,
+    /// At most this many items (default 50, at most 500).
+    pub limit: Option<i64>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
@@ -123,10 +160,9 @@ pub struct CredentialQuery {
     tag = "credentials",
     params(("tenant" = String, Path, description = "The tenant's slug", example = "acme"), CredentialQuery),
     responses(
-        (status = 200, description = "Newest first, 50 a page", body = Page<CredentialBody>),
+        (status = 200, description = "Newest first", body = Page<CredentialBody>),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn list(
     core: web::Data<Core>,
@@ -148,6 +184,7 @@ pub async fn list(
         grant: &grant,
         prefix: &prefix,
         after: query.cursor.as_deref(),
+        limit: Some(page_limit(query.limit)?),
     };
     let found = partners::search_credentials(&core, tenant.id, &search).await?;
     Ok(HttpResponse::Ok().json(Page {
@@ -158,6 +195,102 @@ pub async fn list(
             .collect(),
         next_cursor: found.next,
     }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecretBody {
+    pub id: String,
+    /// The start of the secret once retrieved, enough to recognise it.
+    pub display_prefix: Option<String>,
+    /// `waiting` (its retrieval link is unused), `live`, `retired` or `expired`.
+    pub status: String,
+    pub created_at: String,
+    pub retrieved_at: Option<String>,
+    pub expires_at: String,
+    pub revoked_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CredentialDetail {
+    #[serde(flatten)]
+    pub credential: CredentialBody,
+    /// A client's secrets (one, or two during a rotation); never their values.
+    pub secrets: Vec<SecretBody>,
+}
+
+/// One credential, with its secrets' state.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{tenant}/credentials/{id}",
+    tag = "credentials",
+    params(
+        ("tenant" = String, Path, description = "The tenant's slug", example = "acme"),
+        ("id" = String, Path, description = "The credential's id"),
+    ),
+    responses(
+        (status = 200, body = CredentialDetail),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+    ),
+)]
+pub async fn get(
+    core: web::Data<Core>,
+    InTenant(tenant): InTenant,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let now = core.clock.now_ms();
+    let (credential, secrets) = partners::credential(&core, tenant.id, &path.1).await?;
+    let secrets = secrets
+        .into_iter()
+        .map(|s| SecretBody {
+            status: partners::SecretState::of(&s, now).as_str().into(),
+            created_at: format_rfc3339(s.created_at),
+            retrieved_at: s.retrieved_at.map(format_rfc3339),
+            expires_at: format_rfc3339(s.expires_at),
+            revoked_at: s.revoked_at.map(format_rfc3339),
+            id: s.id,
+            display_prefix: s.display_prefix,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(CredentialDetail {
+        credential: credential.into(),
+        secrets,
+    }))
+}
+
+/// Retires one secret of a client (the end of a rotation): it stops working at once. The last live
+/// secret cannot be retired: revoke the credential instead.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tenants/{tenant}/credentials/{id}/secrets/{secret}",
+    tag = "credentials",
+    params(
+        ("tenant" = String, Path, description = "The tenant's slug", example = "acme"),
+        ("id" = String, Path, description = "The credential's id"),
+        ("secret" = String, Path, description = "The secret's id"),
+    ),
+    responses(
+        (status = 204, description = "Retired"),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 422, body = Problem),
+    ),
+)]
+pub async fn retire_secret(
+    core: web::Data<Core>,
+    Caller { caller, context }: Caller,
+    InTenant(tenant): InTenant,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, credential, secret) = path.into_inner();
+    partners::retire_client_secret(
+        &core,
+        caller.owner.id,
+        tenant.id,
+        &credential,
+        &secret,
+        &context,
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -199,7 +332,6 @@ pub struct Minted {
         (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 422, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn mint(
     core: web::Data<Core>,
@@ -265,7 +397,6 @@ pub struct Revoked {
         (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 422, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn revoke(
     core: web::Data<Core>,
@@ -309,7 +440,6 @@ pub struct BulkRevoked {
         (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 422, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn revoke_grant(
     core: web::Data<Core>,
@@ -338,7 +468,6 @@ pub async fn revoke_grant(
         (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 422, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn revoke_partner(
     core: web::Data<Core>,
@@ -390,7 +519,6 @@ async fn bulk(
         (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 422, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn add_secret(
     core: web::Data<Core>,

@@ -158,7 +158,6 @@ async fn page(
         (status = 200, body = Page<EventBody>),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn list(
     core: web::Data<Core>,
@@ -179,7 +178,6 @@ pub async fn list(
         (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 422, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn tenant_list(
     core: web::Data<Core>,
@@ -200,7 +198,6 @@ pub async fn tenant_list(
         (status = 200, description = "One event per line", content_type = "application/x-ndjson", body = String),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn export(
     core: web::Data<Core>,

@@ -80,7 +80,6 @@ async fn catalogue(
         (status = 200, body = KeyCatalogueBody),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn list(
     core: web::Data<Core>,
@@ -100,7 +99,6 @@ pub async fn list(
         (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn rotate(
     core: web::Data<Core>,
@@ -136,7 +134,6 @@ pub struct EmergencyBody {
         (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn request_emergency(
     core: web::Data<Core>,
@@ -171,7 +168,6 @@ pub async fn request_emergency(
         (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn approve_emergency(
     core: web::Data<Core>,

@@ -29,7 +29,6 @@ pub struct Me {
         (status = 200, description = "The key's owner and permissions", body = Me),
         (status = 401, description = "No valid key", body = crate::web::api::problem::Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn get(Caller { caller, .. }: Caller) -> Result<HttpResponse, ApiError> {
     let permissions = caller

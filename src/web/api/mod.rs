@@ -103,7 +103,14 @@ pub struct Paging {
 
 impl Paging {
     pub fn limit(&self) -> Result<i64, ApiError> {
-        match self.limit {
+        page_limit(self.limit)
+    }
+}
+
+/// A list's `?limit=`: default 50, 1 to 500.
+pub fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    {
+        match limit {
             None => Ok(DEFAULT_LIMIT),
             Some(limit) if (1..=MAX_LIMIT).contains(&limit) => Ok(limit),
             Some(_) => Err(ApiError::Unprocessable {

@@ -22,6 +22,7 @@ use crate::web::api::{
         tenants::create,
         tenants::get,
         tenants::update,
+        tenants::put_logo,
         tenants::suspend,
         tenants::reactivate,
         scopes::list,
@@ -32,7 +33,10 @@ use crate::web::api::{
         requests::approve,
         requests::deny,
         credentials::grant,
+        credentials::grants,
         credentials::list,
+        credentials::get,
+        credentials::retire_secret,
         credentials::mint,
         credentials::revoke,
         credentials::revoke_grant,
@@ -62,6 +66,8 @@ use crate::web::api::{
         staff::end_sessions,
     ),
     components(schemas(problem::Problem)),
+    // Every operation takes a key, as either header.
+    security(("bearer" = []), ("api_key" = [])),
     modifiers(&SecuritySchemes),
     tags(
         (name = "me", description = "The key itself"),

@@ -31,8 +31,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("The request body is larger than the API accepts.")]
     TooLarge,
-    #[error("Send the body as application/json.")]
-    UnsupportedMediaType,
+    /// Says which content types the operation takes.
+    #[error("{0}")]
+    UnsupportedMediaType(&'static str),
     #[error("{detail}")]
     Unprocessable {
         detail: String,
@@ -45,6 +46,8 @@ pub enum ApiError {
     #[error("Something went wrong on our side. Quote the request id if it keeps happening.")]
     Internal(#[source] anyhow::Error),
 }
+
+const SEND_JSON: &str = "Send the body as application/json.";
 
 impl ApiError {
     pub fn unprocessable(detail: impl Into<String>) -> Self {
@@ -63,7 +66,7 @@ impl ApiError {
             Self::NotFound => ("not-found", "Not found"),
             Self::Conflict(_) => ("conflict", "Conflict"),
             Self::TooLarge => ("body-too-large", "Body too large"),
-            Self::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
+            Self::UnsupportedMediaType(_) => ("unsupported-media-type", "Unsupported media type"),
             Self::Unprocessable { .. } => ("rule-violated", "Request breaks a rule"),
             Self::RateLimited { .. } => ("rate-limited", "Too many requests"),
             Self::Unavailable => ("unavailable", "Service unavailable"),
@@ -116,7 +119,7 @@ impl ApiError {
             404 | 405 => Self::NotFound,
             409 => Self::Conflict("The request conflicts with the current state.".into()),
             413 => Self::TooLarge,
-            415 => Self::UnsupportedMediaType,
+            415 => Self::UnsupportedMediaType(SEND_JSON),
             422 => Self::unprocessable("The request breaks a rule."),
             429 => Self::RateLimited { retry_after: 60 },
             503 => Self::Unavailable,
@@ -149,7 +152,7 @@ impl ResponseError for ApiError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -223,7 +226,7 @@ impl From<TenantError> for ApiError {
 /// does not fit the schema (a wrong type, a missing or unknown field) 422 naming the field.
 pub fn json_error(error: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
     let problem = match &error {
-        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
+        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType(SEND_JSON),
         JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
             ApiError::TooLarge
         }

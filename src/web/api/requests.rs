@@ -9,7 +9,7 @@ use crate::clock::format_rfc3339;
 use crate::domain::Core;
 use crate::domain::partners::{self, AccessRequest, RequestStatus};
 use crate::web::api::problem::Problem;
-use crate::web::api::{ApiError, Caller, InTenant};
+use crate::web::api::{ApiError, Caller, InTenant, Page, page_limit};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RequestBody {
@@ -46,20 +46,16 @@ impl From<AccessRequest> for RequestBody {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RequestList {
-    pub items: Vec<RequestBody>,
-}
-
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RequestFilter {
-    /// Only requests in this status.
+    /// Only requests in this status: `pending`, `approved`, `denied`, `withdrawn` or `expired`.
     pub status: Option<String>,
+    /// At most this many items (default 50, at most 500).
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
 }
-
-/// The newest requests the console's queue shows.
-const LIST_SIZE: i64 = 200;
 
 /// The tenant's access requests, newest first.
 #[utoipa::path(
@@ -68,11 +64,10 @@ const LIST_SIZE: i64 = 200;
     tag = "requests",
     params(("tenant" = String, Path, description = "The tenant's slug", example = "acme"), RequestFilter),
     responses(
-        (status = 200, body = RequestList),
+        (status = 200, body = Page<RequestBody>),
         (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 422, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn list(
     core: web::Data<Core>,
@@ -88,13 +83,13 @@ pub async fn list(
             })?,
         ),
     };
-    let items = partners::requests(&core, tenant.id, LIST_SIZE)
-        .await?
-        .into_iter()
-        .filter(|r| status.is_none_or(|s| r.status == s))
-        .map(RequestBody::from)
-        .collect();
-    Ok(HttpResponse::Ok().json(RequestList { items }))
+    let limit = page_limit(filter.limit)?;
+    let page =
+        partners::requests(&core, tenant.id, status, filter.cursor.as_deref(), limit).await?;
+    Ok(HttpResponse::Ok().json(Page {
+        items: page.requests.into_iter().map(RequestBody::from).collect(),
+        next_cursor: page.next,
+    }))
 }
 
 /// One access request.
@@ -110,7 +105,6 @@ pub async fn list(
         (status = 200, body = RequestBody),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn get(
     core: web::Data<Core>,
@@ -151,7 +145,6 @@ pub struct Approved {
         (status = 409, description = "Already decided", body = Problem),
         (status = 422, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn approve(
     core: web::Data<Core>,
@@ -198,7 +191,6 @@ pub struct DenialBody {
         (status = 409, description = "Already decided", body = Problem),
         (status = 422, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn deny(
     core: web::Data<Core>,

@@ -42,7 +42,6 @@ pub struct ScopeList {
         (status = 200, body = ScopeList),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn list(
     core: web::Data<Core>,
@@ -73,7 +72,6 @@ pub struct NewScopeBody {
         (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 422, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn add(
     core: web::Data<Core>,
@@ -107,7 +105,6 @@ pub async fn add(
         (status = 204, description = "Removed"),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn remove(
     core: web::Data<Core>,

@@ -91,7 +91,6 @@ async fn person(core: &Core, raw: &str) -> Result<User, ApiError> {
         (status = 200, body = StaffList),
         (status = 401, body = Problem), (status = 403, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn list(core: web::Data<Core>) -> Result<HttpResponse, ApiError> {
     let items = users::list(&core)
@@ -112,7 +111,6 @@ pub async fn list(core: web::Data<Core>) -> Result<HttpResponse, ApiError> {
         (status = 200, body = StaffBody),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn get(core: web::Data<Core>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(StaffBody::from(person(&core, &path).await?)))
@@ -175,7 +173,6 @@ pub struct Invited {
         (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 409, body = Problem), (status = 422, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn invite(
     core: web::Data<Core>,
@@ -224,7 +221,6 @@ pub async fn invite(
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem), (status = 422, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn grant_role(
     core: web::Data<Core>,
@@ -251,7 +247,6 @@ pub async fn grant_role(
         (status = 200, body = StaffBody),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn revoke_role(
     core: web::Data<Core>,
@@ -286,7 +281,6 @@ async fn set_status(
         (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 422, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn deactivate(
     core: web::Data<Core>,
@@ -306,7 +300,6 @@ pub async fn deactivate(
         (status = 200, body = StaffBody),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn reactivate(
     core: web::Data<Core>,
@@ -340,7 +333,6 @@ pub struct SessionList {
         (status = 200, body = SessionList),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn list_sessions(
     core: web::Data<Core>,
@@ -376,7 +368,6 @@ pub struct Ended {
         (status = 200, body = Ended),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn end_sessions(
     core: web::Data<Core>,
@@ -413,7 +404,6 @@ pub struct InvitationList {
         (status = 200, body = InvitationList),
         (status = 401, body = Problem), (status = 403, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn invitations(core: web::Data<Core>) -> Result<HttpResponse, ApiError> {
     let items = staff::pending_invitations(&core)
@@ -441,7 +431,6 @@ pub async fn invitations(core: web::Data<Core>) -> Result<HttpResponse, ApiError
         (status = 204, description = "Withdrawn"),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn withdraw_invitation(
     core: web::Data<Core>,

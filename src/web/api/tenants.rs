@@ -1,6 +1,8 @@
-//! Tenants: list and search (every tenant the key may act in), get, create, suspend, reactivate.
+//! Tenants: list and search (every tenant the key may act in), get, create, change (name, colour,
+//! logo), suspend, reactivate.
 
-use actix_web::{HttpResponse, web};
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -9,6 +11,8 @@ use crate::domain::Core;
 use crate::domain::tenants::{self, BrandColour, NewTenant, Slug, Tenant, TenantStatus};
 use crate::web::api::problem::Problem;
 use crate::web::api::{ApiError, Caller, InTenant, Page, Paging};
+use crate::web::error::WebError;
+use crate::web::upload;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TenantBody {
@@ -54,7 +58,6 @@ pub struct TenantSearch {
         (status = 200, description = "Tenants by name", body = Page<TenantBody>),
         (status = 401, body = Problem), (status = 422, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn list(
     core: web::Data<Core>,
@@ -112,7 +115,6 @@ pub async fn list(
         (status = 200, body = TenantBody),
         (status = 401, body = Problem), (status = 404, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn get(InTenant(tenant): InTenant) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(TenantBody::from(&tenant)))
@@ -147,7 +149,6 @@ fn field_error(field: &str, error: impl ToString) -> ApiError {
         (status = 409, description = "The slug is taken", body = Problem),
         (status = 422, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn create(
     core: web::Data<Core>,
@@ -192,7 +193,6 @@ pub struct TenantChange {
         (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 422, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn update(
     core: web::Data<Core>,
@@ -210,6 +210,78 @@ pub async fn update(
     };
     tenants::update(&core, caller.owner.id, &tenant, name, colour, &context).await?;
     changed(&core, &tenant).await
+}
+
+/// The logo, as an upload form's `logo` file or as the image itself.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes the request body in the OpenAPI document only.
+pub struct LogoUpload {
+    /// A PNG, JPEG or WebP image, at most 512 KB.
+    #[schema(format = Binary, value_type = String)]
+    logo: Vec<u8>,
+}
+
+/// Replaces the tenant's logo: `multipart/form-data` with a `logo` file, or the image itself as
+/// the body (`image/png`, `image/jpeg` or `image/webp`, at most 512 KB). Judged by content, not by
+/// the declared type.
+#[utoipa::path(
+    put,
+    path = "/api/v1/tenants/{tenant}/logo",
+    tag = "tenants",
+    params(("tenant" = String, Path, description = "The tenant's slug", example = "acme")),
+    request_body(
+        content(
+            (LogoUpload = "multipart/form-data"),
+            (Vec<u8> = "image/png"),
+            (Vec<u8> = "image/jpeg"),
+            (Vec<u8> = "image/webp"),
+        ),
+    ),
+    responses(
+        (status = 200, body = TenantBody),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 413, body = Problem),
+        (status = 415, body = Problem), (status = 422, body = Problem),
+    ),
+)]
+pub async fn put_logo(
+    core: web::Data<Core>,
+    Caller { caller, context }: Caller,
+    InTenant(tenant): InTenant,
+    req: HttpRequest,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let image = if upload::is_multipart(Some(&content_type)) {
+        let body = read_upload(&mut payload).await?;
+        upload::parse(&content_type, body)
+            .await
+            .map_err(|_| ApiError::Malformed("The form could not be read.".into()))?
+            .remove("logo")
+            .ok_or_else(|| field_error("logo", "Send the image as the form's `logo` file."))?
+            .data
+    } else if content_type.starts_with("image/") {
+        read_upload(&mut payload).await?
+    } else {
+        return Err(ApiError::UnsupportedMediaType(
+            "Send the logo as multipart/form-data or as image/png, image/jpeg or image/webp.",
+        ));
+    };
+    let logo = tenants::validate_logo(image.to_vec()).map_err(|e| field_error("logo", e))?;
+    tenants::replace_logo(&core, caller.owner.id, &tenant, logo, &context).await?;
+    changed(&core, &tenant).await
+}
+
+async fn read_upload(payload: &mut web::Payload) -> Result<web::Bytes, ApiError> {
+    upload::read_body(payload).await.map_err(|e| match e {
+        WebError::TooLarge => ApiError::TooLarge,
+        _ => ApiError::Malformed("The upload was interrupted.".into()),
+    })
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -231,7 +303,6 @@ pub struct SuspendBody {
         (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 422, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn suspend(
     core: web::Data<Core>,
@@ -263,7 +334,6 @@ pub async fn suspend(
         (status = 200, body = TenantBody),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
     ),
-    security(("bearer" = []), ("api_key" = []))
 )]
 pub async fn reactivate(
     core: web::Data<Core>,
