@@ -262,6 +262,14 @@ pub async fn logo(core: &Core, slug: &str) -> Result<Option<(Vec<u8>, String)>, 
     }
 }
 
+/// The tenants a role list or a key names by id, by name; ids of deleted tenants are left out.
+pub async fn by_ids(core: &Core, ids: &[TenantId]) -> Result<Vec<Tenant>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    core.store.tenants_by_ids(ids).await
+}
+
 pub async fn by_id(core: &Core, id: TenantId) -> Result<Option<Tenant>, StoreError> {
     core.store.tenant_by_id(id).await
 }

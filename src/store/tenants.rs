@@ -99,6 +99,28 @@ impl Store {
         row.map(Tenant::try_from).transpose()
     }
 
+    /// The tenants among `ids` that exist, by name (a role or a key names them by id).
+    pub async fn tenants_by_ids(&self, ids: &[TenantId]) -> Result<Vec<Tenant>, StoreError> {
+        let mut tenants = Vec::with_capacity(ids.len());
+        // Bound parameters per statement stay well under every backend's limit.
+        for chunk in ids.chunks(500) {
+            let placeholders = (1..=chunk.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!("SELECT {COLUMNS} FROM tenants WHERE id IN ({placeholders})");
+            let mut query = sqlx::query_as::<_, TenantRow>(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(id.to_string());
+            }
+            for row in query.fetch_all(self.pool()).await? {
+                tenants.push(Tenant::try_from(row)?);
+            }
+        }
+        tenants.sort_by(|a, b| (&a.name, a.slug.as_str()).cmp(&(&b.name, b.slug.as_str())));
+        Ok(tenants)
+    }
+
     /// Tenants in scope whose name or slug contains `search`, by name, at most `limit`.
     pub async fn search_tenants(
         &self,

@@ -9,7 +9,9 @@ use secrecy::ExposeSecret;
 use crate::clock::{Millis, format_utc};
 use crate::domain::Core;
 use crate::domain::api_keys::{self, ApiKeyError, NewApiKey, StoredApiKey};
+use crate::domain::ids::TenantId;
 use crate::domain::rbac::{self, Permission};
+use crate::domain::tenants::{self, Tenant};
 use crate::web::error::WebError;
 use crate::web::extractors::{Client, CurrentUser};
 use crate::web::{Nav, render, see_other};
@@ -28,7 +30,8 @@ pub struct KeyRow {
 }
 
 impl KeyRow {
-    fn new(key: StoredApiKey, now: Millis) -> Self {
+    /// `named`: the tenants the keys are limited to, to show by name.
+    fn new(key: StoredApiKey, now: Millis, named: &[Tenant]) -> Self {
         let state = if key.revoked_at.is_some() {
             "revoked"
         } else if key.expires_at <= now {
@@ -44,10 +47,10 @@ impl KeyRow {
                 _ => "never".into(),
             },
             permissions: key.permissions.replace(',', ", "),
-            tenants: key.tenants.map_or_else(
-                || "all yours".into(),
-                |t| format!("{} tenant(s)", t.split(',').count()),
-            ),
+            tenants: key
+                .tenants
+                .as_deref()
+                .map_or_else(|| "all yours".into(), |ids| tenant_names(ids, named)),
             created: format_utc(key.created_at),
             expires: format_utc(key.expires_at),
             prefix: key.display_prefix,
@@ -69,12 +72,31 @@ pub struct KeysPage {
     error: Option<String>,
 }
 
+/// "Acme, Globex" for a key limited to those tenants (by id, comma-separated).
+fn tenant_names(ids: &str, named: &[Tenant]) -> String {
+    ids.split(',')
+        .map(|id| {
+            named
+                .iter()
+                .find(|t| t.id.to_string() == id)
+                .map_or("a removed tenant", |t| t.name.as_str())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 async fn keys_page(core: &Core, current: &CurrentUser) -> Result<KeysPage, WebError> {
     let now = core.clock.now_ms();
-    let keys = api_keys::keys_of(core, current.user.id)
-        .await?
+    let stored = api_keys::keys_of(core, current.user.id).await?;
+    let limited_to: Vec<TenantId> = stored
+        .iter()
+        .filter_map(|k| k.tenants.as_deref())
+        .flat_map(|ids| ids.split(',').filter_map(TenantId::parse))
+        .collect();
+    let named = tenants::by_ids(core, &limited_to).await?;
+    let keys = stored
         .into_iter()
-        .map(|k| KeyRow::new(k, now))
+        .map(|k| KeyRow::new(k, now, &named))
         .collect();
     Ok(KeysPage {
         nav: Some(Nav::for_user(&current.user, current.csrf_token.clone())),

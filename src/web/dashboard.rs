@@ -8,7 +8,10 @@ use crate::clock::format_utc;
 use crate::domain::Core;
 use crate::domain::event_log;
 use crate::domain::events::EventRecord;
+use crate::domain::ids::TenantId;
 use crate::domain::rbac::Permission;
+use crate::domain::tenants;
+use crate::domain::users::RoleAssignment;
 use crate::web::error::WebError;
 use crate::web::extractors::CurrentUser;
 use crate::web::{Nav, render};
@@ -17,7 +20,10 @@ const RECENT_ACTIVITY: i64 = 8;
 
 pub struct RoleView {
     label: &'static str,
+    /// "all tenants", or the tenant's name.
     scope: String,
+    /// The tenant's home page, for a tenant role.
+    link: Option<String>,
 }
 
 pub struct ActivityView {
@@ -69,17 +75,7 @@ pub async fn index_get(
         .into_iter()
         .map(ActivityView::from)
         .collect();
-    let roles = user
-        .roles
-        .iter()
-        .map(|assignment| RoleView {
-            label: assignment.role.label(),
-            scope: assignment
-                .tenant_id
-                .clone()
-                .unwrap_or_else(|| "all tenants".into()),
-        })
-        .collect();
+    let roles = role_views(&core, &user.roles).await?;
     let page = DashboardPage {
         nav: Some(Nav::for_user(&user, current.csrf_token)),
         display_name: user.display_name,
@@ -92,4 +88,32 @@ pub async fn index_get(
         sees_all_tenants,
     };
     render(&page, StatusCode::OK)
+}
+
+/// Each role with the name of its tenant (not the id a role stores).
+async fn role_views(core: &Core, roles: &[RoleAssignment]) -> Result<Vec<RoleView>, WebError> {
+    let ids: Vec<TenantId> = roles
+        .iter()
+        .filter_map(|r| r.tenant_id.as_deref().and_then(TenantId::parse))
+        .collect();
+    let named = tenants::by_ids(core, &ids).await?;
+    Ok(roles
+        .iter()
+        .map(|assignment| {
+            let tenant = assignment
+                .tenant_id
+                .as_deref()
+                .map(|id| named.iter().find(|t| t.id.to_string() == id));
+            let (scope, link) = match tenant {
+                None => ("all tenants".to_owned(), None),
+                Some(Some(t)) => (t.name.clone(), Some(format!("/t/{}", t.slug.as_str()))),
+                Some(None) => ("a tenant that no longer exists".to_owned(), None),
+            };
+            RoleView {
+                label: assignment.role.label(),
+                scope,
+                link,
+            }
+        })
+        .collect())
 }

@@ -1237,6 +1237,11 @@ async fn a_person_makes_a_key_in_the_console_sees_it_once_and_revokes_it(backend
         row.contains("onboarding script") && row.contains("from 127.0.0.1"),
         "{row}"
     );
+    let limited_to = all_text_of(&list, "#api-keys tbody td")[2].clone();
+    assert_eq!(
+        limited_to, "Acme",
+        "the tenants a key is limited to, by name"
+    );
     let revoke = scraper::Html::parse_document(&list)
         .select(&scraper::Selector::parse("#api-keys form").unwrap())
         .next()

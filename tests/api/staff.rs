@@ -37,10 +37,14 @@ async fn an_invited_person_sets_a_password_and_a_passkey_and_gets_their_role(bac
 
     let sam = accept(&app, &link, STAFF_PASSWORD).await;
 
+    let dashboard = sam.page_with_form("/").await;
+    assert_eq!(all_text_of(&dashboard, "#my-tenants a"), vec!["Acme"]);
     assert_eq!(
-        all_text_of(&sam.page_with_form("/").await, "#my-tenants a"),
-        vec!["Acme"]
+        all_text_of(&dashboard, ".roles li"),
+        vec!["Support Acme"],
+        "a tenant role names its tenant, never its internal id"
     );
+    assert_eq!(all_text_of(&dashboard, ".roles a"), vec!["Acme"]);
     assert_eq!(sam.get("/t/acme").await.status(), StatusCode::OK);
     let events = app.events().await;
     assert!(events.iter().any(|e| e.event_type == "invitation_sent"));
