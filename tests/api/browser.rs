@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use chromiumoxide::Page;
 use chromiumoxide::browser::{Browser, BrowserConfig};
+use chromiumoxide::cdp::browser_protocol::network::{Headers, SetExtraHttpHeadersParams};
 use chromiumoxide::cdp::browser_protocol::web_authn::{
     AddCredentialParams, AddVirtualAuthenticatorParams, AuthenticatorId, AuthenticatorProtocol,
     AuthenticatorTransport, Ctap2Version, EnableParams, GetCredentialsParams,
@@ -12,6 +13,7 @@ use chromiumoxide::cdp::browser_protocol::web_authn::{
 };
 use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
 use futures_util::StreamExt;
+use tokenbroker::domain::alerts::{DetectorPolicy, run_detectors};
 
 use crate::helpers::*;
 
@@ -241,9 +243,20 @@ async fn sign_in_with_password(app: &TestApp, page: &Page) {
     wait_for_path(page, "/login/passkey").await;
 }
 
+/// Every request of this tab arrives as if through a proxy that located it in `country`.
+async fn browse_from(page: &Page, country: &str) {
+    let headers = Headers::new(serde_json::json!({ "X-Test-Country": country }));
+    page.execute(SetExtraHttpHeadersParams::new(headers))
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn a_person_enrols_a_passkey_and_signs_in_with_it_and_without_a_password() {
-    let app = spawn_app(Backend::Sqlite).await;
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.country_header = Some("X-Test-Country".into())
+    })
+    .await;
     let chromium = Chromium::launch().await;
     let (page, _) = chromium.tab().await;
 
@@ -255,17 +268,43 @@ async fn a_person_enrols_a_passkey_and_signs_in_with_it_and_without_a_password()
     wait_for_text(&page, "h1", "Welcome, Ada Lovelace").await;
     sign_out(&page).await;
 
-    // Passwordless: the discoverable passkey names the account itself.
+    // Passwordless: the discoverable passkey names the account itself. Each completed sign-in is
+    // one "login" event with its method, whichever path it took.
+    browse_from(&page, "DE").await;
     click(&page, "#passkey-login").await;
     wait_for_text(&page, "h1", "Welcome, Ada Lovelace").await;
-    let events = app.events().await;
-    assert!(
-        events
-            .iter()
-            .filter(|e| e.event_type == "passkey_used")
-            .count()
-            >= 2
-    );
+    sign_out(&page).await;
+    app.clock.advance(Duration::from_secs(20 * 60));
+    browse_from(&page, "JP").await;
+    // A fresh login page: the one left open 20 minutes ago holds an expired ceremony.
+    open(&page, &console(&app, "/login")).await;
+    click(&page, "#passkey-login").await;
+    wait_for_text(&page, "h1", "Welcome, Ada Lovelace").await;
+    let methods: Vec<String> = app
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e.event_type == "login" && e.outcome == "success")
+        .map(|e| {
+            let details: serde_json::Value = serde_json::from_str(&e.details).unwrap();
+            details["method"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(methods, ["passkey", "passkey", "password"], "newest first");
+
+    // Two passwordless sign-ins from two countries 20 minutes apart: impossible travel. The
+    // detectors read events a moment old (a commit still in flight is never skipped).
+    app.clock.advance(Duration::from_secs(3));
+    run_detectors(&app.core, &DetectorPolicy::default())
+        .await
+        .unwrap();
+    open(&page, &console(&app, "/admin/alerts")).await;
+    wait_for_text(
+        &page,
+        "tr[data-detector=impossible_travel]",
+        "from DE and then from JP 20 minutes later",
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -272,12 +272,28 @@ pub async fn finish_discovery(
         webauthn.finish_discoverable_authentication_v2(&response, state, passkey)
     })
     .await;
-    let context = match outcome {
-        Ok(()) => context.clone(),
-        Err(_) => context.without_session(),
-    };
-    record_assertion(core, user_id, Purpose::SecondFactor, &outcome, &context).await?;
-    outcome.map(|()| user)
+    match outcome {
+        // A completed sign-in, like the password path's: the log's "login" filter and the detectors
+        // (impossible travel) see it, whichever way the person came in.
+        Ok(()) => {
+            record(
+                core,
+                EventType::Login,
+                Outcome::Success,
+                user_id,
+                context,
+                |ev| ev.detail("method", "passkey"),
+            )
+            .await?;
+            Ok(user)
+        }
+        Err(error) => {
+            let failed = Err(error);
+            let context = context.without_session();
+            record_assertion(core, user_id, Purpose::SecondFactor, &failed, &context).await?;
+            failed.map(|()| user)
+        }
+    }
 }
 
 /// Looks up the answering passkey, runs the check, and persists counter and flags.
