@@ -213,11 +213,14 @@ async fn a_request_becomes_a_working_token_that_revocation_stops_at_once(backend
         "a partner is not offered an account menu or sign-out"
     );
     let request = pending_request(&w).await;
+    let notice = mails_to(&w.app, "ta@example.com")
+        .await
+        .into_iter()
+        .find(|m| m.contains("New access request for Acme Bank"))
+        .unwrap();
     assert!(
-        mails_to(&w.app, "ta@example.com")
-            .await
-            .iter()
-            .any(|m| m.contains("New access request for Acme Bank"))
+        notice.contains("Hello Invited Person,") && !notice.contains("Hello ,"),
+        "the tenant admin is greeted by name: {notice}"
     );
 
     let approved = approve(&w.tenant_admin, &request).await;

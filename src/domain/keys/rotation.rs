@@ -42,7 +42,13 @@ async fn notices(
         .await?
         .map_or_else(|| tenant.to_string(), |t| t.name);
     let subject = format!("{name}: {subject}");
-    let mut recipients = core.store.tenant_admin_emails(tenant).await?;
+    let mut recipients: Vec<String> = core
+        .store
+        .tenant_admins(tenant)
+        .await?
+        .into_iter()
+        .map(|admin| admin.email)
+        .collect();
     recipients.extend(core.store.security_staff_emails().await?);
     recipients.sort();
     recipients.dedup();

@@ -512,15 +512,15 @@ pub async fn sweep(core: &Core) -> Result<(), StoreError> {
             crate::clock::format_utc(notice.expires_at)
         )];
         let mut mails = Vec::new();
-        for admin in core.store.tenant_admin_emails(tenant).await? {
+        for admin in core.store.tenant_admins(tenant).await? {
             let rendered = mail::notice(
                 "A partner credential expires in a week",
-                "",
+                &admin.name,
                 &paragraphs,
                 None,
             )
             .map_err(|e| StoreError::Unexpected(e.to_string()))?;
-            mails.push(queue(&admin, rendered, now));
+            mails.push(queue(&admin.email, rendered, now));
         }
         core.store.queue_mail(&mails).await?;
     }

@@ -163,14 +163,14 @@ pub async fn confirm_request(
             .to_string(),
     );
     let mut mails = Vec::new();
-    for admin in core.store.tenant_admin_emails(tenant.id).await? {
+    for admin in core.store.tenant_admins(tenant.id).await? {
         let rendered = render(
             &format!("New access request for {}", tenant.name),
-            "",
+            &admin.name,
             vec!["A partner's access request is waiting for a decision.".into()],
             Some(("Open the request queue", &queue_link)),
         )?;
-        mails.push(queue(&admin, rendered, now));
+        mails.push(queue(&admin.email, rendered, now));
     }
     let event = Event::new(
         now,

@@ -355,14 +355,25 @@ impl Store {
     }
 
     /// E-mail addresses of the tenant's active tenant admins (they hear about new requests).
-    pub async fn tenant_admin_emails(&self, tenant: TenantId) -> Result<Vec<String>, StoreError> {
-        let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT u.email FROM users u JOIN role_assignments r ON r.user_id = u.id \
+    /// The active tenant admins of a tenant, to write to (by name).
+    pub async fn tenant_admins(&self, tenant: TenantId) -> Result<Vec<StaffRecipient>, StoreError> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT u.email, u.display_name FROM users u JOIN role_assignments r ON r.user_id = u.id \
              WHERE r.role = 'tenant_admin' AND r.tenant_id = $1 AND u.status = 'active' ORDER BY u.email",
         )
         .bind(tenant.to_string())
         .fetch_all(self.pool())
         .await?;
-        Ok(rows.into_iter().map(|(email,)| email).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(email, name)| StaffRecipient { email, name })
+            .collect())
     }
+}
+
+/// A staff member a message goes to.
+pub struct StaffRecipient {
+    pub email: String,
+    /// Their display name, for the greeting.
+    pub name: String,
 }
