@@ -24,7 +24,14 @@ impl Email {
         if trimmed.is_empty() {
             return Err(EmailError::Empty);
         }
-        if trimmed.len() > Self::MAX_LEN || !email_address::EmailAddress::is_valid(trimmed) {
+        // Only a bare address: `Name <addr@example.com>` would be stored as typed and slip past
+        // every limit keyed on the address; a domain literal is no mailbox a partner or staff uses.
+        let bare = email_address::Options::default()
+            .without_display_text()
+            .without_domain_literal();
+        if trimmed.len() > Self::MAX_LEN
+            || email_address::EmailAddress::parse_with_options(trimmed, bare).is_err()
+        {
             return Err(EmailError::Invalid);
         }
         Ok(Self {
@@ -59,6 +66,20 @@ mod tests {
         let b = Email::parse("alice@example.com").unwrap();
         assert_eq!(a.normalized(), b.normalized());
         assert_eq!(a.as_str(), "Alice@Example.COM");
+    }
+
+    #[test]
+    fn only_a_bare_address_is_an_address() {
+        for written in [
+            "Name <addr@example.com>",
+            "<addr@example.com>",
+            "\"Name\" <addr@example.com>",
+            "addr@[127.0.0.1]",
+            "a@example.com, b@example.com",
+        ] {
+            assert_eq!(Email::parse(written), Err(EmailError::Invalid), "{written}");
+        }
+        assert!(Email::parse("first.last+tag@sub.example.co.uk").is_ok());
     }
 
     #[test]

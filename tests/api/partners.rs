@@ -424,6 +424,30 @@ async fn spam_on_the_public_form_is_turned_away(backend: Backend) {
     }
     let flooded = submit_request(&w, &["payments:read"]).await;
     assert_eq!(flooded.status(), StatusCode::TOO_MANY_REQUESTS);
+    // The same mailbox written with a display name is no way around the limit: only a bare
+    // address is an address.
+    let disguised = w
+        .partner
+        .submit(
+            "/t/acme/request-access",
+            "/t/acme/request-access",
+            &[
+                ("organisation", "Partner Ltd"),
+                ("contact_name", "Pat Partner"),
+                ("email", &format!("Pat <{PARTNER}>")),
+                ("scope", "payments:read"),
+                ("justification", "Reconciling our payments nightly."),
+            ],
+        )
+        .await;
+    assert_eq!(disguised.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        disguised
+            .text()
+            .await
+            .unwrap()
+            .contains("Enter a valid e-mail address.")
+    );
 
     w.app.mailer.deliver_due(&w.app.core).await.unwrap();
     assert!(

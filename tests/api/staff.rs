@@ -100,6 +100,17 @@ async fn inviting_an_existing_account_or_a_wrong_role_scope_is_refused(backend: 
             .unwrap()
             .contains("already has an account")
     );
+    // The same mailbox behind a display name is not a new address.
+    let disguised = invite(
+        &app,
+        &format!("Ada <{ADMIN_EMAIL}>"),
+        "Again",
+        "security",
+        None,
+    )
+    .await;
+    assert_eq!(disguised.status(), StatusCode::BAD_REQUEST);
+    assert!(disguised.text().await.unwrap().contains("valid e-mail"));
     let no_tenant = invite(&app, "x@example.com", "X", "support", None).await;
     assert!(no_tenant.text().await.unwrap().contains("Pick the tenant"));
     let global_with_tenant = invite(&app, "x@example.com", "X", "security", Some("acme")).await;
