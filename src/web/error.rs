@@ -202,6 +202,7 @@ impl ResponseError for OAuthError {
                 _ => StatusCode::BAD_REQUEST,
             },
             Self::UnknownTenant => StatusCode::NOT_FOUND,
+            Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Store(StoreError::UnstorableText(_)) => StatusCode::BAD_REQUEST,
@@ -213,6 +214,10 @@ impl ResponseError for OAuthError {
         let (code, description) = match self {
             Self::Rejected { code, description } => (*code, *description),
             Self::UnknownTenant => (ErrorCode::InvalidRequest, "No tenant has this address."),
+            Self::BodyTooLarge => (
+                ErrorCode::InvalidRequest,
+                "The request body is larger than the token service accepts (64 KiB).",
+            ),
             Self::Throttled { .. } => (
                 ErrorCode::InvalidClient,
                 "Too many failed client authentications from here. Retry later.",

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use actix_web::error::PayloadError;
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
@@ -149,6 +150,15 @@ fn basic_credentials(header_value: &[u8]) -> Result<PresentedClient, OAuthError>
     })
 }
 
+/// The body, or the token service's own JSON error: an oversized body is a 413 in RFC 6749's
+/// shape, never the console's HTML page.
+fn within_limit(body: Result<web::Bytes, actix_web::Error>) -> Result<web::Bytes, OAuthError> {
+    body.map_err(|error| match error.as_error::<PayloadError>() {
+        Some(PayloadError::Overflow) => OAuthError::BodyTooLarge,
+        _ => invalid_request("The request body could not be read."),
+    })
+}
+
 fn no_store(mut response: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {
     response
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -166,8 +176,9 @@ pub async fn token_post(
     core: web::Data<Core>,
     req: HttpRequest,
     path: web::Path<TenantPath>,
-    body: web::Bytes,
+    body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, OAuthError> {
+    let body = within_limit(body)?;
     let context = request_context(&req);
     let tenant = oauth::served_tenant(&core, &path.tenant).await?;
     let mut form = OAuthForm::parse(&req, &body)?;
@@ -228,8 +239,9 @@ pub async fn introspect_post(
     core: web::Data<Core>,
     req: HttpRequest,
     path: web::Path<TenantPath>,
-    body: web::Bytes,
+    body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, OAuthError> {
+    let body = within_limit(body)?;
     let q = token_question(
         &core,
         &req,
@@ -254,8 +266,9 @@ pub async fn revoke_post(
     core: web::Data<Core>,
     req: HttpRequest,
     path: web::Path<TenantPath>,
-    body: web::Bytes,
+    body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, OAuthError> {
+    let body = within_limit(body)?;
     let q = token_question(&core, &req, &path.tenant, &body, ClientPurpose::OwnTokens).await?;
     oauth::revoke_token(
         &core,

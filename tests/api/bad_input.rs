@@ -31,6 +31,40 @@ async fn a_megabyte_form_is_refused_as_too_large_and_changes_nothing(backend: Ba
     assert_eq!(app.get("/healthz").await.status(), StatusCode::OK);
 }
 
+async fn an_oversized_body_on_the_token_service_is_answered_in_its_own_json(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let huge = format!(
+        "grant_type=client_credentials&scope={}",
+        "x".repeat(1024 * 1024)
+    );
+    for endpoint in ["token", "introspect", "revoke"] {
+        // A connection of its own each time: the server answers before reading the whole body and
+        // then closes the connection, which a pooled client would try to reuse.
+        let response = reqwest::Client::new()
+            .post(app.url(&format!("/t/acme/oauth/{endpoint}")))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(huge.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "{endpoint}"
+        );
+        assert_eq!(response.headers()["content-type"], "application/json");
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_request", "{endpoint}: {body}");
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("larger than")
+        );
+    }
+}
+
 async fn a_form_that_is_not_utf8_is_refused_clearly(backend: Backend) {
     let app = spawn_app(backend).await;
     let token = csrf_token_of_login_page(&app).await;
@@ -104,6 +138,7 @@ async fn an_empty_post_body_is_refused_without_side_effects(backend: Backend) {
 
 on_both_backends!(
     a_megabyte_form_is_refused_as_too_large_and_changes_nothing,
+    an_oversized_body_on_the_token_service_is_answered_in_its_own_json,
     a_form_that_is_not_utf8_is_refused_clearly,
     a_malformed_form_body_gets_a_clear_error,
     sql_meta_characters_are_just_text,

@@ -61,6 +61,9 @@ pub enum OAuthError {
     /// The URL names no tenant.
     #[error("no such tenant")]
     UnknownTenant,
+    /// The request body is over the size limit.
+    #[error("request body too large")]
+    BodyTooLarge,
     /// Too many failed client authentications.
     #[error("too many failed client authentications")]
     Throttled { retry_after_secs: u64 },
