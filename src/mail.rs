@@ -233,6 +233,9 @@ impl Mailer {
                 }
             }
         }
+        if sent > 0 {
+            core.store.forget_scrubbed_bodies().await?;
+        }
         Ok(sent)
     }
 }

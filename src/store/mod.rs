@@ -130,10 +130,13 @@ impl Store {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
                         // WAL lets readers proceed during a write; the busy timeout queues writers
-                        // instead of failing them.
+                        // instead of failing them. Secure delete zeroes what a delete or an update
+                        // frees, so a scrubbed mail body (with its one-time link) is not left
+                        // readable in the file's free space.
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
+                             PRAGMA secure_delete = ON;",
                         )
                         .await?;
                     }

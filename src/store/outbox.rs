@@ -5,7 +5,7 @@
 use sqlx::{Any, Executor};
 
 use super::staff::OutgoingMail;
-use super::{Store, StoreError};
+use super::{Backend, Store, StoreError};
 use crate::clock::Millis;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -104,6 +104,19 @@ impl Store {
         .bind(now)
         .execute(self.pool())
         .await?;
+        Ok(())
+    }
+
+    /// After bodies were scrubbed: on SQLite, copies the write-ahead log into the database and
+    /// empties it, so no older page image (with a one-time link in it) stays in the `-wal` file.
+    /// Best effort: with a reader in the way the log is emptied at a later delivery. PostgreSQL
+    /// reclaims the old row versions itself (autovacuum); nothing to do here.
+    pub async fn forget_scrubbed_bodies(&self) -> Result<(), StoreError> {
+        if self.backend == Backend::Sqlite {
+            sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(self.pool())
+                .await?;
+        }
         Ok(())
     }
 

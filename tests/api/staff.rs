@@ -429,3 +429,33 @@ on_both_backends!(
     a_tenant_admin_cannot_grant_roles_and_support_cannot_touch_other_tenants,
     invitations_wait_out_an_smtp_outage_and_are_delivered_once_it_is_back,
 );
+
+/// The outbox clears a delivered mail's body; on SQLite the link must not survive in the file's
+/// free space or in the write-ahead log either (a copy of the database file is a copy of every
+/// one-time link still in it).
+#[tokio::test]
+async fn a_sent_invitation_link_is_nowhere_in_the_sqlite_files() {
+    let app = spawn_app(Backend::Sqlite).await;
+    app.create_admin().await;
+    invite(&app, "new@example.com", "New Person", "security", None).await;
+    let link = invitation_link(&app, "new@example.com").await;
+    let token = link.trim_start_matches("/invite?token=");
+    assert!(token.len() > 20, "{link}");
+
+    let path = app
+        .database_url
+        .trim_start_matches("sqlite://")
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
+    for file in [path.clone(), format!("{path}-wal")] {
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        assert!(
+            !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+            "the link's token is readable in {file}"
+        );
+    }
+    // The link still works: only its copy in the outbox is gone.
+    assert_eq!(app.new_browser().get(&link).await.status(), StatusCode::OK);
+}
