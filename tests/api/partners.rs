@@ -239,6 +239,18 @@ async fn a_request_becomes_a_working_token_that_revocation_stops_at_once(backend
     );
     let token = retrieve(&w).await;
     assert!(token.starts_with("tbk_live_"));
+    let ready = mails_to(&w.app, PARTNER)
+        .await
+        .into_iter()
+        .find(|m| m.contains("Subject: Your Acme Bank API token is ready"))
+        .expect("the mail names the kind of credential");
+    assert!(
+        ready
+            .replace("=\r\n", "")
+            .replace("=\n", "")
+            .contains("scopes: payments:read"),
+        "and the access it is for: {ready}"
+    );
     assert!(
         mails_to(&w.app, PARTNER)
             .await

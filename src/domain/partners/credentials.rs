@@ -162,11 +162,22 @@ pub async fn mint(
     let client_id = (kind == CredentialKind::Client).then(|| tokens::client_id(ENVIRONMENT));
     let retrieval = secrets::generate();
     let retrieval_link = link(&core.public_url, "/retrieve", &retrieval)?;
+    let what = match (kind, resource_server) {
+        (CredentialKind::Client, true) => "gateway credential",
+        (CredentialKind::Client, false) => "client credential",
+        (CredentialKind::ApiToken, _) => "API token",
+    };
+    // Partners often hold several credentials: each mail says which one it is.
     let rendered = render(
-        &format!("Your {} credential is ready", tenant.name),
+        &format!("Your {} {what} is ready", tenant.name),
         &grant.organisation,
         vec![
-            "A credential was created for your integration. Retrieve it once, within 24 hours; the link then stops working.".into(),
+            format!(
+                "A new {what} was created for your access to {} (scopes: {}), valid for {lifetime_days} days.",
+                tenant.name,
+                grant.scopes.join(", ")
+            ),
+            "Retrieve it once, within 24 hours; the link then stops working.".into(),
         ],
         Some(("Retrieve the credential", &retrieval_link)),
     )?;
