@@ -43,12 +43,13 @@ struct InvitationHtml<'a> {
 }
 
 /// The invitation e-mail: a single-use link (72 h) and nothing else that grants access.
-pub fn invitation(invitation: &Invitation, link: &SecretString) -> Result<Rendered, askama::Error> {
-    let (name, role, link) = (
-        invitation.display_name.as_str(),
-        invitation.grant.role.label(),
-        link.expose_secret(),
-    );
+/// `role` says what it makes the person, tenant included ("Support for Acme Bank").
+pub fn invitation(
+    invitation: &Invitation,
+    role: &str,
+    link: &SecretString,
+) -> Result<Rendered, askama::Error> {
+    let (name, link) = (invitation.display_name.as_str(), link.expose_secret());
     Ok(Rendered {
         subject: "You are invited to Token Broker".into(),
         text: InvitationText { name, role, link }.render()?,

@@ -72,6 +72,21 @@ pub struct Invitation {
     pub grant: Grant,
 }
 
+/// What a role makes someone, in words: "Support for Acme Bank", "Security (all tenants)".
+pub async fn role_in_words(
+    core: &Core,
+    role: Role,
+    tenant: Option<TenantId>,
+) -> Result<String, StoreError> {
+    Ok(match tenant {
+        None => format!("{} (all tenants)", role.label()),
+        Some(id) => match core.store.tenant_by_id(id).await? {
+            Some(tenant) => format!("{} for {}", role.label(), tenant.name),
+            None => role.label().to_owned(),
+        },
+    })
+}
+
 /// Invitations neither accepted, withdrawn nor expired, newest first.
 pub async fn pending_invitations(core: &Core) -> Result<Vec<InvitationRecord>, StoreError> {
     core.store.pending_invitations(core.clock.now_ms()).await
@@ -102,7 +117,8 @@ pub async fn invite(
         .append_pair("token", token.expose_secret());
     let now = core.clock.now_ms();
     let id = time_ordered_id();
-    let mail = crate::mail::invitation(&invitation, &SecretString::from(link.to_string()))
+    let role = role_in_words(core, invitation.grant.role, invitation.grant.tenant).await?;
+    let mail = crate::mail::invitation(&invitation, &role, &SecretString::from(link.to_string()))
         .map_err(|e| StoreError::Unexpected(e.to_string()))?;
     let record = InvitationRecord {
         id: id.clone(),

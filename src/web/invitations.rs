@@ -164,7 +164,8 @@ pub struct AcceptPage {
     token: String,
     email: String,
     display_name: String,
-    role: &'static str,
+    /// What the invitation makes the person, tenant included.
+    role: String,
     name_error: Option<String>,
     password_error: Option<String>,
     confirm_error: Option<String>,
@@ -182,12 +183,13 @@ pub async fn invite_get(
     query: web::Query<TokenQuery>,
 ) -> Result<HttpResponse, WebError> {
     let invitation = staff::open_invitation(&core, &query.token).await?;
+    let role = staff::role_in_words(&core, invitation.role, invitation.tenant).await?;
     let page = AcceptPage {
         csrf_token: session.csrf_token()?,
         token: query.token.clone(),
         email: invitation.email,
         display_name: invitation.display_name,
-        role: invitation.role.label(),
+        role,
         ..AcceptPage::default()
     };
     render(&page, StatusCode::OK)
@@ -211,12 +213,13 @@ pub async fn invite_post(
 ) -> Result<HttpResponse, WebError> {
     let client = client.for_new_session();
     let invitation = staff::open_invitation(&core, &form.token).await?;
+    let role = staff::role_in_words(&core, invitation.role, invitation.tenant).await?;
     let mut page = AcceptPage {
         csrf_token: session.csrf_token()?,
         token: form.token.clone(),
         email: invitation.email,
         display_name: form.display_name.trim().to_owned(),
-        role: invitation.role.label(),
+        role,
         ..AcceptPage::default()
     };
     let name = DisplayName::parse(&form.display_name)

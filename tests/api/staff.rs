@@ -33,6 +33,12 @@ async fn an_invited_person_sets_a_password_and_a_passkey_and_gets_their_role(bac
     let link = invitation_link(&app, "Sam@Example.com").await;
     let raw = read_mail(&app.mail_dir).pop().unwrap();
     assert!(raw.contains("Subject: You are invited to Token Broker"));
+    assert!(
+        raw.contains("as Support for Acme."),
+        "the invitation names the tenant: {raw}"
+    );
+    let accept_page = app.new_browser().page_with_form(&link).await;
+    assert!(accept_page.contains("<strong>Support for Acme</strong>"));
     assert!(!raw.contains(ADMIN_PASSWORD));
 
     let sam = accept(&app, &link, STAFF_PASSWORD).await;
