@@ -246,6 +246,9 @@ pub struct PendingAction {
     pub path: String,
     /// Form fields to post again; `None` means the action is a page to open (GET).
     pub fields: Option<Vec<(String, String)>>,
+    /// The console page the person was on (path and query), where "Cancel" takes them back.
+    #[serde(default)]
+    pub came_from: Option<String>,
 }
 
 /// Where the request came from. The IP is the TCP peer: forwarded headers are not trusted unless a

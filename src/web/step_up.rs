@@ -2,7 +2,7 @@
 //! is saved in the session, the user confirms with a passkey, and the action carries on by itself.
 
 use actix_web::dev::ServiceRequest;
-use actix_web::http::{Method, StatusCode};
+use actix_web::http::{Method, StatusCode, header};
 use actix_web::{HttpResponse, web};
 use askama::Template;
 
@@ -83,8 +83,23 @@ pub async fn demand(
         label,
         path: req.path().to_owned(),
         fields,
+        came_from: console_page_referred_from(core, req),
     })?;
     Ok(Some(see_other("/step-up")))
+}
+
+/// The console page (path and query) a request was sent from, by its `Referer`: only one of our
+/// own pages, never another site (an open redirect) or the step-up page itself.
+fn console_page_referred_from(core: &Core, req: &ServiceRequest) -> Option<String> {
+    let referer = req.headers().get(header::REFERER)?.to_str().ok()?;
+    let url = url::Url::parse(referer).ok()?;
+    if url.origin() != core.public_url.origin() || url.path() == "/step-up" {
+        return None;
+    }
+    Some(match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_owned(),
+    })
 }
 
 #[derive(Template)]
@@ -95,13 +110,19 @@ pub struct StepUpPage {
     label: String,
     form_error: Option<String>,
     options: String,
+    /// Where "Cancel" goes: the page the person came from, else the dashboard.
+    cancel: String,
 }
 
 async fn step_up_page(
     core: &Core,
     current: &CurrentUser,
-    label: String,
+    action: Option<&PendingAction>,
 ) -> Result<StepUpPage, WebError> {
+    let label = action.map_or_else(|| "Confirm it's you".to_owned(), |a| a.label.clone());
+    let cancel = action
+        .and_then(|a| a.came_from.clone())
+        .unwrap_or_else(|| "/".to_owned());
     let (options, ceremony) =
         passkeys::start_assertion(core, current.user.id, Purpose::StepUp).await?;
     current.session.set_ceremony(&ceremony)?;
@@ -111,6 +132,7 @@ async fn step_up_page(
         label,
         form_error: None,
         options: serde_json::to_string(&options).map_err(WebError::unexpected)?,
+        cancel,
     })
 }
 
@@ -122,7 +144,7 @@ pub async fn step_up_get(
         return Ok(see_other("/account/security"));
     };
     render(
-        &step_up_page(&core, &current, action.label).await?,
+        &step_up_page(&core, &current, Some(&action)).await?,
         StatusCode::OK,
     )
 }
@@ -158,11 +180,8 @@ pub async fn step_up_post(
         Ok(()) => {}
         Err(PasskeyError::Store(e)) => return Err(e.into()),
         Err(error) => {
-            let label = current
-                .session
-                .pending_action()?
-                .map_or_else(|| "Confirm it's you".to_owned(), |action| action.label);
-            let mut page = step_up_page(&core, &current, label).await?;
+            let action = current.session.pending_action()?;
+            let mut page = step_up_page(&core, &current, action.as_ref()).await?;
             page.form_error = Some(error.to_string());
             return render(&page, StatusCode::UNAUTHORIZED);
         }

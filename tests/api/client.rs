@@ -67,13 +67,21 @@ impl Browser {
             .expect("POST")
     }
 
-    /// GETs `page`, then POSTs `form` to `action` with that page's CSRF token, like a browser.
+    /// GETs `page`, then POSTs `form` to `action` with that page's CSRF token and the page as the
+    /// `Referer`, like a browser.
     pub async fn submit(&self, page: &str, action: &str, form: &[(&str, &str)]) -> Response {
         let html = self.get(page).await.text().await.expect("page body");
         let token = csrf_token(&html);
         let mut fields = vec![("csrf_token", token.as_str())];
         fields.extend_from_slice(form);
-        self.post_form(action, &fields).await
+        let referer = self.origin.join(page).expect("page url");
+        self.client
+            .post(self.url(action))
+            .header("referer", referer.as_str())
+            .form(&fields)
+            .send()
+            .await
+            .expect("POST")
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Response {

@@ -25,6 +25,11 @@ async fn a_stale_session_confirms_with_a_passkey_and_the_action_carries_on(backe
             .unwrap()
             .contains("Replace your recovery codes")
     );
+    assert_eq!(
+        attribute_of(&prompt, "#step-up-cancel", "href"),
+        "/account/security",
+        "Cancel goes back to the page the action was started from"
+    );
 
     let confirmed = app.answer_passkey("/step-up", "/step-up").await;
     assert_eq!(confirmed.status(), StatusCode::OK);
@@ -91,6 +96,17 @@ async fn a_failed_step_up_leaves_the_action_undone(backend: Backend) {
         app.core.store.unused_recovery_codes(user).await.unwrap(),
         10
     );
+    // Sent from another site, the action's "Cancel" never leads there: the dashboard instead.
+    let html = app.page_with_form("/account/security").await;
+    app.client
+        .post(app.url("/account/recovery-codes"))
+        .header("referer", "https://evil.example/account/security")
+        .form(&[("csrf_token", csrf_token(&html).as_str())])
+        .send()
+        .await
+        .unwrap();
+    let prompt = app.page_with_form("/step-up").await;
+    assert_eq!(attribute_of(&prompt, "#step-up-cancel", "href"), "/");
     assert!(app.recovery_codes.lock().unwrap().len() == 10);
 }
 
@@ -198,3 +214,14 @@ on_both_backends!(
     changing_the_password_needs_a_fresh_passkey_and_ends_other_sessions,
     a_late_password_form_is_not_saved_while_confirming,
 );
+
+fn attribute_of(html: &str, css: &str, name: &str) -> String {
+    scraper::Html::parse_document(html)
+        .select(&scraper::Selector::parse(css).unwrap())
+        .next()
+        .unwrap_or_else(|| panic!("no {css}"))
+        .value()
+        .attr(name)
+        .unwrap()
+        .to_owned()
+}
