@@ -288,6 +288,12 @@ async fn admit(
         .cloned()
         .ok_or_else(|| WebError::unexpected(anyhow::anyhow!("core not configured")))?;
     let signed_in = SignedIn::resolve(&core, req.request()).await?;
+    if let Some(signed_in) = signed_in.as_ref().filter(|s| s.level == AuthLevel::Passkey) {
+        // Known before the rule is decided, so an error page (an unknown tenant, a missing
+        // permission) still shows the person their menu.
+        req.extensions_mut()
+            .insert(CurrentUser::from(signed_in.clone()));
+    }
     let tenant = match rule.access {
         Access::InTenant(_) => Some(tenant_named_by_url(&core, req.request()).await?),
         _ => None,
@@ -306,10 +312,6 @@ async fn admit(
         }
     }
     if let Some(signed_in) = signed_in {
-        if signed_in.level == AuthLevel::Passkey {
-            req.extensions_mut()
-                .insert(CurrentUser::from(signed_in.clone()));
-        }
         req.extensions_mut().insert(signed_in);
     }
     if let Some(tenant) = tenant {

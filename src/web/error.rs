@@ -20,7 +20,9 @@ use crate::domain::passkeys::PasskeyError;
 use crate::domain::password::PasswordError;
 use crate::domain::setup::SetupError;
 use crate::domain::staff::InvitationLinkError;
+use crate::web::Nav;
 use crate::web::api::ApiError;
+use crate::web::extractors::CurrentUser;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
@@ -264,7 +266,7 @@ impl ResponseError for OAuthError {
 #[derive(Template)]
 #[template(path = "errors/error.html")]
 struct ErrorPage<'a> {
-    nav: Option<crate::web::Nav>,
+    nav: Option<Nav>,
     status: u16,
     title: &'a str,
     message: String,
@@ -300,14 +302,17 @@ fn dress(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
         return response;
     }
     let request_id = response.request().extensions().get::<RequestId>().cloned();
-    let html = match response.response().error() {
-        Some(error) => error_page_html(status, error, request_id.as_ref()),
-        None => render_page(
-            status,
-            default_message(status).to_owned(),
-            request_id.as_ref(),
-        ),
+    // A signed-in person keeps the menu on an error page (the route's rule found them).
+    let nav = response
+        .request()
+        .extensions()
+        .get::<CurrentUser>()
+        .map(|current| Nav::for_user(&current.user, current.csrf_token.clone()));
+    let message = match response.response().error() {
+        Some(error) => error_message(status, error, request_id.as_ref()),
+        None => default_message(status).to_owned(),
     };
+    let html = render_page(status, message, request_id.as_ref(), nav);
     let (request, old) = response.into_parts();
     let mut fresh = HttpResponse::build(status);
     for (name, value) in old.headers() {
@@ -370,19 +375,39 @@ fn error_page_html(
     error: &actix_web::Error,
     request_id: Option<&RequestId>,
 ) -> String {
+    render_page(
+        status,
+        error_message(status, error, request_id),
+        request_id,
+        None,
+    )
+}
+
+/// What the page says about `error`; a server error is logged with its cause (never shown).
+fn error_message(
+    status: StatusCode,
+    error: &actix_web::Error,
+    request_id: Option<&RequestId>,
+) -> String {
     if status.is_server_error() {
         tracing::error!(request_id = %request_id.map(RequestId::to_string).unwrap_or_default(),
             status = status.as_u16(), cause = ?error, "request failed");
     }
-    let message = error
+    error
         .as_error::<WebError>()
-        .map_or_else(|| default_message(status).to_owned(), ToString::to_string);
-    render_page(status, message, request_id)
+        .map_or_else(|| default_message(status).to_owned(), ToString::to_string)
 }
 
-fn render_page(status: StatusCode, message: String, request_id: Option<&RequestId>) -> String {
+/// `nav`: the signed-in person's menu; without one (a partner, a signed-out visitor) the page
+/// offers no way into the console.
+fn render_page(
+    status: StatusCode,
+    message: String,
+    request_id: Option<&RequestId>,
+    nav: Option<Nav>,
+) -> String {
     let page = ErrorPage {
-        nav: None,
+        nav,
         status: status.as_u16(),
         title: status.canonical_reason().unwrap_or("Error"),
         message,

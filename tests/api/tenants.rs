@@ -7,6 +7,32 @@ use crate::helpers::*;
 use crate::on_both_backends;
 use crate::staff_kit::*;
 
+async fn a_signed_in_person_keeps_the_menu_on_an_error_page(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_admin().await;
+    create_tenant(&app, "Acme", "acme", "#123456", None).await;
+    for path in [
+        "/t/no-such-tenant",
+        "/t/acme/credentials/no-such-credential",
+    ] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+        let html = response.text().await.unwrap();
+        assert!(text_of(&html, "nav.account").is_some(), "{path}: {html}");
+        assert!(html.contains("Go to the dashboard"));
+    }
+    // Someone without an account (a partner on a spent link) is not sent to a console they
+    // cannot enter.
+    let partner = app
+        .new_browser()
+        .get("/t/no-such-tenant/request-access")
+        .await;
+    assert_eq!(partner.status(), StatusCode::NOT_FOUND);
+    let html = partner.text().await.unwrap();
+    assert!(text_of(&html, "nav.account").is_none());
+    assert!(!html.contains("Go to the dashboard"), "{html}");
+}
+
 async fn a_superadmin_creates_a_branded_tenant(backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_admin().await;
@@ -257,6 +283,7 @@ async fn the_switcher_lists_only_the_tenants_one_may_act_in(backend: Backend) {
 }
 
 on_both_backends!(
+    a_signed_in_person_keeps_the_menu_on_an_error_page,
     a_superadmin_creates_a_branded_tenant,
     bad_tenant_input_is_refused_and_changes_nothing,
     suspension_needs_the_slug_typed_and_is_recorded,
