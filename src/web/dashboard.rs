@@ -33,11 +33,25 @@ pub struct ActivityView {
     ip: String,
 }
 
+/// An event of one's own activity in words: the first recovery codes are "created", not
+/// "regenerated"; a sign-in says how it was made.
+fn activity_in_words(event: &EventRecord) -> String {
+    let details: serde_json::Value = serde_json::from_str(&event.details).unwrap_or_default();
+    match event.event_type.as_str() {
+        "recovery_codes_regenerated" if details["first_set"] == true => {
+            "recovery codes created".into()
+        }
+        "login" if details["method"] == "passkey" => "sign-in with a passkey".into(),
+        "login" => "sign-in".into(),
+        other => other.replace('_', " "),
+    }
+}
+
 impl From<EventRecord> for ActivityView {
     fn from(event: EventRecord) -> Self {
         Self {
             when: format_utc(event.occurred_at),
-            what: event.event_type.replace('_', " "),
+            what: activity_in_words(&event),
             succeeded: event.outcome == "success",
             ip: event.ip.unwrap_or_else(|| "—".into()),
         }

@@ -18,6 +18,13 @@ async fn password_then_passkey_lands_on_the_dashboard_showing_who_i_am(backend: 
         text_of(&html, ".whoami").as_deref(),
         Some("Signed in as Ada Lovelace")
     );
+    let activity = all_text_of(&html, "#activity td:nth-child(2)");
+    assert!(activity.contains(&"sign-in".to_owned()), "{activity:?}");
+    assert!(
+        activity.contains(&"recovery codes created".to_owned())
+            && !activity.iter().any(|a| a.contains("regenerated")),
+        "the first codes are not \"regenerated\": {activity:?}"
+    );
 }
 
 async fn e_mail_is_matched_without_regard_to_case(backend: Backend) {
