@@ -213,6 +213,21 @@ async fn a_request_becomes_a_working_token_that_revocation_stops_at_once(backend
         "a partner is not offered an account menu or sign-out"
     );
     let request = pending_request(&w).await;
+    let as_support = w
+        .support
+        .page_with_form(&format!("/t/acme/requests/{request}"))
+        .await;
+    assert!(
+        text_of(&as_support, "#who-decides")
+            .unwrap()
+            .contains("Waiting for a tenant admin of Acme Bank"),
+        "support learns who decides"
+    );
+    let as_admin = w
+        .tenant_admin
+        .page_with_form(&format!("/t/acme/requests/{request}"))
+        .await;
+    assert!(text_of(&as_admin, "#who-decides").is_none());
     let notice = mails_to(&w.app, "ta@example.com")
         .await
         .into_iter()
