@@ -235,13 +235,15 @@ pub async fn visible_to(
     search: &str,
     limit: i64,
 ) -> Result<Vec<Tenant>, StoreError> {
-    page_visible_to(core, user, search, None, limit).await
+    page_visible_to(core, user, None, search, None, limit).await
 }
 
-/// [`visible_to`], continuing after the tenant `(name, slug)` (keyset paging).
+/// [`visible_to`] among `only` (an automation key's tenants), continuing after the tenant
+/// `(name, slug)` (keyset paging).
 pub async fn page_visible_to(
     core: &Core,
     user: &User,
+    only: Option<&[TenantId]>,
     search: &str,
     after: Option<(&str, &str)>,
     limit: i64,
@@ -251,7 +253,9 @@ pub async fn page_visible_to(
     } else {
         TenantScope::AssignedTo(user.id)
     };
-    core.store.search_tenants(scope, search, after, limit).await
+    core.store
+        .search_tenants(scope, only, search, after, limit)
+        .await
 }
 
 /// The logo a tenant uploaded, with its validated content type.

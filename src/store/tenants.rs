@@ -121,10 +121,12 @@ impl Store {
         Ok(tenants)
     }
 
-    /// Tenants in scope whose name or slug contains `search`, by name, at most `limit`.
+    /// Tenants in scope (and among `only`, when given) whose name or slug contains `search`, by
+    /// name, at most `limit`.
     pub async fn search_tenants(
         &self,
         scope: TenantScope,
+        only: Option<&[TenantId]>,
         search: &str,
         after: Option<(&str, &str)>,
         limit: i64,
@@ -140,18 +142,38 @@ impl Store {
                 " AND id IN (SELECT tenant_id FROM role_assignments WHERE user_id = $5 AND tenant_id IS NOT NULL)"
             }
         };
+        let first_listed = if matches!(scope, TenantScope::All) {
+            5
+        } else {
+            6
+        };
+        let listed = match only {
+            None => String::new(),
+            // An empty list matches nothing (and `IN ()` is not SQL).
+            Some([]) => " AND 1 = 0".to_owned(),
+            Some(ids) => format!(
+                " AND id IN ({})",
+                (first_listed..first_listed + ids.len())
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
         let sql = format!(
-            "SELECT {COLUMNS} FROM tenants WHERE {filter}{scoped} ORDER BY name, slug LIMIT $2"
+            "SELECT {COLUMNS} FROM tenants WHERE {filter}{scoped}{listed} ORDER BY name, slug LIMIT $2"
         );
         let query = sqlx::query_as::<_, TenantRow>(sqlx::AssertSqlSafe(sql))
             .bind(pattern)
             .bind(limit)
             .bind(after_name.to_owned())
             .bind(after_slug.to_owned());
-        let query = match scope {
+        let mut query = match scope {
             TenantScope::All => query,
             TenantScope::AssignedTo(user) => query.bind(user.to_string()),
         };
+        for id in only.unwrap_or_default() {
+            query = query.bind(id.to_string());
+        }
         let rows = query.fetch_all(self.pool()).await?;
         rows.into_iter().map(Tenant::try_from).collect()
     }

@@ -87,7 +87,13 @@ async fn bad_tenant_input_is_refused_and_changes_nothing(backend: Backend) {
     let count = || async {
         app.core
             .store
-            .search_tenants(tokenbroker::store::tenants::TenantScope::All, "", None, 100)
+            .search_tenants(
+                tokenbroker::store::tenants::TenantScope::All,
+                None,
+                "",
+                None,
+                100,
+            )
             .await
             .unwrap()
             .len()

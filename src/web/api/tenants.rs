@@ -78,23 +78,17 @@ pub async fn list(
             None => None,
         };
     let q = search.q.as_deref().unwrap_or("");
-    let mut found = Vec::new();
-    let mut cursor = after.map(|t| (t.name, t.slug.to_string()));
-    // A key limited to some tenants skips the others; keep reading until the page is full.
-    loop {
-        let after = cursor.as_ref().map(|(n, s)| (n.as_str(), s.as_str()));
-        let batch = tenants::page_visible_to(&core, &caller.owner, q, after, limit + 1).await?;
-        let exhausted = (batch.len() as i64) <= limit;
-        cursor = batch.last().map(|t| (t.name.clone(), t.slug.to_string()));
-        found.extend(
-            batch
-                .into_iter()
-                .filter(|t| caller.may(crate::domain::rbac::Permission::EnterTenant, Some(t.id))),
-        );
-        if exhausted || found.len() as i64 > limit {
-            break;
-        }
-    }
+    let after = after.map(|t| (t.name, t.slug.to_string()));
+    // The owner's visibility and the key's tenant limit both narrow the query itself.
+    let mut found = tenants::page_visible_to(
+        &core,
+        &caller.owner,
+        caller.tenants.as_deref(),
+        q,
+        after.as_ref().map(|(n, s)| (n.as_str(), s.as_str())),
+        limit + 1,
+    )
+    .await?;
     let more = found.len() as i64 > limit;
     found.truncate(limit as usize);
     Ok(HttpResponse::Ok().json(Page {
