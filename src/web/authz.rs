@@ -311,6 +311,11 @@ async fn admit(
             return Ok(Some(redirect));
         }
     }
+    if let (Some(signed_in), Some(tenant)) = (&signed_in, &tenant) {
+        if signed_in.level == AuthLevel::Passkey {
+            signed_in.session.remember_tenant(tenant.slug.as_str())?;
+        }
+    }
     if let Some(signed_in) = signed_in {
         req.extensions_mut().insert(signed_in);
     }

@@ -101,6 +101,28 @@ impl TypedSession {
         Ok(action)
     }
 
+    /// The tenants this session entered lately, most recent first.
+    pub fn recent_tenants(&self) -> Vec<String> {
+        self.0
+            .get::<Vec<String>>(keys::RECENT_TENANTS)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    /// Puts `slug` first among the recent tenants (the session changes only when the order does).
+    pub fn remember_tenant(&self, slug: &str) -> Result<(), WebError> {
+        const KEPT: usize = 5;
+        let mut recent = self.recent_tenants();
+        if recent.first().map(String::as_str) == Some(slug) {
+            return Ok(());
+        }
+        recent.retain(|s| s != slug);
+        recent.insert(0, slug.to_owned());
+        recent.truncate(KEPT);
+        Ok(self.0.insert(keys::RECENT_TENANTS, recent)?)
+    }
+
     /// The session's CSRF token, created on first use.
     pub fn csrf_token(&self) -> Result<String, WebError> {
         if let Some(token) = self.0.get::<String>(keys::CSRF)? {

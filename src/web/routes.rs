@@ -462,6 +462,7 @@ pub fn console(router: &mut Router<'_>) {
     // Tenants.
     router
         .get("/tenants", SignedIn, tenants::switcher_get)
+        .get("/tenants/suggest", SignedIn, tenants::suggest_get)
         .get(
             "/admin/tenants",
             Global(ManageTenants),

@@ -19,18 +19,101 @@ use crate::web::{Nav, TenantBand, render, see_other, upload};
 
 const SWITCHER_LIMIT: i64 = 50;
 
+const SUGGESTIONS: i64 = 10;
+
 pub struct TenantRow {
     slug: String,
     name: String,
     suspended: bool,
+    /// The same kind of page in this tenant as the one the person switches from.
+    href: String,
 }
 
-impl From<&Tenant> for TenantRow {
-    fn from(tenant: &Tenant) -> Self {
+impl TenantRow {
+    fn new(tenant: &Tenant, section: Section) -> Self {
         Self {
             slug: tenant.slug.to_string(),
             name: tenant.name.clone(),
             suspended: tenant.status == TenantStatus::Suspended,
+            href: section.in_tenant(tenant.slug.as_str()),
+        }
+    }
+}
+
+impl From<&Tenant> for TenantRow {
+    fn from(tenant: &Tenant) -> Self {
+        Self::new(tenant, Section::Home)
+    }
+}
+
+/// A kind of page every tenant has: switching tenants keeps the person on it (Credentials of
+/// Acme → Credentials of Globex). A page about one item (a grant, a request) has no counterpart
+/// elsewhere; its list does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Section {
+    Home,
+    Credentials,
+    Requests,
+    Scopes,
+    Keys,
+    Events,
+    Alerts,
+    Settings,
+}
+
+impl Section {
+    fn parse(raw: &str) -> Self {
+        match raw {
+            "credentials" | "grants" => Self::Credentials,
+            "requests" => Self::Requests,
+            "scopes" => Self::Scopes,
+            "keys" => Self::Keys,
+            "events" => Self::Events,
+            "alerts" => Self::Alerts,
+            "settings" => Self::Settings,
+            _ => Self::Home,
+        }
+    }
+
+    /// The section of a console path (`/t/{slug}/{section}/…`).
+    fn of_path(path: &str) -> Self {
+        let mut parts = path.trim_start_matches('/').split('/');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some("t"), Some(_), Some(section)) => Self::parse(section),
+            _ => Self::Home,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Home => "",
+            Self::Credentials => "credentials",
+            Self::Requests => "requests",
+            Self::Scopes => "scopes",
+            Self::Keys => "keys",
+            Self::Events => "events",
+            Self::Alerts => "alerts",
+            Self::Settings => "settings",
+        }
+    }
+
+    fn in_tenant(self, slug: &str) -> String {
+        match self {
+            Self::Home => format!("/t/{slug}"),
+            section => format!("/t/{slug}/{}", section.as_str()),
+        }
+    }
+
+    /// `then` when the switcher says where to go; otherwise the page it was used from.
+    fn wanted(then: Option<&str>, req: &HttpRequest) -> Self {
+        match then {
+            Some(then) => Self::parse(then),
+            None => req
+                .headers()
+                .get(header::REFERER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|r| url::Url::parse(r).ok())
+                .map_or(Self::Home, |url| Self::of_path(url.path())),
         }
     }
 }
@@ -39,6 +122,24 @@ impl From<&Tenant> for TenantRow {
 pub struct SearchQuery {
     #[serde(default)]
     q: String,
+    /// The kind of page to open in the chosen tenant.
+    then: Option<String>,
+    /// Sent by the top bar's search: a single match opens at once.
+    #[serde(default)]
+    go: Option<String>,
+}
+
+/// The tenants this session worked in lately that the person may still enter, most recent first.
+async fn recent_tenants(core: &Core, current: &CurrentUser) -> Result<Vec<Tenant>, WebError> {
+    let mut recent = Vec::new();
+    for slug in current.session.recent_tenants() {
+        if let Some(tenant) = tenants::by_slug(core, &slug).await? {
+            if crate::domain::rbac::may(&current.user, Permission::EnterTenant, Some(tenant.id)) {
+                recent.push(tenant);
+            }
+        }
+    }
+    Ok(recent)
 }
 
 /// The tenants this person may act in, searched on the server (fast with thousands).
@@ -56,23 +157,81 @@ pub async fn visible_tenants(
 pub struct SwitcherPage {
     nav: Option<Nav>,
     query: String,
+    then: &'static str,
+    recent: Vec<TenantRow>,
     tenants: Vec<TenantRow>,
     limit: i64,
 }
 
+/// The tenant switcher without script: search, then pick (a single match from the top bar opens
+/// at once); recently used tenants first.
 pub async fn switcher_get(
+    core: web::Data<Core>,
+    current: CurrentUser,
+    req: HttpRequest,
+    query: web::Query<SearchQuery>,
+) -> Result<HttpResponse, WebError> {
+    let section = Section::wanted(query.then.as_deref(), &req);
+    let search = query.q.trim();
+    let tenants = visible_tenants(&core, &current, search, SWITCHER_LIMIT).await?;
+    if let ([only], Some(_), false) = (tenants.as_slice(), &query.go, search.is_empty()) {
+        return Ok(see_other(&section.in_tenant(only.slug.as_str())));
+    }
+    let recent = if search.is_empty() {
+        recent_tenants(&core, &current).await?
+    } else {
+        Vec::new()
+    };
+    let page = SwitcherPage {
+        nav: Some(Nav::for_user(&current.user, current.csrf_token.clone())),
+        query: search.to_owned(),
+        then: section.as_str(),
+        recent: recent.iter().map(|t| TenantRow::new(t, section)).collect(),
+        tenants: tenants.iter().map(|t| TenantRow::new(t, section)).collect(),
+        limit: SWITCHER_LIMIT,
+    };
+    render(&page, StatusCode::OK)
+}
+
+#[derive(serde::Serialize)]
+struct Suggestion {
+    name: String,
+    slug: String,
+    href: String,
+    recent: bool,
+}
+
+/// The top bar's search as you type (JSON): matching tenants, or with nothing typed the recently
+/// used ones first.
+pub async fn suggest_get(
     core: web::Data<Core>,
     current: CurrentUser,
     query: web::Query<SearchQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let tenants = visible_tenants(&core, &current, &query.q, SWITCHER_LIMIT).await?;
-    let page = SwitcherPage {
-        nav: Some(Nav::for_user(&current.user, current.csrf_token.clone())),
-        query: query.q.trim().to_owned(),
-        tenants: tenants.iter().map(TenantRow::from).collect(),
-        limit: SWITCHER_LIMIT,
+    let section = Section::parse(query.then.as_deref().unwrap_or(""));
+    let search = query.q.trim();
+    let recent = if search.is_empty() {
+        recent_tenants(&core, &current).await?
+    } else {
+        Vec::new()
     };
-    render(&page, StatusCode::OK)
+    let matching = visible_tenants(&core, &current, search, SUGGESTIONS).await?;
+    let suggestion = |tenant: &Tenant, recent: bool| Suggestion {
+        name: tenant.name.clone(),
+        slug: tenant.slug.to_string(),
+        href: section.in_tenant(tenant.slug.as_str()),
+        recent,
+    };
+    let mut suggestions: Vec<Suggestion> = recent.iter().map(|t| suggestion(t, true)).collect();
+    for tenant in &matching {
+        if !recent.iter().any(|r| r.id == tenant.id) {
+            suggestions.push(suggestion(tenant, false));
+        }
+    }
+    suggestions.truncate(SUGGESTIONS as usize);
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(suggestions))
 }
 
 #[derive(Template, Default)]
@@ -234,7 +393,7 @@ pub async fn theme_get(
         .await?
         .ok_or(WebError::NotFound)?;
     let css = format!(
-        ".tenant-band {{ background: {bg}; color: {fg}; }}\n.tenant-band a {{ color: {fg}; }}\n",
+        ".tenant-band, .current-tenant {{ background: {bg}; color: {fg}; }}\n.tenant-band a {{ color: {fg}; }}\n",
         bg = tenant.colour.hex(),
         fg = tenant.colour.text_colour()
     );

@@ -258,6 +258,102 @@ async fn an_upload_without_its_csrf_token_is_refused(backend: Backend) {
     );
 }
 
+async fn suggestions(browser: &Browser, query: &str) -> Vec<(String, String, bool)> {
+    let response = browser.get(&format!("/tenants/suggest?{query}")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let found: Vec<serde_json::Value> = response.json().await.unwrap();
+    found
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().to_owned(),
+                t["href"].as_str().unwrap().to_owned(),
+                t["recent"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+async fn the_top_bar_switcher_keeps_the_kind_of_page_and_offers_recent_tenants_first(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    app.create_admin().await;
+    for (name, slug) in [
+        ("Acme", "acme"),
+        ("Globex", "globex"),
+        ("Initech", "initech"),
+    ] {
+        create_tenant(&app, name, slug, "#123456", None).await;
+    }
+    let page = app.page_with_form("/t/globex/credentials").await;
+    assert!(text_of(&page, "#switcher-form").is_some(), "on every page");
+    assert_eq!(
+        text_of(&page, ".topbar .current-tenant").as_deref(),
+        Some("Globex")
+    );
+    app.page_with_form("/t/acme").await;
+
+    // Nothing typed: the tenants used lately first, most recent first.
+    assert_eq!(
+        suggestions(&app, "q=&then=credentials").await,
+        vec![
+            ("Acme".into(), "/t/acme/credentials".into(), true),
+            ("Globex".into(), "/t/globex/credentials".into(), true),
+            ("Initech".into(), "/t/initech/credentials".into(), false),
+        ]
+    );
+    assert_eq!(
+        suggestions(&app, "q=GLO&then=requests").await,
+        vec![("Globex".into(), "/t/globex/requests".into(), false)]
+    );
+
+    // Without script: the form goes to the switcher page, which opens the only match on the same
+    // kind of page as the one the search was made from.
+    let referer = app.origin.join("/t/acme/requests/some-request").unwrap();
+    let only = app
+        .client
+        .get(app.url("/tenants?go=1&q=glob"))
+        .header("referer", referer.as_str())
+        .send()
+        .await
+        .unwrap();
+    assert_redirect_to(&only, "/t/globex/requests");
+    let several = app
+        .client
+        .get(app.url("/tenants?go=1&q=e"))
+        .header("referer", referer.as_str())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(several.status(), StatusCode::OK);
+    let html = several.text().await.unwrap();
+    let links: Vec<String> = scraper::Html::parse_document(&html)
+        .select(&scraper::Selector::parse("#tenant-list a").unwrap())
+        .map(|a| a.value().attr("href").unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        links,
+        vec![
+            "/t/acme/requests",
+            "/t/globex/requests",
+            "/t/initech/requests"
+        ]
+    );
+    let recent = app.page_with_form("/tenants").await;
+    assert_eq!(
+        all_text_of(&recent, "#recent-tenants a"),
+        vec!["Acme", "Globex"]
+    );
+
+    // A support person is offered only their own tenants.
+    let support = staff_member(&app, "sup@example.com", "support", Some("initech")).await;
+    assert_eq!(
+        suggestions(&support, "q=").await,
+        vec![("Initech".into(), "/t/initech".into(), false)]
+    );
+}
+
 async fn the_switcher_lists_only_the_tenants_one_may_act_in(backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_admin().await;
@@ -290,6 +386,7 @@ async fn the_switcher_lists_only_the_tenants_one_may_act_in(backend: Backend) {
 
 on_both_backends!(
     a_signed_in_person_keeps_the_menu_on_an_error_page,
+    the_top_bar_switcher_keeps_the_kind_of_page_and_offers_recent_tenants_first,
     a_superadmin_creates_a_branded_tenant,
     bad_tenant_input_is_refused_and_changes_nothing,
     suspension_needs_the_slug_typed_and_is_recorded,

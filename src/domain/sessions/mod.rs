@@ -29,6 +29,8 @@ pub mod keys {
     pub const CEREMONY: &str = "ceremony";
     /// A sensitive action waiting for a fresh passkey assertion.
     pub const PENDING_ACTION: &str = "pending_action";
+    /// The tenants this session worked in lately (slugs, most recent first), for the switcher.
+    pub const RECENT_TENANTS: &str = "recent_tenants";
 }
 
 /// How strongly the session's user proved who they are.
