@@ -99,6 +99,17 @@ pub struct NewStaff {
     pub password: Password,
 }
 
+/// Display names by account id (as text), for pages that show people rather than ids.
+pub async fn names(
+    core: &Core,
+    ids: &[UserId],
+) -> Result<std::collections::HashMap<String, String>, StoreError> {
+    if ids.is_empty() {
+        return Ok(std::collections::HashMap::new());
+    }
+    Ok(core.store.user_names(ids).await?.into_iter().collect())
+}
+
 pub async fn find(core: &Core, id: UserId) -> Result<Option<User>, StoreError> {
     core.store.find_user(id).await
 }

@@ -89,6 +89,25 @@ impl Store {
         }))
     }
 
+    /// The display names of the accounts among `ids` that exist: `(id, name)`.
+    pub async fn user_names(&self, ids: &[UserId]) -> Result<Vec<(String, String)>, StoreError> {
+        let mut names = Vec::with_capacity(ids.len());
+        // Bound parameters per statement stay well under every backend's limit.
+        for chunk in ids.chunks(500) {
+            let placeholders = (1..=chunk.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!("SELECT id, display_name FROM users WHERE id IN ({placeholders})");
+            let mut query = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(id.to_string());
+            }
+            names.extend(query.fetch_all(self.pool()).await?);
+        }
+        Ok(names)
+    }
+
     pub async fn find_user(&self, id: UserId) -> Result<Option<User>, StoreError> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
         let row: Option<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))

@@ -14,9 +14,9 @@ use serde::Deserialize;
 use crate::clock::{format_rfc3339, format_utc};
 use crate::domain::event_log::{self, ActorKind, Cursor, EventFilter, PAGE_SIZE, RawFilter};
 use crate::domain::events::{EventRecord, EventType};
-use crate::domain::ids::TenantId;
-use crate::domain::tenants;
+use crate::domain::ids::{TenantId, UserId};
 use crate::domain::{Core, audit};
+use crate::domain::{tenants, users};
 use crate::web::authz::TenantPage;
 use crate::web::error::WebError;
 use crate::web::extractors::CurrentUser;
@@ -39,12 +39,15 @@ pub struct Row {
     tenant: Option<String>,
     actor_kind: String,
     actor_id: Option<String>,
+    /// The person behind a user id (the id shows on hover).
+    actor_name: Option<String>,
     actor_link: Option<String>,
     event_type: String,
     outcome: String,
     ip: Option<String>,
     country: Option<String>,
     subject: Option<String>,
+    subject_name: Option<String>,
     details: String,
     credential: Option<String>,
     /// The console session the event belongs to (its public handle).
@@ -151,7 +154,28 @@ async fn tenant_slugs(
     Ok(slugs)
 }
 
-fn row(record: EventRecord, slugs: &HashMap<String, String>, global: bool) -> Row {
+/// The names of the people the events name (as actor or subject), in one query.
+async fn people_named(
+    core: &Core,
+    rows: &[EventRecord],
+) -> Result<HashMap<String, String>, WebError> {
+    let mut ids: Vec<UserId> = rows
+        .iter()
+        .flat_map(|r| [r.actor_id.as_deref(), r.subject.as_deref()])
+        .flatten()
+        .filter_map(UserId::parse)
+        .collect();
+    ids.sort_by_key(ToString::to_string);
+    ids.dedup();
+    Ok(users::names(core, &ids).await?)
+}
+
+fn row(
+    record: EventRecord,
+    slugs: &HashMap<String, String>,
+    people: &HashMap<String, String>,
+    global: bool,
+) -> Row {
     let details: serde_json::Value =
         serde_json::from_str(&record.details).unwrap_or(serde_json::Value::Null);
     let credential = details
@@ -167,16 +191,26 @@ fn row(record: EventRecord, slugs: &HashMap<String, String>, global: bool) -> Ro
         (Some(id), "partner", Some(slug)) => Some(format!("/t/{slug}/requests/{id}")),
         _ => None,
     };
+    let actor_name = record
+        .actor_id
+        .as_ref()
+        .filter(|_| record.actor_kind == "user")
+        .and_then(|id| people.get(id).cloned());
     Row {
         at: format_utc_seconds(record.occurred_at),
         tenant,
         actor_kind: record.actor_kind,
+        actor_name,
         actor_id: record.actor_id,
         actor_link,
         event_type: record.event_type,
         outcome: record.outcome,
         ip: record.ip,
         country: record.country,
+        subject_name: record
+            .subject
+            .as_ref()
+            .and_then(|id| people.get(id).cloned()),
         subject: record.subject,
         details: record.details,
         credential,
@@ -256,10 +290,11 @@ async fn log_page(
         )
     });
     let slugs = tenant_slugs(core, &page.rows).await?;
+    let people = people_named(core, &page.rows).await?;
     view.rows = page
         .rows
         .into_iter()
-        .map(|r| row(r, &slugs, global))
+        .map(|r| row(r, &slugs, &people, global))
         .collect();
     render(&view, StatusCode::OK)
 }

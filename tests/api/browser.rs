@@ -397,3 +397,131 @@ async fn a_session_ended_from_another_browser_is_sent_to_the_login_page() {
     laptop.reload().await.unwrap();
     wait_for_path(&laptop, "/login").await;
 }
+
+/// Creates a tenant through the use case, as the admin set up in the browser.
+async fn tenant(app: &TestApp, name: &str, slug: &str) {
+    use tokenbroker::domain::email::Email;
+    use tokenbroker::domain::events::RequestContext;
+    use tokenbroker::domain::tenants::{self, BrandColour, NewTenant, Slug};
+    let admin =
+        tokenbroker::domain::users::by_email(&app.core, &Email::parse(ADMIN_EMAIL).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+    let new = NewTenant {
+        name: name.to_owned(),
+        slug: Slug::parse(slug).unwrap(),
+        colour: BrandColour::parse("#7a2e8c").unwrap(),
+        logo: None,
+    };
+    tenants::create(&app.core, admin.id, new, &RequestContext::default())
+        .await
+        .unwrap();
+}
+
+async fn focused_id(page: &Page) -> String {
+    page.evaluate("document.activeElement ? document.activeElement.id : ''")
+        .await
+        .unwrap()
+        .into_value::<String>()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_top_bar_switches_tenant_as_you_type_and_keeps_the_page() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let chromium = Chromium::launch().await;
+    let (page, _) = chromium.tab().await;
+    set_up_admin(&app, &page).await;
+    tenant(&app, "Acme Bank", "acme").await;
+    tenant(&app, "Globex", "globex").await;
+
+    open(&page, &console(&app, "/t/acme/credentials")).await;
+    wait_for_text(&page, ".topbar .current-tenant", "Acme Bank").await;
+    // "/" jumps to the search from anywhere on the page.
+    page.find_element("h1")
+        .await
+        .unwrap()
+        .press_key("/")
+        .await
+        .unwrap();
+    assert_eq!(focused_id(&page).await, "tenant-switcher");
+    page.find_element("#tenant-switcher")
+        .await
+        .unwrap()
+        .type_str("glo")
+        .await
+        .unwrap();
+    // The answer to what was typed (focusing alone lists every tenant, the recent ones first).
+    wait_for_text(&page, "#tenant-suggestions li:first-child", "Globex").await;
+    click(&page, "#tenant-suggestions li:first-child a").await;
+    wait_for_path(&page, "/t/globex/credentials").await;
+    wait_for_text(&page, ".topbar .current-tenant", "Globex").await;
+
+    // Nothing typed: the tenants just used come first.
+    on_element(&page, "#tenant-switcher", "el.focus()").await;
+    wait_for_text(&page, "#tenant-suggestions li:first-child", "Globex").await;
+    wait_for_text(&page, "#tenant-suggestions li:nth-child(2)", "Acme Bank").await;
+    wait_for_text(&page, "#tenant-suggestions li:nth-child(2)", "recent").await;
+}
+
+/// How far the page is wider than the window (0 when nothing scrolls sideways). With `tables`,
+/// a wide table scrolling inside its own box counts too (fine on a phone, not on a laptop).
+async fn sideways_overflow(page: &Page, tables: bool) -> i64 {
+    let script = format!(
+        "Math.max(document.documentElement.scrollWidth - window.innerWidth, {})",
+        if tables {
+            "...Array.from(document.querySelectorAll('.table-scroll, .table-wrap'), el => el.scrollWidth - el.clientWidth), 0"
+        } else {
+            "0"
+        }
+    );
+    page.evaluate(script)
+        .await
+        .unwrap()
+        .into_value::<i64>()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn every_page_fits_a_laptop_and_a_phone_without_sideways_scrolling() {
+    use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
+    let app = spawn_app(Backend::Sqlite).await;
+    let chromium = Chromium::launch().await;
+    let (page, _) = chromium.tab().await;
+    set_up_admin(&app, &page).await;
+    tenant(&app, "Acme Bank International Holdings", "acme").await;
+    let pages = [
+        "/",
+        "/tenants",
+        "/admin/tenants",
+        "/t/acme",
+        "/t/acme/credentials",
+        "/t/acme/requests",
+        "/t/acme/scopes",
+        "/t/acme/keys",
+        "/t/acme/settings",
+        "/t/acme/events",
+        "/admin/events",
+        "/admin/alerts",
+        "/admin/users",
+        "/admin/invitations",
+        "/account/security",
+        "/account/sessions",
+        "/account/api-keys",
+    ];
+    let mut too_wide = Vec::new();
+    for (width, mobile) in [(1280, false), (390, true)] {
+        page.execute(SetDeviceMetricsOverrideParams::new(width, 900, 1.0, mobile))
+            .await
+            .unwrap();
+        for path in pages {
+            open(&page, &console(&app, path)).await;
+            let overflow = sideways_overflow(&page, !mobile).await;
+            if overflow > 0 {
+                too_wide.push(format!("{path} at {width} px: {overflow} px too wide"));
+            }
+        }
+    }
+    assert!(too_wide.is_empty(), "{too_wide:#?}");
+}

@@ -437,6 +437,23 @@ async fn partners_and_clients_act_under_their_own_names(backend: Backend) {
         "one request, one partner"
     );
 
+    // People are shown by name, their id on hover.
+    let by_staff = service
+        .w
+        .app
+        .page_with_form("/admin/events?actor=user")
+        .await;
+    let names = all_text_of(&by_staff, "#events tbody .actor-id");
+    assert!(!names.is_empty());
+    assert!(
+        names
+            .iter()
+            .all(|n| n == ADMIN_NAME || n == "Invited Person"),
+        "{names:?}"
+    );
+    let ids = attrs(&by_staff, "#events tbody .actor-id", "title");
+    assert!(ids.iter().all(|id| id.len() == 36), "{ids:?}");
+
     let issued = admin
         .page_with_form("/t/acme/events?actor=client&type=token_issued")
         .await;
