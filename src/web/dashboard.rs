@@ -38,10 +38,12 @@ pub struct ActivityView {
 fn activity_in_words(event: &EventRecord) -> String {
     let details: serde_json::Value = serde_json::from_str(&event.details).unwrap_or_default();
     match event.event_type.as_str() {
-        "recovery_codes_regenerated" if details["first_set"] == true => {
+        "recovery_codes_regenerated" if details.get("first_set") == Some(&true.into()) => {
             "recovery codes created".into()
         }
-        "login" if details["method"] == "passkey" => "sign-in with a passkey".into(),
+        "login" if details.get("method") == Some(&"passkey".into()) => {
+            "sign-in with a passkey".into()
+        }
         "login" => "sign-in".into(),
         other => other.replace('_', " "),
     }
