@@ -258,6 +258,24 @@ pub async fn page_visible_to(
         .await
 }
 
+/// The tenants named by `slugs` (in that order) that `user` may still enter: a role removed since
+/// they were last used takes them off the switcher's "recent" list.
+pub async fn still_enterable(
+    core: &Core,
+    user: &User,
+    slugs: &[String],
+) -> Result<Vec<Tenant>, StoreError> {
+    let mut found = Vec::with_capacity(slugs.len());
+    for slug in slugs {
+        if let Some(tenant) = core.store.tenant_by_slug(slug).await? {
+            if may(user, Permission::EnterTenant, Some(tenant.id)) {
+                found.push(tenant);
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// The logo a tenant uploaded, with its validated content type.
 pub async fn logo(core: &Core, slug: &str) -> Result<Option<(Vec<u8>, String)>, StoreError> {
     match core.store.tenant_by_slug(slug).await? {

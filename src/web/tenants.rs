@@ -131,15 +131,8 @@ pub struct SearchQuery {
 
 /// The tenants this session worked in lately that the person may still enter, most recent first.
 async fn recent_tenants(core: &Core, current: &CurrentUser) -> Result<Vec<Tenant>, WebError> {
-    let mut recent = Vec::new();
-    for slug in current.session.recent_tenants() {
-        if let Some(tenant) = tenants::by_slug(core, &slug).await? {
-            if crate::domain::rbac::may(&current.user, Permission::EnterTenant, Some(tenant.id)) {
-                recent.push(tenant);
-            }
-        }
-    }
-    Ok(recent)
+    let slugs = current.session.recent_tenants();
+    Ok(tenants::still_enterable(core, &current.user, &slugs).await?)
 }
 
 /// The tenants this person may act in, searched on the server (fast with thousands).

@@ -486,18 +486,60 @@ async fn sideways_overflow(page: &Page, tables: bool) -> i64 {
 #[tokio::test]
 async fn every_page_fits_a_laptop_and_a_phone_without_sideways_scrolling() {
     use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
-    let app = spawn_app(Backend::Sqlite).await;
+    use chromiumoxide::cdp::browser_protocol::network::CookieParam;
+
+    // A tenant with a partner, a grant and one credential of each kind, one revoked with a long
+    // reason: the pages as support staff see them on a working day.
+    let w = crate::partners::world(Backend::Sqlite).await;
+    let request = crate::partners::pending_request(&w).await;
+    let grant = crate::partners::grant_page_of(&w, &request).await;
+    for kind in ["api_token", "client", "resource_server"] {
+        crate::partners::mint(&w, &grant, kind, "").await;
+    }
+    let credentials = w.support.page_with_form("/t/acme/credentials").await;
+    let first = scraper::Html::parse_document(&credentials)
+        .select(&scraper::Selector::parse("tr[data-credential]").unwrap())
+        .next()
+        .unwrap()
+        .value()
+        .attr("data-credential")
+        .unwrap()
+        .to_owned();
+    let credential = format!("/t/acme/credentials/{first}");
+    w.support
+        .submit(
+            &credential,
+            &format!("{credential}/revoke"),
+            &[("reason", &"Found in a public repository's CI log during the incident review; rotated by the partner. ".repeat(3))],
+        )
+        .await;
+
+    // Chromium carries the superadmin's session (signed in over HTTP with the test passkey).
     let chromium = Chromium::launch().await;
     let (page, _) = chromium.tab().await;
-    set_up_admin(&app, &page).await;
-    tenant(&app, "Acme Bank International Holdings", "acme").await;
+    let cookie = w.app.session_cookie().unwrap();
+    let (name, value) = cookie.split_once('=').unwrap();
+    page.set_cookie(
+        CookieParam::builder()
+            .name(name)
+            .value(value)
+            .url(console(&w.app, "/"))
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let request_page = format!("/t/acme/requests/{request}");
     let pages = [
         "/",
         "/tenants",
         "/admin/tenants",
         "/t/acme",
         "/t/acme/credentials",
+        &credential,
+        &grant,
         "/t/acme/requests",
+        &request_page,
         "/t/acme/scopes",
         "/t/acme/keys",
         "/t/acme/settings",
@@ -516,7 +558,9 @@ async fn every_page_fits_a_laptop_and_a_phone_without_sideways_scrolling() {
             .await
             .unwrap();
         for path in pages {
-            open(&page, &console(&app, path)).await;
+            open(&page, &console(&w.app, path)).await;
+            let here = page.url().await.unwrap().unwrap_or_default();
+            assert!(here.ends_with(path), "{path} opened as {here}");
             let overflow = sideways_overflow(&page, !mobile).await;
             if overflow > 0 {
                 too_wide.push(format!("{path} at {width} px: {overflow} px too wide"));
