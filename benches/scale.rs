@@ -3,7 +3,8 @@
 //! 1,000,000) minted by the mint use case — a tenth of them in one large tenant, the rest spread over
 //! a thousand partner tenants. Then, over HTTP against the real server (two workers), p50/p95 of
 //! `TB_BENCH_SAMPLES` (default 200) sequential requests for each API list and search, and for the
-//! console's tenant switcher, dashboard and credential list, signed in as the superadmin.
+//! console's tenant switcher (page and top-bar search), dashboard and credential list, signed in as
+//! the superadmin.
 //!
 //! `cargo bench --bench scale` (a temporary SQLite database), `TB_BENCH_BACKEND=postgres` for a fresh
 //! PostgreSQL database (`TB_TEST_POSTGRES_URL` names the server). Figures go in the issue note.
@@ -122,6 +123,9 @@ async fn main() {
         "/tenants".to_owned(),
         "/tenants?q=Customer%200042".to_owned(),
         "/tenants?q=customer-9".to_owned(),
+        "/tenants/suggest?q=".to_owned(),
+        "/tenants/suggest?q=Customer%200042".to_owned(),
+        "/tenants/suggest?q=customer-9&then=credentials".to_owned(),
         format!("/t/{big}/credentials"),
         format!("/t/{big}/credentials?prefix=tbc_live_"),
         format!("/t/{big}/credentials?status=revoked"),

@@ -266,6 +266,7 @@ fn http_server(
                         routes::console(&mut router);
                         extra(&mut router);
                     })
+                    .default_service(web::to(crate::web::authz::unknown_page))
                     // Listed innermost first: CSRF needs the session.
                     .wrap(from_fn(csrf::verify))
                     .wrap(sessions),

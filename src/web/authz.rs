@@ -325,6 +325,21 @@ async fn admit(
     Ok(None)
 }
 
+/// A path no route serves: "not found", with the signed-in person's menu on the page (a mistyped
+/// address is no reason to lose one's way). The API's paths never read a session.
+pub async fn unknown_page(req: HttpRequest) -> Result<actix_web::HttpResponse, WebError> {
+    if !req.path().starts_with("/api/") {
+        if let Some(core) = req.app_data::<web::Data<Core>>() {
+            if let Some(signed_in) = SignedIn::resolve(core, &req).await? {
+                if signed_in.level == AuthLevel::Passkey {
+                    req.extensions_mut().insert(CurrentUser::from(signed_in));
+                }
+            }
+        }
+    }
+    Err(WebError::NotFound)
+}
+
 async fn tenant_named_by_url(core: &Core, req: &HttpRequest) -> Result<Tenant, WebError> {
     let slug = req.match_info().get("tenant").ok_or(WebError::NotFound)?;
     tenants::by_slug(core, slug)

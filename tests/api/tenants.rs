@@ -14,6 +14,7 @@ async fn a_signed_in_person_keeps_the_menu_on_an_error_page(backend: Backend) {
     for path in [
         "/t/no-such-tenant",
         "/t/acme/credentials/no-such-credential",
+        "/no/such/page",
     ] {
         let response = app.get(path).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
