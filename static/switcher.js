@@ -3,6 +3,40 @@
 // Without script the form still works: it opens the switcher page (or the only match).
 "use strict";
 
+// Tenant fields of role forms (`data-tenant-picker`): the server's matches fill the field's
+// datalist as the person types, each offered by slug. Without script the field takes a slug or part
+// of a name, and the form comes back with the matches to pick from.
+(function () {
+  document.querySelectorAll("input[data-tenant-picker]").forEach((field) => {
+    const choices = field.list;
+    if (!choices) return;
+    let latest = 0;
+    let timer;
+    field.addEventListener("input", () => {
+      clearTimeout(timer);
+      timer = setTimeout(async () => {
+        const asked = ++latest;
+        try {
+          const response = await fetch("/tenants/suggest?" + new URLSearchParams({ q: field.value.trim() }), {
+            credentials: "same-origin",
+            headers: { Accept: "application/json" },
+          });
+          if (!response.ok || asked !== latest) return;
+          const tenants = await response.json();
+          choices.replaceChildren(...tenants.map((tenant) => {
+            const option = document.createElement("option");
+            option.value = tenant.slug;
+            option.label = tenant.name;
+            return option;
+          }));
+        } catch (_) {
+          // The form still takes what was typed.
+        }
+      }, 120);
+    });
+  });
+})();
+
 (function () {
   const input = document.getElementById("tenant-switcher");
   const list = document.getElementById("tenant-suggestions");

@@ -114,9 +114,29 @@ pub async fn find(core: &Core, id: UserId) -> Result<Option<User>, StoreError> {
     core.store.find_user(id).await
 }
 
-/// Every staff account, with its roles.
-pub async fn list(core: &Core) -> Result<Vec<User>, StoreError> {
-    core.store.list_users().await
+/// Staff whose name or e-mail contains `search`, by name, after the person `after` (keyset
+/// paging; an id that no longer exists starts from the top), at most `limit`, with their roles.
+pub async fn page(
+    core: &Core,
+    search: &str,
+    after: Option<UserId>,
+    limit: i64,
+) -> Result<Vec<User>, StoreError> {
+    let after = match after {
+        Some(id) => core.store.find_user(id).await?,
+        None => None,
+    };
+    let after_id = after.as_ref().map(|u| u.id.to_string());
+    core.store
+        .staff_page(
+            search,
+            after
+                .as_ref()
+                .zip(after_id.as_deref())
+                .map(|(u, id)| (u.display_name.as_str(), id)),
+            limit,
+        )
+        .await
 }
 
 /// The account with this e-mail address (compared in its normalized form).

@@ -3,7 +3,7 @@
 use sqlx::FromRow;
 
 use super::events::insert_event;
-use super::{Store, StoreError};
+use super::{Store, StoreError, escape_like};
 use crate::domain::events::Event;
 use crate::domain::ids::UserId;
 use crate::domain::password::PasswordHash;
@@ -148,10 +148,27 @@ impl Store {
         Ok(())
     }
 
-    /// Every staff account, by name (the staff list; tenant filters arrive with tenants).
-    pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY display_name, email");
+    /// Staff whose name or e-mail contains `search`, by name (then id, so the order is total),
+    /// after the person `(name, id)`, at most `limit`.
+    pub async fn staff_page(
+        &self,
+        search: &str,
+        after: Option<(&str, &str)>,
+        limit: i64,
+    ) -> Result<Vec<User>, StoreError> {
+        let pattern = format!("%{}%", escape_like(&search.trim().to_lowercase()));
+        let (after_name, after_id) = after.unwrap_or(("", ""));
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users \
+             WHERE (LOWER(display_name) LIKE $1 ESCAPE '\\' OR email_normalized LIKE $1 ESCAPE '\\') \
+             AND (display_name > $2 OR (display_name = $2 AND id > $3)) \
+             ORDER BY display_name, id LIMIT $4"
+        );
         let rows: Vec<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(pattern)
+            .bind(after_name.to_owned())
+            .bind(after_id.to_owned())
+            .bind(limit)
             .fetch_all(self.pool())
             .await?;
         let mut users = Vec::with_capacity(rows.len());

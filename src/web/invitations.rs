@@ -15,9 +15,7 @@ use crate::domain::staff::{self, Grant, StaffError};
 use crate::domain::users::DisplayName;
 use crate::web::error::WebError;
 use crate::web::extractors::{Client, CurrentUser, TypedSession};
-use crate::web::staff::{
-    NoticeQuery, TenantOption, parse_grant_fields, role_choices, tenant_options,
-};
+use crate::web::staff::{NoticeQuery, TenantField, TenantOption, parse_role, role_choices};
 use crate::web::{Nav, new_password, render, see_other};
 
 pub struct InvitationRow {
@@ -34,7 +32,10 @@ pub struct InvitationsPage {
     nav: Option<Nav>,
     csrf_token: String,
     pending: Vec<InvitationRow>,
-    tenants: Vec<TenantOption>,
+    /// The role fields as they were sent, when the form comes back to pick a tenant.
+    role_chosen: String,
+    tenant_typed: String,
+    tenant_matches: Vec<TenantOption>,
     role_names: Vec<(&'static str, &'static str)>,
     email: String,
     name: String,
@@ -54,12 +55,10 @@ async fn invitations_page(core: &Core, current: &CurrentUser) -> Result<Invitati
             expires: format_utc(i.expires_at),
         })
         .collect();
-    let tenants = tenant_options(core, current).await?;
     Ok(InvitationsPage {
         nav: Some(Nav::for_user(&current.user, current.csrf_token.clone())),
         csrf_token: current.csrf_token.clone(),
         pending,
-        tenants,
         role_names: role_choices(),
         ..InvitationsPage::default()
     })
@@ -100,6 +99,8 @@ pub async fn invite_create_post(
     let mut page = invitations_page(&core, &current).await?;
     page.email = form.email.trim().to_owned();
     page.name = form.display_name.trim().to_owned();
+    page.role_chosen = form.role.clone();
+    page.tenant_typed = form.tenant.trim().to_owned();
     let email = match Email::parse(&form.email) {
         Ok(email) => email,
         Err(e) => return refuse(page, e.to_string()),
@@ -108,8 +109,17 @@ pub async fn invite_create_post(
         Ok(name) => name,
         Err(e) => return refuse(page, e.to_string()),
     };
-    let grant = match parse_grant_fields(&form.role, &form.tenant) {
-        Ok((role, tenant)) => Grant::new(&core, role, tenant).await,
+    let tenant = match TenantField::read(&core, &current, &form.tenant).await? {
+        TenantField::Global => None,
+        TenantField::Tenant(id) => Some(id),
+        TenantField::PickFrom(matches) => {
+            let message = TenantField::pick_message(&form.tenant, &matches);
+            page.tenant_matches = matches;
+            return refuse(page, message);
+        }
+    };
+    let grant = match parse_role(&form.role) {
+        Ok(role) => Grant::new(&core, role, tenant).await,
         Err(e) => Err(e),
     };
     let grant = match grant {

@@ -31,6 +31,22 @@ pub struct StaffPage {
     nav: Option<Nav>,
     staff: Vec<StaffRow>,
     can_invite: bool,
+    query: String,
+    /// The next page's link, when there are more people.
+    next: Option<String>,
+}
+
+/// People per page of the staff list.
+const STAFF_PAGE: i64 = 50;
+
+/// The staff list's search and position, as they travel in the query string.
+#[derive(Deserialize, serde::Serialize, Default)]
+pub struct StaffQuery {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    q: String,
+    /// The id of the last person of the previous page.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    after: String,
 }
 
 /// "Support — acme-bank" for a tenant role; the role alone for global ones.
@@ -58,9 +74,26 @@ async fn describe_roles(
 pub async fn list_get(
     core: web::Data<Core>,
     current: CurrentUser,
+    query: web::Query<StaffQuery>,
 ) -> Result<HttpResponse, WebError> {
+    let search = query.q.trim();
+    let mut people =
+        users::page(&core, search, UserId::parse(&query.after), STAFF_PAGE + 1).await?;
+    let more = people.len() as i64 > STAFF_PAGE;
+    people.truncate(STAFF_PAGE as usize);
+    let next = match (more, people.last()) {
+        (true, Some(last)) => Some(format!(
+            "/admin/users?{}",
+            serde_urlencoded::to_string(StaffQuery {
+                q: search.to_owned(),
+                after: last.id.to_string(),
+            })
+            .map_err(WebError::unexpected)?
+        )),
+        _ => None,
+    };
     let mut staff = Vec::new();
-    for user in users::list(&core).await? {
+    for user in people {
         let roles = describe_roles(&core, &user)
             .await?
             .into_iter()
@@ -79,6 +112,8 @@ pub async fn list_get(
         nav: Some(Nav::for_user(&current.user, current.csrf_token.clone())),
         can_invite: current.may(Permission::ManageStaff),
         staff,
+        query: search.to_owned(),
+        next,
     };
     render(&page, StatusCode::OK)
 }
@@ -102,24 +137,63 @@ pub(crate) fn role_choices() -> Vec<(&'static str, &'static str)> {
     .collect()
 }
 
+/// A tenant a role form offers to pick.
 pub struct TenantOption {
-    pub id: String,
+    pub slug: String,
     pub label: String,
 }
 
-/// The tenants the role form offers (the role's permission is enforced when it is granted).
-pub(crate) async fn tenant_options(
-    core: &Core,
-    current: &CurrentUser,
-) -> Result<Vec<TenantOption>, WebError> {
-    Ok(tenants::visible_to(core, &current.user, "", 1000)
-        .await?
-        .iter()
-        .map(|t| TenantOption {
-            id: t.id.to_string(),
-            label: format!("{} ({})", t.name, t.slug),
-        })
-        .collect())
+/// How many matches a role form offers when what was typed names no tenant exactly.
+const TENANT_MATCHES: i64 = 20;
+
+/// The tenant field of a role form (a search field, never a list of every tenant).
+pub(crate) enum TenantField {
+    /// Left empty: a global role.
+    Global,
+    Tenant(TenantId),
+    /// Part of a name or slug: the form comes back with these to pick from, never a guess.
+    PickFrom(Vec<TenantOption>),
+}
+
+impl TenantField {
+    /// A slug (or id) names its tenant; anything else is searched among the tenants the person
+    /// may act in. Whether the role may be given there is the grant's rule, checked when given.
+    pub(crate) async fn read(
+        core: &Core,
+        current: &CurrentUser,
+        typed: &str,
+    ) -> Result<Self, WebError> {
+        let typed = typed.trim();
+        if typed.is_empty() {
+            return Ok(Self::Global);
+        }
+        if let Some(id) = TenantId::parse(typed) {
+            return Ok(Self::Tenant(id));
+        }
+        if let Some(tenant) = tenants::by_slug(core, typed).await? {
+            return Ok(Self::Tenant(tenant.id));
+        }
+        let matches = tenants::visible_to(core, &current.user, typed, TENANT_MATCHES).await?;
+        Ok(Self::PickFrom(
+            matches
+                .iter()
+                .map(|t| TenantOption {
+                    slug: t.slug.to_string(),
+                    label: format!("{} ({})", t.name, t.slug),
+                })
+                .collect(),
+        ))
+    }
+
+    /// Why the form came back instead of acting.
+    pub(crate) fn pick_message(typed: &str, matches: &[TenantOption]) -> String {
+        let typed = typed.trim();
+        if matches.is_empty() {
+            format!("No tenant matches “{typed}”. Type part of its name or its slug.")
+        } else {
+            format!("No tenant has the slug “{typed}”: pick one of the matching tenants.")
+        }
+    }
 }
 
 #[derive(Template)]
@@ -134,7 +208,10 @@ pub struct UserPage {
     created: String,
     roles: Vec<RoleRow>,
     can_manage: bool,
-    tenants: Vec<TenantOption>,
+    /// The role form as it was sent, when it comes back to pick a tenant.
+    role_chosen: String,
+    tenant_typed: String,
+    tenant_matches: Vec<TenantOption>,
     role_names: Vec<(&'static str, &'static str)>,
     notice: Option<&'static str>,
     error: Option<String>,
@@ -151,7 +228,6 @@ async fn user_page(core: &Core, current: &CurrentUser, user: User) -> Result<Use
         .into_iter()
         .map(|(id, role, scope)| RoleRow { id, role, scope })
         .collect();
-    let tenants = tenant_options(core, current).await?;
     Ok(UserPage {
         nav: Some(Nav::for_user(&current.user, current.csrf_token.clone())),
         csrf_token: current.csrf_token.clone(),
@@ -162,7 +238,9 @@ async fn user_page(core: &Core, current: &CurrentUser, user: User) -> Result<Use
         created: format_utc(user.created_at),
         roles,
         can_manage: current.may(Permission::ManageStaff),
-        tenants,
+        role_chosen: String::new(),
+        tenant_typed: String::new(),
+        tenant_matches: Vec::new(),
         role_names: role_choices(),
         notice: None,
         error: None,
@@ -200,16 +278,8 @@ pub struct GrantForm {
     tenant: String,
 }
 
-pub(crate) fn parse_grant_fields(
-    role: &str,
-    tenant: &str,
-) -> Result<(Role, Option<TenantId>), StaffError> {
-    let role = Role::parse(role).ok_or(StaffError::UnknownRole)?;
-    let tenant = match tenant.trim() {
-        "" => None,
-        raw => Some(TenantId::parse(raw).ok_or(StaffError::UnknownTenant)?),
-    };
-    Ok((role, tenant))
+pub(crate) fn parse_role(role: &str) -> Result<Role, StaffError> {
+    Role::parse(role).ok_or(StaffError::UnknownRole)
 }
 
 async fn staff_error_page(
@@ -239,8 +309,20 @@ pub async fn role_grant_post(
     form: web::Form<GrantForm>,
 ) -> Result<HttpResponse, WebError> {
     let user = subject(&core, &path).await?;
+    let tenant = match TenantField::read(&core, &current, &form.tenant).await? {
+        TenantField::Global => None,
+        TenantField::Tenant(id) => Some(id),
+        TenantField::PickFrom(matches) => {
+            let mut page = user_page(&core, &current, user).await?;
+            page.error = Some(TenantField::pick_message(&form.tenant, &matches));
+            page.role_chosen = form.role.clone();
+            page.tenant_typed = form.tenant.trim().to_owned();
+            page.tenant_matches = matches;
+            return render(&page, StatusCode::BAD_REQUEST);
+        }
+    };
     let outcome = async {
-        let (role, tenant) = parse_grant_fields(&form.role, &form.tenant)?;
+        let role = parse_role(&form.role)?;
         let grant = Grant::new(&core, role, tenant).await?;
         staff::grant_role(&core, current.user.id, user.id, grant, &client).await
     }

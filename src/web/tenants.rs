@@ -20,6 +20,8 @@ use crate::web::{Nav, TenantBand, render, see_other, upload};
 const SWITCHER_LIMIT: i64 = 50;
 
 const SUGGESTIONS: i64 = 10;
+/// Tenants per page of Manage tenants.
+const ADMIN_PAGE: i64 = 50;
 
 pub struct TenantRow {
     slug: String,
@@ -233,6 +235,10 @@ pub struct AdminPage {
     nav: Option<Nav>,
     csrf_token: String,
     tenants: Vec<TenantRow>,
+    /// The search the list shows.
+    query: String,
+    /// The next page's link, when there are more tenants.
+    next: Option<String>,
     name: String,
     slug: String,
     colour: String,
@@ -242,12 +248,54 @@ pub struct AdminPage {
     logo_error: Option<String>,
 }
 
-async fn admin_page(core: &Core, current: &CurrentUser) -> Result<AdminPage, WebError> {
-    let tenants = tenants::visible_to(core, &current.user, "", 1000).await?;
+/// The list's search and position, as they travel in the query string.
+#[derive(Deserialize, serde::Serialize, Default)]
+pub struct AdminQuery {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    q: String,
+    /// The slug of the last tenant of the previous page (keyset paging by name, then slug).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    after: String,
+}
+
+async fn admin_page(
+    core: &Core,
+    current: &CurrentUser,
+    query: &AdminQuery,
+) -> Result<AdminPage, WebError> {
+    let search = query.q.trim();
+    let after = match query.after.as_str() {
+        "" => None,
+        slug => tenants::by_slug(core, slug).await?,
+    };
+    let mut found = tenants::page_visible_to(
+        core,
+        &current.user,
+        None,
+        search,
+        after.as_ref().map(|t| (t.name.as_str(), t.slug.as_str())),
+        ADMIN_PAGE + 1,
+    )
+    .await?;
+    let more = found.len() as i64 > ADMIN_PAGE;
+    found.truncate(ADMIN_PAGE as usize);
+    let next = match (more, found.last()) {
+        (true, Some(last)) => Some(format!(
+            "/admin/tenants?{}",
+            serde_urlencoded::to_string(AdminQuery {
+                q: search.to_owned(),
+                after: last.slug.to_string(),
+            })
+            .map_err(WebError::unexpected)?
+        )),
+        _ => None,
+    };
     Ok(AdminPage {
         nav: Some(Nav::for_user(&current.user, current.csrf_token.clone())),
         csrf_token: current.csrf_token.clone(),
-        tenants: tenants.iter().map(TenantRow::from).collect(),
+        tenants: found.iter().map(TenantRow::from).collect(),
+        query: search.to_owned(),
+        next,
         colour: "#2851c8".into(),
         ..AdminPage::default()
     })
@@ -256,8 +304,9 @@ async fn admin_page(core: &Core, current: &CurrentUser) -> Result<AdminPage, Web
 pub async fn admin_list_get(
     core: web::Data<Core>,
     current: CurrentUser,
+    query: web::Query<AdminQuery>,
 ) -> Result<HttpResponse, WebError> {
-    render(&admin_page(&core, &current).await?, StatusCode::OK)
+    render(&admin_page(&core, &current, &query).await?, StatusCode::OK)
 }
 
 pub async fn create_post(
@@ -274,7 +323,7 @@ pub async fn create_post(
             .map(upload::Field::text)
             .unwrap_or_default()
     };
-    let mut page = admin_page(&core, &current).await?;
+    let mut page = admin_page(&core, &current, &AdminQuery::default()).await?;
     page.name = text("name").trim().to_owned();
     page.slug = text("slug").trim().to_owned();
     page.colour = text("colour").trim().to_owned();

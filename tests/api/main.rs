@@ -33,6 +33,7 @@ mod health;
 mod jobs;
 mod keys;
 mod login;
+mod many;
 mod metrics;
 mod migrations;
 mod multi_instance;

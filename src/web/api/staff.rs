@@ -3,7 +3,7 @@
 
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::clock::format_rfc3339;
 use crate::domain::Core;
@@ -15,7 +15,7 @@ use crate::domain::staff::{self, Grant, Invitation, StaffError};
 use crate::domain::tenants;
 use crate::domain::users::{self, DisplayName, User, UserStatus};
 use crate::web::api::problem::Problem;
-use crate::web::api::{ApiError, Caller};
+use crate::web::api::{ApiError, Caller, Page, Paging};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RoleBody {
@@ -59,9 +59,12 @@ impl From<User> for StaffBody {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct StaffList {
-    pub items: Vec<StaffBody>,
+/// The staff list's search.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StaffSearch {
+    /// Part of the name or e-mail address.
+    pub q: Option<String>,
 }
 
 impl From<StaffError> for ApiError {
@@ -82,23 +85,41 @@ async fn person(core: &Core, raw: &str) -> Result<User, ApiError> {
     users::find(core, id).await?.ok_or(ApiError::NotFound)
 }
 
-/// Every staff member, with their roles.
+/// Staff members by name, with their roles; search with `q`.
 #[utoipa::path(
     get,
     path = "/api/v1/staff",
     tag = "staff",
+    params(StaffSearch, Paging),
     responses(
-        (status = 200, body = StaffList),
-        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 200, body = Page<StaffBody>),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem),
     ),
 )]
-pub async fn list(core: web::Data<Core>) -> Result<HttpResponse, ApiError> {
-    let items = users::list(&core)
-        .await?
-        .into_iter()
-        .map(StaffBody::from)
-        .collect();
-    Ok(HttpResponse::Ok().json(StaffList { items }))
+pub async fn list(
+    core: web::Data<Core>,
+    search: web::Query<StaffSearch>,
+    paging: web::Query<Paging>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = paging.limit()?;
+    // The cursor is the last person's id; a cursor this list never gave out is the caller's error.
+    let after = match paging.cursor.as_deref() {
+        Some(raw) => Some(UserId::parse(raw).ok_or_else(|| ApiError::Unprocessable {
+            detail: "The cursor is not one this list gave out.".into(),
+            field: Some("cursor".into()),
+        })?),
+        None => None,
+    };
+    let q = search.q.as_deref().unwrap_or("");
+    let mut people = users::page(&core, q, after, limit + 1).await?;
+    let more = people.len() as i64 > limit;
+    people.truncate(limit as usize);
+    Ok(HttpResponse::Ok().json(Page {
+        next_cursor: more
+            .then(|| people.last().map(|p| p.id.to_string()))
+            .flatten(),
+        items: people.into_iter().map(StaffBody::from).collect(),
+    }))
 }
 
 /// One staff member.

@@ -1,0 +1,272 @@
+//! A console with more tenants and staff than fit on a page: every list pages through everything
+//! (nothing is silently cut off) and the tenant pickers reach the last tenant.
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use tokenbroker::domain::events::{Actor, Event, EventType, Outcome};
+use tokenbroker::domain::ids::TenantId;
+use tokenbroker::domain::tenants::{BrandColour, NewTenant, Slug};
+
+use crate::automation::key_for;
+use crate::helpers::*;
+use crate::on_both_backends;
+use crate::staff_kit::*;
+
+/// More than two pages' worth (the console shows 50 per page).
+const TENANTS: usize = 120;
+const STAFF: usize = 60;
+
+async fn many_tenants(app: &TestApp) {
+    for n in 0..TENANTS {
+        let tenant = NewTenant {
+            name: format!("Tenant {n:04}"),
+            slug: Slug::parse(&format!("tenant-{n:04}")).unwrap(),
+            colour: BrandColour::parse("#336699").unwrap(),
+            logo: None,
+        };
+        let event = Event::new(
+            app.now_ms(),
+            EventType::TenantCreated,
+            Outcome::Success,
+            Actor::Cli,
+        );
+        app.core
+            .store
+            .insert_tenant(TenantId::new(), &tenant, app.now_ms(), &event)
+            .await
+            .unwrap();
+    }
+}
+
+/// Follows the page's `next` link until there is none; the texts of `items` on every page.
+async fn every_page(app: &TestApp, first: &str, items: &str, next: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut path = first.to_owned();
+    loop {
+        let html = app.page_with_form(&path).await;
+        let page = all_text_of(&html, items);
+        assert!(page.len() <= 50, "a page holds at most 50");
+        seen.extend(page);
+        let link = scraper::Html::parse_document(&html)
+            .select(&scraper::Selector::parse(next).unwrap())
+            .next()
+            .map(|a| a.value().attr("href").unwrap().to_owned());
+        match link {
+            Some(href) => path = href,
+            None => return seen,
+        }
+    }
+}
+
+async fn manage_tenants_pages_through_every_tenant_and_searches(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_admin().await;
+    many_tenants(&app).await;
+
+    let all = every_page(
+        &app,
+        "/admin/tenants",
+        "#all-tenants li > a:first-child",
+        "#next-tenants",
+    )
+    .await;
+    assert_eq!(all.len(), TENANTS);
+    assert_eq!(
+        all.last().unwrap(),
+        "Tenant 0119",
+        "the last tenant is reachable"
+    );
+    let found = every_page(
+        &app,
+        "/admin/tenants?q=tenant-011",
+        "#all-tenants li > a:first-child",
+        "#next-tenants",
+    )
+    .await;
+    assert_eq!(found.len(), 10);
+}
+
+async fn a_role_and_an_invitation_can_be_given_for_the_last_tenant(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_admin().await;
+    many_tenants(&app).await;
+
+    // By slug, as the picker fills it in.
+    let by_slug = app
+        .submit(
+            "/admin/invitations",
+            "/admin/invitations",
+            &[
+                ("email", "last@example.com"),
+                ("display_name", "Last Admin"),
+                ("role", "tenant_admin"),
+                ("tenant", "tenant-0119"),
+            ],
+        )
+        .await;
+    assert_redirect_to(&by_slug, "/admin/invitations?notice=sent");
+
+    // Without script: part of a name brings the form back with the matches to pick from, and the
+    // chosen role kept.
+    let partial = app
+        .submit(
+            "/admin/invitations",
+            "/admin/invitations",
+            &[
+                ("email", "other@example.com"),
+                ("display_name", "Other Admin"),
+                ("role", "tenant_admin"),
+                ("tenant", "Tenant 011"),
+            ],
+        )
+        .await;
+    assert_eq!(partial.status(), StatusCode::BAD_REQUEST);
+    let html = partial.text().await.unwrap();
+    assert!(html.contains("pick one of the matching tenants"), "{html}");
+    let choices: Vec<String> = scraper::Html::parse_document(&html)
+        .select(&scraper::Selector::parse("#tenant-matches input[type=radio]").unwrap())
+        .map(|i| i.value().attr("value").unwrap().to_owned())
+        .collect();
+    assert_eq!(choices.len(), 10);
+    assert!(choices.contains(&"tenant-0115".to_owned()));
+    assert!(html.contains(r#"<option value="tenant_admin" selected>"#));
+    assert!(
+        app.core
+            .store
+            .pending_invitations(app.now_ms())
+            .await
+            .unwrap()
+            .iter()
+            .all(|i| i.email != "other@example.com"),
+        "nothing was sent while the tenant was unclear"
+    );
+    let picked = app
+        .submit(
+            "/admin/invitations",
+            "/admin/invitations",
+            &[
+                ("email", "other@example.com"),
+                ("display_name", "Other Admin"),
+                ("role", "tenant_admin"),
+                ("tenant", "tenant-0115"),
+            ],
+        )
+        .await;
+    assert_redirect_to(&picked, "/admin/invitations?notice=sent");
+    let nothing = app
+        .submit(
+            "/admin/invitations",
+            "/admin/invitations",
+            &[
+                ("email", "none@example.com"),
+                ("display_name", "No One"),
+                ("role", "support"),
+                ("tenant", "no such tenant"),
+            ],
+        )
+        .await;
+    assert_eq!(nothing.status(), StatusCode::BAD_REQUEST);
+    assert!(nothing.text().await.unwrap().contains("No tenant matches"));
+
+    // A role on a staff member's page, for the last tenant.
+    let link = invitation_link(&app, "last@example.com").await;
+    accept(&app, &link, STAFF_PASSWORD).await;
+    let person = user_id(&app, "last@example.com").await;
+    let page = format!("/admin/users/{person}");
+    let granted = app
+        .submit(
+            &page,
+            &format!("{page}/roles"),
+            &[("role", "support"), ("tenant", "tenant-0118")],
+        )
+        .await;
+    assert_redirect_to(&granted, &format!("{page}?notice=granted"));
+    let shown = app.page_with_form(&page).await;
+    assert!(shown.contains("tenant-0118"), "{shown}");
+}
+
+async fn many_staff(app: &TestApp) {
+    use sqlx::Connection;
+    let mut db = sqlx::AnyConnection::connect(&app.database_url)
+        .await
+        .unwrap();
+    for n in 0..STAFF {
+        sqlx::query(
+            "INSERT INTO users (id, email, email_normalized, display_name, status, created_at, updated_at) \
+             VALUES ($1, $2, $2, $3, 'active', 0, 0)",
+        )
+        .bind(TenantId::new().to_string())
+        .bind(format!("person{n:03}@example.com"))
+        .bind(format!("Person {n:03}"))
+        .execute(&mut db)
+        .await
+        .unwrap();
+    }
+}
+
+async fn the_staff_list_pages_through_everyone_in_the_console_and_the_api(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_admin().await;
+    many_staff(&app).await;
+
+    let everyone = every_page(
+        &app,
+        "/admin/users",
+        "#staff tbody td:first-child a",
+        "#next-staff",
+    )
+    .await;
+    assert_eq!(everyone.len(), STAFF + 1);
+    assert_eq!(everyone.first().unwrap(), ADMIN_NAME);
+    assert_eq!(everyone.last().unwrap(), "Person 059");
+    let found = app.page_with_form("/admin/users?q=PERSON042").await;
+    assert_eq!(
+        all_text_of(&found, "#staff tbody td:first-child a"),
+        vec!["Person 042"]
+    );
+
+    let key = key_for(&app, ADMIN_EMAIL, &["view_staff"], &[]).await;
+    let api = reqwest::Client::new();
+    let mut names = Vec::new();
+    let mut path = "/api/v1/staff?limit=25".to_owned();
+    loop {
+        let page: Value = api
+            .get(app.url(&path))
+            .header("x-api-key", &key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        names.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["display_name"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/api/v1/staff?limit=25&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(names, everyone, "the API pages through the same people");
+    let searched: Value = api
+        .get(app.url("/api/v1/staff?q=person0"))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(searched["items"].as_array().unwrap().len(), 50);
+    assert!(searched["next_cursor"].is_string());
+}
+
+on_both_backends!(
+    manage_tenants_pages_through_every_tenant_and_searches,
+    a_role_and_an_invitation_can_be_given_for_the_last_tenant,
+    the_staff_list_pages_through_everyone_in_the_console_and_the_api,
+);
