@@ -1,7 +1,7 @@
 //! The console and the automation API at a support company's scale: `TB_BENCH_TENANTS` tenants
 //! (default 10,000) created by the tenant use case, and `TB_BENCH_CREDENTIALS` credentials (default
 //! 1,000,000) minted by the mint use case — a tenth of them in one large tenant, the rest spread over
-//! a thousand partner tenants. Then, over HTTP against the real server (two workers), p50/p95 of
+//! a thousand partner tenants — and `TB_BENCH_STAFF` staff accounts (default 2,000). Then, over HTTP against the real server (two workers), p50/p95 of
 //! `TB_BENCH_SAMPLES` (default 200) sequential requests for each API list and search, and for the
 //! console's tenant switcher (page and top-bar search), dashboard and credential list, signed in as
 //! the superadmin.
@@ -48,6 +48,7 @@ async fn main() {
     let tenant_count: usize = seed::env_number("TB_BENCH_TENANTS", 10_000);
     let credential_count: usize = seed::env_number("TB_BENCH_CREDENTIALS", 1_000_000);
     let samples: usize = seed::env_number("TB_BENCH_SAMPLES", 200);
+    let staff_count: usize = seed::env_number("TB_BENCH_STAFF", 2_000);
     let backend = match std::env::var("TB_BENCH_BACKEND").as_deref() {
         Ok("postgres") => Backend::Postgres,
         _ => Backend::Sqlite,
@@ -65,6 +66,7 @@ async fn main() {
         .unwrap();
 
     let slugs = create_tenants(&app, admin.id, tenant_count).await;
+    create_staff(&app, staff_count).await;
     let partner_tenants = &slugs[..PARTNER_TENANTS.min(slugs.len())];
     let grants = create_grants(&app, admin.id, partner_tenants).await;
     mint_credentials(&app, admin.id, &grants, credential_count).await;
@@ -88,6 +90,7 @@ async fn main() {
     let api = reqwest::Client::new();
     let base = app.url("");
     let deep_tenants = deep_cursor(&api, &base, &key, "/api/v1/tenants?limit=500", 18).await;
+    let deep_staff = deep_cursor(&api, &base, &key, "/api/v1/staff?limit=500", 3).await;
     let deep_credentials = deep_cursor(
         &api,
         &base,
@@ -102,9 +105,13 @@ async fn main() {
         "/api/v1/tenants".to_owned(),
         "/api/v1/tenants?q=Customer%200042".to_owned(),
         "/api/v1/tenants?q=customer-9".to_owned(),
-        format!("/api/v1/tenants?cursor={deep_tenants}"),
+        paged("/api/v1/tenants", "cursor", &deep_tenants),
         format!("/api/v1/tenants/{big}/credentials"),
-        format!("/api/v1/tenants/{big}/credentials?cursor={deep_credentials}"),
+        paged(
+            &format!("/api/v1/tenants/{big}/credentials"),
+            "cursor",
+            &deep_credentials,
+        ),
         format!("/api/v1/tenants/{big}/credentials?prefix=tbc_live_"),
         format!("/api/v1/tenants/{big}/credentials?partner=partner-0&status=active"),
         format!("/api/v1/tenants/{big}/credentials?status=revoked"),
@@ -112,6 +119,9 @@ async fn main() {
         format!("/api/v1/tenants/{big}/grants"),
         format!("/api/v1/tenants/{big}/requests"),
         "/api/v1/events?limit=50".to_owned(),
+        "/api/v1/staff".to_owned(),
+        "/api/v1/staff?q=person-01".to_owned(),
+        paged("/api/v1/staff", "cursor", &deep_staff),
     ];
     for path in &api_paths {
         let url = format!("{base}{path}");
@@ -130,6 +140,13 @@ async fn main() {
         format!("/t/{big}/credentials?prefix=tbc_live_"),
         format!("/t/{big}/credentials?status=revoked"),
         format!("/t/{small}/credentials"),
+        "/admin/tenants".to_owned(),
+        "/admin/tenants?q=customer-9".to_owned(),
+        "/admin/tenants?after=customer-09000".to_owned(),
+        "/admin/users".to_owned(),
+        "/admin/users?q=person-01".to_owned(),
+        paged("/admin/users", "after", &deep_staff),
+        "/admin/invitations".to_owned(),
     ];
     for path in &console_paths {
         let (p50, p95) = measure(samples, || app.browser_get(path)).await;
@@ -175,6 +192,23 @@ async fn create_tenants(app: &TestApp, admin: UserId, count: usize) -> Vec<Strin
         started.elapsed().as_secs_f64()
     );
     slugs
+}
+
+/// Staff accounts (no roles): the staff list and its search at a large company's size.
+async fn create_staff(app: &TestApp, count: usize) {
+    let pool = pool(app).await;
+    for n in 0..count {
+        sqlx::query(
+            "INSERT INTO users (id, email, email_normalized, display_name, status, created_at, updated_at) \
+             VALUES ($1, $2, $2, $3, 'active', 0, 0)",
+        )
+        .bind(tokenbroker::domain::ids::TenantId::new().to_string())
+        .bind(format!("person-{n:05}@example.com"))
+        .bind(format!("Person {n:05}"))
+        .execute(&pool)
+        .await
+        .expect("staff");
+    }
 }
 
 /// One approved partner per tenant. The request and the grant are written directly: the public
@@ -298,6 +332,15 @@ async fn deep_cursor(
         }
     }
     cursor
+}
+
+/// `path?name=value`, or the path alone when a small database has no page that deep.
+fn paged(path: &str, name: &str, value: &str) -> String {
+    if value.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{name}={value}")
+    }
 }
 
 /// p50 and p95 of `samples` sequential requests, after a few to warm up; every answer must be 200.
