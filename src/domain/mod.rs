@@ -13,6 +13,7 @@ pub mod ids;
 pub mod keys;
 pub mod oauth;
 pub mod operations;
+pub mod paging;
 pub mod partners;
 pub mod passkeys;
 pub mod password;

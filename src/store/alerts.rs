@@ -253,27 +253,34 @@ impl Store {
     }
 
     /// The queue, newest first: all tenants (`tenant` None) or one; `open_only` hides closed ones.
+    /// Alerts newest first, after `(created_at, id)` (keyset paging), at most `limit`.
     pub async fn alerts(
         &self,
         tenant: Option<TenantId>,
         open_only: bool,
+        after: Option<(i64, &str)>,
         limit: i64,
     ) -> Result<Vec<AlertRow>, StoreError> {
+        let (cursor_time, cursor_id) = after.unwrap_or((i64::MAX, ""));
         let status = if open_only {
             "a.status IN ('open', 'acknowledged')"
         } else {
             "1 = 1"
         };
         let scope = if tenant.is_some() {
-            "a.tenant_id = $2"
+            "a.tenant_id = $4"
         } else {
             "1 = 1"
         };
         let query = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {ALERT_COLUMNS} FROM alerts a LEFT JOIN users u ON u.id = a.assignee \
-             WHERE {scope} AND {status} ORDER BY a.created_at DESC, a.id DESC LIMIT $1"
+             WHERE {scope} AND {status} \
+             AND a.created_at <= $2 AND (a.created_at < $2 OR a.id < $3) \
+             ORDER BY a.created_at DESC, a.id DESC LIMIT $1"
         )))
-        .bind(limit);
+        .bind(limit)
+        .bind(cursor_time)
+        .bind(cursor_id.to_owned());
         let query = match tenant {
             Some(tenant) => query.bind(tenant.to_string()),
             None => query,

@@ -18,7 +18,8 @@ use crate::web::error::WebError;
 use crate::web::extractors::{Client, CurrentUser};
 use crate::web::{Nav, render, see_other};
 
-const QUEUE_SIZE: i64 = 200;
+/// Alerts per page of the queue.
+const QUEUE_PAGE: i64 = 50;
 
 pub struct AlertView {
     id: String,
@@ -57,10 +58,16 @@ pub struct QueuePage {
     alerts: Vec<AlertView>,
     show_all: bool,
     can_open: bool,
+    /// The next (older) page's cursor.
+    older: Option<String>,
+    /// Whether this is a later page (a link back to the newest).
+    paged: bool,
 }
 
 #[derive(Deserialize)]
 pub struct QueueQuery {
+    /// The cursor of the previous page.
+    after: Option<String>,
     #[serde(default)]
     all: String,
 }
@@ -71,12 +78,15 @@ pub async fn queue_get(
     query: web::Query<QueueQuery>,
 ) -> Result<HttpResponse, WebError> {
     let show_all = query.all == "1";
-    let rows = alerts::queue(&core, None, !show_all, QUEUE_SIZE).await?;
+    let found = alerts::queue(&core, None, !show_all, query.after.as_deref(), QUEUE_PAGE).await?;
+    let base = "/admin/alerts".to_owned();
     let view = QueuePage {
         nav: Some(Nav::for_user(&current.user, current.csrf_token.clone())),
         title: "Alerts".into(),
-        base: "/admin/alerts".into(),
-        alerts: rows.into_iter().map(AlertView::from).collect(),
+        older: found.next,
+        paged: query.after.is_some(),
+        base,
+        alerts: found.alerts.into_iter().map(AlertView::from).collect(),
         show_all,
         can_open: true,
     };
@@ -89,12 +99,22 @@ pub async fn tenant_queue_get(
     query: web::Query<QueueQuery>,
 ) -> Result<HttpResponse, WebError> {
     let show_all = query.all == "1";
-    let rows = alerts::queue(&core, Some(page.tenant.id), !show_all, QUEUE_SIZE).await?;
+    let found = alerts::queue(
+        &core,
+        Some(page.tenant.id),
+        !show_all,
+        query.after.as_deref(),
+        QUEUE_PAGE,
+    )
+    .await?;
+    let base = format!("/t/{}/alerts", page.tenant.slug);
     let view = QueuePage {
         nav: Some(Nav::in_tenant(&page.current, &page.tenant)),
         title: format!("Alerts of {}", page.tenant.name),
-        base: format!("/t/{}/alerts", page.tenant.slug),
-        alerts: rows.into_iter().map(AlertView::from).collect(),
+        older: found.next,
+        paged: query.after.is_some(),
+        base,
+        alerts: found.alerts.into_iter().map(AlertView::from).collect(),
         show_all,
         can_open: page.current.may(Permission::ViewAlerts),
     };

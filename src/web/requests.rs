@@ -99,14 +99,35 @@ pub struct RequestsPage {
     nav: Option<Nav>,
     slug: String,
     requests: Vec<RequestRow>,
+    /// The next (older) page's cursor.
+    older: Option<String>,
+    /// Whether this is a later page (a link back to the newest).
+    paged: bool,
+}
+
+/// Requests per page of the queue.
+const REQUESTS_PAGE: i64 = 50;
+
+#[derive(Deserialize)]
+pub struct QueueQuery {
+    /// The cursor of the previous page.
+    after: Option<String>,
 }
 
 pub async fn requests_get(
     core: web::Data<Core>,
     page: TenantPage,
+    query: web::Query<QueueQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let requests = partners::requests(&core, page.tenant.id, None, None, 200)
-        .await?
+    let found = partners::requests(
+        &core,
+        page.tenant.id,
+        None,
+        query.after.as_deref(),
+        REQUESTS_PAGE,
+    )
+    .await?;
+    let requests = found
         .requests
         .into_iter()
         .map(|r| RequestRow {
@@ -122,6 +143,8 @@ pub async fn requests_get(
         nav: Some(Nav::in_tenant(&page.current, &page.tenant)),
         slug: page.tenant.slug.to_string(),
         requests,
+        older: found.next,
+        paged: query.after.is_some(),
     };
     render(&view, StatusCode::OK)
 }

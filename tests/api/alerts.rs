@@ -107,7 +107,7 @@ async fn recovery_code_use_is_a_high_alert_mailed_to_security(backend: Backend) 
     .subject(user);
     app.core.store.append_event(&event).await.unwrap();
     detect(&app).await;
-    let alerts = app.core.store.alerts(None, true, 10).await.unwrap();
+    let alerts = app.core.store.alerts(None, true, None, 10).await.unwrap();
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0].severity.as_str(), "high");
     assert!(alerts[0].reason.contains("recovery code"));
@@ -140,7 +140,7 @@ async fn each_event_is_examined_once_however_many_instances_run(backend: Backend
     );
     a.unwrap();
     b.unwrap();
-    let alerts = app.core.store.alerts(None, false, 10).await.unwrap();
+    let alerts = app.core.store.alerts(None, false, None, 10).await.unwrap();
     assert_eq!(alerts.len(), 1, "one burst, one alert");
     assert!(alerts[0].reason.contains("from 198.51.100.7"));
     assert_eq!(
@@ -200,7 +200,7 @@ async fn one_click_responses_end_sessions_and_lock_the_account(backend: Backend)
     .subject(victim_id);
     app.core.store.append_event(&event).await.unwrap();
     detect(&app).await;
-    let id = app.core.store.alerts(None, true, 10).await.unwrap()[0]
+    let id = app.core.store.alerts(None, true, None, 10).await.unwrap()[0]
         .id
         .clone();
     let page = format!("/admin/alerts/{id}");

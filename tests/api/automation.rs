@@ -1057,10 +1057,11 @@ async fn a_key_guessing_run_is_throttled_and_raises_an_alert(backend: Backend) {
     assert_eq!(good.get("/api/v1/me").await.status(), StatusCode::OK);
 
     app.run_job(tokenbroker::jobs::Job::Detect).await;
-    let alerts = tokenbroker::domain::alerts::queue(&app.core, None, true, 10)
+    let alerts = tokenbroker::domain::alerts::queue(&app.core, None, true, None, 10)
         .await
         .unwrap();
     let alert = alerts
+        .alerts
         .iter()
         .find(|a| a.detector == "api_key_guessing")
         .expect("an alert for the guessing run");

@@ -265,8 +265,114 @@ async fn the_staff_list_pages_through_everyone_in_the_console_and_the_api(backen
     assert!(searched["next_cursor"].is_string());
 }
 
+/// Follows `next_cursor` through an API list; the ids of every item.
+async fn every_api_page(app: &TestApp, key: &str, path: &str) -> Vec<String> {
+    let api = reqwest::Client::new();
+    let mut ids = Vec::new();
+    let mut url = format!("{path}?limit=20");
+    loop {
+        let page: Value = api
+            .get(app.url(&url))
+            .header("x-api-key", key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        ids.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|item| item["id"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(cursor) => url = format!("{path}?limit=20&cursor={cursor}"),
+            None => return ids,
+        }
+    }
+}
+
+async fn the_request_and_alert_queues_page_through_everything(backend: Backend) {
+    use sqlx::Connection;
+    let app = spawn_app(backend).await;
+    app.create_admin().await;
+    create_tenant(&app, "Acme", "acme", "#123456", None).await;
+    let acme = tenant_id(&app, "acme").await;
+    let mut db = sqlx::AnyConnection::connect(&app.database_url)
+        .await
+        .unwrap();
+    for n in 0..70_i64 {
+        sqlx::query(
+            "INSERT INTO access_requests (id, tenant_id, organisation, contact_name, email, email_normalized, scopes, justification, status, confirm_token_hash, created_at) \
+             VALUES ($1, $2, $3, 'P', $4, $4, '[]', 'x', 'pending', $5, $6)",
+        )
+        .bind(format!("request-{n:03}"))
+        .bind(&acme)
+        .bind(format!("Partner {n:03}"))
+        .bind(format!("p{n}@example.com"))
+        .bind(format!("hash-{n}"))
+        .bind(1_000 + n)
+        .execute(&mut db)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO alerts (id, tenant_id, detector, severity, status, reason, dedup_key, created_at, updated_at) \
+             VALUES ($1, $2, 'login_failure_burst', 'medium', 'open', $3, $1, $4, $4)",
+        )
+        .bind(format!("alert-{n:03}"))
+        .bind(&acme)
+        .bind(format!("Burst {n:03}"))
+        .bind(1_000 + n)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    }
+
+    let requests = every_page(
+        &app,
+        "/t/acme/requests",
+        "#requests tbody td:first-child a",
+        "#older-requests",
+    )
+    .await;
+    assert_eq!(requests.len(), 70);
+    assert_eq!(
+        (requests[0].as_str(), requests[69].as_str()),
+        ("Partner 069", "Partner 000")
+    );
+    for queue in ["/admin/alerts", "/t/acme/alerts", "/admin/alerts?all=1"] {
+        let alerts = every_page(
+            &app,
+            queue,
+            "#alerts tbody td:nth-child(4)",
+            "#older-alerts",
+        )
+        .await;
+        assert_eq!(alerts.len(), 70, "{queue}");
+        assert_eq!(alerts[69], "Burst 000", "{queue}");
+    }
+
+    let key = key_for(&app, ADMIN_EMAIL, &["all"], &[]).await;
+    assert_eq!(every_api_page(&app, &key, "/api/v1/alerts").await.len(), 70);
+    assert_eq!(
+        every_api_page(&app, &key, "/api/v1/tenants/acme/alerts")
+            .await
+            .len(),
+        70
+    );
+    assert_eq!(
+        every_api_page(&app, &key, "/api/v1/tenants/acme/requests")
+            .await
+            .len(),
+        70
+    );
+}
+
 on_both_backends!(
     manage_tenants_pages_through_every_tenant_and_searches,
     a_role_and_an_invitation_can_be_given_for_the_last_tenant,
     the_staff_list_pages_through_everyone_in_the_console_and_the_api,
+    the_request_and_alert_queues_page_through_everything,
 );

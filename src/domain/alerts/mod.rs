@@ -8,6 +8,7 @@ use crate::domain::Core;
 use crate::domain::events::EventRecord;
 use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
 use crate::domain::ids::{TenantId, UserId};
+use crate::domain::paging::{next_cursor, parse_cursor};
 use crate::store::StoreError;
 use crate::store::alerts::AlertChange;
 pub use crate::store::alerts::{AlertNote, AlertRow};
@@ -120,15 +121,27 @@ pub enum AlertError {
     Store(#[from] StoreError),
 }
 
+/// A page of the queue, and the cursor of the next (older) one.
+pub struct AlertPage {
+    pub alerts: Vec<AlertRow>,
+    pub next: Option<String>,
+}
+
 /// The queue, newest first: every tenant's alerts (`tenant` None) or one tenant's; `open_only`
-/// hides resolved and dismissed ones.
+/// hides resolved and dismissed ones; `after` is the cursor of the previous page.
 pub async fn queue(
     core: &Core,
     tenant: Option<TenantId>,
     open_only: bool,
+    after: Option<&str>,
     limit: i64,
-) -> Result<Vec<AlertRow>, StoreError> {
-    core.store.alerts(tenant, open_only, limit).await
+) -> Result<AlertPage, StoreError> {
+    let mut alerts = core
+        .store
+        .alerts(tenant, open_only, after.and_then(parse_cursor), limit + 1)
+        .await?;
+    let next = next_cursor(&mut alerts, limit, |a| (a.created_at, a.id.as_str()));
+    Ok(AlertPage { alerts, next })
 }
 
 /// One alert with everything its page shows: the events that raised it and the notes on it.

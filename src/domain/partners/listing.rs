@@ -5,6 +5,7 @@ use super::*;
 use crate::clock::Millis;
 use crate::domain::Core;
 use crate::domain::ids::TenantId;
+use crate::domain::paging::{next_cursor, parse_cursor};
 use crate::store::partners::{CredentialFilter, SecretRow, StatusFilter};
 
 /// Credentials per page of the list.
@@ -91,28 +92,6 @@ impl SecretState {
             Self::Expired => "expired",
         }
     }
-}
-
-pub(super) fn parse_cursor(raw: &str) -> Option<(i64, &str)> {
-    let (time, id) = raw.split_once('.')?;
-    Some((time.parse::<i64>().ok()?, id))
-}
-
-/// Cuts a page fetched with one row too many to `limit`, and names the cursor after its last row.
-pub(super) fn next_cursor<T>(
-    rows: &mut Vec<T>,
-    limit: i64,
-    key: impl Fn(&T) -> (Millis, &str),
-) -> Option<String> {
-    let more = rows.len() as i64 > limit;
-    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    if !more {
-        return None;
-    }
-    rows.last().map(|row| {
-        let (time, id) = key(row);
-        format!("{time}.{id}")
-    })
 }
 
 /// The list's filters as they come from a form or a query string. Blank means "any"; a word the

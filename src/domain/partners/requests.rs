@@ -8,6 +8,7 @@ use crate::domain::Core;
 use crate::domain::email::Email;
 use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
 use crate::domain::ids::{TenantId, UserId, time_ordered_id};
+use crate::domain::paging::{next_cursor, parse_cursor};
 use crate::domain::secrets::{self, SecretDigest};
 use crate::domain::tenants::{Tenant, TenantStatus};
 use crate::store::StoreError;

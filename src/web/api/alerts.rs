@@ -11,10 +11,7 @@ use crate::domain::alerts::{self, AlertAction, AlertError, AlertFile, AlertRow, 
 use crate::domain::ids::TenantId;
 use crate::web::api::events::EventBody;
 use crate::web::api::problem::Problem;
-use crate::web::api::{ApiError, Caller, InTenant};
-
-/// The newest alerts the queue shows.
-const QUEUE_SIZE: i64 = 200;
+use crate::web::api::{ApiError, Caller, InTenant, Page, Paging};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AlertBody {
@@ -51,11 +48,6 @@ impl From<AlertRow> for AlertBody {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AlertList {
-    pub items: Vec<AlertBody>,
-}
-
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct QueueQuery {
@@ -67,14 +59,15 @@ async fn queue(
     core: &Core,
     tenant: Option<TenantId>,
     query: &QueueQuery,
+    paging: &Paging,
 ) -> Result<HttpResponse, ApiError> {
     let open_only = !query.all.unwrap_or(false);
-    let items = alerts::queue(core, tenant, open_only, QUEUE_SIZE)
-        .await?
-        .into_iter()
-        .map(AlertBody::from)
-        .collect();
-    Ok(HttpResponse::Ok().json(AlertList { items }))
+    let limit = paging.limit()?;
+    let found = alerts::queue(core, tenant, open_only, paging.cursor.as_deref(), limit).await?;
+    Ok(HttpResponse::Ok().json(Page {
+        items: found.alerts.into_iter().map(AlertBody::from).collect(),
+        next_cursor: found.next,
+    }))
 }
 
 /// Every tenant's alerts that still wait for someone, newest first.
@@ -82,17 +75,18 @@ async fn queue(
     get,
     path = "/api/v1/alerts",
     tag = "alerts",
-    params(QueueQuery),
+    params(QueueQuery, Paging),
     responses(
-        (status = 200, body = AlertList),
+        (status = 200, body = Page<AlertBody>),
         (status = 401, body = Problem), (status = 403, body = Problem),
     ),
 )]
 pub async fn list(
     core: web::Data<Core>,
     query: web::Query<QueueQuery>,
+    paging: web::Query<Paging>,
 ) -> Result<HttpResponse, ApiError> {
-    queue(&core, None, &query).await
+    queue(&core, None, &query, &paging).await
 }
 
 /// One tenant's alerts, newest first.
@@ -100,9 +94,9 @@ pub async fn list(
     get,
     path = "/api/v1/tenants/{tenant}/alerts",
     tag = "alerts",
-    params(("tenant" = String, Path, description = "The tenant's slug", example = "acme"), QueueQuery),
+    params(("tenant" = String, Path, description = "The tenant's slug", example = "acme"), QueueQuery, Paging),
     responses(
-        (status = 200, body = AlertList),
+        (status = 200, body = Page<AlertBody>),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
     ),
 )]
@@ -110,8 +104,9 @@ pub async fn tenant_list(
     core: web::Data<Core>,
     InTenant(tenant): InTenant,
     query: web::Query<QueueQuery>,
+    paging: web::Query<Paging>,
 ) -> Result<HttpResponse, ApiError> {
-    queue(&core, Some(tenant.id), &query).await
+    queue(&core, Some(tenant.id), &query, &paging).await
 }
 
 #[derive(Debug, Serialize, ToSchema)]
