@@ -129,6 +129,9 @@ pub struct SearchQuery {
     /// Sent by the top bar's search: a single match opens at once.
     #[serde(default)]
     go: Option<String>,
+    /// The slug of the last tenant of the previous page.
+    #[serde(default)]
+    after: Option<String>,
 }
 
 /// The tenants this session worked in lately that the person may still enter, most recent first.
@@ -155,7 +158,8 @@ pub struct SwitcherPage {
     then: &'static str,
     recent: Vec<TenantRow>,
     tenants: Vec<TenantRow>,
-    limit: i64,
+    /// The next page's link, when there are more tenants.
+    next: Option<String>,
 }
 
 /// The tenant switcher without script: search, then pick (a single match from the top bar opens
@@ -168,11 +172,37 @@ pub async fn switcher_get(
 ) -> Result<HttpResponse, WebError> {
     let section = Section::wanted(query.then.as_deref(), &req);
     let search = query.q.trim();
-    let tenants = visible_tenants(&core, &current, search, SWITCHER_LIMIT).await?;
+    let after = match query.after.as_deref() {
+        Some(slug) => tenants::by_slug(&core, slug).await?,
+        None => None,
+    };
+    let mut tenants = tenants::page_visible_to(
+        &core,
+        &current.user,
+        None,
+        search,
+        after.as_ref().map(|t| (t.name.as_str(), t.slug.as_str())),
+        SWITCHER_LIMIT + 1,
+    )
+    .await?;
+    let more = tenants.len() as i64 > SWITCHER_LIMIT;
+    tenants.truncate(SWITCHER_LIMIT as usize);
     if let ([only], Some(_), false) = (tenants.as_slice(), &query.go, search.is_empty()) {
         return Ok(see_other(&section.in_tenant(only.slug.as_str())));
     }
-    let recent = if search.is_empty() {
+    let next = match (more, tenants.last()) {
+        (true, Some(last)) => Some(format!(
+            "/tenants?{}",
+            serde_urlencoded::to_string([
+                ("q", search),
+                ("then", section.as_str()),
+                ("after", last.slug.as_str()),
+            ])
+            .map_err(WebError::unexpected)?
+        )),
+        _ => None,
+    };
+    let recent = if search.is_empty() && after.is_none() {
         recent_tenants(&core, &current).await?
     } else {
         Vec::new()
@@ -183,7 +213,7 @@ pub async fn switcher_get(
         then: section.as_str(),
         recent: recent.iter().map(|t| TenantRow::new(t, section)).collect(),
         tenants: tenants.iter().map(|t| TenantRow::new(t, section)).collect(),
-        limit: SWITCHER_LIMIT,
+        next,
     };
     render(&page, StatusCode::OK)
 }

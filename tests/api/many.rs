@@ -84,6 +84,20 @@ async fn manage_tenants_pages_through_every_tenant_and_searches(backend: Backend
     )
     .await;
     assert_eq!(found.len(), 10);
+
+    // The switcher page too, keeping the kind of page to open.
+    let switcher = every_page(
+        &app,
+        "/tenants?then=credentials",
+        "#tenant-list a",
+        "#next-tenants",
+    )
+    .await;
+    assert_eq!(switcher.len(), TENANTS);
+    let last_page = app
+        .page_with_form("/tenants?then=credentials&after=tenant-0099")
+        .await;
+    assert!(last_page.contains(r#"href="/t/tenant-0119/credentials""#));
 }
 
 async fn a_role_and_an_invitation_can_be_given_for_the_last_tenant(backend: Backend) {

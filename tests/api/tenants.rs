@@ -426,7 +426,10 @@ async fn the_switcher_stays_usable_with_a_thousand_tenants(backend: Backend) {
 
     let first_page = app.page_with_form("/tenants").await;
     assert_eq!(all_text_of(&first_page, "#tenant-list a").len(), 50);
-    assert!(first_page.contains("Showing the first 50; search to narrow down."));
+    assert!(
+        text_of(&first_page, "#next-tenants").is_some(),
+        "more than a page says how to get further"
+    );
     let found = app.page_with_form("/tenants?q=tenant-0777").await;
     assert_eq!(all_text_of(&found, "#tenant-list a"), vec!["Tenant 0777"]);
 }
