@@ -421,7 +421,9 @@ async fn bad_keys_and_bad_bodies_get_problems_and_change_nothing(backend: Backen
     problem(anonymous, StatusCode::UNAUTHORIZED).await;
     // A signed-in console session is not a key.
     problem(app.get("/api/v1/me").await, StatusCode::UNAUTHORIZED).await;
-    let typo = format!("{}x", &key[..key.len() - 1]);
+    // One character changed (never "changed" to itself: a key may end in either letter).
+    let replacement = if key.ends_with('x') { 'y' } else { 'x' };
+    let typo = format!("{}{replacement}", &key[..key.len() - 1]);
     let mistyped = Api {
         app: &app,
         key: typo,
