@@ -232,6 +232,8 @@ async fn the_credentials_list_filters_and_pages_by_keyset(backend: Backend) {
     assert_eq!(count("partner=nobody").await, 0);
     assert_eq!(count("prefix=tbc_live_").await, 1);
     assert_eq!(count("prefix=tbk_live_").await, 2);
+    assert_eq!(count("prefix=tbs_live_").await, 1, "a client by its secret");
+    assert_eq!(count("prefix=tb").await, 3, "ids and secrets both");
     assert_eq!(
         count("prefix=%25").await,
         0,

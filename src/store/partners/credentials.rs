@@ -88,6 +88,11 @@ const CREDENTIAL_SELECT: &str = "SELECT c.id, c.kind, c.client_id, c.status, c.c
      (SELECT MAX(s.display_prefix) FROM credential_secrets s WHERE s.credential_id = c.id) AS display_prefix \
      FROM credentials c JOIN grants g ON g.id = c.grant_id JOIN users u ON u.id = c.created_by";
 
+/// How a client id starts (`tbc_live_…`), and how displayed secret prefixes start (API tokens and
+/// client secrets): the prefix filter looks only where a prefix can be.
+const CLIENT_ID_START: &str = "tbc_";
+const SECRET_STARTS: [&str; 2] = ["tbk_", "tbs_"];
+
 impl Store {
     pub async fn grant(&self, tenant: TenantId, id: &str) -> Result<Option<Grant>, StoreError> {
         let row: Option<GrantRow> = sqlx::query_as(
@@ -318,35 +323,51 @@ impl Store {
             // The redundant `<=` bounds the index range scan (the OR alone is a filter).
             "c.created_at <= $2 AND (c.created_at < $2 OR c.id < $3)".to_owned(),
         ];
+        // The partner's grants first, then their credentials by grant: left to itself the planner
+        // joins from the few matching grants and sorts every credential they hold.
+        let partner_grants = match filter.partner {
+            Some(partner) => {
+                let grants = self.grants_of_partner(tenant, partner).await?;
+                if grants.is_empty() {
+                    return Ok(Vec::new());
+                }
+                Some(grants)
+            }
+            None => None,
+        };
         let mut texts: Vec<(usize, String)> = Vec::new();
         let mut next = 5;
-        let mut text_param = |value: String, conditions: &mut Vec<String>, fragment: &str| {
-            conditions.push(fragment.replace("{p}", &format!("${next}")));
+        // Binds `value` as the next parameter and names it (`$n`).
+        let mut param = |value: String| {
             texts.push((next, value));
             next += 1;
+            format!("${}", next - 1)
         };
         if let Some(kind) = filter.kind {
-            text_param(kind.to_owned(), &mut conditions, "c.kind = {p}");
+            conditions.push(format!("c.kind = {}", param(kind.to_owned())));
         }
         if let Some(grant) = filter.grant {
-            text_param(grant.to_owned(), &mut conditions, "c.grant_id = {p}");
+            conditions.push(format!("c.grant_id = {}", param(grant.to_owned())));
         }
-        if let Some(partner) = filter.partner {
-            let pattern = format!("%{}%", escape_like(&partner.to_lowercase()));
-            text_param(
-                pattern,
-                &mut conditions,
-                "(LOWER(g.organisation) LIKE {p} ESCAPE '\\' OR LOWER(g.contact_email) LIKE {p} ESCAPE '\\')",
-            );
+        if let Some(grants) = partner_grants {
+            let placeholders: Vec<String> = grants.into_iter().map(&mut param).collect();
+            conditions.push(format!("c.grant_id IN ({})", placeholders.join(", ")));
         }
         if let Some(prefix) = filter.prefix {
             let pattern = format!("{}%", escape_like(prefix));
-            text_param(
-                pattern,
-                &mut conditions,
-                "(c.client_id LIKE {p} ESCAPE '\\' OR EXISTS (SELECT 1 FROM credential_secrets p \
-                 WHERE p.credential_id = c.id AND p.display_prefix LIKE {p} ESCAPE '\\'))",
-            );
+            // Client ids and displayed secret prefixes start differently: search only where the
+            // prefix can be (an OR with the secrets makes the planner read every secret).
+            let in_secrets = "EXISTS (SELECT 1 FROM credential_secrets p WHERE p.credential_id = c.id \
+                              AND p.tenant_id = $1 AND p.display_prefix LIKE {p} ESCAPE '\\')";
+            let condition = if prefix.starts_with(CLIENT_ID_START) {
+                "c.client_id LIKE {p} ESCAPE '\\'".to_owned()
+            } else if SECRET_STARTS.iter().any(|start| prefix.starts_with(start)) {
+                in_secrets.to_owned()
+            } else {
+                format!("(c.client_id LIKE {{p}} ESCAPE '\\' OR {in_secrets})")
+            };
+            let placeholder = param(pattern);
+            conditions.push(condition.replace("{p}", &placeholder));
         }
         // $4 is the limit; "expiring soon" compares with the time passed as the last number.
         let status_condition = match filter.status {
@@ -376,6 +397,24 @@ impl Store {
         }
         let rows = query.fetch_all(self.pool()).await?;
         Ok(rows.into_iter().map(CredentialView::from).collect())
+    }
+
+    /// The ids of a tenant's grants whose organisation or contact e-mail contains `partner`.
+    async fn grants_of_partner(
+        &self,
+        tenant: TenantId,
+        partner: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let pattern = format!("%{}%", escape_like(&partner.to_lowercase()));
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT id FROM grants WHERE tenant_id = $1 \
+             AND (LOWER(organisation) LIKE $2 ESCAPE '\\' OR LOWER(contact_email) LIKE $2 ESCAPE '\\')",
+        )
+        .bind(tenant.to_string())
+        .bind(pattern)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
     /// Active credentials expiring before `until` whose tenant admins have not been told yet; each
