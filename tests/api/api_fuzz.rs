@@ -31,8 +31,12 @@ async fn generated_requests_never_get_a_server_error_or_an_undocumented_answer(b
         .unwrap();
     assert!(seeded.status().is_success());
     let schema = w.app.url("/api/v1/openapi.json");
+    // Its own working directory: schemathesis keeps a cache (`.schemathesis/`) where it runs, which
+    // must neither land in the checkout nor be shared by the two backends' runs.
+    let workdir = tempfile::tempdir().unwrap();
     let output = tokio::task::spawn_blocking(move || {
         Command::new(schemathesis())
+            .current_dir(workdir.path())
             .args([
                 "run",
                 &schema,
