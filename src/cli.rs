@@ -15,6 +15,7 @@ use crate::domain::api_keys::{self, NewApiKey};
 use crate::domain::email::Email;
 use crate::domain::events::{Actor, RequestContext};
 use crate::domain::password::{Password, PasswordService};
+use crate::domain::recovery;
 use crate::domain::setup::{self, SetupError};
 use crate::domain::users::{self, DisplayName, NewStaff};
 use crate::domain::{Core, audit};
@@ -71,6 +72,17 @@ pub enum Command {
         #[arg(long)]
         expires: Option<String>,
     },
+    /// Break-glass account recovery for someone who lost every passkey and recovery code (an
+    /// installation with one superadmin): removes them and every session, and prints a single-use
+    /// link (valid an hour) that, after the person's password, lets them enrol a new passkey.
+    /// Recorded as an event and a high alert.
+    Recover {
+        #[arg(long)]
+        email: String,
+        /// Why (kept in the event).
+        #[arg(long)]
+        reason: String,
+    },
     /// The event log's tamper evidence.
     Audit {
         #[command(subcommand)]
@@ -117,6 +129,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             create_api_key(settings, request).await
         }
+        Command::Recover { email, reason } => recover(settings, &email, &reason).await,
         Command::Audit {
             action: AuditAction::Verify,
         } => audit_verify(settings).await,
@@ -161,6 +174,27 @@ async fn create_api_key(settings: Settings, request: KeyRequest) -> anyhow::Resu
     let context = RequestContext::default();
     let (_, key) = api_keys::create(&core, &owner, new, Actor::Cli, &context).await?;
     println!("{}", key.expose_secret());
+    Ok(())
+}
+
+async fn recover(settings: Settings, email: &str, reason: &str) -> anyhow::Result<()> {
+    let core = command_core(&settings).await?;
+    let email = Email::parse(email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
+    let person = users::by_email(&core, &email)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("--email: no staff member has this address"))?;
+    let link = recovery::start_assisted(
+        &core,
+        &person,
+        Actor::Cli,
+        reason,
+        &RequestContext::default(),
+    )
+    .await?;
+    eprintln!(
+        "Every passkey, recovery code and session of {email} is gone. Give them this link (it works once, for an hour):"
+    );
+    println!("{}", link.expose_secret());
     Ok(())
 }
 

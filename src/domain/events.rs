@@ -66,10 +66,12 @@ pub enum EventType {
     ApiKeyCreated,
     ApiKeyRevoked,
     ApiKeyRefused,
+    AccountRecoveryStarted,
+    AccountRecoveryUsed,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 58] = [
+    pub const ALL: [EventType; 60] = [
         Self::Login,
         Self::Logout,
         Self::SetupCompleted,
@@ -128,6 +130,8 @@ impl EventType {
         Self::ApiKeyCreated,
         Self::ApiKeyRevoked,
         Self::ApiKeyRefused,
+        Self::AccountRecoveryStarted,
+        Self::AccountRecoveryUsed,
     ];
 
     pub fn parse(raw: &str) -> Option<Self> {
@@ -194,6 +198,8 @@ impl EventType {
             Self::ApiKeyCreated => "api_key_created",
             Self::ApiKeyRevoked => "api_key_revoked",
             Self::ApiKeyRefused => "api_key_refused",
+            Self::AccountRecoveryStarted => "account_recovery_started",
+            Self::AccountRecoveryUsed => "account_recovery_used",
         }
     }
 }

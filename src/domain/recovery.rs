@@ -1,12 +1,17 @@
 //! Recovery codes: ten one-time codes shown once, stored as SHA-256. Using one is an alert-worthy
 //! event and leaves the session able only to enrol a new passkey.
 
+use std::time::Duration;
+
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::clock::duration_ms;
 use crate::domain::Core;
+use crate::domain::auth::{self, LoginError};
 use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
 use crate::domain::ids::UserId;
-use crate::domain::secrets::SecretDigest;
+use crate::domain::secrets::{self, SecretDigest};
+use crate::domain::users::{User, UserStatus};
 use crate::store::StoreError;
 
 pub const CODES_PER_SET: usize = 10;
@@ -121,4 +126,117 @@ mod tests {
         let retyped = code.to_uppercase().replace('-', " ");
         assert_eq!(digest(code), digest(&retyped));
     }
+}
+
+/// How long an assisted-recovery link works.
+pub const ASSISTED_LINK_LIFETIME: Duration = Duration::from_secs(60 * 60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AssistedRecoveryError {
+    #[error("Give a reason for the recovery.")]
+    NoReason,
+    #[error("Only an active account can be recovered; reactivate it first.")]
+    Inactive,
+    #[error(
+        "This recovery link is unknown, already used or expired. Ask an administrator for a new one."
+    )]
+    LinkUnusable,
+    #[error(transparent)]
+    Login(#[from] LoginError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Assisted recovery for someone who lost every passkey and recovery code: all of them and every
+/// session go at once, and the returned single-use link (an hour) lets the person, after their
+/// password, only enrol a new passkey and get new recovery codes. A high alert records it.
+pub async fn start_assisted(
+    core: &Core,
+    person: &User,
+    actor: Actor,
+    reason: &str,
+    context: &RequestContext,
+) -> Result<SecretString, AssistedRecoveryError> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(AssistedRecoveryError::NoReason);
+    }
+    if person.status != UserStatus::Active {
+        return Err(AssistedRecoveryError::Inactive);
+    }
+    let token = secrets::generate();
+    let mut link = core
+        .public_url
+        .join("/recover")
+        .map_err(|e| StoreError::Unexpected(e.to_string()))?;
+    link.query_pairs_mut()
+        .append_pair("token", token.expose_secret());
+    let now = core.clock.now_ms();
+    let event = Event::new(
+        now,
+        EventType::AccountRecoveryStarted,
+        Outcome::Success,
+        actor,
+    )
+    .subject(person.id)
+    .context(context)
+    .detail("reason", reason)
+    .detail("alert", true);
+    core.store
+        .start_account_recovery(
+            person.id,
+            &SecretDigest::of(token.expose_secret()),
+            now,
+            now + duration_ms(ASSISTED_LINK_LIFETIME),
+            &event,
+        )
+        .await?;
+    Ok(SecretString::from(link.to_string()))
+}
+
+/// The person a usable recovery link is for.
+pub async fn assisted_link_holder(core: &Core, token: &str) -> Result<User, AssistedRecoveryError> {
+    let holder = core
+        .store
+        .account_recovery_user(&SecretDigest::of(token), core.clock.now_ms())
+        .await?
+        .ok_or(AssistedRecoveryError::LinkUnusable)?;
+    core.store
+        .find_user(holder)
+        .await?
+        .ok_or(AssistedRecoveryError::LinkUnusable)
+}
+
+/// The link and the person's password (throttled like any sign-in): the link is spent and the
+/// person may now only enrol a new passkey.
+pub async fn complete_assisted(
+    core: &Core,
+    token: &str,
+    password: &SecretString,
+    context: &RequestContext,
+) -> Result<User, AssistedRecoveryError> {
+    let holder = assisted_link_holder(core, token).await?;
+    let user = auth::sign_in(core, &holder.email, password, context).await?;
+    let event = Event::new(
+        core.clock.now_ms(),
+        EventType::AccountRecoveryUsed,
+        Outcome::Success,
+        Actor::User(user.id),
+    )
+    .subject(user.id)
+    .context(context);
+    if !core
+        .store
+        .spend_account_recovery(&SecretDigest::of(token), core.clock.now_ms(), &event)
+        .await?
+    {
+        return Err(AssistedRecoveryError::LinkUnusable);
+    }
+    Ok(user)
+}
+
+/// Whether `user` is being recovered: passkeys removed, none enrolled since. Only the recovery
+/// link leads to enrolling a new one; the password alone does not.
+pub async fn awaits_link(core: &Core, user: UserId) -> Result<bool, StoreError> {
+    core.store.awaits_account_recovery(user).await
 }

@@ -3,6 +3,7 @@
 //! Store methods are whole use cases: when a use case writes more than one row, the transaction is
 //! inside the method.
 
+pub mod account_recovery;
 pub mod alerts;
 pub mod api_keys;
 pub mod chain;

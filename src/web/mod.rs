@@ -1,6 +1,7 @@
 //! HTTP only: handlers parse input into domain types, call the domain, and render.
 
 pub mod account;
+pub mod account_recovery;
 pub mod alerts;
 pub mod api;
 pub mod api_keys;

@@ -14,9 +14,9 @@ use crate::web::authz::Access::{self, *};
 use crate::web::authz::{Rule, enforce};
 use crate::web::step_up::StepUp;
 use crate::web::{
-    account, alerts, api_keys, assets, auth, credentials, dashboard, events, health, invitations,
-    keys, metrics, mfa, oauth, partner_pages, requests, session_pages, setup, staff, step_up,
-    tenants,
+    account, account_recovery, alerts, api_keys, assets, auth, credentials, dashboard, events,
+    health, invitations, keys, metrics, mfa, oauth, partner_pages, requests, session_pages, setup,
+    staff, step_up, tenants,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -399,6 +399,8 @@ pub fn console(router: &mut Router<'_>) {
         .get("/login", Public, auth::login_get)
         .post("/login", Public, auth::login_post)
         .post("/login/passkey-only", Public, auth::passwordless_post)
+        .get("/recover", Public, account_recovery::recover_get)
+        .post("/recover", Public, account_recovery::recover_post)
         .get("/login/passkey", PartlySignedIn, mfa::second_factor_get)
         .post("/login/passkey", PartlySignedIn, mfa::second_factor_post)
         .get("/login/recovery", PartlySignedIn, mfa::recovery_get)

@@ -120,6 +120,18 @@ async fn examine(
     let subject = event.subject.as_deref();
     let mut alerts = Vec::new();
     match EventType::parse(&event.event_type) {
+        Some(EventType::AccountRecoveryStarted) => alerts.push(alert(
+            event,
+            "account_recovery_started",
+            Severity::High,
+            subject,
+            format!("assisted-recovery:{}", event.id),
+            format!(
+                "Every passkey, recovery code and session of account {} was removed and a recovery link issued ({}): make sure its owner asked for it.",
+                subject.unwrap_or("?"),
+                if event.actor_kind == "cli" { "from the server's command line" } else { "in the console" }
+            ),
+        )),
         Some(EventType::RecoveryCodeUsed) if !failed => alerts.push(alert(
             event,
             "recovery_code_used",
