@@ -21,10 +21,22 @@ pub enum LoginError {
     Throttled(Throttled),
     #[error("This account is deactivated. Ask an administrator to reactivate it.")]
     Deactivated,
+    #[error(
+        "Your passkeys were removed to recover your account: open the recovery link you were given (or ask an administrator for a new one)."
+    )]
+    AwaitingRecovery,
     #[error(transparent)]
     Password(#[from] PasswordError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Where a password is checked: the login form, or an assisted-recovery link (the one way on for
+/// an account whose passkeys a recovery removed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordPurpose {
+    SignIn,
+    RecoveryLink,
 }
 
 pub async fn sign_in(
@@ -32,6 +44,17 @@ pub async fn sign_in(
     email: &str,
     password: &SecretString,
     context: &RequestContext,
+) -> Result<User, LoginError> {
+    check_password(core, email, password, context, PasswordPurpose::SignIn).await
+}
+
+/// The password check behind every sign-in: throttled, timed alike for every answer, recorded.
+pub async fn check_password(
+    core: &Core,
+    email: &str,
+    password: &SecretString,
+    context: &RequestContext,
+    purpose: PasswordPurpose,
 ) -> Result<User, LoginError> {
     let parsed = Email::parse(email);
     let throttle_key = parsed.as_ref().map_or_else(
@@ -59,7 +82,14 @@ pub async fn sign_in(
         .await?;
 
     let failure = match &found {
-        Some(credentials) if matches && credentials.user.status == UserStatus::Active => None,
+        Some(credentials) if matches && credentials.user.status == UserStatus::Active => {
+            let recovering = purpose == PasswordPurpose::SignIn
+                && core
+                    .store
+                    .awaits_account_recovery(credentials.user.id)
+                    .await?;
+            recovering.then_some(LoginFailure::AwaitingRecovery)
+        }
         Some(_) if matches => Some(LoginFailure::AccountDeactivated),
         _ => Some(LoginFailure::InvalidCredentials),
     };
@@ -71,12 +101,13 @@ pub async fn sign_in(
             throttle::record_failure(core, &throttle_key, subject, context).await?
         }
         // The password was right: not a guess, so not counted.
-        Some(LoginFailure::AccountDeactivated) => {}
+        Some(LoginFailure::AccountDeactivated | LoginFailure::AwaitingRecovery) => {}
     }
 
     match (found, failure) {
         (Some(credentials), None) => Ok(credentials.user),
         (_, Some(LoginFailure::AccountDeactivated)) => Err(LoginError::Deactivated),
+        (_, Some(LoginFailure::AwaitingRecovery)) => Err(LoginError::AwaitingRecovery),
         _ => Err(LoginError::InvalidCredentials),
     }
 }

@@ -307,6 +307,9 @@ impl RequestContext {
 pub enum LoginFailure {
     InvalidCredentials,
     AccountDeactivated,
+    /// The password was right, but the account's passkeys were removed for an assisted recovery:
+    /// only the recovery link leads on.
+    AwaitingRecovery,
 }
 
 impl LoginFailure {
@@ -314,6 +317,7 @@ impl LoginFailure {
         match self {
             Self::InvalidCredentials => "invalid_credentials",
             Self::AccountDeactivated => "account_deactivated",
+            Self::AwaitingRecovery => "awaiting_recovery",
         }
     }
 }

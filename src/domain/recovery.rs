@@ -216,7 +216,14 @@ pub async fn complete_assisted(
     context: &RequestContext,
 ) -> Result<User, AssistedRecoveryError> {
     let holder = assisted_link_holder(core, token).await?;
-    let user = auth::sign_in(core, &holder.email, password, context).await?;
+    let user = auth::check_password(
+        core,
+        &holder.email,
+        password,
+        context,
+        auth::PasswordPurpose::RecoveryLink,
+    )
+    .await?;
     let event = Event::new(
         core.clock.now_ms(),
         EventType::AccountRecoveryUsed,
@@ -233,10 +240,4 @@ pub async fn complete_assisted(
         return Err(AssistedRecoveryError::LinkUnusable);
     }
     Ok(user)
-}
-
-/// Whether `user` is being recovered: passkeys removed, none enrolled since. Only the recovery
-/// link leads to enrolling a new one; the password alone does not.
-pub async fn awaits_link(core: &Core, user: UserId) -> Result<bool, StoreError> {
-    core.store.awaits_account_recovery(user).await
 }

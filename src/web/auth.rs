@@ -9,7 +9,6 @@ use serde::Deserialize;
 use crate::domain::Core;
 use crate::domain::auth::{self, LoginError};
 use crate::domain::passkeys;
-use crate::domain::recovery;
 use crate::domain::sessions::AuthLevel;
 use crate::web::error::WebError;
 use crate::web::extractors::{Client, TypedSession};
@@ -96,15 +95,8 @@ pub async fn login_post(
 
     match auth::sign_in(&core, &page.email, &password, &client).await {
         Ok(user) => {
-            let has_passkey = passkeys::has_any(&core, user.id).await?;
-            if !has_passkey && recovery::awaits_link(&core, user.id).await? {
-                page.form_error = Some(
-                    "Your passkeys were removed to recover your account: open the recovery link you were given (or ask an administrator for a new one).".into(),
-                );
-                return render(&page, StatusCode::FORBIDDEN);
-            }
             session.sign_in(user.id, AuthLevel::Password, core.clock.now_ms(), &client)?;
-            let next = if has_passkey {
+            let next = if passkeys::has_any(&core, user.id).await? {
                 "/login/passkey"
             } else {
                 "/mfa/enrol"
@@ -120,9 +112,13 @@ pub async fn login_post(
             );
             Ok(response)
         }
-        Err(error @ (LoginError::InvalidCredentials | LoginError::Deactivated)) => {
+        Err(
+            error @ (LoginError::InvalidCredentials
+            | LoginError::Deactivated
+            | LoginError::AwaitingRecovery),
+        ) => {
             let status = match error {
-                LoginError::Deactivated => StatusCode::FORBIDDEN,
+                LoginError::Deactivated | LoginError::AwaitingRecovery => StatusCode::FORBIDDEN,
                 _ => StatusCode::UNAUTHORIZED,
             };
             page.form_error = Some(error.to_string());

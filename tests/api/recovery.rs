@@ -151,6 +151,17 @@ async fn break_glass_recovery_removes_every_factor_and_a_link_leads_to_a_new_pas
             .unwrap()
             .contains("open the recovery link")
     );
+    let refused_login = app
+        .events()
+        .await
+        .into_iter()
+        .find(|e| e.event_type == "login")
+        .unwrap();
+    assert_eq!(
+        refused_login.outcome, "failure",
+        "no session, so no sign-in"
+    );
+    assert!(refused_login.details.contains("awaiting_recovery"));
     assert_eq!(
         app.core
             .store
