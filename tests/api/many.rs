@@ -16,8 +16,9 @@ use crate::staff_kit::*;
 const TENANTS: usize = 120;
 const STAFF: usize = 60;
 
-async fn many_tenants(app: &TestApp) {
-    for n in 0..TENANTS {
+/// `count` tenants named "Tenant 0000"… with slugs "tenant-0000"…, straight through the store.
+pub(crate) async fn many_tenants(app: &TestApp, count: usize) {
+    for n in 0..count {
         let tenant = NewTenant {
             name: format!("Tenant {n:04}"),
             slug: Slug::parse(&format!("tenant-{n:04}")).unwrap(),
@@ -30,11 +31,13 @@ async fn many_tenants(app: &TestApp) {
             Outcome::Success,
             Actor::Cli,
         );
-        app.core
-            .store
-            .insert_tenant(TenantId::new(), &tenant, app.now_ms(), &event)
-            .await
-            .unwrap();
+        assert!(
+            app.core
+                .store
+                .insert_tenant(TenantId::new(), &tenant, app.now_ms(), &event)
+                .await
+                .unwrap()
+        );
     }
 }
 
@@ -61,7 +64,7 @@ async fn every_page(app: &TestApp, first: &str, items: &str, next: &str) -> Vec<
 async fn manage_tenants_pages_through_every_tenant_and_searches(backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_admin().await;
-    many_tenants(&app).await;
+    many_tenants(&app, TENANTS).await;
 
     let all = every_page(
         &app,
@@ -103,37 +106,29 @@ async fn manage_tenants_pages_through_every_tenant_and_searches(backend: Backend
 async fn a_role_and_an_invitation_can_be_given_for_the_last_tenant(backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_admin().await;
-    many_tenants(&app).await;
+    many_tenants(&app, TENANTS).await;
 
     // By slug, as the picker fills it in.
-    let by_slug = app
-        .submit(
-            "/admin/invitations",
-            "/admin/invitations",
-            &[
-                ("email", "last@example.com"),
-                ("display_name", "Last Admin"),
-                ("role", "tenant_admin"),
-                ("tenant", "tenant-0119"),
-            ],
-        )
-        .await;
+    let by_slug = invite(
+        &app,
+        "last@example.com",
+        "Last Admin",
+        "tenant_admin",
+        Some("tenant-0119"),
+    )
+    .await;
     assert_redirect_to(&by_slug, "/admin/invitations?notice=sent");
 
     // Without script: part of a name brings the form back with the matches to pick from, and the
     // chosen role kept.
-    let partial = app
-        .submit(
-            "/admin/invitations",
-            "/admin/invitations",
-            &[
-                ("email", "other@example.com"),
-                ("display_name", "Other Admin"),
-                ("role", "tenant_admin"),
-                ("tenant", "Tenant 011"),
-            ],
-        )
-        .await;
+    let partial = invite(
+        &app,
+        "other@example.com",
+        "Other Admin",
+        "tenant_admin",
+        Some("Tenant 011"),
+    )
+    .await;
     assert_eq!(partial.status(), StatusCode::BAD_REQUEST);
     let html = partial.text().await.unwrap();
     assert!(html.contains("pick one of the matching tenants"), "{html}");
@@ -154,31 +149,23 @@ async fn a_role_and_an_invitation_can_be_given_for_the_last_tenant(backend: Back
             .all(|i| i.email != "other@example.com"),
         "nothing was sent while the tenant was unclear"
     );
-    let picked = app
-        .submit(
-            "/admin/invitations",
-            "/admin/invitations",
-            &[
-                ("email", "other@example.com"),
-                ("display_name", "Other Admin"),
-                ("role", "tenant_admin"),
-                ("tenant", "tenant-0115"),
-            ],
-        )
-        .await;
+    let picked = invite(
+        &app,
+        "other@example.com",
+        "Other Admin",
+        "tenant_admin",
+        Some("tenant-0115"),
+    )
+    .await;
     assert_redirect_to(&picked, "/admin/invitations?notice=sent");
-    let nothing = app
-        .submit(
-            "/admin/invitations",
-            "/admin/invitations",
-            &[
-                ("email", "none@example.com"),
-                ("display_name", "No One"),
-                ("role", "support"),
-                ("tenant", "no such tenant"),
-            ],
-        )
-        .await;
+    let nothing = invite(
+        &app,
+        "none@example.com",
+        "No One",
+        "support",
+        Some("no such tenant"),
+    )
+    .await;
     assert_eq!(nothing.status(), StatusCode::BAD_REQUEST);
     assert!(nothing.text().await.unwrap().contains("No tenant matches"));
 

@@ -45,7 +45,8 @@ pub async fn tenant_id(app: &TestApp, slug: &str) -> String {
         .to_string()
 }
 
-/// Sends an invitation from the admin's browser; `tenant` is a slug for tenant roles.
+/// Sends an invitation from the admin's browser; `tenant` is what is typed in the tenant field (a
+/// slug, or part of a name) for tenant roles.
 pub async fn invite(
     app: &TestApp,
     email: &str,
@@ -53,10 +54,7 @@ pub async fn invite(
     role: &str,
     tenant: Option<&str>,
 ) -> reqwest::Response {
-    let tenant = match tenant {
-        Some(slug) => tenant_id(app, slug).await,
-        None => String::new(),
-    };
+    let tenant = tenant.unwrap_or_default();
     app.submit(
         "/admin/invitations",
         "/admin/invitations",
@@ -64,7 +62,7 @@ pub async fn invite(
             ("email", email),
             ("display_name", name),
             ("role", role),
-            ("tenant", &tenant),
+            ("tenant", tenant),
         ],
     )
     .await

@@ -397,32 +397,9 @@ on_both_backends!(
 );
 
 async fn the_switcher_stays_usable_with_a_thousand_tenants(backend: Backend) {
-    use tokenbroker::domain::events::{Actor, Event, EventType, Outcome};
-    use tokenbroker::domain::ids::TenantId;
-    use tokenbroker::domain::tenants::{BrandColour, NewTenant, Slug};
     let app = spawn_app(backend).await;
     app.create_admin().await;
-    for n in 0..1000 {
-        let tenant = NewTenant {
-            name: format!("Tenant {n:04}"),
-            slug: Slug::parse(&format!("tenant-{n:04}")).unwrap(),
-            colour: BrandColour::parse("#336699").unwrap(),
-            logo: None,
-        };
-        let event = Event::new(
-            app.now_ms(),
-            EventType::TenantCreated,
-            Outcome::Success,
-            Actor::Cli,
-        );
-        assert!(
-            app.core
-                .store
-                .insert_tenant(TenantId::new(), &tenant, app.now_ms(), &event)
-                .await
-                .unwrap()
-        );
-    }
+    crate::many::many_tenants(&app, 1000).await;
 
     let first_page = app.page_with_form("/tenants").await;
     assert_eq!(all_text_of(&first_page, "#tenant-list a").len(), 50);
