@@ -53,6 +53,7 @@ pub enum EventType {
     KeyActivated,
     KeyRetiring,
     KeyRetired,
+    // Emergency replacements before approvals existed; the log still holds them by these names.
     KeyEmergencyRequested,
     KeyEmergencyApproved,
     KeyEmergencyCancelled,
@@ -68,10 +69,16 @@ pub enum EventType {
     ApiKeyRefused,
     AccountRecoveryStarted,
     AccountRecoveryUsed,
+    ApprovalRequested,
+    ApprovalApproved,
+    ApprovalRejected,
+    ApprovalCancelled,
+    ApprovalExpired,
+    ApprovalExecuted,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 60] = [
+    pub const ALL: [EventType; 66] = [
         Self::Login,
         Self::Logout,
         Self::SetupCompleted,
@@ -132,6 +139,12 @@ impl EventType {
         Self::ApiKeyRefused,
         Self::AccountRecoveryStarted,
         Self::AccountRecoveryUsed,
+        Self::ApprovalRequested,
+        Self::ApprovalApproved,
+        Self::ApprovalRejected,
+        Self::ApprovalCancelled,
+        Self::ApprovalExpired,
+        Self::ApprovalExecuted,
     ];
 
     pub fn parse(raw: &str) -> Option<Self> {
@@ -200,6 +213,12 @@ impl EventType {
             Self::ApiKeyRefused => "api_key_refused",
             Self::AccountRecoveryStarted => "account_recovery_started",
             Self::AccountRecoveryUsed => "account_recovery_used",
+            Self::ApprovalRequested => "approval_requested",
+            Self::ApprovalApproved => "approval_approved",
+            Self::ApprovalRejected => "approval_rejected",
+            Self::ApprovalCancelled => "approval_cancelled",
+            Self::ApprovalExpired => "approval_expired",
+            Self::ApprovalExecuted => "approval_executed",
         }
     }
 }

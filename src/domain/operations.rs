@@ -61,6 +61,7 @@ pub async fn sweep(core: &Core) -> Result<u64, StoreError> {
     let links = core.store.sweep_setup_tokens(now).await?;
     crate::domain::partners::sweep(core).await?;
     crate::domain::idempotency::sweep(core, now).await?;
+    crate::domain::approvals::expire_lapsed(core).await?;
     core.store
         .prune_revocations(now - REVOCATION_KEEP_MS)
         .await?;

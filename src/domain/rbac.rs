@@ -35,8 +35,16 @@ pub enum Permission {
     ViewKeys,
     /// Rotate the tenant's signing key now.
     RotateKeys,
-    /// Request or approve dropping a key at once (always two different people).
+    /// Ask for (or approve) dropping a key at once: always two different people.
     ReplaceKeysInEmergency,
+    /// Revoke every grant and credential of a tenant at once (the incident kill switch; a second
+    /// person approves).
+    RevokeEverything,
+    /// Start (or approve) the assisted recovery of someone who lost every passkey and recovery
+    /// code. Recovering a superadmin takes `ManageStaff`.
+    RecoverAccounts,
+    /// See the approvals queue and decide what one's own permissions allow.
+    DecideApprovals,
     /// Read the event log (held globally: every tenant's; in a tenant: that tenant's).
     ViewEvents,
     /// See suspicious-activity alerts (globally: all; in a tenant: that tenant's).
@@ -46,7 +54,7 @@ pub enum Permission {
 }
 
 impl Permission {
-    pub const ALL: [Permission; 18] = [
+    pub const ALL: [Permission; 21] = [
         Self::EnterTenant,
         Self::ManageTenants,
         Self::SeeAllTenants,
@@ -62,6 +70,9 @@ impl Permission {
         Self::ViewKeys,
         Self::RotateKeys,
         Self::ReplaceKeysInEmergency,
+        Self::RevokeEverything,
+        Self::RecoverAccounts,
+        Self::DecideApprovals,
         Self::ViewEvents,
         Self::ViewAlerts,
         Self::ManageAlerts,
@@ -85,6 +96,9 @@ impl Permission {
             Self::ViewKeys => "view_keys",
             Self::RotateKeys => "rotate_keys",
             Self::ReplaceKeysInEmergency => "replace_keys_in_emergency",
+            Self::RevokeEverything => "revoke_everything",
+            Self::RecoverAccounts => "recover_accounts",
+            Self::DecideApprovals => "decide_approvals",
             Self::ViewEvents => "view_events",
             Self::ViewAlerts => "view_alerts",
             Self::ManageAlerts => "manage_alerts",
@@ -119,7 +133,16 @@ impl Permission {
             Self::ViewKeys => "See the tenant's signing keys, their states and dates.",
             Self::RotateKeys => "Rotate the tenant's signing key now.",
             Self::ReplaceKeysInEmergency => {
-                "Request or approve dropping a key at once (always two different people)."
+                "Ask for (or approve) dropping a key at once: always two different people."
+            }
+            Self::RevokeEverything => {
+                "Revoke every grant and credential of a tenant at once (a second person approves)."
+            }
+            Self::RecoverAccounts => {
+                "Start (or approve) the assisted recovery of someone who lost every passkey."
+            }
+            Self::DecideApprovals => {
+                "See the approvals queue and decide what one's own permissions allow."
             }
             Self::ViewEvents => {
                 "Read the event log (held globally: every tenant's; in a tenant: that tenant's)."
@@ -148,6 +171,9 @@ fn grants(role: Role, permission: Permission) -> bool {
                 | RevokeCredentials
                 | ViewKeys
                 | RotateKeys
+                | RevokeEverything
+                | RecoverAccounts
+                | DecideApprovals
                 | ViewEvents
                 | ViewAlerts
                 | ManageAlerts

@@ -164,24 +164,9 @@ pub async fn start_assisted(
     if person.status != UserStatus::Active {
         return Err(AssistedRecoveryError::Inactive);
     }
-    let token = secrets::generate();
-    let mut link = core
-        .public_url
-        .join("/recover")
-        .map_err(|e| StoreError::Unexpected(e.to_string()))?;
-    link.query_pairs_mut()
-        .append_pair("token", token.expose_secret());
+    let (token, link) = recovery_link(core)?;
     let now = core.clock.now_ms();
-    let event = Event::new(
-        now,
-        EventType::AccountRecoveryStarted,
-        Outcome::Success,
-        actor,
-    )
-    .subject(person.id)
-    .context(context)
-    .detail("reason", reason)
-    .detail("alert", true);
+    let event = recovery_started(now, person, actor, reason, context);
     core.store
         .start_account_recovery(
             person.id,
@@ -191,7 +176,38 @@ pub async fn start_assisted(
             &event,
         )
         .await?;
-    Ok(SecretString::from(link.to_string()))
+    Ok(link)
+}
+
+/// A fresh recovery token and the link carrying it.
+pub(crate) fn recovery_link(core: &Core) -> Result<(SecretString, SecretString), StoreError> {
+    let token = secrets::generate();
+    let mut link = core
+        .public_url
+        .join("/recover")
+        .map_err(|e| StoreError::Unexpected(e.to_string()))?;
+    link.query_pairs_mut()
+        .append_pair("token", token.expose_secret());
+    Ok((token, SecretString::from(link.to_string())))
+}
+
+pub(crate) fn recovery_started(
+    now: crate::clock::Millis,
+    person: &User,
+    actor: Actor,
+    reason: &str,
+    context: &RequestContext,
+) -> Event {
+    Event::new(
+        now,
+        EventType::AccountRecoveryStarted,
+        Outcome::Success,
+        actor,
+    )
+    .subject(person.id)
+    .context(context)
+    .detail("reason", reason)
+    .detail("alert", true)
 }
 
 /// The person a usable recovery link is for.

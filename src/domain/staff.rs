@@ -8,13 +8,14 @@ use url::Url;
 
 use crate::clock::{Millis, duration_ms};
 use crate::domain::Core;
+use crate::domain::approvals::{self, Action, ApprovalError, Change};
 use crate::domain::email::Email;
 use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
 use crate::domain::ids::{TenantId, UserId, time_ordered_id};
 use crate::domain::password::{Password, PasswordError};
 use crate::domain::rbac::Role;
 use crate::domain::secrets::{self, SecretDigest};
-use crate::domain::users::{DisplayName, UserStatus};
+use crate::domain::users::{DisplayName, User, UserStatus};
 use crate::store::StoreError;
 use crate::store::staff::{InvitationRecord, OutgoingMail};
 
@@ -38,6 +39,9 @@ pub enum StaffError {
     SelfDeactivation,
     #[error("That person or role does not exist.")]
     NotFound,
+    /// A change that waits for a second person could not be asked for.
+    #[error(transparent)]
+    Approval(#[from] ApprovalError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -273,17 +277,29 @@ pub async fn revoke_invitation(
     }
 }
 
+/// Grants a role. The superadmin and security roles are only asked for here: a second
+/// superadmin approves (`reason` says why); other roles are granted at once.
 pub async fn grant_role(
     core: &Core,
-    actor: UserId,
+    actor: &User,
     user: UserId,
     grant: Grant,
+    reason: &str,
     context: &RequestContext,
-) -> Result<(), StaffError> {
+) -> Result<Change, StaffError> {
+    if grant.role.is_global() {
+        let action = Action::GrantRole {
+            user,
+            role: grant.role,
+        };
+        return Ok(Change::AwaitingApproval(
+            approvals::request(core, actor, action, reason, context).await?,
+        ));
+    }
     let mut event = role_event(
         core.clock.now_ms(),
         EventType::RoleGranted,
-        actor,
+        actor.id,
         user,
         grant,
         context,
@@ -295,25 +311,27 @@ pub async fn grant_role(
             user,
             grant.role,
             grant.tenant,
-            actor,
+            actor.id,
             core.clock.now_ms(),
             &event,
         )
         .await?
     {
-        Ok(())
+        Ok(Change::Done)
     } else {
         Err(StaffError::DuplicateRole)
     }
 }
 
+/// Removes a role; taking away superadmin or security waits for a second superadmin.
 pub async fn revoke_role(
     core: &Core,
-    actor: UserId,
+    actor: &User,
     user: UserId,
     assignment: &str,
+    reason: &str,
     context: &RequestContext,
-) -> Result<(), StaffError> {
+) -> Result<Change, StaffError> {
     let target = core
         .store
         .find_user(user)
@@ -324,6 +342,16 @@ pub async fn revoke_role(
         .iter()
         .find(|r| r.id == assignment)
         .ok_or(StaffError::NotFound)?;
+    if held.role.is_global() {
+        let action = Action::RemoveRole {
+            user,
+            role: held.role,
+            assignment: assignment.to_owned(),
+        };
+        return Ok(Change::AwaitingApproval(
+            approvals::request(core, actor, action, reason, context).await?,
+        ));
+    }
     let grant = Grant {
         role: held.role,
         tenant: held.tenant_id.as_deref().and_then(TenantId::parse),
@@ -331,7 +359,7 @@ pub async fn revoke_role(
     let event = role_event(
         core.clock.now_ms(),
         EventType::RoleRevoked,
-        actor,
+        actor.id,
         user,
         grant,
         context,
@@ -339,7 +367,7 @@ pub async fn revoke_role(
     .detail("before", "granted")
     .detail("after", "absent");
     if core.store.delete_role(user, assignment, &event).await? {
-        Ok(())
+        Ok(Change::Done)
     } else {
         Err(StaffError::NotFound)
     }
@@ -364,22 +392,32 @@ fn role_event(
 }
 
 /// Deactivation ends every session of the user at once; reactivation does not bring them back.
+/// Deactivating a superadmin waits for a second superadmin.
 pub async fn set_status(
     core: &Core,
-    actor: UserId,
+    actor: &User,
     user: UserId,
     status: UserStatus,
+    reason: &str,
     context: &RequestContext,
-) -> Result<(), StaffError> {
-    if actor == user && status == UserStatus::Deactivated {
+) -> Result<Change, StaffError> {
+    if actor.id == user && status == UserStatus::Deactivated {
         return Err(StaffError::SelfDeactivation);
     }
-    let before = core
+    let target = core
         .store
         .find_user(user)
         .await?
-        .ok_or(StaffError::NotFound)?
-        .status;
+        .ok_or(StaffError::NotFound)?;
+    if status == UserStatus::Deactivated
+        && target.status == UserStatus::Active
+        && approvals::is_superadmin(&target)
+    {
+        let action = Action::DeactivateSuperadmin { user };
+        return Ok(Change::AwaitingApproval(
+            approvals::request(core, actor, action, reason, context).await?,
+        ));
+    }
     let event_type = match status {
         UserStatus::Deactivated => EventType::UserDeactivated,
         UserStatus::Active => EventType::UserReactivated,
@@ -388,14 +426,14 @@ pub async fn set_status(
         core.clock.now_ms(),
         event_type,
         Outcome::Success,
-        Actor::User(actor),
+        Actor::User(actor.id),
     )
     .subject(user)
     .context(context)
-    .detail("before", before.as_str())
+    .detail("before", target.status.as_str())
     .detail("after", status.as_str());
     core.store
         .set_user_status(user, status, core.clock.now_ms(), &event)
         .await?;
-    Ok(())
+    Ok(Change::Done)
 }

@@ -7,6 +7,7 @@ use image::{ImageFormat, ImageReader, Limits};
 
 use crate::clock::Millis;
 use crate::domain::Core;
+use crate::domain::approvals::{self, Action, ApprovalError, Change};
 use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
 use crate::domain::ids::{TenantId, UserId};
 use crate::domain::rbac::{Permission, may};
@@ -211,6 +212,9 @@ pub enum TenantError {
     SlugTaken,
     #[error("Type the tenant's slug exactly to confirm.")]
     ConfirmationMismatch,
+    /// Suspension waits for a second person and could not be asked for.
+    #[error(transparent)]
+    Approval(#[from] ApprovalError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -321,29 +325,31 @@ pub async fn create(
     }
 }
 
-/// Suspends (typing the slug to confirm) or reactivates a tenant.
+/// Reactivates a tenant, or asks for its suspension (typing the slug to confirm; a second
+/// superadmin approves, `reason` says why).
 pub async fn set_status(
     core: &Core,
-    actor: UserId,
+    actor: &User,
     tenant: &Tenant,
     status: TenantStatus,
     confirmation: Option<&str>,
+    reason: &str,
     context: &RequestContext,
-) -> Result<(), TenantError> {
-    if status == TenantStatus::Suspended
-        && confirmation.map(str::trim) != Some(tenant.slug.as_str())
-    {
-        return Err(TenantError::ConfirmationMismatch);
+) -> Result<Change, TenantError> {
+    if status == TenantStatus::Suspended {
+        if confirmation.map(str::trim) != Some(tenant.slug.as_str()) {
+            return Err(TenantError::ConfirmationMismatch);
+        }
+        let action = Action::SuspendTenant { tenant: tenant.id };
+        return Ok(Change::AwaitingApproval(
+            approvals::request(core, actor, action, reason, context).await?,
+        ));
     }
-    let event_type = match status {
-        TenantStatus::Suspended => EventType::TenantSuspended,
-        TenantStatus::Active => EventType::TenantReactivated,
-    };
     let event = Event::new(
         core.clock.now_ms(),
-        event_type,
+        EventType::TenantReactivated,
         Outcome::Success,
-        Actor::User(actor),
+        Actor::User(actor.id),
     )
     .tenant(tenant.id)
     .context(context)
@@ -353,7 +359,7 @@ pub async fn set_status(
         .set_tenant_status(tenant.id, status, core.clock.now_ms(), &event)
         .await?;
     core.revocations.catch_up(&core.store).await?;
-    Ok(())
+    Ok(Change::Done)
 }
 
 /// Changes the tenant's name and brand colour (the slug, its URLs' name, never changes).

@@ -1,6 +1,8 @@
 //! Assisted account recovery: every passkey, recovery code and session of a person goes at once,
 //! and a single-use link lets them enrol a new passkey after their password.
 
+use sqlx::{Any, Transaction};
+
 use super::events::insert_event;
 use super::{Store, StoreError};
 use crate::clock::Millis;
@@ -20,24 +22,7 @@ impl Store {
         event: &Event,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
-        for table in ["passkeys", "recovery_codes", "sessions"] {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DELETE FROM {table} WHERE user_id = $1"
-            )))
-            .bind(user.to_string())
-            .execute(&mut *tx)
-            .await?;
-        }
-        sqlx::query(
-            "INSERT INTO account_recoveries (token_hash, user_id, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(link.as_hex())
-        .bind(user.to_string())
-        .bind(now)
-        .bind(expires_at)
-        .execute(&mut *tx)
-        .await?;
+        start_account_recovery_tx(&mut tx, user, link, now, expires_at).await?;
         insert_event(&mut *tx, event).await?;
         tx.commit().await?;
         Ok(())
@@ -97,4 +82,33 @@ impl Store {
         tx.commit().await?;
         Ok(spent)
     }
+}
+
+/// Removes the person's passkeys, recovery codes and sessions and stores the link's digest.
+pub(crate) async fn start_account_recovery_tx(
+    tx: &mut Transaction<'_, Any>,
+    user: UserId,
+    link: &SecretDigest,
+    now: Millis,
+    expires_at: Millis,
+) -> Result<(), StoreError> {
+    for table in ["passkeys", "recovery_codes", "sessions"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE user_id = $1"
+        )))
+        .bind(user.to_string())
+        .execute(&mut **tx)
+        .await?;
+    }
+    sqlx::query(
+        "INSERT INTO account_recoveries (token_hash, user_id, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(link.as_hex())
+    .bind(user.to_string())
+    .bind(now)
+    .bind(expires_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

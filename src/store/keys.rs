@@ -1,4 +1,4 @@
-//! Signing keys and the pending emergency replacements. Each state change is one transaction with
+//! Signing keys, and dropping one in an emergency (once approved, see `store::approvals`). Each state change is one transaction with
 //! its events and notification mails; conditional updates and the one-active / one-next unique
 //! indexes make concurrent rotations on several instances collapse into exactly one.
 
@@ -11,7 +11,7 @@ use super::staff::OutgoingMail;
 use super::{Backend, Store, StoreError, is_unique_violation};
 use crate::clock::Millis;
 use crate::domain::events::Event;
-use crate::domain::ids::{TenantId, UserId};
+use crate::domain::ids::TenantId;
 use crate::domain::keys::KeyState;
 
 /// A signing key as stored (the private half sealed).
@@ -50,18 +50,6 @@ pub struct Rotation<'a> {
     pub retire_after: Millis,
     pub activating: &'a str,
     pub new_next: NewKey<'a>,
-}
-
-#[derive(Debug, Clone, FromRow)]
-pub struct PendingKeyAction {
-    pub id: String,
-    pub tenant_id: String,
-    pub kid: String,
-    pub reason: String,
-    pub requested_by: String,
-    pub requester_email: String,
-    pub requested_at: i64,
-    pub expires_at: i64,
 }
 
 /// Usage figures shown in the key catalogue.
@@ -303,168 +291,49 @@ impl Store {
         .await?;
         Ok(row.0)
     }
+}
 
-    pub async fn insert_pending_key_action(
-        &self,
-        tenant: TenantId,
-        action: &PendingKeyAction,
-        event: &Event,
-        mails: &[OutgoingMail],
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO pending_key_actions (id, tenant_id, kid, reason, requested_by, requested_at, expires_at, status) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending')",
-        )
-        .bind(&action.id)
-        .bind(tenant.to_string())
-        .bind(&action.kid)
-        .bind(&action.reason)
-        .bind(&action.requested_by)
-        .bind(action.requested_at)
-        .bind(action.expires_at)
-        .execute(&mut *tx)
-        .await
-        .map(|_| ());
-        if !lost_race(inserted)? {
-            return Ok(false);
-        }
-        finish(
-            tx,
-            (tenant, self.backend()),
-            std::slice::from_ref(event),
-            mails,
-        )
-        .await?;
-        Ok(true)
-    }
+/// What dropping a compromised key changes: it is retired at once (and a revocation entry tells
+/// locally verifying gateways); if it was signing, the next key takes over; a fresh next key is
+/// published where one is needed.
+pub struct KeyDrop<'a> {
+    pub tenant: TenantId,
+    pub kid: &'a str,
+    pub promote: Option<&'a str>,
+    pub new_next: Option<NewKey<'a>>,
+}
 
-    /// The tenant's pending emergency replacement, if one is waiting and not expired.
-    pub async fn pending_key_action(
-        &self,
-        tenant: TenantId,
-        now: Millis,
-    ) -> Result<Option<PendingKeyAction>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT p.id, p.tenant_id, p.kid, p.reason, p.requested_by, u.email AS requester_email, \
-             p.requested_at, p.expires_at FROM pending_key_actions p JOIN users u ON u.id = p.requested_by \
-             WHERE p.tenant_id = $1 AND p.status = 'pending' AND p.expires_at > $2",
-        )
-        .bind(tenant.to_string())
-        .bind(now)
-        .fetch_optional(self.pool())
-        .await?)
-    }
-
-    /// Pending actions past their expiry are cancelled, so a new request can be made.
-    pub async fn expire_pending_key_actions(&self, now: Millis) -> Result<u64, StoreError> {
-        Ok(sqlx::query(
-            "UPDATE pending_key_actions SET status = 'cancelled', decided_at = $1 \
-             WHERE status = 'pending' AND expires_at <= $1",
-        )
-        .bind(now)
-        .execute(self.pool())
-        .await?
-        .rows_affected())
-    }
-
-    pub async fn cancel_pending_key_action(
-        &self,
-        tenant: TenantId,
-        id: &str,
-        by: UserId,
-        now: Millis,
-        event: &Event,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin().await?;
-        let done = sqlx::query(
-            "UPDATE pending_key_actions SET status = 'cancelled', decided_by = $3, decided_at = $4 \
-             WHERE tenant_id = $1 AND id = $2 AND status = 'pending'",
-        )
-        .bind(tenant.to_string())
-        .bind(id)
-        .bind(by.to_string())
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            return Ok(false);
-        }
-        finish(
-            tx,
-            (tenant, self.backend()),
-            std::slice::from_ref(event),
-            &[],
-        )
-        .await?;
-        Ok(true)
-    }
-
-    /// The second person's approval: the compromised key is dropped at once (retired, and a
-    /// revocation entry tells locally verifying gateways to drop it too); if it was signing, the
-    /// next key takes over immediately; a fresh next key is published. False if the action was no
-    /// longer pending (approved or cancelled by someone else first).
-    #[allow(clippy::too_many_arguments)]
-    pub async fn approve_emergency_replacement(
-        &self,
-        tenant: TenantId,
-        action: &str,
-        approver: UserId,
-        promote: Option<&str>,
-        new_next: Option<&NewKey<'_>>,
-        now: Millis,
-        events: &[Event],
-        mails: &[OutgoingMail],
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin().await?;
-        let kid: Option<(String,)> = sqlx::query_as(
-            "UPDATE pending_key_actions SET status = 'approved', decided_by = $3, decided_at = $4 \
-             WHERE tenant_id = $1 AND id = $2 AND status = 'pending' AND expires_at > $4 RETURNING kid",
-        )
-        .bind(tenant.to_string())
-        .bind(action)
-        .bind(approver.to_string())
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((kid,)) = kid else {
-            return Ok(false);
-        };
+pub(crate) async fn drop_key_tx(
+    tx: &mut Transaction<'_, Any>,
+    drop: &KeyDrop<'_>,
+    now: Millis,
+    backend: Backend,
+) -> Result<(), StoreError> {
+    let tenant = drop.tenant;
+    sqlx::query(
+        "UPDATE signing_keys SET state = 'retired', retired_at = $3, retired_reason = 'emergency', updated_at = $3 \
+         WHERE tenant_id = $1 AND kid = $2 AND state <> 'retired'",
+    )
+    .bind(tenant.to_string())
+    .bind(drop.kid)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    if let Some(next) = drop.promote {
         sqlx::query(
-            "UPDATE signing_keys SET state = 'retired', retired_at = $3, retired_reason = 'emergency', updated_at = $3 \
-             WHERE tenant_id = $1 AND kid = $2 AND state <> 'retired'",
+            "UPDATE signing_keys SET state = 'active', activated_at = $3, updated_at = $3 \
+             WHERE tenant_id = $1 AND kid = $2 AND state = 'next'",
         )
         .bind(tenant.to_string())
-        .bind(&kid)
+        .bind(next)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        if let Some(next) = promote {
-            sqlx::query(
-                "UPDATE signing_keys SET state = 'active', activated_at = $3, updated_at = $3 \
-                 WHERE tenant_id = $1 AND kid = $2 AND state = 'next'",
-            )
-            .bind(tenant.to_string())
-            .bind(next)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        if let Some(key) = new_next {
-            insert_key(&mut tx, tenant, key, now).await?;
-        }
-        insert_revocation(
-            &mut tx,
-            tenant,
-            "key",
-            &kid,
-            None,
-            now,
-            None,
-            self.backend(),
-        )
-        .await?;
-        finish(tx, (tenant, self.backend()), events, mails).await?;
-        Ok(true)
     }
+    if let Some(key) = &drop.new_next {
+        insert_key(tx, tenant, key, now).await?;
+    }
+    insert_revocation(tx, tenant, "key", drop.kid, None, now, None, backend).await?;
+    notify(tx, backend, &format!("{KEYS_CHANGED}{tenant}")).await?;
+    Ok(())
 }

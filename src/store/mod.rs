@@ -6,6 +6,7 @@
 pub mod account_recovery;
 pub mod alerts;
 pub mod api_keys;
+pub mod approvals;
 pub mod chain;
 pub mod events;
 pub mod idempotency;

@@ -1,5 +1,7 @@
 //! Invitations, role assignments and account status.
 
+use sqlx::{Any, Transaction};
+
 use super::events::insert_event;
 use super::{Store, StoreError, is_unique_violation};
 use crate::clock::Millis;
@@ -25,6 +27,7 @@ pub struct InvitationRecord {
 }
 
 /// A message for the outbox.
+#[derive(Clone)]
 pub struct OutgoingMail {
     pub id: String,
     pub recipient: String,
@@ -251,12 +254,7 @@ impl Store {
         event: &Event,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool().begin().await?;
-        let done = sqlx::query("DELETE FROM role_assignments WHERE id = $1 AND user_id = $2")
-            .bind(assignment)
-            .bind(user.to_string())
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() != 1 {
+        if !delete_role_tx(&mut tx, user, assignment).await? {
             return Ok(false);
         }
         insert_event(&mut *tx, event).await?;
@@ -273,26 +271,50 @@ impl Store {
         event: &Event,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query("UPDATE users SET status = $2, updated_at = $3 WHERE id = $1")
-            .bind(user.to_string())
-            .bind(status.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        if status == UserStatus::Deactivated {
-            sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-                .bind(user.to_string())
-                .execute(&mut *tx)
-                .await?;
-        }
+        set_user_status_tx(&mut tx, user, status, now).await?;
         insert_event(&mut *tx, event).await?;
         tx.commit().await?;
         Ok(())
     }
 }
 
-async fn insert_role_tx(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+/// False when the assignment is no longer there (removed by someone else first).
+pub(crate) async fn delete_role_tx(
+    tx: &mut Transaction<'_, Any>,
+    user: UserId,
+    assignment: &str,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query("DELETE FROM role_assignments WHERE id = $1 AND user_id = $2")
+        .bind(assignment)
+        .bind(user.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(crate) async fn set_user_status_tx(
+    tx: &mut Transaction<'_, Any>,
+    user: UserId,
+    status: UserStatus,
+    now: Millis,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE users SET status = $2, updated_at = $3 WHERE id = $1")
+        .bind(user.to_string())
+        .bind(status.as_str())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    if status == UserStatus::Deactivated {
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(user.to_string())
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn insert_role_tx(
+    tx: &mut Transaction<'_, Any>,
     user: UserId,
     role: Role,
     tenant: Option<TenantId>,

@@ -2,11 +2,12 @@
 
 use super::events::insert_event;
 use super::revocations::insert_revocation;
-use super::{Store, StoreError, escape_like, is_unique_violation};
+use super::{Backend, Store, StoreError, escape_like, is_unique_violation};
 use crate::clock::Millis;
 use crate::domain::events::Event;
 use crate::domain::ids::{TenantId, UserId};
 use crate::domain::tenants::{BrandColour, Logo, NewTenant, Slug, Tenant, TenantStatus};
+use sqlx::{Any, Transaction};
 
 #[derive(sqlx::FromRow)]
 struct TenantRow {
@@ -186,28 +187,7 @@ impl Store {
         event: &Event,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query("UPDATE tenants SET status = $2, updated_at = $3 WHERE id = $1")
-            .bind(id.to_string())
-            .bind(status.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        // Every token of a suspended tenant stops verifying, on every instance.
-        let kind = match status {
-            TenantStatus::Active => "tenant_reactivated",
-            TenantStatus::Suspended => "tenant_suspended",
-        };
-        insert_revocation(
-            &mut tx,
-            id,
-            kind,
-            &id.to_string(),
-            None,
-            now,
-            None,
-            self.backend(),
-        )
-        .await?;
+        set_tenant_status_tx(&mut tx, id, status, now, self.backend()).await?;
         insert_event(&mut *tx, event).await?;
         tx.commit().await?;
         Ok(())
@@ -266,4 +246,27 @@ impl Store {
                 .await?;
         Ok(row.and_then(|(logo, kind)| logo.zip(kind)))
     }
+}
+
+/// The status change and its revocation entry: every token of a suspended tenant stops verifying,
+/// on every instance.
+pub(crate) async fn set_tenant_status_tx(
+    tx: &mut Transaction<'_, Any>,
+    id: TenantId,
+    status: TenantStatus,
+    now: Millis,
+    backend: Backend,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE tenants SET status = $2, updated_at = $3 WHERE id = $1")
+        .bind(id.to_string())
+        .bind(status.as_str())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    let kind = match status {
+        TenantStatus::Active => "tenant_reactivated",
+        TenantStatus::Suspended => "tenant_suspended",
+    };
+    insert_revocation(tx, id, kind, &id.to_string(), None, now, None, backend).await?;
+    Ok(())
 }

@@ -222,6 +222,11 @@ pub async fn respond_post(
             view.error = Some(message.to_owned());
             render(&view, StatusCode::CONFLICT)
         }
+        Err(AlertError::Refused(message)) => {
+            let mut view = alert_page(&core, &current, &path).await?;
+            view.error = Some(message);
+            render(&view, StatusCode::CONFLICT)
+        }
         Err(other) => Err(other.into()),
     }
 }
@@ -262,6 +267,7 @@ pub async fn work_post(
         Ok(()) => Ok(see_other(&format!("/admin/alerts/{}", path.as_str()))),
         Err(AlertError::NotFound) => Err(WebError::NotFound),
         Err(AlertError::Store(e)) => Err(e.into()),
+        Err(AlertError::Refused(message)) => Err(WebError::Conflict(message)),
         Err(AlertError::Invalid(message)) => {
             let mut view = alert_page(&core, &current, &path).await?;
             view.error = Some(message.to_owned());

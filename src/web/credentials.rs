@@ -8,10 +8,12 @@ use serde::Deserialize;
 
 use crate::clock::format_utc;
 use crate::domain::Core;
+use crate::domain::approvals::{self, Action, ApprovalError};
 use crate::domain::partners::{
     self, CredentialSearch, CredentialView, Grant, MintRequest, PartnerError,
 };
 use crate::domain::rbac::Permission;
+use crate::web::approvals::requested;
 use crate::web::authz::TenantPage;
 use crate::web::error::WebError;
 use crate::web::extractors::Client;
@@ -285,6 +287,62 @@ pub struct CredentialsPage {
     /// The query string of the next page, filters included.
     next: Option<String>,
     filters: ListQuery,
+    csrf_token: String,
+    kill_switch: Option<KillSwitch>,
+}
+
+/// The incident kill switch offered under the list to those who may ask for it.
+pub struct KillSwitch {
+    /// Someone besides this person could approve it.
+    second_person: bool,
+    /// The request already waiting, if any.
+    pending: Option<String>,
+}
+
+async fn kill_switch(core: &Core, page: &TenantPage) -> Result<Option<KillSwitch>, WebError> {
+    let action = Action::RevokeTenant {
+        tenant: page.tenant.id,
+    };
+    if !approvals::may_request(core, &page.current.user, &action).await? {
+        return Ok(None);
+    }
+    Ok(Some(KillSwitch {
+        second_person: approvals::second_person_exists(core, &page.current.user, &action).await?,
+        pending: approvals::pending_for(core, &action).await?.map(|a| a.id),
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct RevokeEverythingForm {
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    confirm_slug: String,
+}
+
+/// Asks to revoke every grant and credential of the tenant (typing its slug); a second person
+/// approves on the request's page.
+pub async fn revoke_everything_post(
+    core: web::Data<Core>,
+    page: TenantPage,
+    Client(client): Client,
+    form: web::Form<RevokeEverythingForm>,
+) -> Result<HttpResponse, WebError> {
+    if form.confirm_slug.trim() != page.tenant.slug.as_str() {
+        return Err(WebError::BadRequest(
+            "Type the tenant's slug exactly to confirm.",
+        ));
+    }
+    let action = Action::RevokeTenant {
+        tenant: page.tenant.id,
+    };
+    match approvals::request(&core, &page.current.user, action, &form.reason, &client).await {
+        Ok(approval) => Ok(requested(&approval)),
+        Err(
+            error @ (ApprovalError::Store(_) | ApprovalError::Keys(_) | ApprovalError::NotFound),
+        ) => Err(error.into()),
+        Err(error) => Err(WebError::Conflict(error.to_string())),
+    }
 }
 
 /// The list's filters, as they travel in the query string (and into the "older" link).
@@ -337,6 +395,8 @@ pub async fn credentials_get(
             .collect(),
         next,
         filters: query,
+        csrf_token: page.current.csrf_token.clone(),
+        kill_switch: kill_switch(&core, &page).await?,
     };
     render(&view, StatusCode::OK)
 }

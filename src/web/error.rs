@@ -2,6 +2,7 @@
 //! the `error_pages` middleware renders a friendly HTML page (with the request id people can quote)
 //! for any 4xx/5xx response that is not already HTML or JSON, and logs the cause of 5xx errors.
 
+use crate::domain::approvals::ApprovalError;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
@@ -46,6 +47,9 @@ pub enum WebError {
     /// A single-use link that was used, expired or superseded.
     #[error("{0}")]
     Gone(String),
+    /// The request cannot be done in the present state; the message says why.
+    #[error("{0}")]
+    Conflict(String),
     #[error("Too many sign-ins are being checked right now. Wait a moment and try again.")]
     Busy,
     #[error("The console cannot reach its database right now. Try again in a moment.")]
@@ -78,6 +82,7 @@ impl From<AlertError> for WebError {
             AlertError::NotFound => Self::NotFound,
             AlertError::Store(e) => e.into(),
             AlertError::Invalid(message) => Self::BadRequest(message),
+            AlertError::Refused(message) => Self::Conflict(message),
         }
     }
 }
@@ -127,6 +132,18 @@ impl From<KeyError> for WebError {
     }
 }
 
+/// A refused approval step on a page of its own is a page with the reason and its status.
+impl From<ApprovalError> for WebError {
+    fn from(error: ApprovalError) -> Self {
+        match error {
+            ApprovalError::Store(e) => e.into(),
+            ApprovalError::Keys(e) => e.into(),
+            ApprovalError::NotFound => Self::NotFound,
+            other => Self::Conflict(other.to_string()),
+        }
+    }
+}
+
 impl From<PartnerError> for WebError {
     fn from(error: PartnerError) -> Self {
         match error {
@@ -169,6 +186,7 @@ impl ResponseError for WebError {
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Gone(_) => StatusCode::GONE,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Busy | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -8,10 +8,11 @@ use serde::Deserialize;
 
 use crate::clock::{Millis, duration_ms, format_utc};
 use crate::domain::Core;
-use crate::domain::keys::{
-    self, KeyCatalogue, KeyError, KeyState, PendingKeyAction, RotationCause,
-};
+use crate::domain::approvals::{self, Action, Approval, ApprovalError};
+use crate::domain::keys::{self, KeyCatalogue, KeyError, KeyState, RotationCause};
 use crate::domain::rbac::Permission;
+use crate::domain::users;
+use crate::web::approvals::{refusal_status, requested};
 use crate::web::authz::TenantPage;
 use crate::web::error::WebError;
 use crate::web::extractors::Client;
@@ -41,7 +42,6 @@ pub struct PendingRow {
     requested_by: String,
     requested_at: String,
     expires_at: String,
-    mine: bool,
 }
 
 #[derive(Template)]
@@ -59,6 +59,8 @@ pub struct CataloguePage {
     pending: Option<PendingRow>,
     can_rotate: bool,
     can_replace: bool,
+    /// Someone besides this person could approve an emergency replacement.
+    second_person: bool,
     notice: Option<&'static str>,
     error: Option<String>,
 }
@@ -72,7 +74,7 @@ fn minutes(duration: std::time::Duration) -> String {
 }
 
 async fn catalogue(core: &Core, page: &TenantPage) -> Result<CataloguePage, WebError> {
-    let KeyCatalogue { keys, pending } = keys::catalogue(core, page.tenant.id).await?;
+    let KeyCatalogue { keys } = keys::catalogue(core, page.tenant.id).await?;
     let policy = core.keys.policy;
     let next_rotation = keys
         .iter()
@@ -80,15 +82,16 @@ async fn catalogue(core: &Core, page: &TenantPage) -> Result<CataloguePage, WebE
         .find(|k| k.state == KeyState::Active)
         .map(|k| k.activated_at.unwrap_or(k.created_at) + duration_ms(policy.rotation_period))
         .map(format_utc);
-    let pending = pending.map(|p: PendingKeyAction| PendingRow {
-        mine: p.requested_by == page.current.user.id.to_string(),
-        id: p.id,
-        kid: p.kid,
-        reason: p.reason,
-        requested_by: p.requester_email,
-        requested_at: format_utc(p.requested_at),
-        expires_at: format_utc(p.expires_at),
-    });
+    let pending = match approvals::pending_key_replacement(core, page.tenant.id).await? {
+        Some(approval) => Some(pending_row(core, approval).await?),
+        None => None,
+    };
+    // Any droppable key stands for all: who may approve does not depend on which.
+    let example = Action::ReplaceSigningKey {
+        tenant: page.tenant.id,
+        kid: String::new(),
+    };
+    let second_person = approvals::second_person_exists(core, &page.current.user, &example).await?;
     let keys = keys
         .into_iter()
         .map(|(k, used)| KeyRow {
@@ -120,8 +123,27 @@ async fn catalogue(core: &Core, page: &TenantPage) -> Result<CataloguePage, WebE
         pending,
         can_rotate: page.may(Permission::RotateKeys),
         can_replace: page.may(Permission::ReplaceKeysInEmergency),
+        second_person,
         notice: None,
         error: None,
+    })
+}
+
+async fn pending_row(core: &Core, approval: Approval) -> Result<PendingRow, WebError> {
+    let requester = users::find(core, approval.requested_by)
+        .await?
+        .map_or_else(|| approval.requested_by.to_string(), |u| u.email);
+    let kid = match &approval.action {
+        Action::ReplaceSigningKey { kid, .. } => kid.clone(),
+        _ => String::new(),
+    };
+    Ok(PendingRow {
+        id: approval.id,
+        kid,
+        reason: approval.reason,
+        requested_by: requester,
+        requested_at: format_utc(approval.requested_at),
+        expires_at: format_utc(approval.expires_at),
     })
 }
 
@@ -140,11 +162,6 @@ pub async fn catalogue_get(
         Some("rotated") => {
             Some("The key was rotated. The previous key keeps verifying until its tokens expire.")
         }
-        Some("requested") => {
-            Some("Emergency replacement requested. A second superadmin must approve it.")
-        }
-        Some("replaced") => Some("The key was dropped. Tokens it signed no longer verify."),
-        Some("cancelled") => Some("The emergency replacement was cancelled."),
         _ => None,
     };
     render(&view, StatusCode::OK)
@@ -189,49 +206,25 @@ pub struct EmergencyForm {
     reason: String,
 }
 
+/// Asks for dropping a key at once; a second superadmin approves on the request's page.
 pub async fn emergency_post(
     core: web::Data<Core>,
     page: TenantPage,
     Client(client): Client,
     form: web::Form<EmergencyForm>,
 ) -> Result<HttpResponse, WebError> {
-    let outcome = keys::request_emergency(
-        &core,
-        page.current.user.id,
-        page.tenant.id,
-        form.kid.trim(),
-        &form.reason,
-        &client,
-    )
-    .await;
-    finish(&core, &page, outcome, "requested").await
-}
-
-pub async fn emergency_approve_post(
-    core: web::Data<Core>,
-    page: TenantPage,
-    Client(client): Client,
-    path: web::Path<(String, String)>,
-) -> Result<HttpResponse, WebError> {
-    let id = &path.1;
-    let outcome =
-        keys::approve_emergency(&core, page.current.user.id, page.tenant.id, id, &client).await;
-    finish(&core, &page, outcome, "replaced").await
-}
-
-pub async fn emergency_cancel_post(
-    core: web::Data<Core>,
-    page: TenantPage,
-    Client(client): Client,
-    path: web::Path<(String, String)>,
-) -> Result<HttpResponse, WebError> {
-    let outcome = keys::cancel_emergency(
-        &core,
-        page.current.user.id,
-        page.tenant.id,
-        &path.1,
-        &client,
-    )
-    .await;
-    finish(&core, &page, outcome, "cancelled").await
+    let action = Action::ReplaceSigningKey {
+        tenant: page.tenant.id,
+        kid: form.kid.trim().to_owned(),
+    };
+    match approvals::request(&core, &page.current.user, action, &form.reason, &client).await {
+        Ok(approval) => Ok(requested(&approval)),
+        Err(error @ (ApprovalError::Store(_) | ApprovalError::Keys(_))) => Err(error.into()),
+        Err(error) => {
+            let mut view = catalogue(&core, &page).await?;
+            let status = refusal_status(&error);
+            view.error = Some(error.to_string());
+            render(&view, status)
+        }
+    }
 }

@@ -69,6 +69,7 @@ fn nav_for(signed_in: &SignedIn) -> Option<Nav> {
         staff_admin: false,
         event_log: false,
         tenant_admin: false,
+        approvals: false,
         band: None,
     })
 }

@@ -5,6 +5,7 @@ pub mod account_recovery;
 pub mod alerts;
 pub mod api;
 pub mod api_keys;
+pub mod approvals;
 pub mod assets;
 pub mod auth;
 pub mod authz;
@@ -54,6 +55,8 @@ pub struct Nav {
     pub event_log: bool,
     /// May manage tenants.
     pub tenant_admin: bool,
+    /// May see the approvals queue.
+    pub approvals: bool,
     /// Inside a tenant: its colour band.
     pub band: Option<TenantBand>,
 }
@@ -78,6 +81,7 @@ impl Nav {
             staff_admin: may(user, Permission::ViewStaff, None),
             event_log: may(user, Permission::ViewEvents, None),
             tenant_admin: may(user, Permission::ManageTenants, None),
+            approvals: may(user, Permission::DecideApprovals, None),
             band: None,
         }
     }

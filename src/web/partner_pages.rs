@@ -31,6 +31,7 @@ fn public_nav(tenant: &Tenant, csrf_token: &str) -> Option<Nav> {
         staff_admin: false,
         event_log: false,
         tenant_admin: false,
+        approvals: false,
         band: Some(band(tenant)),
     })
 }

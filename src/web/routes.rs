@@ -14,9 +14,9 @@ use crate::web::authz::Access::{self, *};
 use crate::web::authz::{Rule, enforce};
 use crate::web::step_up::StepUp;
 use crate::web::{
-    account, account_recovery, alerts, api_keys, assets, auth, credentials, dashboard, events,
-    health, invitations, keys, metrics, mfa, oauth, partner_pages, requests, session_pages, setup,
-    staff, step_up, tenants,
+    account, account_recovery, alerts, api_keys, approvals, assets, auth, credentials, dashboard,
+    events, health, invitations, keys, metrics, mfa, oauth, partner_pages, requests, session_pages,
+    setup, staff, step_up, tenants,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,7 +158,8 @@ pub fn no_extra_routes(_: &mut Router<'_>) {}
 /// The automation API: keys, never cookies (it sits outside the session scope), JSON in and out.
 fn automation_api(router: &mut Router<'_>) {
     use crate::web::api::{
-        alerts, credentials, docs, events, keys, me, openapi, requests, scopes, staff, tenants,
+        alerts, approvals, credentials, docs, events, keys, me, openapi, requests, scopes, staff,
+        tenants,
     };
     router
         .get("/api/docs", Public, docs::page)
@@ -306,10 +307,21 @@ fn automation_api(router: &mut Router<'_>) {
             KeyInTenant(ReplaceKeysInEmergency),
             keys::request_emergency,
         )
+        .get("/api/v1/approvals", Key(DecideApprovals), approvals::list)
+        .get(
+            "/api/v1/approvals/{id}",
+            Key(DecideApprovals),
+            approvals::get,
+        )
         .post(
-            "/api/v1/tenants/{tenant}/keys/emergency/{id}/approve",
-            KeyInTenant(ReplaceKeysInEmergency),
-            keys::approve_emergency,
+            "/api/v1/approvals/{id}/cancel",
+            Key(DecideApprovals),
+            approvals::cancel,
+        )
+        .post(
+            "/api/v1/tenants/{tenant}/revoke-everything",
+            KeyInTenant(RevokeEverything),
+            tenants::revoke_everything,
         )
         .get("/api/v1/staff", Key(ViewStaff), staff::list)
         .get(
@@ -338,6 +350,11 @@ fn automation_api(router: &mut Router<'_>) {
             "/api/v1/staff/{id}/deactivate",
             Key(ManageStaff),
             staff::deactivate,
+        )
+        .post(
+            "/api/v1/staff/{id}/recovery",
+            Key(RecoverAccounts),
+            staff::recover,
         )
         .post(
             "/api/v1/staff/{id}/reactivate",
@@ -601,6 +618,11 @@ pub fn console(router: &mut Router<'_>) {
             "/t/{tenant}/credentials/{id}/revoke",
             InTenant(RevokeCredentials),
             credentials::revoke_post,
+        )
+        .post(
+            "/t/{tenant}/revoke-everything",
+            InTenant(RevokeEverything).with_step_up("Ask to revoke everything of {tenant}"),
+            credentials::revoke_everything_post,
         );
     // Signing keys.
     router
@@ -614,16 +636,30 @@ pub fn console(router: &mut Router<'_>) {
             "/t/{tenant}/keys/emergency",
             InTenant(ReplaceKeysInEmergency).with_step_up("Request an emergency key replacement"),
             keys::emergency_post,
+        );
+    // Four-eyes approvals: the queue, and deciding behind a fresh passkey. Whether this person
+    // may decide this request (a different, eligible person) is the request's own rule.
+    router
+        .get("/approvals", Global(DecideApprovals), approvals::queue_get)
+        .get(
+            "/approvals/{id}",
+            Global(DecideApprovals),
+            approvals::approval_get,
         )
         .post(
-            "/t/{tenant}/keys/emergency/{id}/approve",
-            InTenant(ReplaceKeysInEmergency).with_step_up("Approve dropping a signing key at once"),
-            keys::emergency_approve_post,
+            "/approvals/{id}/approve",
+            Global(DecideApprovals).with_step_up("Approve a dangerous action"),
+            approvals::approve_post,
         )
         .post(
-            "/t/{tenant}/keys/emergency/{id}/cancel",
-            InTenant(ReplaceKeysInEmergency),
-            keys::emergency_cancel_post,
+            "/approvals/{id}/reject",
+            Global(DecideApprovals).with_step_up("Reject a request"),
+            approvals::reject_post,
+        )
+        .post(
+            "/approvals/{id}/cancel",
+            Global(DecideApprovals),
+            approvals::cancel_post,
         );
     // Alerts.
     router
@@ -685,6 +721,11 @@ pub fn console(router: &mut Router<'_>) {
             "/admin/users/{id}/deactivate",
             Global(ManageStaff).with_step_up("Deactivate a staff member"),
             staff::deactivate_post,
+        )
+        .post(
+            "/admin/users/{id}/recover",
+            Global(RecoverAccounts).with_step_up("Ask to recover a staff member's account"),
+            staff::recover_post,
         )
         .post(
             "/admin/users/{id}/reactivate",

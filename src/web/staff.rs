@@ -8,11 +8,13 @@ use serde::Deserialize;
 
 use crate::clock::format_utc;
 use crate::domain::Core;
+use crate::domain::approvals::{self, Action, ApprovalError, Change};
 use crate::domain::ids::{TenantId, UserId};
 use crate::domain::rbac::{Permission, Role};
 use crate::domain::staff::{self, Grant, StaffError};
 use crate::domain::tenants;
 use crate::domain::users::{self, User, UserStatus};
+use crate::web::approvals::{refusal_status, requested};
 use crate::web::error::WebError;
 use crate::web::extractors::{Client, CurrentUser};
 use crate::web::{Nav, render, see_other};
@@ -122,6 +124,8 @@ pub struct RoleRow {
     id: String,
     role: String,
     scope: String,
+    /// Superadmin and security: removing it waits for a second superadmin.
+    needs_approval: bool,
 }
 
 /// Roles in the order offered, least privilege first, so the default choice is the safest.
@@ -208,6 +212,13 @@ pub struct UserPage {
     created: String,
     roles: Vec<RoleRow>,
     can_manage: bool,
+    /// Deactivating them waits for a second superadmin.
+    about_superadmin: bool,
+    /// Someone besides the viewer (and this person) could approve a superadmin-only change.
+    second_superadmin: bool,
+    /// The viewer may ask for this person's assisted recovery, and someone could approve it.
+    can_recover: bool,
+    recovery_second_person: bool,
     /// The role form as it was sent, when it comes back to pick a tenant.
     role_chosen: String,
     tenant_typed: String,
@@ -226,8 +237,23 @@ async fn user_page(core: &Core, current: &CurrentUser, user: User) -> Result<Use
     let roles = describe_roles(core, &user)
         .await?
         .into_iter()
-        .map(|(id, role, scope)| RoleRow { id, role, scope })
+        .zip(&user.roles)
+        .map(|((id, role, scope), held)| RoleRow {
+            id,
+            role,
+            scope,
+            needs_approval: held.role.is_global(),
+        })
         .collect();
+    let me = &current.user;
+    let about_superadmin = approvals::is_superadmin(&user);
+    let role_change = Action::GrantRole {
+        user: user.id,
+        role: Role::Superadmin,
+    };
+    let recovery = Action::RecoverAccount { user: user.id };
+    let can_recover =
+        user.status == UserStatus::Active && approvals::may_request(core, me, &recovery).await?;
     Ok(UserPage {
         nav: Some(Nav::for_user(&current.user, current.csrf_token.clone())),
         csrf_token: current.csrf_token.clone(),
@@ -238,6 +264,11 @@ async fn user_page(core: &Core, current: &CurrentUser, user: User) -> Result<Use
         created: format_utc(user.created_at),
         roles,
         can_manage: current.may(Permission::ManageStaff),
+        about_superadmin,
+        second_superadmin: approvals::second_person_exists(core, me, &role_change).await?,
+        can_recover,
+        recovery_second_person: can_recover
+            && approvals::second_person_exists(core, me, &recovery).await?,
         role_chosen: String::new(),
         tenant_typed: String::new(),
         tenant_matches: Vec::new(),
@@ -276,6 +307,16 @@ pub struct GrantForm {
     role: String,
     #[serde(default)]
     tenant: String,
+    /// Why: needed for the roles a second superadmin approves.
+    #[serde(default)]
+    reason: String,
+}
+
+/// The reason typed on a form that may lead to an approval request.
+#[derive(Deserialize)]
+pub struct ReasonForm {
+    #[serde(default)]
+    reason: String,
 }
 
 pub(crate) fn parse_role(role: &str) -> Result<Role, StaffError> {
@@ -288,10 +329,15 @@ async fn staff_error_page(
     user: User,
     error: StaffError,
 ) -> Result<HttpResponse, WebError> {
-    if let StaffError::Store(e) = error {
-        return Err(e.into());
+    match error {
+        StaffError::Store(e) | StaffError::Approval(ApprovalError::Store(e)) => {
+            return Err(e.into());
+        }
+        StaffError::Approval(ApprovalError::Keys(e)) => return Err(e.into()),
+        _ => {}
     }
-    let status = match error {
+    let status = match &error {
+        StaffError::Approval(refusal) => refusal_status(refusal),
         StaffError::NotFound => StatusCode::NOT_FOUND,
         StaffError::DuplicateRole | StaffError::AlreadyStaff => StatusCode::CONFLICT,
         _ => StatusCode::BAD_REQUEST,
@@ -324,14 +370,11 @@ pub async fn role_grant_post(
     let outcome = async {
         let role = parse_role(&form.role)?;
         let grant = Grant::new(&core, role, tenant).await?;
-        staff::grant_role(&core, current.user.id, user.id, grant, &client).await
+        staff::grant_role(&core, &current.user, user.id, grant, &form.reason, &client).await
     }
     .await;
     match outcome {
-        Ok(()) => Ok(see_other(&format!(
-            "/admin/users/{}?notice=granted",
-            user.id
-        ))),
+        Ok(change) => Ok(changed(change, user.id, "granted")),
         Err(error) => staff_error_page(&core, &current, user, error).await,
     }
 }
@@ -341,15 +384,22 @@ pub async fn role_revoke_post(
     current: CurrentUser,
     Client(client): Client,
     path: web::Path<(String, String)>,
+    form: web::Form<ReasonForm>,
 ) -> Result<HttpResponse, WebError> {
     let (user_raw, assignment) = path.into_inner();
     let user = subject(&core, &user_raw).await?;
-    match staff::revoke_role(&core, current.user.id, user.id, &assignment, &client).await {
-        Ok(()) => Ok(see_other(&format!(
-            "/admin/users/{}?notice=revoked",
-            user.id
-        ))),
+    let me = &current.user;
+    match staff::revoke_role(&core, me, user.id, &assignment, &form.reason, &client).await {
+        Ok(change) => Ok(changed(change, user.id, "revoked")),
         Err(error) => staff_error_page(&core, &current, user, error).await,
+    }
+}
+
+/// Done now: back to the person's page with a notice; waiting: the approval request's page.
+fn changed(change: Change, user: UserId, notice: &str) -> HttpResponse {
+    match change {
+        Change::Done => see_other(&format!("/admin/users/{user}?notice={notice}")),
+        Change::AwaitingApproval(approval) => requested(&approval),
     }
 }
 
@@ -359,17 +409,15 @@ async fn change_status(
     client: &crate::domain::events::RequestContext,
     raw: &str,
     status: UserStatus,
+    reason: &str,
 ) -> Result<HttpResponse, WebError> {
     let user = subject(core, raw).await?;
     let notice = match status {
         UserStatus::Deactivated => "deactivated",
         UserStatus::Active => "reactivated",
     };
-    match staff::set_status(core, current.user.id, user.id, status, client).await {
-        Ok(()) => Ok(see_other(&format!(
-            "/admin/users/{}?notice={notice}",
-            user.id
-        ))),
+    match staff::set_status(core, &current.user, user.id, status, reason, client).await {
+        Ok(change) => Ok(changed(change, user.id, notice)),
         Err(error) => staff_error_page(core, current, user, error).await,
     }
 }
@@ -379,8 +427,10 @@ pub async fn deactivate_post(
     current: CurrentUser,
     Client(client): Client,
     path: web::Path<String>,
+    form: web::Form<ReasonForm>,
 ) -> Result<HttpResponse, WebError> {
-    change_status(&core, &current, &client, &path, UserStatus::Deactivated).await
+    let status = UserStatus::Deactivated;
+    change_status(&core, &current, &client, &path, status, &form.reason).await
 }
 
 pub async fn reactivate_post(
@@ -389,5 +439,21 @@ pub async fn reactivate_post(
     Client(client): Client,
     path: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    change_status(&core, &current, &client, &path, UserStatus::Active).await
+    change_status(&core, &current, &client, &path, UserStatus::Active, "").await
+}
+
+/// Asks for the assisted recovery of someone who lost every passkey and recovery code.
+pub async fn recover_post(
+    core: web::Data<Core>,
+    current: CurrentUser,
+    Client(client): Client,
+    path: web::Path<String>,
+    form: web::Form<ReasonForm>,
+) -> Result<HttpResponse, WebError> {
+    let user = subject(&core, &path).await?;
+    let action = Action::RecoverAccount { user: user.id };
+    match approvals::request(&core, &current.user, action, &form.reason, &client).await {
+        Ok(approval) => Ok(requested(&approval)),
+        Err(error) => staff_error_page(&core, &current, user, StaffError::Approval(error)).await,
+    }
 }

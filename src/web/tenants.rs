@@ -8,10 +8,12 @@ use serde::Deserialize;
 
 use crate::clock::format_utc;
 use crate::domain::Core;
+use crate::domain::approvals::{self, Action, ApprovalError, Change};
 use crate::domain::rbac::Permission;
 use crate::domain::tenants::{
     self, BrandColour, NewTenant, Slug, Tenant, TenantError, TenantStatus, validate_logo,
 };
+use crate::web::approvals::{refusal_status, requested};
 use crate::web::authz::TenantPage;
 use crate::web::error::WebError;
 use crate::web::extractors::{Client, CurrentUser};
@@ -394,10 +396,7 @@ pub async fn create_post(
             page.slug_error = Some(TenantError::SlugTaken.to_string());
             render(&page, StatusCode::CONFLICT)
         }
-        Err(TenantError::Store(e)) => Err(e.into()),
-        Err(TenantError::ConfirmationMismatch) => Err(WebError::unexpected(anyhow::anyhow!(
-            "no confirmation on create"
-        ))),
+        Err(other) => Err(tenant_error(other)),
     }
 }
 
@@ -483,19 +482,31 @@ pub struct SettingsPage {
     name: String,
     slug: String,
     suspended: bool,
+    /// Someone besides this person could approve a suspension.
+    second_person: bool,
+    /// The suspension waiting for approval, if one was asked for.
+    pending_suspension: Option<String>,
     notice: Option<&'static str>,
     error: Option<String>,
 }
 
-fn settings_page(page: &TenantPage) -> SettingsPage {
-    SettingsPage {
+async fn settings_page(core: &Core, page: &TenantPage) -> Result<SettingsPage, WebError> {
+    let suspension = Action::SuspendTenant {
+        tenant: page.tenant.id,
+    };
+    Ok(SettingsPage {
         nav: Some(Nav::in_tenant(&page.current, &page.tenant)),
         csrf_token: page.current.csrf_token.clone(),
         name: page.tenant.name.clone(),
         slug: page.tenant.slug.to_string(),
         suspended: page.tenant.status == TenantStatus::Suspended,
+        second_person: approvals::second_person_exists(core, &page.current.user, &suspension)
+            .await?,
+        pending_suspension: approvals::pending_for(core, &suspension)
+            .await?
+            .map(|a| a.id),
         ..SettingsPage::default()
-    }
+    })
 }
 
 #[derive(Deserialize)]
@@ -504,13 +515,13 @@ pub struct NoticeQuery {
 }
 
 pub async fn settings_get(
+    core: web::Data<Core>,
     page: TenantPage,
     query: web::Query<NoticeQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let mut view = settings_page(&page);
+    let mut view = settings_page(&core, &page).await?;
     view.notice = match query.notice.as_deref() {
         Some("logo") => Some("Logo updated."),
-        Some("suspended") => Some("Tenant suspended."),
         Some("reactivated") => Some("Tenant reactivated."),
         _ => None,
     };
@@ -540,7 +551,7 @@ pub async fn logo_post(
             )))
         }
         Err(message) => {
-            let mut view = settings_page(&page);
+            let mut view = settings_page(&core, &page).await?;
             view.error = Some(message);
             render(&view, StatusCode::BAD_REQUEST)
         }
@@ -548,39 +559,47 @@ pub async fn logo_post(
 }
 
 #[derive(Deserialize)]
-pub struct ConfirmForm {
+pub struct SuspendForm {
     #[serde(default)]
     confirm_slug: String,
+    #[serde(default)]
+    reason: String,
 }
 
+/// Asks for the tenant's suspension; a second superadmin approves it on the request's page.
 pub async fn suspend_post(
     core: web::Data<Core>,
     page: TenantPage,
     Client(client): Client,
-    form: web::Form<ConfirmForm>,
+    form: web::Form<SuspendForm>,
 ) -> Result<HttpResponse, WebError> {
-    let user = page.current.user.id;
-    match tenants::set_status(
+    let outcome = tenants::set_status(
         &core,
-        user,
+        &page.current.user,
         &page.tenant,
         TenantStatus::Suspended,
         Some(&form.confirm_slug),
+        &form.reason,
         &client,
     )
-    .await
-    {
-        Ok(()) => Ok(see_other(&format!(
-            "/t/{}/settings?notice=suspended",
-            page.tenant.slug
-        ))),
-        Err(error @ TenantError::ConfirmationMismatch) => {
-            let mut view = settings_page(&page);
-            view.error = Some(error.to_string());
-            render(&view, StatusCode::BAD_REQUEST)
+    .await;
+    let (error, status) = match outcome {
+        Ok(Change::AwaitingApproval(approval)) => return Ok(requested(&approval)),
+        Ok(Change::Done) => {
+            return Ok(see_other(&format!("/t/{}/settings", page.tenant.slug)));
         }
-        Err(other) => Err(tenant_error(other)),
-    }
+        Err(error @ TenantError::ConfirmationMismatch) => {
+            (error.to_string(), StatusCode::BAD_REQUEST)
+        }
+        Err(TenantError::Approval(
+            refusal @ (ApprovalError::Store(_) | ApprovalError::Keys(_) | ApprovalError::NotFound),
+        )) => return Err(refusal.into()),
+        Err(TenantError::Approval(refusal)) => (refusal.to_string(), refusal_status(&refusal)),
+        Err(other) => return Err(tenant_error(other)),
+    };
+    let mut view = settings_page(&core, &page).await?;
+    view.error = Some(error);
+    render(&view, status)
 }
 
 pub async fn reactivate_post(
@@ -590,10 +609,11 @@ pub async fn reactivate_post(
 ) -> Result<HttpResponse, WebError> {
     tenants::set_status(
         &core,
-        page.current.user.id,
+        &page.current.user,
         &page.tenant,
         TenantStatus::Active,
         None,
+        "",
         &client,
     )
     .await
@@ -607,6 +627,7 @@ pub async fn reactivate_post(
 fn tenant_error(error: TenantError) -> WebError {
     match error {
         TenantError::Store(e) => e.into(),
+        TenantError::Approval(refusal) => refusal.into(),
         other => WebError::unexpected(other),
     }
 }

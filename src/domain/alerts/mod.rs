@@ -115,6 +115,9 @@ impl Default for DetectorPolicy {
 pub enum AlertError {
     #[error("{0}")]
     Invalid(&'static str),
+    /// Refused for a reason that names specifics (who must approve it).
+    #[error("{0}")]
+    Refused(String),
     #[error("That alert does not exist.")]
     NotFound,
     #[error(transparent)]

@@ -4,6 +4,7 @@
 
 use super::{AlertError, AlertStatus};
 use crate::domain::Core;
+use crate::domain::approvals::Change;
 use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
 use crate::domain::ids::{TenantId, UserId};
 use crate::domain::partners::CredentialStatus;
@@ -97,13 +98,33 @@ pub async fn respond(
         }
         Response::LockAccount => {
             let user = UserId::parse(&subject).ok_or(AlertError::NotFound)?;
-            staff::set_status(core, actor, user, UserStatus::Deactivated, context)
-                .await
-                .map_err(|e| match e {
-                    staff::StaffError::Store(e) => AlertError::Store(e),
-                    _ => AlertError::Invalid("That account cannot be locked by you."),
-                })?;
-            format!("locked account {subject}")
+            let responder = core
+                .store
+                .find_user(actor)
+                .await?
+                .ok_or(AlertError::NotFound)?;
+            let reason = format!("Locked in response to alert {}", alert.id);
+            match staff::set_status(
+                core,
+                &responder,
+                user,
+                UserStatus::Deactivated,
+                &reason,
+                context,
+            )
+            .await
+            {
+                Ok(Change::Done) => format!("locked account {subject}"),
+                Ok(Change::AwaitingApproval(approval)) => format!(
+                    "asked to lock superadmin account {subject}: a second superadmin must approve request {}",
+                    approval.id
+                ),
+                Err(staff::StaffError::Store(e)) => return Err(AlertError::Store(e)),
+                Err(staff::StaffError::Approval(e)) => {
+                    return Err(AlertError::Refused(e.to_string()));
+                }
+                Err(_) => return Err(AlertError::Invalid("That account cannot be locked by you.")),
+            }
         }
         Response::RevokeCredential => {
             let tenant = alert

@@ -13,7 +13,7 @@ use crate::clock::{Millis, duration_ms};
 use crate::domain::Core;
 use crate::domain::ids::TenantId;
 use crate::store::StoreError;
-pub use crate::store::keys::{KeyUsage, PendingKeyAction, StoredKey};
+pub use crate::store::keys::{KeyUsage, StoredKey};
 
 pub mod material;
 mod rotation;
@@ -203,10 +203,9 @@ pub async fn tenant_keys(core: &Core, tenant: TenantId) -> Result<Arc<TenantKeys
 }
 
 /// Everything the key catalogue shows of a tenant: its keys newest first (with how many tokens each
-/// signed), and the emergency replacement waiting for a second person, if any.
+/// signed).
 pub struct KeyCatalogue {
     pub keys: Vec<(StoredKey, KeyUsage)>,
-    pub pending: Option<PendingKeyAction>,
 }
 
 pub async fn catalogue(core: &Core, tenant: TenantId) -> Result<KeyCatalogue, KeyError> {
@@ -226,11 +225,7 @@ pub async fn catalogue(core: &Core, tenant: TenantId) -> Result<KeyCatalogue, Ke
             (key, used)
         })
         .collect();
-    let pending = core
-        .store
-        .pending_key_action(tenant, core.clock.now_ms())
-        .await?;
-    Ok(KeyCatalogue { keys, pending })
+    Ok(KeyCatalogue { keys })
 }
 
 fn load(ring: &KeyRing, tenant: TenantId, stored: &[StoredKey]) -> Result<TenantKeys, KeyError> {

@@ -2,18 +2,13 @@
 //! tenant's admins and to security staff, and it drops the key ring's copy here (other instances
 //! hear through the store's notification or the periodic reconciliation).
 
-use std::time::Duration;
-
 use super::*;
 use crate::clock::format_utc;
 use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
-use crate::domain::ids::{UserId, time_ordered_id};
+use crate::domain::ids::UserId;
 use crate::mail;
-use crate::store::keys::{NewKey, PendingKeyAction, Rotation};
+use crate::store::keys::{KeyDrop, NewKey, Rotation};
 use crate::store::staff::OutgoingMail;
-
-/// How long a request for emergency replacement waits for the second superadmin.
-pub const EMERGENCY_APPROVAL_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 /// Why a rotation happens.
 #[derive(Debug, Clone)]
@@ -245,9 +240,6 @@ pub async fn run_schedule(core: &Core) -> Result<(), KeyError> {
             tracing::warn!(tenant = %tenant, error = %e, "key schedule failed for a tenant; will retry");
         }
     }
-    core.store
-        .expire_pending_key_actions(core.clock.now_ms())
-        .await?;
     Ok(())
 }
 
@@ -351,148 +343,88 @@ async fn publish_next(core: &Core, tenant: TenantId, now: Millis) -> Result<(), 
     Ok(())
 }
 
-/// First half of an emergency replacement: recorded, announced, and waiting for a second superadmin.
-pub async fn request_emergency(
-    core: &Core,
-    requester: UserId,
+/// What dropping a compromised key will change, prepared before the approval claims its request
+/// (a fresh key is generated here, outside the transaction).
+pub struct EmergencyDrop {
     tenant: TenantId,
-    kid: &str,
-    reason: &str,
-    context: &RequestContext,
-) -> Result<(), KeyError> {
-    let reason = reason.trim();
-    if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(KeyError::Refused(
-            "Say why the key must be replaced (up to 500 characters).".into(),
-        ));
-    }
-    let now = core.clock.now_ms();
-    let stored = core.store.signing_keys(tenant).await?;
-    if !stored
-        .iter()
-        .any(|k| k.kid == kid && k.state != KeyState::Retired)
-    {
-        return Err(KeyError::NotFound);
-    }
-    let action = PendingKeyAction {
-        id: time_ordered_id(),
-        tenant_id: tenant.to_string(),
-        kid: kid.to_owned(),
-        reason: reason.to_owned(),
-        requested_by: requester.to_string(),
-        requester_email: String::new(),
-        requested_at: now,
-        expires_at: now + duration_ms(EMERGENCY_APPROVAL_WINDOW),
-    };
-    let event = key_event(
-        now,
-        tenant,
-        EventType::KeyEmergencyRequested,
-        Actor::User(requester),
-        kid,
-    )
-    .context(context)
-    .detail("action", action.id.as_str())
-    .detail("reason", reason);
-    let mails = notices(
-        core,
-        tenant,
-        "emergency key replacement requested",
-        vec![
-            format!("A superadmin asked to drop key {kid} at once: “{reason}”."),
-            "A second superadmin must approve it on the tenant's key page within 24 hours; until then nothing changes.".into(),
-        ],
-        now,
-    )
-    .await?;
-    if !core
-        .store
-        .insert_pending_key_action(tenant, &action, &event, &mails)
-        .await?
-    {
-        return Err(KeyError::Refused(
-            "An emergency replacement is already waiting for approval for this tenant.".into(),
-        ));
-    }
-    Ok(())
+    kid: String,
+    promote: Option<String>,
+    fresh: Option<(Fresh, KeyState, Millis)>,
+    pub events: Vec<Event>,
+    pub mails: Vec<OutgoingMail>,
 }
 
-/// Second half: another superadmin approves; the key is dropped at once.
-pub async fn approve_emergency(
-    core: &Core,
-    approver: UserId,
-    tenant: TenantId,
-    action_id: &str,
-    context: &RequestContext,
-) -> Result<(), KeyError> {
-    let now = core.clock.now_ms();
-    let action = core
-        .store
-        .pending_key_action(tenant, now)
-        .await?
-        .filter(|a| a.id == action_id)
-        .ok_or(KeyError::NotFound)?;
-    if action.requested_by == approver.to_string() {
-        return Err(KeyError::Refused(
-            "A second superadmin must approve: you cannot approve your own request.".into(),
-        ));
+impl EmergencyDrop {
+    pub fn effect(&self) -> KeyDrop<'_> {
+        KeyDrop {
+            tenant: self.tenant,
+            kid: &self.kid,
+            promote: self.promote.as_deref(),
+            new_next: self
+                .fresh
+                .as_ref()
+                .map(|(fresh, state, usable_from)| fresh.row(*state, *usable_from)),
+        }
     }
+}
+
+/// The key a tenant may drop: one that still verifies.
+pub async fn droppable(core: &Core, tenant: TenantId, kid: &str) -> Result<bool, KeyError> {
+    Ok(core
+        .store
+        .signing_keys(tenant)
+        .await?
+        .iter()
+        .any(|k| k.kid == kid && k.state != KeyState::Retired))
+}
+
+/// Plans dropping `kid` at once: if it was signing, the next key takes over (or a fresh one, when
+/// there is none); either way a fresh next key is published.
+pub async fn plan_emergency_drop(
+    core: &Core,
+    tenant: TenantId,
+    kid: &str,
+    actor: Actor,
+    context: &RequestContext,
+) -> Result<EmergencyDrop, KeyError> {
+    let now = core.clock.now_ms();
     let stored = core.store.signing_keys(tenant).await?;
     let dropped = stored
         .iter()
-        .find(|k| k.kid == action.kid)
+        .find(|k| k.kid == kid && k.state != KeyState::Retired)
         .ok_or(KeyError::NotFound)?;
     let next = stored.iter().find(|k| k.state == KeyState::Next);
     let was_active = dropped.state == KeyState::Active;
     let promote = if was_active {
-        next.map(|k| k.kid.as_str())
+        next.map(|k| k.kid.clone())
     } else {
         None
     };
-    // The next key takes over (or is itself dropped); either way a fresh next key is published.
     let needs_next = was_active || dropped.state == KeyState::Next || next.is_none();
     let fresh = if needs_next {
-        Some(Fresh::new(core, tenant)?)
+        let state_and_start = if was_active && promote.is_none() {
+            (KeyState::Active, now)
+        } else {
+            (KeyState::Next, next_usable_from(core, now))
+        };
+        Some((
+            Fresh::new(core, tenant)?,
+            state_and_start.0,
+            state_and_start.1,
+        ))
     } else {
         None
     };
-    let replacement = match (was_active, promote, &fresh) {
-        (true, None, Some(fresh)) => Some(fresh.row(KeyState::Active, now)),
-        (_, _, Some(fresh)) => Some(fresh.row(KeyState::Next, next_usable_from(core, now))),
-        _ => None,
-    };
     let mut events = vec![
-        key_event(
-            now,
-            tenant,
-            EventType::KeyEmergencyApproved,
-            Actor::User(approver),
-            &action.kid,
-        )
-        .context(context)
-        .detail("action", action.id.as_str())
-        .detail("requested_by", action.requested_by.as_str()),
-        key_event(
-            now,
-            tenant,
-            EventType::KeyRetired,
-            Actor::User(approver),
-            &action.kid,
-        )
-        .context(context)
-        .detail("cause", "emergency"),
-    ];
-    if let Some(kid) = promote {
-        events.push(
-            key_event(
-                now,
-                tenant,
-                EventType::KeyActivated,
-                Actor::User(approver),
-                kid,
-            )
+        key_event(now, tenant, EventType::KeyRetired, actor.clone(), kid)
             .context(context)
             .detail("cause", "emergency"),
+    ];
+    if let Some(promoted) = &promote {
+        events.push(
+            key_event(now, tenant, EventType::KeyActivated, actor, promoted)
+                .context(context)
+                .detail("cause", "emergency"),
         );
     }
     let mails = notices(
@@ -500,59 +432,17 @@ pub async fn approve_emergency(
         tenant,
         "signing key dropped in an emergency",
         vec![format!(
-            "Key {} was removed from the published key set at once; every token it signed no longer verifies. Clients must request new tokens.",
-            action.kid
+            "Key {kid} was removed from the published key set at once; every token it signed no longer verifies. Clients must request new tokens."
         )],
         now,
     )
     .await?;
-    let approved = core
-        .store
-        .approve_emergency_replacement(
-            tenant,
-            &action.id,
-            approver,
-            promote,
-            replacement.as_ref(),
-            now,
-            &events,
-            &mails,
-        )
-        .await?;
-    core.keys.invalidate(tenant);
-    if approved {
-        Ok(())
-    } else {
-        Err(KeyError::Refused(
-            "This request was approved or cancelled by someone else a moment ago.".into(),
-        ))
-    }
-}
-
-pub async fn cancel_emergency(
-    core: &Core,
-    actor: UserId,
-    tenant: TenantId,
-    action_id: &str,
-    context: &RequestContext,
-) -> Result<(), KeyError> {
-    let now = core.clock.now_ms();
-    let event = Event::new(
-        now,
-        EventType::KeyEmergencyCancelled,
-        Outcome::Success,
-        Actor::User(actor),
-    )
-    .tenant(tenant)
-    .context(context)
-    .detail("action", action_id);
-    if core
-        .store
-        .cancel_pending_key_action(tenant, action_id, actor, now, &event)
-        .await?
-    {
-        Ok(())
-    } else {
-        Err(KeyError::NotFound)
-    }
+    Ok(EmergencyDrop {
+        tenant,
+        kid: kid.to_owned(),
+        promote,
+        fresh,
+        events,
+        mails,
+    })
 }

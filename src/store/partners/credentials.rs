@@ -9,7 +9,8 @@ use crate::store::events::insert_event;
 use crate::store::outbox::insert_mail;
 use crate::store::revocations::insert_revocation;
 use crate::store::staff::OutgoingMail;
-use crate::store::{Store, StoreError, escape_like};
+use crate::store::{Backend, Store, StoreError, escape_like};
+use sqlx::{Any, Transaction};
 
 #[derive(sqlx::FromRow)]
 struct GrantRow {
@@ -235,9 +236,9 @@ impl Store {
         Ok(true)
     }
 
-    /// Revokes grants (one, or all of a partner's) with every credential and secret under them, in one
-    /// transaction. Returns how many credentials were still active. Grants already revoked are left
-    /// as they were.
+    /// Revokes grants (one, all of a partner's, or all of the tenant's) with every credential and
+    /// secret under them, in one transaction. Returns how many credentials were still active.
+    /// Grants already revoked are left as they were.
     pub async fn revoke_grants(
         &self,
         tenant: TenantId,
@@ -247,65 +248,16 @@ impl Store {
         now: Millis,
         event: &Event,
     ) -> Result<u64, StoreError> {
-        let (filter, value) = match grants {
-            GrantSelection::One(id) => ("id = $2", id),
-            GrantSelection::OfPartner(email) => ("LOWER(contact_email) = LOWER($2)", email),
-        };
         let mut tx = self.pool().begin().await?;
-        let selected = format!("SELECT id FROM grants WHERE tenant_id = $1 AND {filter}");
-        let revoked: Vec<(String, Option<String>, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "UPDATE credentials SET status = 'revoked', revoked_at = $3, revoked_by = $4, revoke_reason = $5 \
-             WHERE tenant_id = $1 AND status = 'active' AND grant_id IN ({selected}) \
-             RETURNING id, client_id, expires_at"
-        )))
-        .bind(tenant.to_string())
-        .bind(value)
-        .bind(now)
-        .bind(by.to_string())
-        .bind(reason)
-        .fetch_all(&mut *tx)
-        .await?;
-        for (credential, client_id, expires_at) in &revoked {
-            insert_revocation(
-                &mut tx,
-                tenant,
-                "credential",
-                credential,
-                client_id.as_deref(),
-                now,
-                Some(*expires_at),
-                self.backend(),
-            )
-            .await?;
-        }
-        let credentials = revoked.len() as u64;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE credential_secrets SET revoked_at = $3 WHERE tenant_id = $1 AND revoked_at IS NULL \
-             AND credential_id IN (SELECT id FROM credentials WHERE tenant_id = $1 AND grant_id IN ({selected}))"
-        )))
-        .bind(tenant.to_string())
-        .bind(value)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE grants SET revoked_at = $3, revoked_by = $4, revoke_reason = $5 \
-             WHERE tenant_id = $1 AND revoked_at IS NULL AND {filter}"
-        )))
-        .bind(tenant.to_string())
-        .bind(value)
-        .bind(now)
-        .bind(by.to_string())
-        .bind(reason)
-        .execute(&mut *tx)
-        .await?;
-        let mut event = event.clone();
-        if let serde_json::Value::Object(map) = &mut event.details {
-            map.insert("credentials_revoked".into(), credentials.into());
-        }
-        insert_event(&mut *tx, &event).await?;
+        let revocation = GrantRevocation {
+            tenant,
+            grants,
+            by,
+            reason,
+        };
+        let revoked = revoke_grants_tx(&mut tx, &revocation, now, event, self.backend()).await?;
         tx.commit().await?;
-        Ok(credentials)
+        Ok(revoked)
     }
 
     /// Credentials of a tenant matching `filter`, newest first, after the keyset cursor
@@ -471,4 +423,84 @@ impl Store {
         }
         Ok(expired)
     }
+}
+
+/// What a bulk revocation covers and why.
+pub struct GrantRevocation<'a> {
+    pub tenant: TenantId,
+    pub grants: GrantSelection<'a>,
+    pub by: UserId,
+    pub reason: &'a str,
+}
+
+/// The revocation inside the caller's transaction: credentials (each with a revocation entry the
+/// other instances and gateways follow), their secrets, then the grants; the event is recorded
+/// with how many credentials were still active.
+pub(crate) async fn revoke_grants_tx(
+    tx: &mut Transaction<'_, Any>,
+    revocation: &GrantRevocation<'_>,
+    now: Millis,
+    event: &Event,
+    backend: Backend,
+) -> Result<u64, StoreError> {
+    let tenant = revocation.tenant;
+    let (filter, value) = match revocation.grants {
+        GrantSelection::One(id) => ("id = $2", id),
+        GrantSelection::OfPartner(email) => ("LOWER(contact_email) = LOWER($2)", email),
+        // `$2 = $2` keeps the placeholders numbered alike for every selection.
+        GrantSelection::All => ("$2 = $2", ""),
+    };
+    let selected = format!("SELECT id FROM grants WHERE tenant_id = $1 AND {filter}");
+    let revoked: Vec<(String, Option<String>, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE credentials SET status = 'revoked', revoked_at = $3, revoked_by = $4, revoke_reason = $5 \
+         WHERE tenant_id = $1 AND status = 'active' AND grant_id IN ({selected}) \
+         RETURNING id, client_id, expires_at"
+    )))
+    .bind(tenant.to_string())
+    .bind(value)
+    .bind(now)
+    .bind(revocation.by.to_string())
+    .bind(revocation.reason)
+    .fetch_all(&mut **tx)
+    .await?;
+    for (credential, client_id, expires_at) in &revoked {
+        insert_revocation(
+            tx,
+            tenant,
+            "credential",
+            credential,
+            client_id.as_deref(),
+            now,
+            Some(*expires_at),
+            backend,
+        )
+        .await?;
+    }
+    let credentials = revoked.len() as u64;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE credential_secrets SET revoked_at = $3 WHERE tenant_id = $1 AND revoked_at IS NULL \
+         AND credential_id IN (SELECT id FROM credentials WHERE tenant_id = $1 AND grant_id IN ({selected}))"
+    )))
+    .bind(tenant.to_string())
+    .bind(value)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE grants SET revoked_at = $3, revoked_by = $4, revoke_reason = $5 \
+         WHERE tenant_id = $1 AND revoked_at IS NULL AND {filter}"
+    )))
+    .bind(tenant.to_string())
+    .bind(value)
+    .bind(now)
+    .bind(revocation.by.to_string())
+    .bind(revocation.reason)
+    .execute(&mut **tx)
+    .await?;
+    let mut event = event.clone();
+    if let serde_json::Value::Object(map) = &mut event.details {
+        map.insert("credentials_revoked".into(), credentials.into());
+    }
+    insert_event(&mut **tx, &event).await?;
+    Ok(credentials)
 }

@@ -4,6 +4,8 @@
 
 mod credentials;
 mod requests;
+
+pub(crate) use credentials::{GrantRevocation, revoke_grants_tx};
 mod secrets;
 
 use crate::clock::Millis;
@@ -91,6 +93,8 @@ pub enum GrantSelection<'a> {
     One(&'a str),
     /// Every grant whose partner contact is this e-mail address.
     OfPartner(&'a str),
+    /// Every grant of the tenant: the incident kill switch.
+    All,
 }
 
 /// What a denial writes.

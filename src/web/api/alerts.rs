@@ -216,6 +216,7 @@ impl From<AlertError> for ApiError {
             AlertError::NotFound => Self::NotFound,
             AlertError::Store(e) => e.into(),
             AlertError::Invalid(message) => Self::unprocessable(message),
+            AlertError::Refused(message) => Self::Conflict(message),
         }
     }
 }

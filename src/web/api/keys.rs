@@ -1,5 +1,5 @@
-//! A tenant's signing keys: the catalogue, rotation now, and the emergency replacement — requested
-//! by key, approved only by a different person (in the console or by that person's key).
+//! A tenant's signing keys: the catalogue, rotation now, and asking for an emergency replacement
+//! (approved by a different person with a passkey, in the console: see `api::approvals`).
 
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -7,7 +7,9 @@ use utoipa::ToSchema;
 
 use crate::clock::format_rfc3339;
 use crate::domain::Core;
+use crate::domain::approvals::{self, Action};
 use crate::domain::keys::{self, KeyCatalogue, KeyError, RotationCause};
+use crate::web::api::approvals::{ApprovalBody, accepted};
 use crate::web::api::problem::Problem;
 use crate::web::api::{ApiError, Caller, InTenant};
 
@@ -27,9 +29,11 @@ pub struct SigningKeyBody {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PendingReplacement {
+    /// The approval request's id (`/api/v1/approvals/{id}`).
     pub id: String,
     pub kid: String,
     pub reason: String,
+    /// The requester's id.
     pub requested_by: String,
     pub expires_at: String,
 }
@@ -45,7 +49,8 @@ async fn catalogue(
     core: &Core,
     tenant: crate::domain::ids::TenantId,
 ) -> Result<KeyCatalogueBody, ApiError> {
-    let KeyCatalogue { keys, pending } = keys::catalogue(core, tenant).await?;
+    let KeyCatalogue { keys } = keys::catalogue(core, tenant).await?;
+    let pending = approvals::pending_key_replacement(core, tenant).await?;
     Ok(KeyCatalogueBody {
         items: keys
             .into_iter()
@@ -62,10 +67,13 @@ async fn catalogue(
             .collect(),
         pending_replacement: pending.map(|p| PendingReplacement {
             expires_at: format_rfc3339(p.expires_at),
+            kid: match &p.action {
+                Action::ReplaceSigningKey { kid, .. } => kid.clone(),
+                _ => String::new(),
+            },
             id: p.id,
-            kid: p.kid,
             reason: p.reason,
-            requested_by: p.requester_email,
+            requested_by: p.requested_by.to_string(),
         }),
     })
 }
@@ -122,7 +130,8 @@ pub struct EmergencyBody {
     pub reason: String,
 }
 
-/// Requests dropping a key at once; a different person must approve it.
+/// Asks for dropping a key at once; a different superadmin approves it with a passkey in the
+/// console. Answers the approval request.
 #[utoipa::path(
     post,
     path = "/api/v1/tenants/{tenant}/keys/emergency",
@@ -130,7 +139,7 @@ pub struct EmergencyBody {
     params(("tenant" = String, Path, description = "The tenant's slug", example = "acme")),
     request_body = EmergencyBody,
     responses(
-        (status = 202, description = "Waiting for a second person", body = KeyCatalogueBody),
+        (status = 202, description = "Waiting for a second person", body = ApprovalBody),
         (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem),
     ),
@@ -141,42 +150,12 @@ pub async fn request_emergency(
     InTenant(tenant): InTenant,
     body: web::Json<EmergencyBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let requester = caller.owner.id;
-    keys::request_emergency(
-        &core,
-        requester,
-        tenant.id,
-        &body.kid,
-        &body.reason,
-        &context,
-    )
-    .await?;
-    Ok(HttpResponse::Accepted().json(catalogue(&core, tenant.id).await?))
-}
-
-/// Approves a pending emergency replacement (never the requester's own).
-#[utoipa::path(
-    post,
-    path = "/api/v1/tenants/{tenant}/keys/emergency/{id}/approve",
-    tag = "keys",
-    params(
-        ("tenant" = String, Path, description = "The tenant's slug", example = "acme"),
-        ("id" = String, Path, description = "The pending replacement's id"),
-    ),
-    responses(
-        (status = 200, body = KeyCatalogueBody),
-        (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem),
-    ),
-)]
-pub async fn approve_emergency(
-    core: web::Data<Core>,
-    Caller { caller, context }: Caller,
-    InTenant(tenant): InTenant,
-    path: web::Path<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
-    keys::approve_emergency(&core, caller.owner.id, tenant.id, &path.1, &context).await?;
-    Ok(HttpResponse::Ok().json(catalogue(&core, tenant.id).await?))
+    let action = Action::ReplaceSigningKey {
+        tenant: tenant.id,
+        kid: body.kid.trim().to_owned(),
+    };
+    let approval = approvals::request(&core, &caller.owner, action, &body.reason, &context).await?;
+    accepted(&core, approval).await
 }
 
 impl From<KeyError> for ApiError {

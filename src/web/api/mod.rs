@@ -17,6 +17,7 @@ use crate::domain::tenants::Tenant;
 use crate::web::extractors::request_context;
 
 pub mod alerts;
+pub mod approvals;
 pub mod credentials;
 pub mod docs;
 pub mod events;

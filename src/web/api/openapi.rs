@@ -6,7 +6,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use crate::web::api::{
-    alerts, credentials, events, keys, me, problem, requests, scopes, staff, tenants,
+    alerts, approvals, credentials, events, keys, me, problem, requests, scopes, staff, tenants,
 };
 
 #[derive(OpenApi)]
@@ -25,6 +25,7 @@ use crate::web::api::{
         tenants::put_logo,
         tenants::suspend,
         tenants::reactivate,
+        tenants::revoke_everything,
         scopes::list,
         scopes::add,
         scopes::remove,
@@ -52,7 +53,9 @@ use crate::web::api::{
         keys::list,
         keys::rotate,
         keys::request_emergency,
-        keys::approve_emergency,
+        approvals::list,
+        approvals::get,
+        approvals::cancel,
         staff::list,
         staff::get,
         staff::invite,
@@ -61,6 +64,7 @@ use crate::web::api::{
         staff::grant_role,
         staff::revoke_role,
         staff::deactivate,
+        staff::recover,
         staff::reactivate,
         staff::list_sessions,
         staff::end_sessions,
@@ -78,6 +82,7 @@ use crate::web::api::{
         (name = "events", description = "The event log"),
         (name = "alerts", description = "Suspicious-activity alerts"),
         (name = "keys", description = "Signing keys"),
+        (name = "approvals", description = "Dangerous actions waiting for a second person (approved in the console, with a passkey)"),
         (name = "staff", description = "Staff, their roles and sessions"),
     )
 )]

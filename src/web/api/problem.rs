@@ -25,6 +25,9 @@ pub enum ApiError {
     Unauthenticated,
     #[error("This key may not {0}.")]
     Forbidden(&'static str),
+    /// The key may do this kind of thing, but not this one (its own approval request, say).
+    #[error("{0}")]
+    Refused(String),
     #[error("No such resource, or it is not visible to this key.")]
     NotFound,
     #[error("{0}")]
@@ -63,6 +66,7 @@ impl ApiError {
             Self::Malformed(_) => ("malformed-request", "Malformed request"),
             Self::Unauthenticated => ("unauthenticated", "Authentication required"),
             Self::Forbidden(_) => ("permission-missing", "Permission missing"),
+            Self::Refused(_) => ("not-allowed", "Not allowed"),
             Self::NotFound => ("not-found", "Not found"),
             Self::Conflict(_) => ("conflict", "Conflict"),
             Self::TooLarge => ("body-too-large", "Body too large"),
@@ -148,7 +152,7 @@ impl ResponseError for ApiError {
         match self {
             Self::Malformed(_) => StatusCode::BAD_REQUEST,
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::Refused(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -217,6 +221,7 @@ impl From<TenantError> for ApiError {
         match error {
             TenantError::Store(e) => e.into(),
             TenantError::SlugTaken => Self::Conflict(error.to_string()),
+            TenantError::Approval(refusal) => refusal.into(),
             other => Self::unprocessable(other.to_string()),
         }
     }

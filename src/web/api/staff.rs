@@ -7,6 +7,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::clock::format_rfc3339;
 use crate::domain::Core;
+use crate::domain::approvals::{self, Action, Change};
 use crate::domain::email::Email;
 use crate::domain::ids::{TenantId, UserId};
 use crate::domain::rbac::Role;
@@ -14,6 +15,7 @@ use crate::domain::sessions;
 use crate::domain::staff::{self, Grant, Invitation, StaffError};
 use crate::domain::tenants;
 use crate::domain::users::{self, DisplayName, User, UserStatus};
+use crate::web::api::approvals::{ApprovalBody, accepted};
 use crate::web::api::problem::Problem;
 use crate::web::api::{ApiError, Caller, Page, Paging};
 
@@ -75,6 +77,7 @@ impl From<StaffError> for ApiError {
             StaffError::AlreadyStaff | StaffError::DuplicateRole => {
                 Self::Conflict(error.to_string())
             }
+            StaffError::Approval(refusal) => refusal.into(),
             other => Self::unprocessable(other.to_string()),
         }
     }
@@ -230,15 +233,47 @@ pub async fn invite(
     }))
 }
 
-/// Grants a role.
+/// A role to grant and, for superadmin and security, why (a second superadmin approves).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantBody {
+    /// `superadmin`, `security`, `support` or `tenant_admin`.
+    pub role: String,
+    /// The tenant's slug, for `support` and `tenant_admin`.
+    pub tenant: Option<String>,
+    /// Required for `superadmin` and `security`: the approver reads it.
+    pub reason: Option<String>,
+}
+
+/// Why: for the changes that wait for a second superadmin.
+#[derive(Debug, Default, Deserialize, ToSchema, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ReasonBody {
+    /// Required when the change waits for approval (a superadmin or security role, a
+    /// superadmin's account, an account recovery).
+    pub reason: Option<String>,
+}
+
+/// The person as they are now, or the approval request the change waits on.
+async fn changed(core: &Core, change: Change, raw: &str) -> Result<HttpResponse, ApiError> {
+    match change {
+        Change::Done => Ok(HttpResponse::Ok().json(StaffBody::from(person(core, raw).await?))),
+        Change::AwaitingApproval(approval) => accepted(core, approval).await,
+    }
+}
+
+/// Grants a role. Superadmin and security are only asked for: `202` with the approval request,
+/// which a second superadmin approves with a passkey in the console.
 #[utoipa::path(
     post,
     path = "/api/v1/staff/{id}/roles",
     tag = "staff",
     params(("id" = String, Path, description = "The person's id")),
-    request_body = RoleRequest,
+    request_body = GrantBody,
     responses(
         (status = 200, body = StaffBody),
+        (status = 202, description = "Waiting for a second superadmin", body = ApprovalBody),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem), (status = 422, body = Problem),
     ),
@@ -247,15 +282,22 @@ pub async fn grant_role(
     core: web::Data<Core>,
     Caller { caller, context }: Caller,
     path: web::Path<String>,
-    body: web::Json<RoleRequest>,
+    body: web::Json<GrantBody>,
 ) -> Result<HttpResponse, ApiError> {
     let subject = person(&core, &path).await?;
-    let grant = grant_of(&core, &body).await?;
-    staff::grant_role(&core, caller.owner.id, subject.id, grant, &context).await?;
-    Ok(HttpResponse::Ok().json(StaffBody::from(person(&core, &path).await?)))
+    let request = RoleRequest {
+        role: body.role.clone(),
+        tenant: body.tenant.clone(),
+    };
+    let grant = grant_of(&core, &request).await?;
+    let reason = body.reason.as_deref().unwrap_or("");
+    let change =
+        staff::grant_role(&core, &caller.owner, subject.id, grant, reason, &context).await?;
+    changed(&core, change, &path).await
 }
 
-/// Removes a role; it stops applying at the person's next request (and to their keys).
+/// Removes a role; it stops applying at the person's next request (and to their keys). Removing
+/// superadmin or security answers `202` with the approval request (`?reason=` required).
 #[utoipa::path(
     delete,
     path = "/api/v1/staff/{id}/roles/{assignment}",
@@ -263,20 +305,26 @@ pub async fn grant_role(
     params(
         ("id" = String, Path, description = "The person's id"),
         ("assignment" = String, Path, description = "The role assignment's id"),
+        ReasonBody,
     ),
     responses(
         (status = 200, body = StaffBody),
+        (status = 202, description = "Waiting for a second superadmin", body = ApprovalBody),
         (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem),
     ),
 )]
 pub async fn revoke_role(
     core: web::Data<Core>,
     Caller { caller, context }: Caller,
     path: web::Path<(String, String)>,
+    query: web::Query<ReasonBody>,
 ) -> Result<HttpResponse, ApiError> {
     let subject = person(&core, &path.0).await?;
-    staff::revoke_role(&core, caller.owner.id, subject.id, &path.1, &context).await?;
-    Ok(HttpResponse::Ok().json(StaffBody::from(person(&core, &path.0).await?)))
+    let reason = query.reason.as_deref().unwrap_or("");
+    let change =
+        staff::revoke_role(&core, &caller.owner, subject.id, &path.1, reason, &context).await?;
+    changed(&core, change, &path.0).await
 }
 
 async fn set_status(
@@ -284,31 +332,66 @@ async fn set_status(
     caller: &Caller,
     raw: &str,
     status: UserStatus,
+    reason: &str,
 ) -> Result<HttpResponse, ApiError> {
     let subject = person(core, raw).await?;
-    let actor = caller.caller.owner.id;
-    staff::set_status(core, actor, subject.id, status, &caller.context).await?;
-    Ok(HttpResponse::Ok().json(StaffBody::from(person(core, raw).await?)))
+    let actor = &caller.caller.owner;
+    let change =
+        staff::set_status(core, actor, subject.id, status, reason, &caller.context).await?;
+    changed(core, change, raw).await
 }
 
-/// Deactivates a person: every session and every key of theirs stops at once.
+/// Deactivates a person: every session and every key of theirs stops at once. A superadmin is
+/// only asked for: `202` with the approval request (`reason` required).
 #[utoipa::path(
     post,
     path = "/api/v1/staff/{id}/deactivate",
     tag = "staff",
     params(("id" = String, Path, description = "The person's id")),
+    request_body(content = Option<ReasonBody>),
     responses(
         (status = 200, body = StaffBody),
+        (status = 202, description = "Waiting for a second superadmin", body = ApprovalBody),
         (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 422, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem),
     ),
 )]
 pub async fn deactivate(
     core: web::Data<Core>,
     caller: Caller,
     path: web::Path<String>,
+    body: Option<web::Json<ReasonBody>>,
 ) -> Result<HttpResponse, ApiError> {
-    set_status(&core, &caller, &path, UserStatus::Deactivated).await
+    let reason = body.and_then(|b| b.into_inner().reason).unwrap_or_default();
+    set_status(&core, &caller, &path, UserStatus::Deactivated, &reason).await
+}
+
+/// Asks for the assisted recovery of a person who lost every passkey and recovery code: once a
+/// second person approves, every passkey, recovery code and session of theirs goes and they get
+/// a single-use link by e-mail. Answers the approval request.
+#[utoipa::path(
+    post,
+    path = "/api/v1/staff/{id}/recovery",
+    tag = "staff",
+    params(("id" = String, Path, description = "The person's id")),
+    request_body = ReasonBody,
+    responses(
+        (status = 202, description = "Waiting for a second person", body = ApprovalBody),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem),
+    ),
+)]
+pub async fn recover(
+    core: web::Data<Core>,
+    Caller { caller, context }: Caller,
+    path: web::Path<String>,
+    body: web::Json<ReasonBody>,
+) -> Result<HttpResponse, ApiError> {
+    let subject = person(&core, &path).await?;
+    let action = Action::RecoverAccount { user: subject.id };
+    let reason = body.reason.as_deref().unwrap_or("");
+    let approval = approvals::request(&core, &caller.owner, action, reason, &context).await?;
+    accepted(&core, approval).await
 }
 
 /// Reactivates a person (no session comes back).
@@ -327,7 +410,7 @@ pub async fn reactivate(
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    set_status(&core, &caller, &path, UserStatus::Active).await
+    set_status(&core, &caller, &path, UserStatus::Active, "").await
 }
 
 #[derive(Debug, Serialize, ToSchema)]

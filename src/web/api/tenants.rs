@@ -8,7 +8,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::clock::format_rfc3339;
 use crate::domain::Core;
+use crate::domain::approvals::{self, Action, Change};
 use crate::domain::tenants::{self, BrandColour, NewTenant, Slug, Tenant, TenantStatus};
+use crate::web::api::approvals::{ApprovalBody, accepted};
 use crate::web::api::problem::Problem;
 use crate::web::api::{ApiError, Caller, InTenant, Page, Paging};
 use crate::web::error::WebError;
@@ -283,9 +285,12 @@ async fn read_upload(payload: &mut web::Payload) -> Result<web::Bytes, ApiError>
 pub struct SuspendBody {
     /// The tenant's slug, typed again: suspension stops every token of the tenant at once.
     pub confirm_slug: String,
+    /// Why: a second superadmin reads it before approving.
+    pub reason: String,
 }
 
-/// Suspends a tenant: every credential and token of it stops working at once.
+/// Asks to suspend a tenant (every credential and token of it stops working at once): `202`
+/// with the approval request, which a second superadmin approves with a passkey in the console.
 #[utoipa::path(
     post,
     path = "/api/v1/tenants/{tenant}/suspend",
@@ -293,9 +298,9 @@ pub struct SuspendBody {
     params(("tenant" = String, Path, description = "The tenant's slug", example = "acme")),
     request_body = SuspendBody,
     responses(
-        (status = 200, body = TenantBody),
+        (status = 202, description = "Waiting for a second superadmin", body = ApprovalBody),
         (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 422, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem),
     ),
 )]
 pub async fn suspend(
@@ -305,17 +310,61 @@ pub async fn suspend(
     body: web::Json<SuspendBody>,
 ) -> Result<HttpResponse, ApiError> {
     let confirmation = Some(body.confirm_slug.as_str());
-    let actor = caller.owner.id;
-    tenants::set_status(
+    let change = tenants::set_status(
         &core,
-        actor,
+        &caller.owner,
         &tenant,
         TenantStatus::Suspended,
         confirmation,
+        &body.reason,
         &context,
     )
     .await?;
-    changed(&core, &tenant).await
+    match change {
+        Change::AwaitingApproval(approval) => accepted(&core, approval).await,
+        Change::Done => changed(&core, &tenant).await,
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeEverythingBody {
+    /// The tenant's slug, typed again.
+    pub confirm_slug: String,
+    /// Why: the approver reads it, and every revoked credential records it.
+    pub reason: String,
+}
+
+/// The incident kill switch: asks to revoke every grant and credential of the tenant at once.
+/// `202` with the approval request, which a second person (superadmin or security) approves
+/// with a passkey in the console.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{tenant}/revoke-everything",
+    tag = "tenants",
+    params(("tenant" = String, Path, description = "The tenant's slug", example = "acme")),
+    request_body = RevokeEverythingBody,
+    responses(
+        (status = 202, description = "Waiting for a second person", body = ApprovalBody),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem),
+    ),
+)]
+pub async fn revoke_everything(
+    core: web::Data<Core>,
+    Caller { caller, context }: Caller,
+    InTenant(tenant): InTenant,
+    body: web::Json<RevokeEverythingBody>,
+) -> Result<HttpResponse, ApiError> {
+    if body.confirm_slug.trim() != tenant.slug.as_str() {
+        return Err(ApiError::Unprocessable {
+            detail: "Type the tenant's slug exactly to confirm.".into(),
+            field: Some("confirm_slug".into()),
+        });
+    }
+    let action = Action::RevokeTenant { tenant: tenant.id };
+    let approval = approvals::request(&core, &caller.owner, action, &body.reason, &context).await?;
+    accepted(&core, approval).await
 }
 
 /// Reactivates a suspended tenant.
@@ -334,8 +383,17 @@ pub async fn reactivate(
     Caller { caller, context }: Caller,
     InTenant(tenant): InTenant,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = caller.owner.id;
-    tenants::set_status(&core, actor, &tenant, TenantStatus::Active, None, &context).await?;
+    let actor = &caller.owner;
+    tenants::set_status(
+        &core,
+        actor,
+        &tenant,
+        TenantStatus::Active,
+        None,
+        "",
+        &context,
+    )
+    .await?;
     changed(&core, &tenant).await
 }
 
