@@ -90,6 +90,15 @@ pub enum Execution {
     NoLongerApplies,
 }
 
+/// A pending request closing without executing: rejected, cancelled or expired.
+pub struct Closing<'a> {
+    pub id: &'a str,
+    pub status: &'a str,
+    pub by: Option<UserId>,
+    pub note: Option<&'a str>,
+    pub at: Millis,
+}
+
 /// Which approvals a list shows, newest first.
 pub struct ApprovalFilter<'a> {
     pub pending_only: bool,
@@ -209,11 +218,7 @@ impl Store {
     /// was no longer pending.
     pub async fn close_approval(
         &self,
-        id: &str,
-        status: &str,
-        by: Option<UserId>,
-        note: Option<&str>,
-        now: Millis,
+        closing: &Closing<'_>,
         event: &Event,
         mails: &[OutgoingMail],
     ) -> Result<bool, StoreError> {
@@ -222,11 +227,11 @@ impl Store {
             "UPDATE approvals SET status = $2, decided_by = $3, decided_at = $4, decision_note = $5 \
              WHERE id = $1 AND status = 'pending'",
         )
-        .bind(id)
-        .bind(status)
-        .bind(by.map(|u| u.to_string()))
-        .bind(now)
-        .bind(note)
+        .bind(closing.id)
+        .bind(closing.status)
+        .bind(closing.by.map(|u| u.to_string()))
+        .bind(closing.at)
+        .bind(closing.note)
         .execute(&mut *tx)
         .await?;
         if closed.rows_affected() != 1 {

@@ -861,7 +861,7 @@ async fn keys_rotate_and_an_emergency_needs_a_second_person(backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_admin().await;
     create_tenant(&app, "Acme", "acme", "#123456", None).await;
-    staff_member(&app, "second@example.com", "superadmin", None).await;
+    let second_browser = staff_member(&app, "second@example.com", "superadmin", None).await;
     let first = Api {
         app: &app,
         key: key_for(&app, ADMIN_EMAIL, &["all"], &[]).await,
@@ -911,18 +911,46 @@ async fn keys_rotate_and_an_emergency_needs_a_second_person(backend: Backend) {
         )
         .await;
     assert_eq!(requested.status(), StatusCode::ACCEPTED);
-    let pending: Value = requested.json().await.unwrap();
-    let id = pending["pending_replacement"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let approve = format!("/api/v1/tenants/acme/keys/emergency/{id}/approve");
-    problem(first.post(&approve, json!({})).await, StatusCode::CONFLICT).await;
-    let approved = second.post(&approve, json!({})).await;
-    assert_eq!(approved.status(), StatusCode::OK);
-    let replaced: Value = approved.json().await.unwrap();
+    let approval: Value = requested.json().await.unwrap();
+    assert_eq!(approval["kind"], "replace_signing_key");
+    assert_eq!(approval["status"], "pending");
+    let id = approval["id"].as_str().unwrap().to_owned();
+    assert!(
+        approval["console_url"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/approvals/{id}"))
+    );
+    // The second person sees it waiting, by key; the catalogue names it.
+    let waiting: Value = second.get("/api/v1/approvals").await.json().await.unwrap();
+    assert_eq!(waiting["items"][0]["id"], id.as_str());
+    let catalogue: Value = first
+        .get("/api/v1/tenants/acme/keys")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(catalogue["pending_replacement"]["id"], id.as_str());
+    // Approving needs a passkey: the second superadmin does it in the console.
+    assert_redirect_to(
+        &approve(&second_browser, &id).await,
+        &format!("/approvals/{id}?notice=approved"),
+    );
+    let replaced: Value = first
+        .get("/api/v1/tenants/acme/keys")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert!(replaced["pending_replacement"].is_null());
     assert_ne!(active(&replaced), active(&after));
+    let done: Value = first
+        .get(&format!("/api/v1/approvals/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(done["status"], "executed");
 }
 
 async fn staff_are_invited_given_roles_and_deactivated_by_key(backend: Backend) {

@@ -1,5 +1,5 @@
 //! Signing keys over time: pre-publication, rotation with overlap, retirement, the schedule across
-//! instances, the two-person emergency replacement, notices, and revocations reaching another
+//! instances, the two-person emergency replacement (through the approvals queue), notices, and revocations reaching another
 //! instance through PostgreSQL notifications.
 
 use std::time::{Duration, Instant};
@@ -173,7 +173,7 @@ async fn emergency_replacement_needs_a_second_superadmin(backend: Backend) {
     let token = s.access_token().await;
     let compromised = kid_in(&states(&s).await, "active");
     let security = staff_member(&s.w.app, "sec@example.com", "security", None).await;
-    let requested =
+    let ask = async || {
         s.w.app
             .submit(
                 "/t/acme/keys",
@@ -183,54 +183,50 @@ async fn emergency_replacement_needs_a_second_superadmin(backend: Backend) {
                     ("reason", "private key found on a laptop"),
                 ],
             )
-            .await;
-    assert_redirect_to(&requested, "/t/acme/keys?notice=requested");
-    assert!(s.is_active(&token).await, "nothing changes before approval");
-    let action =
-        s.w.app
-            .core
-            .store
-            .pending_key_action(s.tenant().await, s.w.app.now_ms())
             .await
+    };
+    // Security staff may not approve a key replacement: with no second superadmin, the page
+    // says so instead of offering the form, and a request is refused.
+    let page = s.w.app.page_with_form("/t/acme/keys").await;
+    assert!(text_of(&page, "#no-second-person").is_some());
+    let alone = ask().await;
+    assert_eq!(alone.status(), StatusCode::CONFLICT);
+    assert!(
+        text_of(&alone.text().await.unwrap(), ".alert")
             .unwrap()
-            .unwrap();
+            .contains("Nobody else can approve this")
+    );
+
+    let second = staff_member(&s.w.app, "root2@example.com", "superadmin", None).await;
+    let id = requested_approval(&ask().await);
+    assert!(s.is_active(&token).await, "nothing changes before approval");
+    let again = ask().await;
+    assert_eq!(again.status(), StatusCode::CONFLICT, "one request at a time");
 
     // The requester cannot approve; security staff may not at all.
-    let own =
-        s.w.app
-            .submit(
-                "/t/acme/keys",
-                &format!("/t/acme/keys/emergency/{}/approve", action.id),
-                &[],
-            )
-            .await;
-    assert_eq!(own.status(), StatusCode::CONFLICT);
+    let own = approve(&s.w.app, &id).await;
+    assert_eq!(own.status(), StatusCode::FORBIDDEN);
     assert!(
         text_of(&own.text().await.unwrap(), ".alert")
             .unwrap()
-            .contains("second superadmin")
+            .contains("cannot decide your own request")
     );
-    let by_security = security
-        .submit(
-            "/t/acme/keys",
-            &format!("/t/acme/keys/emergency/{}/approve", action.id),
-            &[],
-        )
-        .await;
+    let by_security = approve(&security, &id).await;
     assert_eq!(by_security.status(), StatusCode::FORBIDDEN);
+    assert!(
+        text_of(&by_security.text().await.unwrap(), ".alert")
+            .unwrap()
+            .contains("Only a superadmin")
+    );
     assert!(s.is_active(&token).await);
 
-    let second = staff_member(&s.w.app, "root2@example.com", "superadmin", None).await;
     let page = second.page_with_form("/t/acme/keys").await;
     assert!(page.contains("private key found on a laptop"));
-    let approved = second
-        .submit(
-            "/t/acme/keys",
-            &format!("/t/acme/keys/emergency/{}/approve", action.id),
-            &[],
-        )
-        .await;
-    assert_redirect_to(&approved, "/t/acme/keys?notice=replaced");
+    assert!(text_of(&page, "#pending-emergency").is_some());
+    assert_redirect_to(
+        &approve(&second, &id).await,
+        &format!("/approvals/{id}?notice=approved"),
+    );
     assert!(
         !s.is_active(&token).await,
         "tokens of the dropped key fail at once"
@@ -240,6 +236,8 @@ async fn emergency_replacement_needs_a_second_superadmin(backend: Backend) {
     assert!(s.is_active(&fresh).await, "the next key took over");
     let after = states(&s).await;
     assert_eq!(after.iter().filter(|(_, st)| st == "next").count(), 1);
+    let twice = approve(&second, &id).await;
+    assert_eq!(twice.status(), StatusCode::CONFLICT, "it executes once");
 
     // Gateways that verify locally hear of it through the feed.
     let feed: Value = s
@@ -262,16 +260,23 @@ async fn emergency_replacement_needs_a_second_superadmin(backend: Backend) {
     for recipient in ["ta@example.com", "sec@example.com"] {
         let mails = mails_to(&s.w.app, recipient).await;
         assert!(
-            mails
-                .iter()
-                .any(|m| m.contains("emergency key replacement requested")),
-            "{recipient}"
-        );
-        assert!(
             mails.iter().any(|m| m.contains("dropped in an emergency")),
             "{recipient}"
         );
     }
+    // Only those who may approve it were asked to.
+    assert!(
+        mails_to(&s.w.app, "root2@example.com")
+            .await
+            .iter()
+            .any(|m| m.contains("Approval needed"))
+    );
+    assert!(
+        !mails_to(&s.w.app, "sec@example.com")
+            .await
+            .iter()
+            .any(|m| m.contains("Approval needed"))
+    );
     let events: Vec<String> =
         s.w.app
             .events()
@@ -279,8 +284,14 @@ async fn emergency_replacement_needs_a_second_superadmin(backend: Backend) {
             .into_iter()
             .map(|e| e.event_type)
             .collect();
-    assert!(events.contains(&"key_emergency_requested".to_owned()));
-    assert!(events.contains(&"key_emergency_approved".to_owned()));
+    for expected in [
+        "approval_requested",
+        "approval_approved",
+        "approval_executed",
+        "key_retired",
+    ] {
+        assert!(events.contains(&expected.to_owned()), "{expected}");
+    }
 }
 
 async fn private_keys_are_sealed_at_rest(backend: Backend) {

@@ -298,15 +298,17 @@ async fn revoking_the_credential_or_suspending_the_tenant_stops_its_tokens_at_on
         "presenting a revoked token is recorded"
     );
 
-    let suspended =
-        s.w.app
+    let second = staff_member(&s.w.app, "root2@example.com", "superadmin", None).await;
+    let id = requested_approval(
+        &s.w.app
             .submit(
                 "/t/acme/settings",
                 "/t/acme/suspend",
                 &[("reason", "contract ended"), ("confirm_slug", "acme")],
             )
-            .await;
-    assert_eq!(suspended.status(), StatusCode::SEE_OTHER);
+            .await,
+    );
+    assert_eq!(approve(&second, &id).await.status(), StatusCode::SEE_OTHER);
     // The tenant's own gateway cannot authenticate any more, and its tokens verify nowhere.
     let gateway = s
         .post_basic(

@@ -163,3 +163,44 @@ pub fn png(width: u32, height: u32) -> Vec<u8> {
         .unwrap();
     bytes
 }
+
+/// The approval request a form led to: its id, from the redirect to its page.
+pub fn requested_approval(response: &reqwest::Response) -> String {
+    assert_eq!(
+        response.status(),
+        StatusCode::SEE_OTHER,
+        "expected a redirect to an approval request"
+    );
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    location
+        .strip_prefix("/approvals/")
+        .and_then(|rest| rest.strip_suffix("?notice=requested"))
+        .unwrap_or_else(|| panic!("not an approval request: {location}"))
+        .to_owned()
+}
+
+/// `approver` approves request `id` on its page, confirming with their passkey when asked.
+pub async fn approve(approver: &Browser, id: &str) -> reqwest::Response {
+    decide(approver, id, "approve", &[]).await
+}
+
+/// Approves or rejects (`step`) on the request's page; a stale passkey check is answered first.
+pub async fn decide(
+    approver: &Browser,
+    id: &str,
+    step: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    let page = format!("/approvals/{id}");
+    let action = format!("/approvals/{id}/{step}");
+    let answer = approver.submit(&page, &action, form).await;
+    if answer.headers().get("location").and_then(|v| v.to_str().ok()) != Some("/step-up") {
+        return answer;
+    }
+    approver.answer_passkey("/step-up", "/step-up").await;
+    approver.submit(&page, &action, form).await
+}

@@ -165,14 +165,32 @@ async fn suspension_needs_the_slug_typed_and_is_recorded(backend: Backend) {
     );
     assert!(!app.page_with_form("/t/acme").await.contains("suspended"));
 
-    let suspended = app
+    let no_reason = app
         .submit(
             "/t/acme/settings",
             "/t/acme/suspend",
             &[("confirm_slug", "acme")],
         )
         .await;
-    assert_redirect_to(&suspended, "/t/acme/settings?notice=suspended");
+    assert_eq!(no_reason.status(), StatusCode::BAD_REQUEST);
+    // A suspension waits for a second superadmin.
+    let second = staff_member(&app, "root2@example.com", "superadmin", None).await;
+    let id = requested_approval(
+        &app.submit(
+            "/t/acme/settings",
+            "/t/acme/suspend",
+            &[("confirm_slug", "acme"), ("reason", "unpaid invoices")],
+        )
+        .await,
+    );
+    assert!(!app.page_with_form("/t/acme").await.contains("suspended"));
+    assert!(
+        text_of(&app.page_with_form("/t/acme/settings").await, "#pending-suspension").is_some()
+    );
+    assert_redirect_to(
+        &approve(&second, &id).await,
+        &format!("/approvals/{id}?notice=approved"),
+    );
     assert!(
         text_of(&app.page_with_form("/t/acme").await, ".tenant-band")
             .unwrap()

@@ -22,7 +22,7 @@ use crate::domain::paging;
 use crate::domain::users::{User, UserStatus};
 use crate::mail;
 use crate::store::StoreError;
-use crate::store::approvals::{ApprovalFilter, ApprovalRow, NewApproval};
+use crate::store::approvals::{ApprovalFilter, ApprovalRow, Closing, NewApproval};
 use crate::store::staff::OutgoingMail;
 
 /// How long a request waits for its second person.
@@ -533,19 +533,14 @@ async fn close(
     event: &Event,
     mails: &[OutgoingMail],
 ) -> Result<Approval, ApprovalError> {
-    if !core
-        .store
-        .close_approval(
-            &approval.id,
-            status.as_str(),
-            by,
-            note,
-            core.clock.now_ms(),
-            event,
-            mails,
-        )
-        .await?
-    {
+    let closing = Closing {
+        id: &approval.id,
+        status: status.as_str(),
+        by,
+        note,
+        at: core.clock.now_ms(),
+    };
+    if !core.store.close_approval(&closing, event, mails).await? {
         let now = get(core, &approval.id).await?;
         return Err(ApprovalError::AlreadyDecided(now.status.as_str()));
     }
@@ -598,19 +593,14 @@ pub async fn expire_lapsed(core: &Core) -> Result<u64, StoreError> {
             now,
         )
         .await?;
-        if core
-            .store
-            .close_approval(
-                &approval.id,
-                ApprovalStatus::Expired.as_str(),
-                None,
-                None,
-                now,
-                &event,
-                &mails,
-            )
-            .await?
-        {
+        let closing = Closing {
+            id: &approval.id,
+            status: ApprovalStatus::Expired.as_str(),
+            by: None,
+            note: None,
+            at: now,
+        };
+        if core.store.close_approval(&closing, &event, &mails).await? {
             expired += 1;
         }
     }
