@@ -47,27 +47,27 @@ pub(crate) async fn key_for(
     secrecy::ExposeSecret::expose_secret(&key).to_owned()
 }
 
-struct Api<'a> {
-    app: &'a TestApp,
-    key: String,
+pub(crate) struct Api<'a> {
+    pub(crate) app: &'a TestApp,
+    pub(crate) key: String,
 }
 
 impl Api<'_> {
-    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.app
             .client
             .request(method, self.app.url(path))
             .bearer_auth(&self.key)
     }
 
-    async fn get(&self, path: &str) -> reqwest::Response {
+    pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
         self.request(reqwest::Method::GET, path)
             .send()
             .await
             .unwrap()
     }
 
-    async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> reqwest::Response {
         self.request(reqwest::Method::POST, path)
             .json(&body)
             .send()
@@ -76,7 +76,7 @@ impl Api<'_> {
     }
 }
 
-async fn problem(response: reqwest::Response, status: StatusCode) -> Value {
+pub(crate) async fn problem(response: reqwest::Response, status: StatusCode) -> Value {
     assert_eq!(response.status(), status);
     assert_eq!(
         response.headers()["content-type"],

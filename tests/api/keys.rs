@@ -201,7 +201,11 @@ async fn emergency_replacement_needs_a_second_superadmin(backend: Backend) {
     let id = requested_approval(&ask().await);
     assert!(s.is_active(&token).await, "nothing changes before approval");
     let again = ask().await;
-    assert_eq!(again.status(), StatusCode::CONFLICT, "one request at a time");
+    assert_eq!(
+        again.status(),
+        StatusCode::CONFLICT,
+        "one request at a time"
+    );
 
     // The requester cannot approve; security staff may not at all.
     let own = approve(&s.w.app, &id).await;

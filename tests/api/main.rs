@@ -16,6 +16,7 @@ mod staff_kit;
 
 mod alerts;
 mod api_fuzz;
+mod approvals;
 mod architecture;
 mod audit;
 mod authorization;

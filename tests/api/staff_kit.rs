@@ -198,7 +198,12 @@ pub async fn decide(
     let page = format!("/approvals/{id}");
     let action = format!("/approvals/{id}/{step}");
     let answer = approver.submit(&page, &action, form).await;
-    if answer.headers().get("location").and_then(|v| v.to_str().ok()) != Some("/step-up") {
+    if answer
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        != Some("/step-up")
+    {
         return answer;
     }
     approver.answer_passkey("/step-up", "/step-up").await;

@@ -185,7 +185,11 @@ async fn suspension_needs_the_slug_typed_and_is_recorded(backend: Backend) {
     );
     assert!(!app.page_with_form("/t/acme").await.contains("suspended"));
     assert!(
-        text_of(&app.page_with_form("/t/acme/settings").await, "#pending-suspension").is_some()
+        text_of(
+            &app.page_with_form("/t/acme/settings").await,
+            "#pending-suspension"
+        )
+        .is_some()
     );
     assert_redirect_to(
         &approve(&second, &id).await,

@@ -108,6 +108,13 @@ fn detail(event: &EventRecord, key: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+fn detail_flag(event: &EventRecord, key: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(&event.details)
+        .ok()
+        .and_then(|details| details.get(key)?.as_bool())
+        .unwrap_or(false)
+}
+
 /// What the detectors make of one event.
 async fn examine(
     core: &Core,
@@ -132,6 +139,27 @@ async fn examine(
                 if event.actor_kind == "cli" { "from the server's command line" } else { "in the console" }
             ),
         )),
+        // One alert per high-gravity request: raised when it is asked for, and its execution
+        // joins it as evidence.
+        Some(event_type @ (EventType::ApprovalRequested | EventType::ApprovalExecuted))
+            if detail_flag(event, "alert") =>
+        {
+            let approval = detail(event, "approval").unwrap_or_else(|| "?".into());
+            let summary = detail(event, "summary").unwrap_or_else(|| "a dangerous action".into());
+            let what = if event_type == EventType::ApprovalRequested {
+                "was asked for and waits for a second person's approval"
+            } else {
+                "was approved and carried out"
+            };
+            alerts.push(alert(
+                event,
+                "four_eyes_action",
+                Severity::High,
+                subject,
+                format!("approval:{approval}"),
+                format!("{summary} {what} (request {approval})."),
+            ));
+        }
         Some(EventType::RecoveryCodeUsed) if !failed => alerts.push(alert(
             event,
             "recovery_code_used",
