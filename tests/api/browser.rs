@@ -569,3 +569,92 @@ async fn every_page_fits_a_laptop_and_a_phone_without_sideways_scrolling() {
     }
     assert!(too_wide.is_empty(), "{too_wide:#?}");
 }
+
+/// A second superadmin, invited through the use case, creates their account and passkey in `page`.
+async fn second_superadmin(app: &TestApp, page: &Page) {
+    use tokenbroker::domain::email::Email;
+    use tokenbroker::domain::events::RequestContext;
+    use tokenbroker::domain::rbac::Role;
+    use tokenbroker::domain::staff::{self, Grant, Invitation};
+    use tokenbroker::domain::users::{self, DisplayName};
+    let admin = users::by_email(&app.core, &Email::parse(ADMIN_EMAIL).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let invitation = Invitation {
+        email: Email::parse("grace@example.com").unwrap(),
+        display_name: DisplayName::parse("Grace Hopper").unwrap(),
+        grant: Grant::new(&app.core, Role::Superadmin, None).await.unwrap(),
+    };
+    staff::invite(
+        &app.core,
+        admin.id,
+        invitation,
+        &app.core.public_url,
+        &RequestContext::default(),
+    )
+    .await
+    .unwrap();
+    let link = crate::staff_kit::invitation_link(app, "grace@example.com")
+        .await
+        .replace(&app.address, app.origin.as_str().trim_end_matches('/'));
+    open(page, &link).await;
+    fill(page, "#password", "grace's long passphrase").await;
+    fill(page, "#password_confirm", "grace's long passphrase").await;
+    click(page, "form[action='/invite'] button[type=submit]").await;
+    wait_for_path(page, "/mfa/enrol").await;
+    fill(page, "#name", "Grace's virtual key").await;
+    click(page, "#enrol-submit").await;
+    wait_for_text(page, "h2", "Save your recovery codes").await;
+    click(page, "#codes-done").await;
+    wait_for_text(page, "h1", "Welcome, Grace Hopper").await;
+}
+
+#[tokio::test]
+async fn a_second_superadmin_approves_a_suspension_with_a_passkey_and_it_happens_once() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let ada_browser = Chromium::launch().await;
+    let (ada, _) = ada_browser.tab().await;
+    set_up_admin(&app, &ada).await;
+    tenant(&app, "Acme Bank", "acme").await;
+    let grace_browser = Chromium::launch().await;
+    let (grace, _) = grace_browser.tab().await;
+    second_superadmin(&app, &grace).await;
+
+    // Ada asks; nothing changes yet.
+    open(&ada, &console(&app, "/t/acme/settings")).await;
+    fill(&ada, "#confirm_slug", "acme").await;
+    fill(&ada, "#suspend-reason", "The contract ended yesterday").await;
+    click(&ada, "form[action='/t/acme/suspend'] button[type=submit]").await;
+    wait_for_text(&ada, ".notice", "Requested").await;
+    assert!(ada.find_element("#approve").await.is_err(), "not her own");
+
+    // Grace finds it in her queue and approves it, confirming with her passkey.
+    app.clock.advance(Duration::from_secs(6 * 60));
+    open(&grace, &console(&app, "/approvals")).await;
+    wait_for_text(&grace, "#pending-approvals", "Suspend tenant Acme Bank").await;
+    click(&grace, "#pending-approvals a.button").await;
+    wait_for_text(&grace, "#approval-reason", "The contract ended yesterday").await;
+    click(&grace, "#approve").await;
+    wait_for_path(&grace, "/step-up").await;
+    click(&grace, "#step-up-submit").await;
+    wait_for_text(&grace, ".notice", "Approved and carried out").await;
+    wait_for_text(&grace, "#approval-status", "executed").await;
+
+    let acme = tokenbroker::domain::tenants::by_slug(&app.core, "acme")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(acme.status.as_str(), "suspended");
+    let executed = app
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e.event_type == "approval_executed" || e.event_type == "tenant_suspended")
+        .count();
+    assert_eq!(executed, 2, "one execution, one suspension");
+    // Ada's page of the request now says who decided it, and offers nothing more.
+    ada.reload().await.unwrap();
+    wait_for_text(&ada, "#approval", "Grace Hopper").await;
+    assert!(ada.find_element("form[action$='/cancel']").await.is_err());
+}
