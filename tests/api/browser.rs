@@ -595,10 +595,8 @@ async fn second_superadmin(app: &TestApp, page: &Page) {
     )
     .await
     .unwrap();
-    let link = crate::staff_kit::invitation_link(app, "grace@example.com")
-        .await
-        .replace(&app.address, app.origin.as_str().trim_end_matches('/'));
-    open(page, &link).await;
+    let link = crate::staff_kit::invitation_link(app, "grace@example.com").await;
+    open(page, &console(app, &link)).await;
     fill(page, "#password", "grace's long passphrase").await;
     fill(page, "#password_confirm", "grace's long passphrase").await;
     click(page, "form[action='/invite'] button[type=submit]").await;
