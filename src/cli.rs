@@ -15,6 +15,7 @@ use crate::domain::api_keys::{self, NewApiKey};
 use crate::domain::email::Email;
 use crate::domain::events::{Actor, RequestContext};
 use crate::domain::password::{Password, PasswordService};
+use crate::domain::rbac::Role;
 use crate::domain::recovery;
 use crate::domain::setup::{self, SetupError};
 use crate::domain::users::{self, DisplayName, NewStaff};
@@ -42,14 +43,19 @@ pub enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
-    /// Create the first superadmin. The password is read from a prompt, or from standard input
-    /// when it is not a terminal — never from an argument.
+    /// Create the first superadmin — or, later, a further superadmin or security staff member
+    /// (how a single superadmin gets a second person to approve what needs two). The password is
+    /// read from a prompt, or from standard input when it is not a terminal — never from an
+    /// argument.
     CreateAdmin {
         #[arg(long)]
         email: String,
         /// Display name; defaults to the part of the e-mail address before the `@`.
         #[arg(long)]
         name: Option<String>,
+        /// `superadmin` (the default) or `security`.
+        #[arg(long, default_value = "superadmin")]
+        role: String,
     },
     /// Create a personal automation key for an active staff member and print it (only the key,
     /// on its own line, once). The key acts as its owner, limited to the permissions given.
@@ -108,8 +114,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("Migrations applied.");
             Ok(())
         }
-        Command::CreateAdmin { email, name } => {
-            create_admin(settings, &email, name.as_deref()).await
+        Command::CreateAdmin { email, name, role } => {
+            create_admin(settings, &email, name.as_deref(), &role).await
         }
         Command::CreateApiKey {
             email,
@@ -254,8 +260,16 @@ fn ensure_data_dir(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn create_admin(settings: Settings, email: &str, name: Option<&str>) -> anyhow::Result<()> {
+async fn create_admin(
+    settings: Settings,
+    email: &str,
+    name: Option<&str>,
+    role: &str,
+) -> anyhow::Result<()> {
     let email = Email::parse(email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
+    let role = Role::parse(role)
+        .filter(|r| r.is_global())
+        .ok_or_else(|| anyhow::anyhow!("--role: superadmin or security"))?;
     let default_name = email
         .as_str()
         .split('@')
@@ -272,16 +286,23 @@ async fn create_admin(settings: Settings, email: &str, name: Option<&str>) -> an
         display_name,
         password,
     };
-    match setup::create_admin_from_cli(&core, staff).await {
+    let created = if role == Role::Superadmin && !core.store.any_user_exists().await? {
+        setup::create_admin_from_cli(&core, staff).await
+    } else {
+        setup::create_global_staff_from_cli(&core, staff, role).await
+    };
+    match created {
         Ok(user_id) => {
             println!(
-                "Created superadmin {email} (subject id {user_id}). Sign in at {}login",
+                "Created {} {email} (subject id {user_id}). Sign in at {}login",
+                role.as_str(),
                 settings.public_url
             );
             Ok(())
         }
         Err(SetupError::AlreadyInitialized) => {
-            bail!("an administrator already exists; invite further staff from the console")
+            // Another process bootstrapped at the same moment: this one becomes a further admin.
+            bail!("an administrator was created at the same moment; run the command again")
         }
         Err(other) => Err(other.into()),
     }

@@ -9,6 +9,8 @@ CREATE TABLE approvals (
     tenant_id       TEXT REFERENCES tenants (id),
     subject_user_id TEXT REFERENCES users (id),
     target          TEXT NOT NULL DEFAULT '',
+    -- What the typed columns cannot hold (an invitee's address and name), as JSON.
+    details         TEXT NOT NULL DEFAULT '{}',
     dedupe          TEXT NOT NULL,
     reason          TEXT NOT NULL,
     requested_by    TEXT NOT NULL REFERENCES users (id),

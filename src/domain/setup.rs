@@ -12,10 +12,11 @@ use crate::domain::Core;
 use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
 use crate::domain::ids::UserId;
 use crate::domain::password::PasswordError;
+use crate::domain::rbac::Role;
 use crate::domain::secrets::{self, SecretDigest};
 use crate::domain::users::NewStaff;
 use crate::store::StoreError;
-use crate::store::setup::{BootstrapAdmin, BootstrapError, SetupTokenStatus};
+use crate::store::setup::{BootstrapAdmin, BootstrapError, GlobalStaff, SetupTokenStatus};
 
 pub const SETUP_LINK_LIFETIME: Duration = Duration::from_secs(60 * 60);
 
@@ -31,6 +32,10 @@ pub enum SetupError {
     LinkExpired,
     #[error("This installation already has an administrator.")]
     AlreadyInitialized,
+    #[error("Someone with this e-mail address already has an account.")]
+    AlreadyStaff,
+    #[error("Only superadmin and security staff are created from the command line.")]
+    NotGlobal,
     #[error(transparent)]
     Password(#[from] PasswordError),
     #[error(transparent)]
@@ -90,6 +95,41 @@ pub async fn complete_setup(
         context,
     )
     .await
+}
+
+/// `tokenbroker create-admin` once there are users: a further superadmin or security staff member,
+/// from the server (whoever runs it holds the database and its keys anyway). It is how an
+/// installation with a single superadmin gets a second one, who can then approve what needs two
+/// people; the console only ever invites such roles with a second superadmin's approval.
+pub async fn create_global_staff_from_cli(
+    core: &Core,
+    staff: NewStaff,
+    role: Role,
+) -> Result<UserId, SetupError> {
+    if !role.is_global() {
+        return Err(SetupError::NotGlobal);
+    }
+    let password_hash = core.passwords.hash(&staff.password).await?;
+    let now = core.clock.now_ms();
+    let user_id = UserId::new();
+    let event = Event::new(now, EventType::AdminCreated, Outcome::Success, Actor::Cli)
+        .subject(user_id)
+        .detail("role", role.as_str())
+        .detail("first", false);
+    let created = GlobalStaff {
+        user_id,
+        email: staff.email,
+        display_name: staff.display_name,
+        password_hash,
+        role,
+        now,
+        event,
+    };
+    if core.store.insert_global_staff(&created).await? {
+        Ok(user_id)
+    } else {
+        Err(SetupError::AlreadyStaff)
+    }
 }
 
 /// `tokenbroker create-admin`: the same bootstrap without a link.

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use url::Url;
 
 use crate::clock::{Millis, duration_ms};
 use crate::domain::Core;
@@ -97,24 +96,71 @@ pub async fn pending_invitations(core: &Core) -> Result<Vec<InvitationRecord>, S
 }
 
 /// Records the invitation and queues the e-mail with its link, atomically. The link is the only
-/// copy of the token; the database keeps its SHA-256.
+/// copy of the token; the database keeps its SHA-256. An invitation to the superadmin or security
+/// role is only asked for: it is sent once a second superadmin approves (`reason` says why).
 pub async fn invite(
     core: &Core,
-    actor: UserId,
+    actor: &User,
     invitation: Invitation,
-    public_url: &Url,
+    reason: &str,
     context: &RequestContext,
-) -> Result<(), StaffError> {
+) -> Result<Change, StaffError> {
+    ensure_new(core, &invitation.email).await?;
+    if invitation.grant.role.is_global() {
+        let action = Action::InviteStaff {
+            email: invitation.email.as_str().to_owned(),
+            display_name: invitation.display_name.as_str().to_owned(),
+            role: invitation.grant.role,
+        };
+        return Ok(Change::AwaitingApproval(
+            approvals::request(core, actor, action, reason, context).await?,
+        ));
+    }
+    let prepared =
+        prepare_invitation(core, actor.id, Actor::User(actor.id), &invitation, context).await?;
+    core.store
+        .insert_invitation(
+            &prepared.record,
+            &prepared.token,
+            &prepared.mail,
+            &prepared.event,
+        )
+        .await?;
+    Ok(Change::Done)
+}
+
+/// Nobody holds an account with this address yet.
+pub(crate) async fn ensure_new(core: &Core, email: &Email) -> Result<(), StaffError> {
     if core
         .store
-        .find_credentials_by_email(invitation.email.normalized())
+        .find_credentials_by_email(email.normalized())
         .await?
         .is_some()
     {
         return Err(StaffError::AlreadyStaff);
     }
+    Ok(())
+}
+
+/// An invitation ready to store: its record, the digest of its link's token, the mail carrying
+/// the link, and its event.
+pub(crate) struct PreparedInvitation {
+    pub record: InvitationRecord,
+    pub token: SecretDigest,
+    pub mail: OutgoingMail,
+    pub event: Event,
+}
+
+pub(crate) async fn prepare_invitation(
+    core: &Core,
+    invited_by: UserId,
+    actor: Actor,
+    invitation: &Invitation,
+    context: &RequestContext,
+) -> Result<PreparedInvitation, StaffError> {
     let token = secrets::generate();
-    let mut link = public_url
+    let mut link = core
+        .public_url
         .join("/invite")
         .map_err(|e| StoreError::Unexpected(e.to_string()))?;
     link.query_pairs_mut()
@@ -122,7 +168,7 @@ pub async fn invite(
     let now = core.clock.now_ms();
     let id = time_ordered_id();
     let role = role_in_words(core, invitation.grant.role, invitation.grant.tenant).await?;
-    let mail = crate::mail::invitation(&invitation, &role, &SecretString::from(link.to_string()))
+    let mail = crate::mail::invitation(invitation, &role, &SecretString::from(link.to_string()))
         .map_err(|e| StoreError::Unexpected(e.to_string()))?;
     let record = InvitationRecord {
         id: id.clone(),
@@ -131,24 +177,19 @@ pub async fn invite(
         display_name: invitation.display_name.as_str().to_owned(),
         role: invitation.grant.role,
         tenant: invitation.grant.tenant,
-        invited_by: actor,
+        invited_by,
         created_at: now,
         expires_at: now + duration_ms(INVITATION_LIFETIME),
     };
-    let mut event = Event::new(
-        now,
-        EventType::InvitationSent,
-        Outcome::Success,
-        Actor::User(actor),
-    )
-    .context(context)
-    .detail("invitation", id)
-    .detail("email", invitation.email.as_str())
-    .detail("role", invitation.grant.role.as_str());
+    let mut event = Event::new(now, EventType::InvitationSent, Outcome::Success, actor)
+        .context(context)
+        .detail("invitation", id)
+        .detail("email", invitation.email.as_str())
+        .detail("role", invitation.grant.role.as_str());
     if let Some(tenant) = invitation.grant.tenant {
         event = event.tenant(tenant);
     }
-    let outgoing = OutgoingMail {
+    let mail = OutgoingMail {
         id: time_ordered_id(),
         recipient: invitation.email.as_str().to_owned(),
         subject: mail.subject,
@@ -156,15 +197,12 @@ pub async fn invite(
         body_html: mail.html,
         created_at: now,
     };
-    core.store
-        .insert_invitation(
-            &record,
-            &SecretDigest::of(token.expose_secret()),
-            &outgoing,
-            &event,
-        )
-        .await?;
-    Ok(())
+    Ok(PreparedInvitation {
+        record,
+        token: SecretDigest::of(token.expose_secret()),
+        mail,
+        event,
+    })
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -10,7 +10,10 @@ use super::events::insert_event;
 use super::keys::{KeyDrop, drop_key_tx};
 use super::outbox::insert_mail;
 use super::partners::{GrantRevocation, revoke_grants_tx};
-use super::staff::{OutgoingMail, delete_role_tx, insert_role_tx, set_user_status_tx};
+use super::staff::{
+    InvitationRecord, OutgoingMail, delete_role_tx, insert_invitation_tx, insert_role_tx,
+    set_user_status_tx,
+};
 use super::tenants::set_tenant_status_tx;
 use super::{Store, StoreError, is_unique_violation};
 use crate::clock::Millis;
@@ -29,6 +32,7 @@ pub struct ApprovalRow {
     pub tenant_id: Option<String>,
     pub subject_user_id: Option<String>,
     pub target: String,
+    pub details: String,
     pub reason: String,
     pub requested_by: String,
     pub requested_at: i64,
@@ -39,7 +43,7 @@ pub struct ApprovalRow {
     pub decision_note: Option<String>,
 }
 
-const COLUMNS: &str = "id, kind, tenant_id, subject_user_id, target, reason, requested_by, \
+const COLUMNS: &str = "id, kind, tenant_id, subject_user_id, target, details, reason, requested_by, \
      requested_at, expires_at, status, decided_by, decided_at, decision_note";
 
 /// A request about to be recorded.
@@ -49,6 +53,8 @@ pub struct NewApproval<'a> {
     pub tenant: Option<TenantId>,
     pub subject: Option<UserId>,
     pub target: &'a str,
+    /// JSON for what the typed columns cannot hold.
+    pub details: &'a str,
     /// Names the change itself: the same change cannot wait for approval twice.
     pub dedupe: &'a str,
     pub reason: &'a str,
@@ -77,6 +83,12 @@ pub enum Effect<'a> {
         user: UserId,
         link: SecretDigest,
         link_expires_at: Millis,
+    },
+    /// An invitation to a global role, sent once approved.
+    Invite {
+        invitation: &'a InvitationRecord,
+        token: &'a SecretDigest,
+        mail: &'a OutgoingMail,
     },
 }
 
@@ -117,8 +129,8 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO approvals (id, kind, tenant_id, subject_user_id, target, dedupe, reason, \
-             requested_by, requested_at, expires_at, status) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending')",
+             requested_by, requested_at, expires_at, status, details) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11)",
         )
         .bind(approval.id)
         .bind(approval.kind)
@@ -130,6 +142,7 @@ impl Store {
         .bind(approval.requested_by.to_string())
         .bind(approval.requested_at)
         .bind(approval.expires_at)
+        .bind(approval.details)
         .execute(&mut *tx)
         .await;
         match inserted {
@@ -307,6 +320,14 @@ impl Store {
                 link,
                 link_expires_at,
             } => start_account_recovery_tx(tx, *user, link, now, *link_expires_at).await?,
+            Effect::Invite {
+                invitation,
+                token,
+                mail,
+            } => match insert_invitation_tx(tx, invitation, token, mail).await {
+                Err(StoreError::Database(e)) if is_unique_violation(&e) => return Ok(false),
+                other => other?,
+            },
         }
         Ok(true)
     }

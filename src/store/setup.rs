@@ -30,6 +30,17 @@ pub struct BootstrapAdmin {
     pub event: Event,
 }
 
+/// A superadmin or security staff member created from the server's command line.
+pub struct GlobalStaff {
+    pub user_id: UserId,
+    pub email: Email,
+    pub display_name: DisplayName,
+    pub password_hash: PasswordHash,
+    pub role: Role,
+    pub now: Millis,
+    pub event: Event,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
     #[error("the installation already has its first administrator")]
@@ -159,6 +170,43 @@ impl Store {
         insert_event(&mut *tx, &admin.event).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// A further superadmin or security staff member, from the server's command line; false if
+    /// the address already has an account.
+    pub async fn insert_global_staff(&self, staff: &GlobalStaff) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let user_id = staff.user_id.to_string();
+        let inserted = sqlx::query(
+            "INSERT INTO users (id, email, email_normalized, display_name, password_hash, status, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+        )
+        .bind(&user_id)
+        .bind(staff.email.as_str())
+        .bind(staff.email.normalized())
+        .bind(staff.display_name.as_str())
+        .bind(staff.password_hash.as_str())
+        .bind(UserStatus::Active.as_str())
+        .bind(staff.now)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e) => return Ok(false),
+            other => other?,
+        };
+        sqlx::query(
+            "INSERT INTO role_assignments (id, user_id, role, tenant_id, granted_by, created_at) \
+             VALUES ($1, $2, $3, NULL, NULL, $4)",
+        )
+        .bind(time_ordered_id())
+        .bind(&user_id)
+        .bind(staff.role.as_str())
+        .bind(staff.now)
+        .execute(&mut *tx)
+        .await?;
+        insert_event(&mut *tx, &staff.event).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Removes setup links a day after they stopped working: until then, someone opening an old

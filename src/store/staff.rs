@@ -92,23 +92,7 @@ impl Store {
         event: &Event,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query(
-            "INSERT INTO invitations (id, email, email_normalized, display_name, role, tenant_id, token_hash, \
-             invited_by, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(&invitation.id)
-        .bind(&invitation.email)
-        .bind(&invitation.email_normalized)
-        .bind(&invitation.display_name)
-        .bind(invitation.role.as_str())
-        .bind(invitation.tenant.map(|t| t.to_string()))
-        .bind(token.as_hex())
-        .bind(invitation.invited_by.to_string())
-        .bind(invitation.created_at)
-        .bind(invitation.expires_at)
-        .execute(&mut *tx)
-        .await?;
-        super::outbox::insert_mail(&mut *tx, mail).await?;
+        insert_invitation_tx(&mut tx, invitation, token, mail).await?;
         insert_event(&mut *tx, event).await?;
         tx.commit().await?;
         Ok(())
@@ -333,5 +317,32 @@ pub(crate) async fn insert_role_tx(
     .execute(&mut **tx)
     .await
     .map_err(StoreError::from)?;
+    Ok(())
+}
+
+/// The invitation and its mail (with the only copy of the link).
+pub(crate) async fn insert_invitation_tx(
+    tx: &mut Transaction<'_, Any>,
+    invitation: &InvitationRecord,
+    token: &SecretDigest,
+    mail: &OutgoingMail,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO invitations (id, email, email_normalized, display_name, role, tenant_id, token_hash, \
+         invited_by, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&invitation.id)
+    .bind(&invitation.email)
+    .bind(&invitation.email_normalized)
+    .bind(&invitation.display_name)
+    .bind(invitation.role.as_str())
+    .bind(invitation.tenant.map(|t| t.to_string()))
+    .bind(token.as_hex())
+    .bind(invitation.invited_by.to_string())
+    .bind(invitation.created_at)
+    .bind(invitation.expires_at)
+    .execute(&mut **tx)
+    .await?;
+    super::outbox::insert_mail(&mut **tx, mail).await?;
     Ok(())
 }

@@ -118,6 +118,8 @@ impl From<SetupError> for WebError {
             }
             SetupError::Password(e) => e.into(),
             SetupError::Store(e) => e.into(),
+            // Command-line only; the setup page never creates further staff.
+            other @ (SetupError::AlreadyStaff | SetupError::NotGlobal) => Self::unexpected(other),
         }
     }
 }

@@ -9,10 +9,12 @@ use serde::Deserialize;
 
 use crate::clock::format_utc;
 use crate::domain::Core;
+use crate::domain::approvals::{ApprovalError, Change};
 use crate::domain::email::Email;
 use crate::domain::sessions::AuthLevel;
 use crate::domain::staff::{self, Grant, StaffError};
 use crate::domain::users::DisplayName;
+use crate::web::approvals::{refusal_status, requested};
 use crate::web::error::WebError;
 use crate::web::extractors::{Client, CurrentUser, TypedSession};
 use crate::web::staff::{NoticeQuery, TenantField, TenantOption, parse_role, role_choices};
@@ -88,6 +90,9 @@ pub struct InviteForm {
     role: String,
     #[serde(default)]
     tenant: String,
+    /// Why: needed for superadmin and security, which a second superadmin approves first.
+    #[serde(default)]
+    reason: String,
 }
 
 pub async fn invite_create_post(
@@ -132,17 +137,15 @@ pub async fn invite_create_post(
         display_name,
         grant,
     };
-    match staff::invite(
-        &core,
-        current.user.id,
-        invitation,
-        &core.public_url,
-        &client,
-    )
-    .await
-    {
-        Ok(()) => Ok(see_other("/admin/invitations?notice=sent")),
-        Err(StaffError::Store(e)) => Err(e.into()),
+    match staff::invite(&core, &current.user, invitation, &form.reason, &client).await {
+        Ok(Change::Done) => Ok(see_other("/admin/invitations?notice=sent")),
+        Ok(Change::AwaitingApproval(approval)) => Ok(requested(&approval)),
+        Err(StaffError::Store(e) | StaffError::Approval(ApprovalError::Store(e))) => Err(e.into()),
+        Err(StaffError::Approval(refusal)) => {
+            let status = refusal_status(&refusal);
+            page.error = Some(refusal.to_string());
+            render(&page, status)
+        }
         Err(e) => refuse(page, e.to_string()),
     }
 }

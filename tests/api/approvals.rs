@@ -550,6 +550,73 @@ async fn approvals_by_key_are_listed_requested_and_cancelled(backend: Backend) {
     assert_eq!(tenant.status.as_str(), "active", "suspension still waits");
 }
 
+async fn an_invitation_to_superadmin_is_sent_only_after_approval(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_admin().await;
+    let root2 = staff_member(&app, "root2@example.com", "superadmin", None).await;
+    let invite_new = async |reason: &str| {
+        app.submit(
+            "/admin/invitations",
+            "/admin/invitations",
+            &[
+                ("email", "new@example.com"),
+                ("display_name", "New Owner"),
+                ("role", "superadmin"),
+                ("reason", reason),
+            ],
+        )
+        .await
+    };
+    assert_eq!(invite_new("").await.status(), StatusCode::BAD_REQUEST);
+    let id = requested_approval(&invite_new("second owner for the night shift").await);
+    assert!(
+        !mails_to(&app, "new@example.com")
+            .await
+            .iter()
+            .any(|m| m.contains("You are invited")),
+        "no invitation before approval"
+    );
+    assert_redirect_to(
+        &approve(&root2, &id).await,
+        &format!("/approvals/{id}?notice=approved"),
+    );
+    let link = invitation_link(&app, "new@example.com").await;
+    let newcomer = accept(&app, &link, STAFF_PASSWORD).await;
+    assert!(
+        text_of(&newcomer.dashboard_html().await, ".roles")
+            .unwrap()
+            .contains("Superadmin")
+    );
+    let sent = app
+        .events()
+        .await
+        .into_iter()
+        .find(|e| e.event_type == "invitation_sent")
+        .unwrap();
+    assert!(
+        sent.details.contains(&id),
+        "the invitation names its approval"
+    );
+
+    // By key: the answer says the invitation waits.
+    let api = Api {
+        app: &app,
+        key: key_for(&app, ADMIN_EMAIL, &["all"], &[]).await,
+    };
+    let invited: Value = api
+        .post(
+            "/api/v1/staff/invitations",
+            json!({ "email": "sec@example.com", "display_name": "Sec", "role": "security",
+                    "reason": "incident response" }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(invited["delivery"], "after_approval");
+    assert_eq!(invited["approval"]["kind"], "invite_staff");
+}
+
 async fn a_single_superadmin_is_told_nobody_else_can_approve(backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_admin().await;
@@ -592,5 +659,6 @@ on_both_backends!(
     revoking_everything_of_a_tenant_waits_for_a_second_person,
     two_approvals_at_once_execute_once,
     approvals_by_key_are_listed_requested_and_cancelled,
+    an_invitation_to_superadmin_is_sent_only_after_approval,
     a_single_superadmin_is_told_nobody_else_can_approve,
 );

@@ -570,36 +570,26 @@ async fn every_page_fits_a_laptop_and_a_phone_without_sideways_scrolling() {
     assert!(too_wide.is_empty(), "{too_wide:#?}");
 }
 
-/// A second superadmin, invited through the use case, creates their account and passkey in `page`.
+/// A second superadmin, created on the server as an operator would (`tokenbroker create-admin`),
+/// signs in and sets up their passkey in `page`.
 async fn second_superadmin(app: &TestApp, page: &Page) {
     use tokenbroker::domain::email::Email;
-    use tokenbroker::domain::events::RequestContext;
+    use tokenbroker::domain::password::Password;
     use tokenbroker::domain::rbac::Role;
-    use tokenbroker::domain::staff::{self, Grant, Invitation};
-    use tokenbroker::domain::users::{self, DisplayName};
-    let admin = users::by_email(&app.core, &Email::parse(ADMIN_EMAIL).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let invitation = Invitation {
+    use tokenbroker::domain::setup;
+    use tokenbroker::domain::users::{DisplayName, NewStaff};
+    let staff = NewStaff {
         email: Email::parse("grace@example.com").unwrap(),
         display_name: DisplayName::parse("Grace Hopper").unwrap(),
-        grant: Grant::new(&app.core, Role::Superadmin, None).await.unwrap(),
+        password: Password::new("grace's long passphrase".to_owned().into()).unwrap(),
     };
-    staff::invite(
-        &app.core,
-        admin.id,
-        invitation,
-        &app.core.public_url,
-        &RequestContext::default(),
-    )
-    .await
-    .unwrap();
-    let link = crate::staff_kit::invitation_link(app, "grace@example.com").await;
-    open(page, &console(app, &link)).await;
+    setup::create_global_staff_from_cli(&app.core, staff, Role::Superadmin)
+        .await
+        .unwrap();
+    open(page, &console(app, "/login")).await;
+    fill(page, "#email", "grace@example.com").await;
     fill(page, "#password", "grace's long passphrase").await;
-    fill(page, "#password_confirm", "grace's long passphrase").await;
-    click(page, "form[action='/invite'] button[type=submit]").await;
+    click(page, "#login-submit").await;
     wait_for_path(page, "/mfa/enrol").await;
     fill(page, "#name", "Grace's virtual key").await;
     click(page, "#enrol-submit").await;

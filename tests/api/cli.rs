@@ -83,10 +83,11 @@ async fn create_admin_reads_the_password_from_standard_input(backend: Backend) {
     );
 }
 
-async fn create_admin_refuses_once_an_administrator_exists(backend: Backend) {
+async fn create_admin_adds_a_further_superadmin_once_one_exists_but_never_twice(backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_admin().await;
     let url = app.database_url.clone();
+    let again = url.clone();
 
     let output = tokio::task::spawn_blocking(move || {
         create_admin(&url, "second@example.com", "a long enough passphrase")
@@ -94,16 +95,36 @@ async fn create_admin_refuses_once_an_administrator_exists(backend: Backend) {
     .await
     .unwrap();
 
-    assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("an administrator already exists"));
+    // How a single superadmin gets a second person to approve what needs two.
     assert!(
-        app.core
-            .store
-            .find_credentials_by_email("second@example.com")
-            .await
-            .unwrap()
-            .is_none()
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
     );
+    let second = app
+        .core
+        .store
+        .find_credentials_by_email("second@example.com")
+        .await
+        .unwrap()
+        .unwrap()
+        .user;
+    assert_eq!(second.roles[0].role.as_str(), "superadmin");
+    assert!(
+        app.events()
+            .await
+            .iter()
+            .any(|e| e.event_type == "admin_created"
+                && e.actor_kind == "cli"
+                && e.details.contains(r#""first":false"#))
+    );
+    let taken = tokio::task::spawn_blocking(move || {
+        create_admin(&again, "second@example.com", "another long passphrase")
+    })
+    .await
+    .unwrap();
+    assert!(!taken.status.success());
+    assert!(String::from_utf8_lossy(&taken.stderr).contains("already has an account"));
 }
 
 async fn create_admin_applies_the_password_policy(backend: Backend) {
@@ -121,7 +142,7 @@ async fn create_admin_applies_the_password_policy(backend: Backend) {
 
 on_both_backends!(
     create_admin_reads_the_password_from_standard_input,
-    create_admin_refuses_once_an_administrator_exists,
+    create_admin_adds_a_further_superadmin_once_one_exists_but_never_twice,
     create_admin_applies_the_password_policy,
 );
 

@@ -2,7 +2,12 @@
 //! tenants are created by the superadmin's form, people arrive by invitation e-mail.
 
 use reqwest::StatusCode;
+use tokenbroker::domain::email::Email;
 use tokenbroker::domain::ids::UserId;
+use tokenbroker::domain::password::Password;
+use tokenbroker::domain::rbac::Role;
+use tokenbroker::domain::setup;
+use tokenbroker::domain::users::{DisplayName, NewStaff};
 
 use crate::helpers::*;
 
@@ -131,14 +136,38 @@ pub async fn accept(app: &TestApp, link: &str, password: &str) -> Browser {
 
 pub const STAFF_PASSWORD: &str = "staff member passphrase";
 
-/// Invites and signs in a staff member with one role: the whole arrival, through the pages.
+/// Signs in a staff member with one role: invited through the pages for tenant roles; superadmin
+/// and security staff (whose invitation would wait for a second superadmin) are created as an
+/// operator does on the server (`tokenbroker create-admin --role`), then sign in and enrol their
+/// passkey through the pages.
 pub async fn staff_member(app: &TestApp, email: &str, role: &str, tenant: Option<&str>) -> Browser {
+    if let Some(global) = Role::parse(role).filter(|r| r.is_global()) {
+        return global_staff_member(app, email, global).await;
+    }
     assert_redirect_to(
         &invite(app, email, "Invited Person", role, tenant).await,
         "/admin/invitations?notice=sent",
     );
     let link = invitation_link(app, email).await;
     accept(app, &link, STAFF_PASSWORD).await
+}
+
+async fn global_staff_member(app: &TestApp, email: &str, role: Role) -> Browser {
+    let staff = NewStaff {
+        email: Email::parse(email).unwrap(),
+        display_name: DisplayName::parse("Invited Person").unwrap(),
+        password: Password::new(STAFF_PASSWORD.to_owned().into()).unwrap(),
+    };
+    setup::create_global_staff_from_cli(&app.core, staff, role)
+        .await
+        .unwrap();
+    let browser = app.new_browser();
+    assert_redirect_to(&browser.login(email, STAFF_PASSWORD).await, "/mfa/enrol");
+    assert_eq!(
+        browser.enrol_passkey("Their key").await.status(),
+        StatusCode::OK
+    );
+    browser
 }
 
 pub async fn user_id(app: &TestApp, email: &str) -> UserId {

@@ -41,6 +41,12 @@ pub enum Action {
     RecoverAccount {
         user: UserId,
     },
+    /// Invite someone new with the superadmin or security role (the invitation is sent on approval).
+    InviteStaff {
+        email: String,
+        display_name: String,
+        role: Role,
+    },
 }
 
 /// How loudly a request is announced: high ones also raise an alert for security staff.
@@ -60,6 +66,7 @@ impl Action {
             Self::SuspendTenant { .. } => "suspend_tenant",
             Self::RevokeTenant { .. } => "revoke_tenant",
             Self::RecoverAccount { .. } => "recover_account",
+            Self::InviteStaff { .. } => "invite_staff",
         }
     }
 
@@ -87,7 +94,9 @@ impl Action {
     fn target(&self) -> String {
         match self {
             Self::ReplaceSigningKey { kid, .. } => kid.clone(),
-            Self::GrantRole { role, .. } => role.as_str().to_owned(),
+            Self::GrantRole { role, .. } | Self::InviteStaff { role, .. } => {
+                role.as_str().to_owned()
+            }
             Self::RemoveRole {
                 role, assignment, ..
             } => format!("{}:{assignment}", role.as_str()),
@@ -109,6 +118,7 @@ impl Action {
             Self::DeactivateSuperadmin { user } | Self::RecoverAccount { user } => {
                 format!("{kind}:{user}")
             }
+            Self::InviteStaff { email, .. } => format!("{kind}:{}", email.to_lowercase()),
         }
     }
 
@@ -119,6 +129,10 @@ impl Action {
             | Self::RevokeTenant { .. }
             | Self::RecoverAccount { .. }
             | Self::GrantRole {
+                role: Role::Superadmin,
+                ..
+            }
+            | Self::InviteStaff {
                 role: Role::Superadmin,
                 ..
             } => Gravity::High,
@@ -139,6 +153,7 @@ impl Action {
                 (Permission::RecoverAccounts, None)
             }
             Self::GrantRole { .. }
+            | Self::InviteStaff { .. }
             | Self::RemoveRole { .. }
             | Self::DeactivateSuperadmin { .. }
             | Self::RecoverAccount { .. } => (Permission::ManageStaff, None),
@@ -157,6 +172,18 @@ impl Action {
 
     pub(super) fn columns(&self) -> (String, String) {
         (self.target(), self.dedupe())
+    }
+
+    /// What the typed columns cannot hold, as JSON.
+    pub(super) fn details(&self) -> String {
+        match self {
+            Self::InviteStaff {
+                email,
+                display_name,
+                ..
+            } => serde_json::json!({ "email": email, "display_name": display_name }).to_string(),
+            _ => "{}".to_owned(),
+        }
     }
 
     /// Reads the row's kind and typed columns back into the action.
@@ -198,6 +225,22 @@ impl Action {
             "suspend_tenant" => Self::SuspendTenant { tenant: tenant()? },
             "revoke_tenant" => Self::RevokeTenant { tenant: tenant()? },
             "recover_account" => Self::RecoverAccount { user: user()? },
+            "invite_staff" => {
+                let details: serde_json::Value =
+                    serde_json::from_str(&row.details).map_err(|_| corrupt("details"))?;
+                let text = |key: &str| {
+                    details
+                        .get(key)
+                        .and_then(serde_json::Value::as_str)
+                        .map(str::to_owned)
+                        .ok_or_else(|| corrupt(key))
+                };
+                Self::InviteStaff {
+                    email: text("email")?,
+                    display_name: text("display_name")?,
+                    role: Role::parse(&row.target).ok_or_else(|| corrupt("role"))?,
+                }
+            }
             _ => return Err(corrupt("kind")),
         })
     }
@@ -246,6 +289,11 @@ impl Action {
                 "Recover the account of {}: remove every passkey, recovery code and session and mail a recovery link",
                 person(*user).await?
             ),
+            Self::InviteStaff {
+                email,
+                display_name,
+                role,
+            } => format!("Invite {display_name} ({email}) as {}", role_phrase(*role)),
         })
     }
 }

@@ -7,13 +7,15 @@ use secrecy::ExposeSecret;
 use super::{Action, Approval, ApprovalError, ApprovalStatus, approval_event, notice_mails};
 use crate::clock::{duration_ms, format_utc};
 use crate::domain::Core;
+use crate::domain::email::Email;
 use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
 use crate::domain::keys;
 use crate::domain::rbac::Role;
 use crate::domain::recovery::{ASSISTED_LINK_LIFETIME, recovery_link, recovery_started};
 use crate::domain::secrets::SecretDigest;
+use crate::domain::staff::{self, Grant, Invitation, StaffError};
 use crate::domain::tenants::TenantStatus;
-use crate::domain::users::{User, UserStatus};
+use crate::domain::users::{DisplayName, User, UserStatus};
 use crate::store::StoreError;
 use crate::store::approvals::{Effect, Execution};
 use crate::store::partners::{GrantRevocation, GrantSelection};
@@ -104,6 +106,19 @@ pub(super) async fn check_applies(core: &Core, action: &Action) -> Result<(), Ap
         Action::RecoverAccount { user } => {
             active_person(core, *user).await?;
         }
+        Action::InviteStaff { email, role, .. } => {
+            if !role.is_global() {
+                return Err(not_applicable(
+                    "Only invitations to the superadmin and security roles wait for a second person.",
+                ));
+            }
+            let email = Email::parse(email).map_err(|e| not_applicable(&e.to_string()))?;
+            if let Err(StaffError::AlreadyStaff) = staff::ensure_new(core, &email).await {
+                return Err(not_applicable(
+                    "Someone with this e-mail address already has an account.",
+                ));
+            }
+        }
     }
     Ok(())
 }
@@ -162,6 +177,7 @@ pub(super) async fn run(
     let emergency;
     let revocation_event;
     let recovery;
+    let invitation;
     let effect = match action {
         Action::ReplaceSigningKey { tenant, kid } => {
             emergency =
@@ -265,6 +281,45 @@ pub(super) async fn run(
                 user: *user,
                 link: recovery,
                 link_expires_at: now + duration_ms(ASSISTED_LINK_LIFETIME),
+            }
+        }
+        Action::InviteStaff {
+            email,
+            display_name,
+            role,
+        } => {
+            let invited = Invitation {
+                email: Email::parse(email).map_err(|e| not_applicable(&e.to_string()))?,
+                display_name: DisplayName::parse(display_name)
+                    .map_err(|e| not_applicable(&e.to_string()))?,
+                grant: Grant {
+                    role: *role,
+                    tenant: None,
+                },
+            };
+            invitation = staff::prepare_invitation(
+                core,
+                approval.requested_by,
+                actor.clone(),
+                &invited,
+                context,
+            )
+            .await
+            .map_err(|e| match e {
+                StaffError::Store(e) => ApprovalError::Store(e),
+                other => not_applicable(&other.to_string()),
+            })?;
+            events.push(
+                invitation
+                    .event
+                    .clone()
+                    .detail("approval", approval.id.as_str())
+                    .detail("requested_by", approval.requested_by.to_string()),
+            );
+            Effect::Invite {
+                invitation: &invitation.record,
+                token: &invitation.token,
+                mail: &invitation.mail,
             }
         }
     };

@@ -371,12 +371,14 @@ pub async fn request(
         now,
     )?;
     let (target, dedupe) = action.columns();
+    let details = action.details();
     let new = NewApproval {
         id: &id,
         kind: action.kind(),
         tenant: action.tenant(),
         subject: action.subject(),
         target: &target,
+        details: &details,
         dedupe: &dedupe,
         reason: &reason,
         requested_by: requester.id,

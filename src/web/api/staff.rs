@@ -15,7 +15,7 @@ use crate::domain::sessions;
 use crate::domain::staff::{self, Grant, Invitation, StaffError};
 use crate::domain::tenants;
 use crate::domain::users::{self, DisplayName, User, UserStatus};
-use crate::web::api::approvals::{ApprovalBody, accepted};
+use crate::web::api::approvals::{self as approvals_api, ApprovalBody, accepted};
 use crate::web::api::problem::Problem;
 use crate::web::api::{ApiError, Caller, Page, Paging};
 
@@ -178,15 +178,21 @@ pub struct InvitationBody {
     pub role: String,
     /// The tenant's slug, for tenant roles.
     pub tenant: Option<String>,
+    /// Required for `superadmin` and `security`: the approver reads it.
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Invited {
-    /// The invitation link goes to the person by e-mail, valid 72 hours.
+    /// `email`: the invitation link went to the person by e-mail, valid 72 hours.
+    /// `after_approval`: superadmin and security invitations are sent once a second superadmin
+    /// approves `approval`.
     pub delivery: String,
+    pub approval: Option<ApprovalBody>,
 }
 
-/// Invites a person by e-mail with their first role.
+/// Invites a person by e-mail with their first role; an invitation to superadmin or security is
+/// sent once a second superadmin approves it (`reason` required).
 #[utoipa::path(
     post,
     path = "/api/v1/staff/invitations",
@@ -220,17 +226,18 @@ pub async fn invite(
         )
         .await?,
     };
-    staff::invite(
-        &core,
-        caller.owner.id,
-        invitation,
-        &core.public_url,
-        &context,
-    )
-    .await?;
-    Ok(HttpResponse::Accepted().json(Invited {
-        delivery: "email".into(),
-    }))
+    let reason = body.reason.as_deref().unwrap_or("");
+    let invited = match staff::invite(&core, &caller.owner, invitation, reason, &context).await? {
+        Change::Done => Invited {
+            delivery: "email".into(),
+            approval: None,
+        },
+        Change::AwaitingApproval(approval) => Invited {
+            delivery: "after_approval".into(),
+            approval: Some(approvals_api::body(&core, approval).await?),
+        },
+    };
+    Ok(HttpResponse::Accepted().json(invited))
 }
 
 /// A role to grant and, for superadmin and security, why (a second superadmin approves).
