@@ -36,7 +36,7 @@ async fn with_background_jobs_off_nothing_changes_until_a_job_is_run(backend: Ba
     assert_eq!(app.shutdown.running(), follower, "no periodic job spawned");
 
     app.create_admin().await;
-    invite(&app, "late@example.com", "Late", "security", None).await;
+    invite_to_acme(&app, "late@example.com", "Late").await;
     let events = unsealed(&app).await;
     assert!(events > 0);
 
@@ -69,7 +69,7 @@ async fn each_job_run_once_does_its_work_and_a_second_run_finds_nothing(backend:
     app.create_admin().await;
 
     // Outbox: a queued invitation is delivered.
-    invite(&app, "sam@example.com", "Sam", "security", None).await;
+    invite_to_acme(&app, "sam@example.com", "Sam").await;
     assert_eq!(app.run_job(Job::Outbox).await, 1);
     assert_eq!(app.run_job(Job::Outbox).await, 0);
 

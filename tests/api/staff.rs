@@ -63,7 +63,7 @@ async fn an_invited_person_sets_a_password_and_a_passkey_and_gets_their_role(bac
 async fn invitation_links_work_once_and_expire(backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_admin().await;
-    invite(&app, "one@example.com", "One", "security", None).await;
+    invite_to_acme(&app, "one@example.com", "One").await;
     let link = invitation_link(&app, "one@example.com").await;
     accept(&app, &link, STAFF_PASSWORD).await;
 
@@ -77,7 +77,7 @@ async fn invitation_links_work_once_and_expire(backend: Backend) {
             .contains("already been accepted")
     );
 
-    invite(&app, "late@example.com", "Late", "security", None).await;
+    invite_to_acme(&app, "late@example.com", "Late").await;
     let late = invitation_link(&app, "late@example.com").await;
     app.clock.advance(Duration::from_secs(73 * 3600));
     let expired = app.new_browser().get(&late).await;
@@ -141,7 +141,7 @@ async fn inviting_an_existing_account_or_a_wrong_role_scope_is_refused(backend: 
 async fn a_withdrawn_invitation_no_longer_works(backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_admin().await;
-    invite(&app, "gone@example.com", "Gone", "security", None).await;
+    invite_to_acme(&app, "gone@example.com", "Gone").await;
     let link = invitation_link(&app, "gone@example.com").await;
     let id = app
         .core
@@ -400,7 +400,7 @@ async fn invitations_wait_out_an_smtp_outage_and_are_delivered_once_it_is_back(b
     .await;
     app.create_admin().await;
 
-    invite(&app, "late@example.com", "Late", "security", None).await;
+    invite_to_acme(&app, "late@example.com", "Late").await;
     assert_eq!(app.run_job(Job::Outbox).await, 0, "the SMTP server is down");
     assert_eq!(
         app.core.store.unsent_mail().await.unwrap(),
@@ -443,7 +443,7 @@ on_both_backends!(
 async fn a_sent_invitation_link_is_nowhere_in_the_sqlite_files() {
     let app = spawn_app(Backend::Sqlite).await;
     app.create_admin().await;
-    invite(&app, "new@example.com", "New Person", "security", None).await;
+    invite_to_acme(&app, "new@example.com", "New Person").await;
     let link = invitation_link(&app, "new@example.com").await;
     let token = link.trim_start_matches("/invite?token=");
     assert!(token.len() > 20, "{link}");

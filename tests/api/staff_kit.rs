@@ -73,6 +73,19 @@ pub async fn invite(
     .await
 }
 
+/// Invites someone as support staff of Acme (created first if need be): an invitation that is sent
+/// at once, for tests about invitations themselves.
+pub async fn invite_to_acme(app: &TestApp, email: &str, name: &str) -> reqwest::Response {
+    if tokenbroker::domain::tenants::by_slug(&app.core, "acme")
+        .await
+        .unwrap()
+        .is_none()
+    {
+        create_tenant(app, "Acme", "acme", "#123456", None).await;
+    }
+    invite(app, email, name, "support", Some("acme")).await
+}
+
 /// Delivers the outbox now and returns the invitation link sent to `email` (from the .eml files).
 pub async fn invitation_link(app: &TestApp, email: &str) -> String {
     app.mailer.deliver_due(&app.core).await.unwrap();
