@@ -48,6 +48,8 @@ pub enum EventType {
     CredentialRetrieved,
     CredentialRevoked,
     CredentialSecretRetired,
+    CredentialKeyAdded,
+    CredentialKeyRemoved,
     CredentialExpired,
     KeyPublished,
     KeyActivated,
@@ -78,7 +80,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 66] = [
+    pub const ALL: [EventType; 68] = [
         Self::Login,
         Self::Logout,
         Self::SetupCompleted,
@@ -119,6 +121,8 @@ impl EventType {
         Self::CredentialRetrieved,
         Self::CredentialRevoked,
         Self::CredentialSecretRetired,
+        Self::CredentialKeyAdded,
+        Self::CredentialKeyRemoved,
         Self::CredentialExpired,
         Self::KeyPublished,
         Self::KeyActivated,
@@ -193,6 +197,8 @@ impl EventType {
             Self::CredentialRetrieved => "credential_retrieved",
             Self::CredentialRevoked => "credential_revoked",
             Self::CredentialSecretRetired => "credential_secret_retired",
+            Self::CredentialKeyAdded => "credential_key_added",
+            Self::CredentialKeyRemoved => "credential_key_removed",
             Self::CredentialExpired => "credential_expired",
             Self::KeyPublished => "key_published",
             Self::KeyActivated => "key_activated",

@@ -62,6 +62,7 @@ pub async fn sweep(core: &Core) -> Result<u64, StoreError> {
     crate::domain::partners::sweep(core).await?;
     crate::domain::idempotency::sweep(core, now).await?;
     crate::domain::approvals::expire_lapsed(core).await?;
+    core.store.sweep_used_assertions(now).await?;
     core.store
         .prune_revocations(now - REVOCATION_KEEP_MS)
         .await?;

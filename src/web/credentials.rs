@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::clock::format_utc;
 use crate::domain::Core;
 use crate::domain::approvals::{self, Action, ApprovalError};
+use crate::domain::partners::client_keys;
 use crate::domain::partners::{
     self, CredentialSearch, CredentialView, Grant, MintRequest, PartnerError,
 };
@@ -211,9 +212,22 @@ pub struct CredentialPage {
     slug: String,
     credential: CredentialRow,
     secrets: Vec<SecretLine>,
+    keys: Vec<KeyLine>,
+    /// May register another public key (fewer than two live ones).
+    can_add_key: bool,
     can_mint: bool,
     can_revoke: bool,
     notice: Option<&'static str>,
+}
+
+/// A registered public key, by its thumbprint (a public key is not a secret).
+pub struct KeyLine {
+    id: String,
+    thumbprint: String,
+    algorithm: String,
+    added: String,
+    removed: Option<String>,
+    removable: bool,
 }
 
 pub async fn credential_get(
@@ -255,10 +269,28 @@ pub async fn credential_get(
             }
         })
         .collect::<Vec<_>>();
+    let keys = client_keys::client_keys(&core, page.tenant.id, &path.1).await?;
+    let live_keys = keys.iter().filter(|k| k.removed_at.is_none()).count();
+    let keys = keys
+        .into_iter()
+        .map(|k| KeyLine {
+            removable: can_revoke && active && k.removed_at.is_none(),
+            removed: k.removed_at.map(format_utc),
+            added: format_utc(k.created_at),
+            id: k.id,
+            thumbprint: k.thumbprint,
+            algorithm: k.algorithm,
+        })
+        .collect();
     let view = CredentialPage {
         nav: Some(Nav::in_tenant(&page.current, &page.tenant)),
         csrf_token: page.current.csrf_token.clone(),
         slug: page.tenant.slug.to_string(),
+        keys,
+        can_add_key: page.may(Permission::MintCredentials)
+            && active
+            && credential.kind == "client"
+            && live_keys < 2,
         can_mint: page.may(Permission::MintCredentials)
             && active
             && credential.kind == "client"
@@ -271,6 +303,12 @@ pub async fn credential_get(
                 "Another secret was created. The partner has been sent a one-time link to retrieve it.",
             ),
             Some("secret_retired") => Some("The secret was retired: it stops working at once."),
+            Some("key_added") => Some(
+                "The public key was registered: the client may now authenticate with assertions signed by it.",
+            ),
+            Some("key_removed") => {
+                Some("The key was removed: assertions signed by it fail at once.")
+            }
             Some("revoked") => Some("Revoked. The credential stops working at its very next use."),
             _ => None,
         },
@@ -524,4 +562,44 @@ pub async fn revoke_post(
     // Revoking an already revoked (or expired) credential is not an error: the outcome is the same.
     partners::revoke(&core, user, page.tenant.id, id, &form.reason, &client).await?;
     Ok(see_other(&credential_url(&page, id, "revoked")))
+}
+
+#[derive(Deserialize)]
+pub struct KeyForm {
+    #[serde(default)]
+    jwk: String,
+}
+
+/// Registers a public key for private_key_jwt (behind a fresh passkey, like minting).
+pub async fn key_add_post(
+    core: web::Data<Core>,
+    page: TenantPage,
+    Client(client): Client,
+    path: web::Path<(String, String)>,
+    form: web::Form<KeyForm>,
+) -> Result<HttpResponse, WebError> {
+    let credential = &path.1;
+    let actor = page.current.user.id;
+    client_keys::add_client_key(&core, actor, page.tenant.id, credential, &form.jwk, &client)
+        .await?;
+    Ok(see_other(&format!(
+        "/t/{}/credentials/{credential}?notice=key_added",
+        page.tenant.slug
+    )))
+}
+
+pub async fn key_remove_post(
+    core: web::Data<Core>,
+    page: TenantPage,
+    Client(client): Client,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, WebError> {
+    let (_, credential, key) = path.into_inner();
+    let actor = page.current.user.id;
+    client_keys::remove_client_key(&core, actor, page.tenant.id, &credential, &key, &client)
+        .await?;
+    Ok(see_other(&format!(
+        "/t/{}/credentials/{credential}?notice=key_removed",
+        page.tenant.slug
+    )))
 }

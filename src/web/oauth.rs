@@ -18,9 +18,10 @@ use crate::domain::Core;
 use crate::domain::events::RequestContext;
 use crate::domain::keys;
 use crate::domain::oauth::{
-    self, AuthMethod, AuthenticatedClient, ClientPurpose, ErrorCode, OAuthError, PresentedClient,
-    ServedTenant,
+    self, AuthMethod, AuthenticatedClient, ClientProof, ClientPurpose, ErrorCode, OAuthError,
+    PresentedClient, ServedTenant,
 };
+use crate::domain::partners::client_keys;
 use crate::web::extractors::request_context;
 
 /// A form body as RFC 6749 wants it read: UTF-8, every parameter at most once.
@@ -93,8 +94,8 @@ fn invalid_client() -> OAuthError {
     OAuthError::rejected(ErrorCode::InvalidClient, "Client authentication failed.")
 }
 
-/// Client credentials from HTTP Basic (RFC 6749 §2.3.1: both parts form-urlencoded) or the body;
-/// using both at once is an error.
+/// Client credentials from HTTP Basic (RFC 6749 §2.3.1: both parts form-urlencoded), the body, or
+/// a client assertion (RFC 7523 `private_key_jwt`); using two methods at once is an error.
 fn presented_client(
     headers: &HeaderMap,
     form: Option<&mut OAuthForm>,
@@ -103,13 +104,44 @@ fn presented_client(
         None => None,
         Some(value) => Some(basic_credentials(value.as_bytes())?),
     };
-    let (posted_id, posted_secret) = match form {
-        Some(form) => (
-            form.get("client_id").map(str::to_owned),
-            form.take_secret("client_secret"),
-        ),
-        None => (None, None),
+    let (posted_id, posted_secret, assertion) = match form {
+        Some(form) => {
+            let assertion_type = form.get("client_assertion_type").map(str::to_owned);
+            let assertion = form.take_secret("client_assertion");
+            (
+                form.get("client_id").map(str::to_owned),
+                form.take_secret("client_secret"),
+                (assertion_type, assertion),
+            )
+        }
+        None => (None, None, (None, None)),
     };
+    match (basic, posted_id, posted_secret, assertion) {
+        (basic, posted_id, posted_secret, (None, None)) => {
+            secret_client(basic, posted_id, posted_secret)
+        }
+        (Some(_), _, _, _) | (_, _, Some(_), _) => Err(invalid_request(
+            "Use one client authentication method, not two.",
+        )),
+        (None, posted_id, None, (Some(kind), Some(assertion))) if kind == oauth::JWT_BEARER => {
+            let client_id = posted_id
+                .or_else(|| oauth::claimed_client(assertion.expose_secret()))
+                .ok_or_else(invalid_client)?;
+            Ok(Some(PresentedClient {
+                client_id,
+                proof: ClientProof::Assertion(assertion),
+                method: AuthMethod::PrivateKeyJwt,
+            }))
+        }
+        (None, _, None, _) => Err(invalid_client()),
+    }
+}
+
+fn secret_client(
+    basic: Option<PresentedClient>,
+    posted_id: Option<String>,
+    posted_secret: Option<SecretString>,
+) -> Result<Option<PresentedClient>, OAuthError> {
     match (basic, posted_id, posted_secret) {
         (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(invalid_request(
             "Use one client authentication method, not two.",
@@ -117,7 +149,7 @@ fn presented_client(
         (Some(basic), None, None) => Ok(Some(basic)),
         (None, Some(client_id), Some(secret)) => Ok(Some(PresentedClient {
             client_id,
-            secret,
+            proof: ClientProof::Secret(secret),
             method: AuthMethod::Post,
         })),
         (None, Some(_), None) | (None, None, Some(_)) => Err(invalid_client()),
@@ -145,7 +177,7 @@ fn basic_credentials(header_value: &[u8]) -> Result<PresentedClient, OAuthError>
     );
     Ok(PresentedClient {
         client_id,
-        secret: SecretString::from(secret),
+        proof: ClientProof::Secret(SecretString::from(secret)),
         method: AuthMethod::Basic,
     })
 }
@@ -329,7 +361,8 @@ pub async fn metadata_get(
     let tenant = oauth::served_tenant(&core, &path.tenant).await?;
     let issuer = tenant.issuer(&core.public_url);
     let scopes = oauth::scopes_supported(&core, &tenant).await?;
-    let auth_methods = [AuthMethod::Basic.as_str(), AuthMethod::Post.as_str()];
+    let auth_methods = AuthMethod::ALL.map(AuthMethod::as_str);
+    let assertion_algorithms = client_keys::ASSERTION_ALGORITHMS;
     let algorithms = [
         keys::KeyAlgorithm::EdDsa.as_str(),
         keys::KeyAlgorithm::Es256.as_str(),
@@ -349,6 +382,9 @@ pub async fn metadata_get(
             "token_endpoint_auth_methods_supported": auth_methods,
             "introspection_endpoint_auth_methods_supported": auth_methods,
             "revocation_endpoint_auth_methods_supported": auth_methods,
+            "token_endpoint_auth_signing_alg_values_supported": assertion_algorithms,
+            "introspection_endpoint_auth_signing_alg_values_supported": assertion_algorithms,
+            "revocation_endpoint_auth_signing_alg_values_supported": assertion_algorithms,
             "access_token_signing_alg_values_supported": algorithms,
         })))
 }

@@ -158,8 +158,8 @@ pub fn no_extra_routes(_: &mut Router<'_>) {}
 /// The automation API: keys, never cookies (it sits outside the session scope), JSON in and out.
 fn automation_api(router: &mut Router<'_>) {
     use crate::web::api::{
-        alerts, approvals, credentials, docs, events, keys, me, openapi, requests, scopes, staff,
-        tenants,
+        alerts, approvals, client_keys, credentials, docs, events, keys, me, openapi, requests,
+        scopes, staff, tenants,
     };
     router
         .get("/api/docs", Public, docs::page)
@@ -276,6 +276,16 @@ fn automation_api(router: &mut Router<'_>) {
             "/api/v1/tenants/{tenant}/credentials/{id}/revoke",
             KeyInTenant(RevokeCredentials),
             credentials::revoke,
+        )
+        .post(
+            "/api/v1/tenants/{tenant}/credentials/{id}/keys",
+            KeyInTenant(MintCredentials),
+            client_keys::add,
+        )
+        .delete(
+            "/api/v1/tenants/{tenant}/credentials/{id}/keys/{key}",
+            KeyInTenant(RevokeCredentials),
+            client_keys::remove,
         )
         .get("/api/v1/events", Key(ViewEvents), events::list)
         .get("/api/v1/events/export", Key(ViewEvents), events::export)
@@ -618,6 +628,16 @@ pub fn console(router: &mut Router<'_>) {
             "/t/{tenant}/credentials/{id}/revoke",
             InTenant(RevokeCredentials),
             credentials::revoke_post,
+        )
+        .post(
+            "/t/{tenant}/credentials/{id}/keys",
+            InTenant(MintCredentials).with_step_up("Register a client's public key"),
+            credentials::key_add_post,
+        )
+        .post(
+            "/t/{tenant}/credentials/{id}/keys/{key}/remove",
+            InTenant(RevokeCredentials),
+            credentials::key_remove_post,
         )
         .post(
             "/t/{tenant}/revoke-everything",

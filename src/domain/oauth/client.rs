@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use super::assertion::verify_assertion;
 use super::cache::KnownSecret;
+use super::secrets::record_use;
 use super::{ErrorCode, OAuthError, Presented, SecretCheck, ServedTenant, check_secret};
 use crate::clock::duration_ms;
 use crate::domain::Core;
@@ -25,21 +27,32 @@ const IP_THRESHOLD: i64 = 50;
 pub enum AuthMethod {
     Basic,
     Post,
+    PrivateKeyJwt,
 }
 
 impl AuthMethod {
+    pub const ALL: [AuthMethod; 3] = [Self::Basic, Self::Post, Self::PrivateKeyJwt];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Basic => "client_secret_basic",
             Self::Post => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
         }
     }
+}
+
+/// How the client proves who it is.
+pub enum ClientProof {
+    Secret(SecretString),
+    /// A signed JWT (`client_assertion`).
+    Assertion(SecretString),
 }
 
 /// Client credentials as presented.
 pub struct PresentedClient {
     pub client_id: String,
-    pub secret: SecretString,
+    pub proof: ClientProof,
     pub method: AuthMethod,
 }
 
@@ -82,16 +95,33 @@ pub async fn authenticate_client(
             "Client authentication is required.",
         ));
     };
-    let secret = Presented::new(presented.secret.expose_secret());
+    let keys = throttle_keys(&presented.client_id, context.ip.as_deref());
+    let secret = match &presented.proof {
+        ClientProof::Secret(secret) => secret,
+        ClientProof::Assertion(assertion) => {
+            refuse_if_locked(core, &keys).await?;
+            let client_id = presented.client_id.as_str();
+            let checked =
+                verify_assertion(core, tenant, client_id, assertion.expose_secret()).await?;
+            return match checked {
+                Ok(known) => admit(core, presented, known, purpose, context).await,
+                Err(refusal) => {
+                    record_failure(core, tenant, &presented, &keys, refusal.code(), context)
+                        .await?;
+                    Err(OAuthError::rejected(
+                        ErrorCode::InvalidClient,
+                        "Client authentication failed.",
+                    ))
+                }
+            };
+        }
+    };
+    let secret = Presented::new(secret.expose_secret());
     let known_good = secret
         .cached(core)
         .is_some_and(|known| known.client_id.as_deref() == Some(presented.client_id.as_str()));
     if !known_good {
-        refuse_if_locked(
-            core,
-            &throttle_keys(&presented.client_id, context.ip.as_deref()),
-        )
-        .await?;
+        refuse_if_locked(core, &keys).await?;
     }
     let check = check_secret(core, &secret, context.ip.as_deref()).await?;
     let failure = match check {
@@ -100,27 +130,40 @@ pub async fn authenticate_client(
                 && known.client_id.as_deref() == Some(presented.client_id.as_str())
                 && known.tenant_id == tenant.id =>
         {
-            if purpose == ClientPurpose::ResourceServer && !known.may_introspect {
-                return Err(OAuthError::rejected(
-                    ErrorCode::UnauthorizedClient,
-                    "This client is not a resource server: it may not introspect tokens or read revocations.",
-                ));
-            }
-            return Ok(AuthenticatedClient {
-                client_id: presented.client_id,
-                method: presented.method,
-                known,
-            });
+            return admit(core, presented, known, purpose, context).await;
         }
         SecretCheck::Active(_) => "mismatch",
         SecretCheck::Inactive { reason, .. } => reason.code(),
     };
-    let keys = throttle_keys(&presented.client_id, context.ip.as_deref());
     record_failure(core, tenant, &presented, &keys, failure, context).await?;
     Err(OAuthError::rejected(
         ErrorCode::InvalidClient,
         "Client authentication failed.",
     ))
+}
+
+/// An authenticated client, if it may use this endpoint.
+async fn admit(
+    core: &Core,
+    presented: PresentedClient,
+    known: Arc<KnownSecret>,
+    purpose: ClientPurpose,
+    context: &RequestContext,
+) -> Result<AuthenticatedClient, OAuthError> {
+    if purpose == ClientPurpose::ResourceServer && !known.may_introspect {
+        return Err(OAuthError::rejected(
+            ErrorCode::UnauthorizedClient,
+            "This client is not a resource server: it may not introspect tokens or read revocations.",
+        ));
+    }
+    if presented.method == AuthMethod::PrivateKeyJwt {
+        record_use(core, &known, core.clock.now_ms(), context.ip.as_deref()).await?;
+    }
+    Ok(AuthenticatedClient {
+        client_id: presented.client_id,
+        method: presented.method,
+        known,
+    })
 }
 
 async fn refuse_if_locked(core: &Core, keys: &[(String, i64)]) -> Result<(), OAuthError> {

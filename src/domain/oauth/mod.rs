@@ -6,6 +6,7 @@ use crate::domain::ids::TenantId;
 use crate::domain::keys::KeyError;
 use crate::store::StoreError;
 
+mod assertion;
 mod cache;
 mod client;
 mod grant;
@@ -13,6 +14,7 @@ mod introspection;
 mod jwt;
 mod secrets;
 
+pub use assertion::{JWT_BEARER, claimed_client};
 pub use cache::VerifiedCache;
 pub use client::*;
 pub use grant::*;

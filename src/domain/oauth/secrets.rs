@@ -186,7 +186,7 @@ async fn load(core: &Core, digest: &SecretDigest) -> Result<Loaded, StoreError> 
 
 /// Writes "last used" at most once a minute per credential and instance (the store's own guard
 /// keeps several instances from all writing within the same minute).
-async fn record_use(
+pub(super) async fn record_use(
     core: &Core,
     known: &KnownSecret,
     now: Millis,

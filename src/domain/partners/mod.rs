@@ -12,6 +12,7 @@ use crate::mail::{self, Rendered};
 use crate::store::StoreError;
 use crate::store::staff::OutgoingMail;
 
+pub mod client_keys;
 mod credentials;
 mod listing;
 mod requests;

@@ -2,6 +2,7 @@
 //! it; decisions and revocations are single guarded UPDATEs, so two people acting at once cannot both
 //! succeed.
 
+pub mod client_keys;
 mod credentials;
 mod requests;
 

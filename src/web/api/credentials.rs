@@ -11,6 +11,7 @@ use crate::domain::Core;
 use crate::domain::partners::{
     self, CredentialSearch, CredentialView, Delivery, Grant, MintRequest,
 };
+use crate::web::api::client_keys::{ClientKeyBody, keys_of};
 use crate::web::api::idempotency::CarriesSecret;
 use crate::web::api::problem::Problem;
 use crate::web::api::{ApiError, Caller, InTenant, Page, Paging, page_limit};
@@ -216,6 +217,8 @@ pub struct CredentialDetail {
     pub credential: CredentialBody,
     /// A client's secrets (one, or two during a rotation); never their values.
     pub secrets: Vec<SecretBody>,
+    /// A client's registered public keys (private_key_jwt), live and removed.
+    pub keys: Vec<ClientKeyBody>,
 }
 
 /// One credential, with its secrets' state.
@@ -254,6 +257,7 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(CredentialDetail {
         credential: credential.into(),
         secrets,
+        keys: keys_of(&core, tenant.id, &path.1).await?,
     }))
 }
 

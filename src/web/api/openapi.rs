@@ -6,7 +6,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use crate::web::api::{
-    alerts, approvals, credentials, events, keys, me, problem, requests, scopes, staff, tenants,
+    alerts, approvals, client_keys, credentials, events, keys, me, problem, requests, scopes,
+    staff, tenants,
 };
 
 #[derive(OpenApi)]
@@ -43,6 +44,8 @@ use crate::web::api::{
         credentials::revoke_grant,
         credentials::revoke_partner,
         credentials::add_secret,
+        client_keys::add,
+        client_keys::remove,
         events::list,
         events::export,
         events::tenant_list,
