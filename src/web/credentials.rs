@@ -245,6 +245,8 @@ pub async fn credential_get(
         .count();
     let active = credential.status == "active";
     let can_revoke = page.may(Permission::RevokeCredentials);
+    let keys = client_keys::client_keys(&core, page.tenant.id, &path.1).await?;
+    let live_keys = keys.iter().filter(|k| k.removed_at.is_none()).count();
     let secrets = secrets
         .into_iter()
         .map(|s| {
@@ -260,7 +262,7 @@ pub async fn credential_get(
                 expires: format_utc(s.expires_at),
                 retirable: can_revoke
                     && active
-                    && live > 1
+                    && (live > 1 || live_keys > 0)
                     && matches!(
                         state,
                         partners::SecretState::Live | partners::SecretState::Waiting
@@ -269,8 +271,6 @@ pub async fn credential_get(
             }
         })
         .collect::<Vec<_>>();
-    let keys = client_keys::client_keys(&core, page.tenant.id, &path.1).await?;
-    let live_keys = keys.iter().filter(|k| k.removed_at.is_none()).count();
     let keys = keys
         .into_iter()
         .map(|k| KeyLine {

@@ -24,6 +24,7 @@ mod automation;
 mod bad_input;
 mod browser;
 mod cli;
+mod client_assertions;
 mod credentials;
 mod csrf;
 mod event_log;

@@ -318,7 +318,7 @@ pub async fn retire_client_secret(
         .await?
     {
         return Err(PartnerError::Invalid(
-            "This is the client's only live secret: revoke the credential instead.",
+            "This is the client's only live secret and it has no public key: revoke the credential instead.",
         ));
     }
     core.revocations.catch_up(&core.store).await?;

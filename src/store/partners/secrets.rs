@@ -207,9 +207,9 @@ impl Store {
         .await?)
     }
 
-    /// Retires one secret of a client while another live one remains, with a revocation entry (so
-    /// every instance stops accepting it at once) and the event. False when it was not live, or is
-    /// the last live one.
+    /// Retires one secret of a client while another live one — or a registered public key —
+    /// remains, with a revocation entry (so every instance stops accepting it at once) and the
+    /// event. False when it was not live, or is the client's last way to authenticate.
     pub async fn retire_secret(
         &self,
         tenant: TenantId,
@@ -222,8 +222,9 @@ impl Store {
         let expires_at: Option<(i64,)> = sqlx::query_as(
             "UPDATE credential_secrets SET revoked_at = $4 \
              WHERE tenant_id = $1 AND credential_id = $2 AND id = $3 AND revoked_at IS NULL AND expires_at > $4 \
-             AND (SELECT COUNT(*) FROM credential_secrets o WHERE o.credential_id = $2 AND o.id <> $3 \
+             AND ((SELECT COUNT(*) FROM credential_secrets o WHERE o.credential_id = $2 AND o.id <> $3 \
                   AND o.revoked_at IS NULL AND o.expires_at > $4) > 0 \
+                  OR EXISTS (SELECT 1 FROM credential_keys k WHERE k.credential_id = $2 AND k.removed_at IS NULL)) \
              RETURNING expires_at",
         )
         .bind(tenant.to_string())
