@@ -651,7 +651,16 @@ async fn discovery_documents_follow_rfc8414_and_rfc7517(backend: Backend) {
     );
     assert_eq!(
         metadata["token_endpoint_auth_methods_supported"],
-        json!(["client_secret_basic", "client_secret_post"])
+        json!([
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt"
+        ])
+    );
+    assert_eq!(
+        metadata["token_endpoint_auth_signing_alg_values_supported"],
+        json!(["EdDSA", "ES256", "RS256", "PS256"]),
+        "asymmetric only: never none or an HMAC"
     );
     let scopes: HashSet<&str> = metadata["scopes_supported"]
         .as_array()
