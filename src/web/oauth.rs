@@ -224,13 +224,34 @@ pub async fn token_post(
     )
     .await?;
     let (grant_type, scope) = (form.get("grant_type"), form.get("scope"));
-    let issued = oauth::grant_token(&core, &tenant, &client, grant_type, scope, &context).await?;
+    let proof = dpop_proof(req.headers())?;
+    let issued =
+        oauth::grant_token(&core, &tenant, &client, grant_type, scope, proof, &context).await?;
     Ok(no_store(HttpResponse::Ok()).json(json!({
         "access_token": issued.access_token.expose_secret(),
-        "token_type": "Bearer",
+        "token_type": issued.token_type,
         "expires_in": issued.expires_in,
         "scope": issued.scope,
     })))
+}
+
+/// The request's `DPoP` header, if it has one (RFC 9449 §4.3: never two).
+fn dpop_proof(headers: &HeaderMap) -> Result<Option<&str>, OAuthError> {
+    let mut proofs = headers.get_all("dpop");
+    let first = proofs.next();
+    if proofs.next().is_some() {
+        return Err(OAuthError::rejected(
+            ErrorCode::InvalidDpopProof,
+            "Send one DPoP proof, not several.",
+        ));
+    }
+    first
+        .map(|value| {
+            value.to_str().map_err(|_| {
+                OAuthError::rejected(ErrorCode::InvalidDpopProof, "The DPoP proof is malformed.")
+            })
+        })
+        .transpose()
 }
 
 /// A request about one token (introspection, revocation): the tenant, the authenticated caller, the
@@ -386,5 +407,6 @@ pub async fn metadata_get(
             "introspection_endpoint_auth_signing_alg_values_supported": assertion_algorithms,
             "revocation_endpoint_auth_signing_alg_values_supported": assertion_algorithms,
             "access_token_signing_alg_values_supported": algorithms,
+            "dpop_signing_alg_values_supported": oauth::DPOP_ALGORITHMS,
         })))
 }

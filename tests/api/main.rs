@@ -27,6 +27,7 @@ mod cli;
 mod client_assertions;
 mod credentials;
 mod csrf;
+mod dpop;
 mod event_log;
 mod events;
 mod geo;

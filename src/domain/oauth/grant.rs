@@ -28,12 +28,14 @@ pub async fn served_tenant(core: &Core, slug: &str) -> Result<Arc<ServedTenant>,
 
 /// A token request of an authenticated client. A refusal is recorded as an event (failed client
 /// authentications are recorded where they are counted, not here).
+/// With a DPoP proof (RFC 9449), the token is bound to the proof's key.
 pub async fn grant_token(
     core: &Core,
     tenant: &ServedTenant,
     client: &AuthenticatedClient,
     grant_type: Option<&str>,
     scope: Option<&str>,
+    dpop_proof: Option<&str>,
     context: &RequestContext,
 ) -> Result<IssuedAccessToken, OAuthError> {
     let issued = match grant_type {
@@ -42,7 +44,7 @@ pub async fn grant_token(
             "grant_type is required.",
         )),
         Some("client_credentials") => {
-            super::issue_access_token(core, tenant, client, scope, context).await
+            bound_token(core, tenant, client, scope, dpop_proof, context).await
         }
         Some(_) => Err(OAuthError::rejected(
             ErrorCode::UnsupportedGrantType,
@@ -53,6 +55,24 @@ pub async fn grant_token(
         record_refusal(core, tenant, client, *code, context).await;
     }
     issued
+}
+
+async fn bound_token(
+    core: &Core,
+    tenant: &ServedTenant,
+    client: &AuthenticatedClient,
+    scope: Option<&str>,
+    dpop_proof: Option<&str>,
+    context: &RequestContext,
+) -> Result<IssuedAccessToken, OAuthError> {
+    let jkt = match dpop_proof {
+        Some(proof) => {
+            let endpoint = format!("{}/oauth/token", tenant.issuer(&core.public_url));
+            Some(super::verify_proof(core, tenant, proof, "POST", &endpoint).await?)
+        }
+        None => None,
+    };
+    super::issue_access_token(core, tenant, client, scope, jkt.as_deref(), context).await
 }
 
 async fn record_refusal(

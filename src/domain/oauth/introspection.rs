@@ -35,6 +35,9 @@ pub struct Introspection {
     pub iss: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
+    /// RFC 9449 §6.2: the key a DPoP-bound token is bound to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<super::Confirmation>,
 }
 
 impl Introspection {
@@ -81,12 +84,14 @@ async fn answer(
         return match check_jwt(core, tenant, token).await? {
             JwtCheck::Active(verified) => {
                 let claims = verified.claims;
+                let token_type = claims.token_type();
                 Ok((
                     Introspection {
                         active: true,
                         scope: Some(claims.scope),
                         client_id: Some(claims.client_id),
-                        token_type: Some("Bearer"),
+                        token_type: Some(token_type),
+                        cnf: claims.cnf,
                         exp: Some(claims.exp),
                         iat: Some(claims.iat),
                         nbf: Some(claims.nbf),

@@ -35,6 +35,21 @@ pub struct AccessClaims {
     pub jti: String,
     pub client_id: String,
     pub scope: String,
+    /// RFC 9449 §6: the thumbprint of the key a DPoP-bound token is bound to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Confirmation {
+    pub jkt: String,
+}
+
+impl AccessClaims {
+    /// `DPoP` for a token bound to a key, else `Bearer`.
+    pub fn token_type(&self) -> &'static str {
+        if self.cnf.is_some() { "DPoP" } else { "Bearer" }
+    }
 }
 
 /// `aud` may be one string or a list (RFC 7519 §4.1.3); we issue one string.
@@ -57,6 +72,8 @@ impl Audience {
 /// A freshly issued access token (the response of the token endpoint).
 pub struct IssuedAccessToken {
     pub access_token: secrecy::SecretString,
+    /// `Bearer`, or `DPoP` for a token bound to the client's proof key.
+    pub token_type: &'static str,
     pub expires_in: i64,
     pub scope: String,
 }
@@ -84,12 +101,13 @@ pub fn granted_scopes(
     Ok(scopes)
 }
 
-/// Issues an access token to an authenticated client.
+/// Issues an access token to an authenticated client; with `jkt`, bound to that key (DPoP).
 pub async fn issue_access_token(
     core: &Core,
     tenant: &ServedTenant,
     client: &AuthenticatedClient,
     requested_scope: Option<&str>,
+    jkt: Option<&str>,
     context: &RequestContext,
 ) -> Result<IssuedAccessToken, OAuthError> {
     let scopes = granted_scopes(requested_scope, &client.known.scopes)?;
@@ -120,7 +138,11 @@ pub async fn issue_access_token(
         jti: time_ordered_id(),
         client_id: client.client_id.clone(),
         scope: scope.clone(),
+        cnf: jkt.map(|jkt| Confirmation {
+            jkt: jkt.to_owned(),
+        }),
     };
+    let token_type = claims.token_type();
     let mut header = Header::new(signer.algorithm.jwt());
     header.typ = Some(ACCESS_TOKEN_TYPE.into());
     header.kid = Some(signer.kid.clone());
@@ -151,6 +173,7 @@ pub async fn issue_access_token(
     .detail("jti", claims.jti.as_str())
     .detail("kid", signer.kid.as_str())
     .detail("scope", scope.as_str())
+    .detail("token_type", token_type)
     .detail("expires_at", exp * 1000);
     core.store
         .insert_access_token(&record, context.ip.as_deref(), &event)
@@ -160,6 +183,7 @@ pub async fn issue_access_token(
         .insert(record.jti.clone(), Arc::new(known_token(record)?));
     Ok(IssuedAccessToken {
         access_token: token.into(),
+        token_type,
         expires_in: exp - iat,
         scope,
     })

@@ -9,6 +9,7 @@ use crate::store::StoreError;
 mod assertion;
 mod cache;
 mod client;
+mod dpop;
 mod grant;
 mod introspection;
 mod jwt;
@@ -17,6 +18,7 @@ mod secrets;
 pub use assertion::{JWT_BEARER, claimed_client};
 pub use cache::VerifiedCache;
 pub use client::*;
+pub use dpop::{DPOP_ALGORITHMS, verify_proof};
 pub use grant::*;
 pub use introspection::*;
 pub use jwt::*;
@@ -32,6 +34,8 @@ pub enum ErrorCode {
     UnsupportedGrantType,
     InvalidScope,
     UnsupportedTokenType,
+    /// RFC 9449: the DPoP proof is missing, malformed, stale, replayed or for another request.
+    InvalidDpopProof,
     ServerError,
     TemporarilyUnavailable,
 }
@@ -46,6 +50,7 @@ impl ErrorCode {
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope => "invalid_scope",
             Self::UnsupportedTokenType => "unsupported_token_type",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
         }

@@ -1,0 +1,122 @@
+//! DPoP proofs (RFC 9449) at the token endpoint: a JWT typed `dpop+jwt`, signed with an asymmetric
+//! algorithm by the public key in its own header, naming this request (`htm`, `htu`), fresh (`iat`
+//! within a minute) and used once on every instance (`jti`). A token issued with a proof is bound
+//! to the proof's key: its `cnf.jkt` is the key's RFC 7638 thumbprint and its type is `DPoP`.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{DecodingKey, Validation};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{ErrorCode, OAuthError, ServedTenant};
+use crate::clock::Millis;
+use crate::domain::Core;
+use crate::domain::partners::client_keys::{ASSERTION_ALGORITHMS, ClientKey};
+use crate::domain::secrets::sha256;
+
+/// The proof header's type.
+pub const DPOP_TYPE: &str = "dpop+jwt";
+/// The algorithms a proof may be signed with (asymmetric only).
+pub const DPOP_ALGORITHMS: [&str; 4] = ASSERTION_ALGORITHMS;
+const MAX_PROOF_BYTES: usize = 4 * 1024;
+/// How far a proof's `iat` may be from our clock, either way; its `jti` is kept this long after.
+const WINDOW_MS: Millis = 60 * 1000;
+
+#[derive(Deserialize)]
+struct ProofClaims {
+    htm: Option<String>,
+    htu: Option<String>,
+    iat: Option<i64>,
+    jti: Option<String>,
+}
+
+fn refused(description: &'static str) -> OAuthError {
+    OAuthError::rejected(ErrorCode::InvalidDpopProof, description)
+}
+
+/// Checks a proof sent with `method` to `url`; returns the thumbprint of its key (`jkt`).
+pub async fn verify_proof(
+    core: &Core,
+    tenant: &ServedTenant,
+    proof: &str,
+    method: &str,
+    url: &str,
+) -> Result<String, OAuthError> {
+    if proof.len() > MAX_PROOF_BYTES {
+        return Err(refused("The DPoP proof is too large."));
+    }
+    let header = jsonwebtoken::decode_header(proof)
+        .map_err(|_| refused("The DPoP proof is not a signed JWT."))?;
+    if header.typ.as_deref() != Some(DPOP_TYPE) {
+        return Err(refused("The DPoP proof must be typed dpop+jwt."));
+    }
+    // The key is read from the raw header: a typed JWK would silently drop private members.
+    let raw_header: Value = proof
+        .split('.')
+        .next()
+        .and_then(|part| URL_SAFE_NO_PAD.decode(part).ok())
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or_else(|| refused("The DPoP proof is not a signed JWT."))?;
+    let jwk = raw_header
+        .get("jwk")
+        .ok_or_else(|| refused("The DPoP proof must carry its public key (jwk)."))?;
+    let key = ClientKey::parse(&jwk.to_string())
+        .map_err(|_| refused("The DPoP proof's key is not an acceptable public key."))?;
+    let label = crate::domain::partners::client_keys::algorithm_name(header.alg);
+    let same_family = key.algorithm == header.alg
+        || (matches!(label, "RS256" | "PS256")
+            && matches!(
+                key.algorithm,
+                jsonwebtoken::Algorithm::RS256 | jsonwebtoken::Algorithm::PS256
+            ));
+    if !DPOP_ALGORITHMS.contains(&label) || !same_family {
+        return Err(refused("The DPoP proof's algorithm is not accepted."));
+    }
+    let mut validation = Validation::new(header.alg);
+    validation.validate_exp = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    let claims = DecodingKey::from_jwk(&key.jwk)
+        .and_then(|decoding| jsonwebtoken::decode::<ProofClaims>(proof, &decoding, &validation))
+        .map_err(|_| refused("The DPoP proof's signature does not verify."))?
+        .claims;
+    if claims.htm.as_deref() != Some(method) {
+        return Err(refused("The DPoP proof names another HTTP method."));
+    }
+    let named = claims
+        .htu
+        .as_deref()
+        .and_then(|htu| url::Url::parse(htu).ok());
+    let target = url::Url::parse(url).ok();
+    let without_query = |u: url::Url| {
+        let mut u = u;
+        u.set_query(None);
+        u.set_fragment(None);
+        u
+    };
+    if named.map(without_query) != target.map(without_query) {
+        return Err(refused("The DPoP proof names another URL."));
+    }
+    let now = core.clock.now_ms();
+    let iat_ms = claims
+        .iat
+        .ok_or_else(|| refused("The DPoP proof has no iat."))?
+        .saturating_mul(1000);
+    if (iat_ms - now).abs() > WINDOW_MS {
+        return Err(refused("The DPoP proof is not fresh."));
+    }
+    let jti = claims
+        .jti
+        .filter(|jti| !jti.is_empty() && jti.chars().count() <= 256)
+        .ok_or_else(|| refused("The DPoP proof has no usable jti."))?;
+    let digest = hex::encode(sha256(&format!("dpop\n{}\n{jti}", tenant.id)));
+    if !core
+        .store
+        .use_assertion(&digest, now + 2 * WINDOW_MS)
+        .await?
+    {
+        return Err(refused("This DPoP proof was already used."));
+    }
+    Ok(key.thumbprint)
+}
