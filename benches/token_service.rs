@@ -3,7 +3,9 @@
 //!
 //! - `/healthz` — the HTTP ceiling C of this machine and build;
 //! - introspection of opaque API tokens (1,000 distinct, with `TB_BENCH_CREDENTIALS` = 1,000,000
-//!   stored), of one JWT (EdDSA), and the token endpoint;
+//!   stored), of one JWT (EdDSA), of one DPoP-bound JWT, and the token endpoint with
+//!   `client_secret_basic`, with `private_key_jwt` (a fresh Ed25519 assertion per request) and with
+//!   `client_secret_basic` plus a DPoP proof (a fresh one per request);
 //! - each at full load, then paced at half that rate (wrk's `delay()`, calibrated), for the p99.
 //!
 //! `cargo bench --bench token_service` (needs `wrk` and `taskset`; a temporary SQLite database, or
@@ -25,6 +27,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use ed25519_dalek::{Signer, SigningKey};
 use tokenbroker::clock::{Clock, SystemClock};
 use tokenbroker::store::Store;
 
@@ -47,16 +50,28 @@ async fn main() {
     let sample = seed::api_tokens(&pool, total, (total / 1000).max(1), now).await;
     let gateway = seed::client(&pool, "gateway", true, now).await;
     let client = seed::client(&pool, "client", false, now).await;
+    let signer = SigningKey::from_bytes(&[7u8; 32]);
+    let jwk = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": b64(signer.verifying_key().as_bytes())});
+    seed::client_key(&pool, "client", &jwk.to_string(), now).await;
     pool.close().await;
 
     let port = free_port();
     let mut server = serve(&url, dir.path(), port);
     let base = format!("http://127.0.0.1:{port}");
     wait_until_ready(&base).await;
-    let jwt = access_token(&base, &client).await;
+    let jwt = access_token(&base, &client, None).await;
+    let fresh = Fresh {
+        signer,
+        jwk,
+        client_id: client.0.clone(),
+        token_endpoint: format!("{base}{}", endpoint("token")),
+        issuer: format!("{base}/t/{}", seed::TENANT_SLUG),
+    };
+    let bound = access_token(&base, &client, Some(&fresh.proofs(1)[0])).await;
     let scripts = dir.path();
     write_lua(scripts, "opaque", &sample, &gateway, None);
     write_lua(scripts, "jwt", &[jwt], &gateway, None);
+    write_lua(scripts, "bound", &[bound], &gateway, None);
     write_lua(
         scripts,
         "token",
@@ -82,6 +97,7 @@ async fn main() {
         ("GET /healthz (ceiling C)", "healthz", "/healthz".to_owned()),
         ("introspect opaque", "opaque", endpoint("introspect")),
         ("introspect JWT (EdDSA)", "jwt", endpoint("introspect")),
+        ("introspect DPoP-bound JWT", "bound", endpoint("introspect")),
         ("token endpoint", "token", endpoint("token")),
     ];
     let mut ceiling = 0.0;
@@ -99,8 +115,124 @@ async fn main() {
             println!("{:<28} {:>10.2}", "  share of C", full.rate / ceiling);
         }
     }
+    // Single-use assertions and proofs: a fresh script (enough for the run) before every wrk run.
+    let single_use: [(&str, &str, Kind); 2] = [
+        ("token (private_key_jwt)", "assertion", Kind::Assertion),
+        ("token (basic + DPoP proof)", "dpop", Kind::Dpop),
+    ];
+    let url = format!("{base}{}", endpoint("token"));
+    for (label, script, kind) in single_use {
+        let refill = |count: usize| fresh.write(scripts, script, kind, &client, count);
+        refill(FRESH_PER_RUN);
+        let full = wrk(scripts, script, &url, seconds, CONNECTIONS, 0);
+        full.print(label);
+        let half_rate = full.rate / 2.0;
+        let half = paced_with(scripts, script, &url, seconds, half_rate, &refill);
+        half.print(&format!("  at half load (asked {half_rate:.0}/s)"));
+        println!("{:<28} {:>10.2}", "  share of C", full.rate / ceiling);
+    }
     server.kill().ok();
     server.wait().ok();
+}
+
+/// More than any run here can use (a few thousand a second for ten seconds).
+const FRESH_PER_RUN: usize = 60_000;
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Assertion,
+    Dpop,
+}
+
+/// Makes single-use client assertions and DPoP proofs, signed with the client's Ed25519 key.
+struct Fresh {
+    signer: SigningKey,
+    jwk: serde_json::Value,
+    client_id: String,
+    token_endpoint: String,
+    issuer: String,
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+impl Fresh {
+    fn jws(&self, header: &serde_json::Value, claims: &serde_json::Value) -> String {
+        let input = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(claims.to_string().as_bytes())
+        );
+        format!(
+            "{input}.{}",
+            b64(&self.signer.sign(input.as_bytes()).to_bytes())
+        )
+    }
+
+    fn assertions(&self, count: usize) -> Vec<String> {
+        let now = SystemClock.now_ms() / 1000;
+        let header = serde_json::json!({"alg": "EdDSA", "typ": "JWT"});
+        (0..count)
+            .map(|_| {
+                let claims = serde_json::json!({
+                    "iss": self.client_id, "sub": self.client_id, "aud": self.issuer,
+                    "iat": now, "exp": now + 240, "jti": uuid::Uuid::new_v4().to_string(),
+                });
+                self.jws(&header, &claims)
+            })
+            .collect()
+    }
+
+    fn proofs(&self, count: usize) -> Vec<String> {
+        let now = SystemClock.now_ms() / 1000;
+        let header = serde_json::json!({"alg": "EdDSA", "typ": "dpop+jwt", "jwk": self.jwk});
+        (0..count)
+            .map(|_| {
+                let claims = serde_json::json!({
+                    "htm": "POST", "htu": self.token_endpoint, "iat": now,
+                    "jti": uuid::Uuid::new_v4().to_string(),
+                });
+                self.jws(&header, &claims)
+            })
+            .collect()
+    }
+
+    /// A wrk script sending each of `count` fresh assertions (or proofs) once, in order.
+    fn write(
+        &self,
+        dir: &std::path::Path,
+        name: &str,
+        kind: Kind,
+        client: &(String, String),
+        count: usize,
+    ) {
+        let mut lua = String::from("local items = {\n");
+        let items = match kind {
+            Kind::Assertion => self.assertions(count),
+            Kind::Dpop => self.proofs(count),
+        };
+        for item in items {
+            lua.push_str(&format!("  \"{item}\",\n"));
+        }
+        lua.push_str("}\nlocal i = 0\n");
+        match kind {
+            Kind::Assertion => lua.push_str(&format!(
+                "local form = {{[\"Content-Type\"] = \"application/x-www-form-urlencoded\"}}\n\
+                 request = function()\n  i = i + 1\n  return wrk.format(\"POST\", nil, form, \
+                 \"grant_type=client_credentials&client_assertion_type={}&client_assertion=\" .. items[i])\nend\n",
+                "urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
+            )),
+            Kind::Dpop => lua.push_str(&format!(
+                "request = function()\n  i = i + 1\n  return wrk.format(\"POST\", nil, \
+                 {{[\"Content-Type\"] = \"application/x-www-form-urlencoded\", [\"Authorization\"] = \"{}\", [\"DPoP\"] = items[i]}}, \
+                 \"grant_type=client_credentials\")\nend\n",
+                basic(client)
+            )),
+        }
+        lua.push_str("local pause = tonumber(os.getenv(\"TB_RATE_DELAY_MS\") or \"0\")\nfunction delay() return pause end\n");
+        std::fs::write(dir.join(format!("{name}.lua")), lua).expect("lua");
+    }
 }
 
 fn endpoint(name: &str) -> String {
@@ -124,6 +256,8 @@ fn serve(url: &str, data_dir: &std::path::Path, port: u16) -> Child {
         .env("TB_WORKERS", "1")
         .env("TB_LOG_LEVEL", "warn")
         .env("TB_KEY_ENCRYPTION_KEY", KEK)
+        // Assertions and proofs name this URL (their audience and `htu`).
+        .env("TB_PUBLIC_URL", format!("http://127.0.0.1:{port}/"))
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -150,11 +284,15 @@ fn basic((id, secret): &(String, String)) -> String {
     )
 }
 
-async fn access_token(base: &str, client: &(String, String)) -> String {
-    let response: serde_json::Value = reqwest::Client::new()
+async fn access_token(base: &str, client: &(String, String), proof: Option<&str>) -> String {
+    let mut request = reqwest::Client::new()
         .post(format!("{base}/t/{}/oauth/token", seed::TENANT_SLUG))
         .header("authorization", basic(client))
-        .form(&[("grant_type", "client_credentials")])
+        .form(&[("grant_type", "client_credentials")]);
+    if let Some(proof) = proof {
+        request = request.header("DPoP", proof);
+    }
+    let response: serde_json::Value = request
         .send()
         .await
         .expect("token request")
@@ -220,13 +358,28 @@ impl Run {
 /// Paces wrk near `rate`: each connection waits between requests (whole milliseconds, wrk's unit),
 /// with enough connections for a few milliseconds per cycle, calibrated by one short run.
 fn paced(dir: &std::path::Path, script: &str, url: &str, seconds: u64, rate: f64) -> Run {
+    paced_with(dir, script, url, seconds, rate, &|_| {})
+}
+
+/// [`paced`], rewriting the script (`refill`) before each wrk run: single-use items cannot be sent
+/// twice.
+fn paced_with(
+    dir: &std::path::Path,
+    script: &str,
+    url: &str,
+    seconds: u64,
+    rate: f64,
+    refill: &dyn Fn(usize),
+) -> Run {
     let connections = ((rate * 0.004).round() as usize).clamp(2, 256);
     let cycle_ms = connections as f64 * 1000.0 / rate;
     let first_delay = cycle_ms.round().max(1.0) as u64;
+    refill(FRESH_PER_RUN / 4);
     let probe = wrk(dir, script, url, 2, connections, first_delay);
     // cycle = delay + time per request; take the request time from the probe and aim again.
     let request_ms = (connections as f64 * 1000.0 / probe.rate.max(1.0)) - first_delay as f64;
     let delay = (cycle_ms - request_ms.max(0.0)).round().max(1.0) as u64;
+    refill(FRESH_PER_RUN);
     wrk(dir, script, url, seconds, connections, delay)
 }
 

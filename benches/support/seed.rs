@@ -118,3 +118,15 @@ pub async fn client(pool: &sqlx::AnyPool, name: &str, gateway: bool, now: i64) -
     }
     (client_id, secret.secret.expose_secret().to_owned())
 }
+
+/// Registers a public key (a JWK) for a client seeded by [`client`], for `private_key_jwt`.
+pub async fn client_key(pool: &sqlx::AnyPool, name: &str, jwk: &str, now: i64) {
+    let sql = format!(
+        "INSERT INTO credential_keys (id, tenant_id, credential_id, thumbprint, algorithm, public_jwk, created_at) \
+         VALUES ('key-{name}', '{TENANT_ID}', 'client-{name}', 'bench-{name}', 'EdDSA', '{jwk}', {now})"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .execute(pool)
+        .await
+        .expect("client key");
+}
