@@ -64,8 +64,8 @@ async fn main() {
         signer,
         jwk,
         client_id: client.0.clone(),
-        token_endpoint: format!("{base}{}", endpoint("token")),
-        issuer: format!("{base}/t/{}", seed::TENANT_SLUG),
+        token_endpoint: format!("http://localhost:{port}{}", endpoint("token")),
+        issuer: format!("http://localhost:{port}/t/{}", seed::TENANT_SLUG),
     };
     let bound = access_token(&base, &client, Some(&fresh.proofs(1)[0])).await;
     let scripts = dir.path();
@@ -257,7 +257,7 @@ fn serve(url: &str, data_dir: &std::path::Path, port: u16) -> Child {
         .env("TB_LOG_LEVEL", "warn")
         .env("TB_KEY_ENCRYPTION_KEY", KEK)
         // Assertions and proofs name this URL (their audience and `htu`).
-        .env("TB_PUBLIC_URL", format!("http://127.0.0.1:{port}/"))
+        .env("TB_PUBLIC_URL", format!("http://localhost:{port}/"))
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
