@@ -82,8 +82,9 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let (live,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM credential_keys WHERE credential_id = $1 AND removed_at IS NULL",
+            "SELECT COUNT(*) FROM credential_keys WHERE tenant_id = $1 AND credential_id = $2 AND removed_at IS NULL",
         )
+        .bind(key.tenant.to_string())
         .bind(key.credential_id)
         .fetch_one(&mut *tx)
         .await?;
@@ -179,9 +180,10 @@ impl Store {
             return Ok(None);
         };
         let keys = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {KEY_COLUMNS} FROM credential_keys WHERE credential_id = $1 AND removed_at IS NULL \
-             ORDER BY created_at, id"
+            "SELECT {KEY_COLUMNS} FROM credential_keys WHERE tenant_id = $1 AND credential_id = $2 \
+             AND removed_at IS NULL ORDER BY created_at, id"
         )))
+        .bind(tenant.to_string())
         .bind(&client.credential_id)
         .fetch_all(self.pool())
         .await?;
