@@ -4,16 +4,15 @@
 //! owner's roles allow now, so removing a role or deactivating the owner narrows or kills every key
 //! at once. The key is shown once and stored as its SHA-256.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
-use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::clock::{Millis, duration_ms};
 use crate::domain::Core;
 use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
 use crate::domain::ids::{TenantId, UserId, time_ordered_id};
+use crate::domain::networks::Networks;
 use crate::domain::rbac::{self, Permission};
 use crate::domain::secrets::SecretDigest;
 use crate::domain::tenants;
@@ -50,7 +49,7 @@ pub struct NewApiKey {
     /// Only these tenants; `None`: every tenant the owner may act in.
     pub tenants: Option<Vec<TenantId>>,
     /// Only from these networks; `None`: from anywhere.
-    pub networks: Option<Vec<IpNet>>,
+    pub networks: Option<Networks>,
     pub lifetime: Duration,
 }
 
@@ -129,17 +128,7 @@ impl NewApiKey {
     }
 
     pub fn only_from(mut self, networks: &[String]) -> Result<Self, ApiKeyError> {
-        let parsed = networks
-            .iter()
-            .map(|raw| raw.trim())
-            .filter(|raw| !raw.is_empty())
-            .map(|raw| {
-                raw.parse::<IpNet>()
-                    .or_else(|_| raw.trim().parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| ApiKeyError::Invalid(format!("{raw:?} is not a network (CIDR).")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        self.networks = (!parsed.is_empty()).then_some(parsed);
+        self.networks = Networks::parse(networks).map_err(ApiKeyError::Invalid)?;
         Ok(self)
     }
 }
@@ -181,9 +170,7 @@ pub async fn create(
         display_prefix: issued.display_prefix,
         permissions: join(new.permissions.iter().map(|p| p.as_str())),
         tenants: new.tenants.map(|t| join(t.iter().map(ToString::to_string))),
-        networks: new
-            .networks
-            .map(|n| join(n.iter().map(ToString::to_string))),
+        networks: new.networks.map(|n| n.to_stored()),
         created_at: now,
         expires_at: now.saturating_add(duration_ms(new.lifetime)),
         revoked_at: None,
@@ -438,19 +425,10 @@ async fn check(
 }
 
 fn from_allowed_network(key: &StoredApiKey, context: &RequestContext) -> bool {
-    let Some(networks) = key.networks.as_deref() else {
-        return true;
-    };
-    let Some(ip) = context
-        .ip
-        .as_deref()
-        .and_then(|ip| ip.parse::<IpAddr>().ok())
-    else {
-        return false;
-    };
-    split(networks)
-        .filter_map(|n| n.parse::<IpNet>().ok())
-        .any(|net| net.contains(&ip))
+    // A stored list that no longer parses allows nothing: fail closed.
+    key.networks.as_deref().is_none_or(|stored| {
+        Networks::from_stored(stored).is_some_and(|n| n.allow(context.ip.as_deref()))
+    })
 }
 
 fn join(items: impl Iterator<Item = impl AsRef<str>>) -> String {

@@ -50,6 +50,9 @@ pub enum EventType {
     CredentialSecretRetired,
     CredentialKeyAdded,
     CredentialKeyRemoved,
+    CredentialPolicyChanged,
+    ClientNetworkRefused,
+    TokenLimitReached,
     CredentialExpired,
     KeyPublished,
     KeyActivated,
@@ -80,7 +83,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 68] = [
+    pub const ALL: [EventType; 71] = [
         Self::Login,
         Self::Logout,
         Self::SetupCompleted,
@@ -123,6 +126,9 @@ impl EventType {
         Self::CredentialSecretRetired,
         Self::CredentialKeyAdded,
         Self::CredentialKeyRemoved,
+        Self::CredentialPolicyChanged,
+        Self::ClientNetworkRefused,
+        Self::TokenLimitReached,
         Self::CredentialExpired,
         Self::KeyPublished,
         Self::KeyActivated,
@@ -199,6 +205,9 @@ impl EventType {
             Self::CredentialSecretRetired => "credential_secret_retired",
             Self::CredentialKeyAdded => "credential_key_added",
             Self::CredentialKeyRemoved => "credential_key_removed",
+            Self::CredentialPolicyChanged => "credential_policy_changed",
+            Self::ClientNetworkRefused => "client_network_refused",
+            Self::TokenLimitReached => "token_limit_reached",
             Self::CredentialExpired => "credential_expired",
             Self::KeyPublished => "key_published",
             Self::KeyActivated => "key_activated",

@@ -12,6 +12,7 @@ pub mod geo;
 pub mod idempotency;
 pub mod ids;
 pub mod keys;
+pub mod networks;
 pub mod oauth;
 pub mod operations;
 pub mod paging;

@@ -47,9 +47,18 @@ pub async fn follow_notifications(core: Core, database_url: SecretString) {
                 }
                 Ok(())
             }
+            Ok(Change::Credential(credential)) => {
+                core.verified.forget_policy(&credential);
+                Ok(())
+            }
+            Ok(Change::Tenant(slug)) => {
+                core.verified.forget_tenant(&slug);
+                Ok(())
+            }
             Ok(Change::Resync) => {
                 tracing::info!("listening for changes; re-reading revocations and keys");
                 core.keys.invalidate_all();
+                core.verified.forget_settings();
                 core.revocations.catch_up(&core.store).await.map(|_| ())
             }
             Err(e) => Err(e),

@@ -47,6 +47,8 @@ pub struct Tenant {
     pub status: TenantStatus,
     pub has_logo: bool,
     pub created_at: Millis,
+    /// DPoP proofs at its token endpoint must carry a nonce the server handed out (RFC 9449 §8).
+    pub dpop_nonce: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -384,6 +386,34 @@ pub async fn update(
     core.store
         .rename_tenant(tenant.id, &name, &colour.hex(), core.clock.now_ms(), &event)
         .await?;
+    Ok(())
+}
+
+/// Whether DPoP proofs at the tenant's token endpoint must carry a server nonce (RFC 9449 §8),
+/// which limits a proof made in advance to the nonce's few minutes.
+pub async fn set_dpop_nonce(
+    core: &Core,
+    actor: UserId,
+    tenant: &Tenant,
+    required: bool,
+    context: &RequestContext,
+) -> Result<(), StoreError> {
+    if tenant.dpop_nonce == required {
+        return Ok(());
+    }
+    let event = Event::new(
+        core.clock.now_ms(),
+        EventType::TenantUpdated,
+        Outcome::Success,
+        Actor::User(actor),
+    )
+    .tenant(tenant.id)
+    .context(context)
+    .detail("dpop_nonce", required);
+    core.store
+        .set_tenant_dpop_nonce(tenant.id, tenant.slug.as_str(), required, core.clock.now_ms(), &event)
+        .await?;
+    core.verified.forget_tenant(tenant.slug.as_str());
     Ok(())
 }
 

@@ -166,6 +166,28 @@ impl Store {
             .await
     }
 
+    /// In how many different minutes of (since, until] `actor` caused an event of `kind` (several
+    /// instances recording the same minute count once).
+    pub async fn minutes_with(
+        &self,
+        kind: EventType,
+        actor: &str,
+        since: Millis,
+        until: Millis,
+    ) -> Result<i64, StoreError> {
+        let (count,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(DISTINCT occurred_at / 60000) FROM auth_events WHERE actor_id = $1 \
+             AND event_type = $4 AND occurred_at > $2 AND occurred_at <= $3",
+        )
+        .bind(actor)
+        .bind(since)
+        .bind(until)
+        .bind(kind.as_str())
+        .fetch_one(self.pool())
+        .await?;
+        Ok(count)
+    }
+
     async fn failures_from(
         &self,
         kind: EventType,

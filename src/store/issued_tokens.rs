@@ -5,6 +5,7 @@
 use sqlx::FromRow;
 
 use super::events::insert_event;
+use super::partners::policies::{IssuanceWindow, count_issuance};
 use super::revocations::insert_revocation;
 use super::{Store, StoreError};
 use crate::clock::Millis;
@@ -12,6 +13,15 @@ use crate::domain::events::Event;
 use crate::domain::ids::TenantId;
 use crate::domain::partners::CredentialStatus;
 use crate::domain::tenants::TenantStatus;
+
+/// What became of a token to record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRecording {
+    /// Recorded; the credential's window with this token counted.
+    Recorded(IssuanceWindow),
+    /// Not recorded: the credential has had its tokens for this window.
+    OverLimit(IssuanceWindow),
+}
 
 /// An issued JWT access token, as recorded (never the token itself).
 #[derive(Debug, Clone, FromRow)]
@@ -28,13 +38,20 @@ pub struct IssuedToken {
 }
 
 impl Store {
+    /// Records an issued token with its event, counted against its credential's `per_minute`
+    /// limit in the same transaction: over the limit, nothing is written.
     pub async fn insert_access_token(
         &self,
         token: &IssuedToken,
         ip: Option<&str>,
         event: &Event,
-    ) -> Result<(), StoreError> {
+        per_minute: i64,
+    ) -> Result<TokenRecording, StoreError> {
         let mut tx = self.pool().begin().await?;
+        let window = count_issuance(&mut tx, &token.credential_id, token.issued_at).await?;
+        if window.issued > per_minute {
+            return Ok(TokenRecording::OverLimit(window));
+        }
         sqlx::query(
             "INSERT INTO access_tokens (jti, tenant_id, credential_id, client_id, kid, scopes, issued_at, expires_at, ip) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -52,7 +69,7 @@ impl Store {
         .await?;
         insert_event(&mut *tx, event).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(TokenRecording::Recorded(window))
     }
 
     pub async fn access_token(

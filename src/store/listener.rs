@@ -8,7 +8,9 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 
 use super::StoreError;
-use super::revocations::{CHANGES_CHANNEL, KEYS_CHANGED, REVOCATIONS_CHANGED};
+use super::revocations::{
+    CHANGES_CHANNEL, CREDENTIAL_CHANGED, KEYS_CHANGED, REVOCATIONS_CHANGED, TENANT_CHANGED,
+};
 
 /// Visible in `pg_stat_activity`, so operators (and tests) can find the listening connection.
 pub const LISTENER_APPLICATION_NAME: &str = "tokenbroker-listener";
@@ -17,6 +19,10 @@ pub const LISTENER_APPLICATION_NAME: &str = "tokenbroker-listener";
 pub enum Change {
     Revocations,
     Keys(String),
+    /// A credential's policy (by credential id).
+    Credential(String),
+    /// A tenant's token-service settings (by slug).
+    Tenant(String),
     /// (Re)connected: anything may have been missed.
     Resync,
 }
@@ -68,6 +74,10 @@ fn parse(payload: &str) -> Change {
         Change::Revocations
     } else if let Some(tenant) = payload.strip_prefix(KEYS_CHANGED) {
         Change::Keys(tenant.to_owned())
+    } else if let Some(credential) = payload.strip_prefix(CREDENTIAL_CHANGED) {
+        Change::Credential(credential.to_owned())
+    } else if let Some(slug) = payload.strip_prefix(TENANT_CHANGED) {
+        Change::Tenant(slug.to_owned())
     } else {
         Change::Resync
     }

@@ -15,6 +15,10 @@ pub const CHANGES_CHANNEL: &str = "tokenbroker_changes";
 pub const REVOCATIONS_CHANGED: &str = "revocations";
 /// Payload prefix announcing a tenant's keys changed: `keys:<tenant id>`.
 pub const KEYS_CHANGED: &str = "keys:";
+/// Payload prefix announcing a credential's policy changed: `credential:<credential id>`.
+pub const CREDENTIAL_CHANGED: &str = "credential:";
+/// Payload prefix announcing a tenant's token-service settings changed: `tenant:<slug>`.
+pub const TENANT_CHANGED: &str = "tenant:";
 
 /// Any fixed number: the one lock revocation writers queue on.
 const REVOCATION_LOCK: i64 = 0x746f_6b65_6e72_766b;

@@ -1,7 +1,7 @@
 //! Tenants. Lists are searched and limited in SQL so the switcher stays fast with thousands.
 
 use super::events::insert_event;
-use super::revocations::insert_revocation;
+use super::revocations::{TENANT_CHANGED, insert_revocation, notify};
 use super::{Backend, Store, StoreError, escape_like, is_unique_violation};
 use crate::clock::Millis;
 use crate::domain::events::Event;
@@ -18,6 +18,7 @@ struct TenantRow {
     status: String,
     has_logo: i64,
     created_at: i64,
+    dpop_nonce: i64,
 }
 
 impl TryFrom<TenantRow> for Tenant {
@@ -33,12 +34,13 @@ impl TryFrom<TenantRow> for Tenant {
             name: row.name,
             has_logo: row.has_logo != 0,
             created_at: row.created_at,
+            dpop_nonce: row.dpop_nonce != 0,
         })
     }
 }
 
 const COLUMNS: &str = "id, slug, name, brand_colour, status, \
-                       CASE WHEN logo IS NULL THEN 0 ELSE 1 END AS has_logo, created_at";
+                       CASE WHEN logo IS NULL THEN 0 ELSE 1 END AS has_logo, created_at, dpop_nonce";
 
 /// Which tenants a list may show.
 pub enum TenantScope {
@@ -233,6 +235,28 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         insert_event(&mut *tx, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Sets the DPoP nonce requirement; every instance re-reads the tenant when it commits.
+    pub async fn set_tenant_dpop_nonce(
+        &self,
+        id: TenantId,
+        slug: &str,
+        required: bool,
+        now: Millis,
+        event: &Event,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("UPDATE tenants SET dpop_nonce = $2, updated_at = $3 WHERE id = $1")
+            .bind(id.to_string())
+            .bind(i64::from(required))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        insert_event(&mut *tx, event).await?;
+        notify(&mut tx, self.backend(), &format!("{TENANT_CHANGED}{slug}")).await?;
         tx.commit().await?;
         Ok(())
     }

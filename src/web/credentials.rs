@@ -16,6 +16,7 @@ use crate::domain::partners::{
 use crate::domain::rbac::Permission;
 use crate::web::approvals::requested;
 use crate::web::authz::TenantPage;
+use crate::web::client_policies::{PolicyView, policy_view};
 use crate::web::error::WebError;
 use crate::web::extractors::Client;
 use crate::web::{Nav, render, see_other};
@@ -215,6 +216,9 @@ pub struct CredentialPage {
     keys: Vec<KeyLine>,
     /// May register another public key (fewer than two live ones).
     can_add_key: bool,
+    /// A client's networks, issuance limit and DPoP requirement.
+    policy: Option<PolicyView>,
+    can_change_policy: bool,
     can_mint: bool,
     can_revoke: bool,
     notice: Option<&'static str>,
@@ -282,7 +286,10 @@ pub async fn credential_get(
             algorithm: k.algorithm,
         })
         .collect();
+    let policy = policy_view(&core, &page, &path.1, &credential.kind).await?;
     let view = CredentialPage {
+        can_change_policy: page.may(Permission::MintCredentials) && active && policy.is_some(),
+        policy,
         nav: Some(Nav::in_tenant(&page.current, &page.tenant)),
         csrf_token: page.current.csrf_token.clone(),
         slug: page.tenant.slug.to_string(),
@@ -310,6 +317,9 @@ pub async fn credential_get(
                 Some("The key was removed: assertions signed by it fail at once.")
             }
             Some("revoked") => Some("Revoked. The credential stops working at its very next use."),
+            Some("policy_changed") => Some(
+                "The client's rules were saved: every instance applies them from its next request.",
+            ),
             _ => None,
         },
     };

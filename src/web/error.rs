@@ -15,7 +15,7 @@ use crate::domain::StoreError;
 use crate::domain::alerts::AlertError;
 use crate::domain::ids::RequestId;
 use crate::domain::keys::KeyError;
-use crate::domain::oauth::{ErrorCode, OAuthError};
+use crate::domain::oauth::{ErrorCode, IssuanceBudget, OAuthError};
 use crate::domain::partners::PartnerError;
 use crate::domain::passkeys::PasskeyError;
 use crate::domain::password::PasswordError;
@@ -40,6 +40,9 @@ pub enum WebError {
     Csrf,
     #[error("{0}")]
     BadRequest(&'static str),
+    /// Input that breaks a rule, in words naming what to fix.
+    #[error("{0}")]
+    Invalid(String),
     #[error("What you sent is too large.")]
     TooLarge,
     #[error("The page you asked for does not exist.")]
@@ -152,6 +155,7 @@ impl From<PartnerError> for WebError {
             PartnerError::Store(e) => e.into(),
             PartnerError::NotFound => Self::NotFound,
             PartnerError::Invalid(message) => Self::BadRequest(message),
+            PartnerError::Policy { message, .. } => Self::Invalid(message),
             other => Self::unexpected(other),
         }
     }
@@ -184,7 +188,7 @@ impl ResponseError for WebError {
             Self::LoginRequired | Self::RedirectTo(_) => StatusCode::SEE_OTHER,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::Csrf => StatusCode::FORBIDDEN,
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::BadRequest(_) | Self::Invalid(_) => StatusCode::BAD_REQUEST,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Gone(_) => StatusCode::GONE,
@@ -225,7 +229,8 @@ impl ResponseError for OAuthError {
             },
             Self::UnknownTenant => StatusCode::NOT_FOUND,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Throttled { .. } | Self::IssuanceLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::DpopNonceRequired { .. } => StatusCode::BAD_REQUEST,
             Self::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Store(StoreError::UnstorableText(_)) => StatusCode::BAD_REQUEST,
             Self::Store(_) | Self::Keys(_) | Self::Signing(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -243,6 +248,14 @@ impl ResponseError for OAuthError {
             Self::Throttled { .. } => (
                 ErrorCode::InvalidClient,
                 "Too many failed client authentications from here. Retry later.",
+            ),
+            Self::DpopNonceRequired { .. } => (
+                ErrorCode::UseDpopNonce,
+                "The DPoP proof must carry the nonce sent in the DPoP-Nonce header.",
+            ),
+            Self::IssuanceLimited(_) => (
+                ErrorCode::TemporarilyUnavailable,
+                "This client has obtained as many tokens as it may this minute. Retry after the time in Retry-After.",
             ),
             Self::Store(StoreError::Unavailable(_)) => (
                 ErrorCode::TemporarilyUnavailable,
@@ -271,6 +284,15 @@ impl ResponseError for OAuthError {
             Self::Throttled { retry_after_secs } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
+            Self::DpopNonceRequired { nonce } => {
+                response.insert_header(("DPoP-Nonce", nonce.as_str()));
+            }
+            Self::IssuanceLimited(budget) => {
+                response.insert_header((header::RETRY_AFTER, budget.reset_secs.max(1).to_string()));
+                for (name, value) in budget_headers(budget) {
+                    response.insert_header((name, value));
+                }
+            }
             Self::Store(StoreError::Unavailable(_)) => {
                 response.insert_header((header::RETRY_AFTER, "2"));
             }
@@ -281,6 +303,15 @@ impl ResponseError for OAuthError {
             "error_description": description,
         }))
     }
+}
+
+/// A client's issuance budget as `RateLimit-*` headers (the IETF draft's names, as the API uses).
+pub fn budget_headers(budget: &IssuanceBudget) -> [(&'static str, String); 3] {
+    [
+        ("ratelimit-limit", budget.limit.to_string()),
+        ("ratelimit-remaining", budget.remaining.to_string()),
+        ("ratelimit-reset", budget.reset_secs.to_string()),
+    ]
 }
 
 #[derive(Template)]

@@ -11,6 +11,7 @@ use crate::domain::Core;
 use crate::domain::approvals::{self, Action, Approval, ApprovalError};
 use crate::domain::keys::{self, KeyCatalogue, KeyError, KeyState, RotationCause};
 use crate::domain::rbac::Permission;
+use crate::domain::tenants;
 use crate::domain::users;
 use crate::web::approvals::{refusal_status, requested};
 use crate::web::authz::TenantPage;
@@ -59,6 +60,8 @@ pub struct CataloguePage {
     pending: Option<PendingRow>,
     can_rotate: bool,
     can_replace: bool,
+    /// DPoP proofs at the token endpoint must carry a server nonce.
+    dpop_nonce: bool,
     /// Someone besides this person could approve an emergency replacement.
     second_person: bool,
     notice: Option<&'static str>,
@@ -122,6 +125,7 @@ async fn catalogue(core: &Core, page: &TenantPage) -> Result<CataloguePage, WebE
         next_rotation,
         pending,
         can_rotate: page.may(Permission::RotateKeys),
+        dpop_nonce: page.tenant.dpop_nonce,
         can_replace: page.may(Permission::ReplaceKeysInEmergency),
         second_person,
         notice: None,
@@ -162,6 +166,7 @@ pub async fn catalogue_get(
         Some("rotated") => {
             Some("The key was rotated. The previous key keeps verifying until its tokens expire.")
         }
+        Some("dpop_nonce") => Some("Saved: the token endpoint applies it from the next request."),
         _ => None,
     };
     render(&view, StatusCode::OK)
@@ -196,6 +201,27 @@ pub async fn rotate_post(
     let cause = RotationCause::Manual(page.current.user.id, client);
     let outcome = keys::rotate(&core, page.tenant.id, cause).await.map(|_| ());
     finish(&core, &page, outcome, "rotated").await
+}
+
+#[derive(Deserialize)]
+pub struct DpopNonceForm {
+    /// A checkbox: present when ticked.
+    required: Option<String>,
+}
+
+/// Whether DPoP proofs must carry a server nonce (RFC 9449 §8).
+pub async fn dpop_nonce_post(
+    core: web::Data<Core>,
+    page: TenantPage,
+    Client(client): Client,
+    form: web::Form<DpopNonceForm>,
+) -> Result<HttpResponse, WebError> {
+    let required = form.required.is_some();
+    tenants::set_dpop_nonce(&core, page.current.user.id, &page.tenant, required, &client).await?;
+    Ok(see_other(&format!(
+        "/t/{}/keys?notice=dpop_nonce",
+        page.tenant.slug
+    )))
 }
 
 #[derive(Deserialize)]

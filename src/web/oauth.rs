@@ -22,6 +22,7 @@ use crate::domain::oauth::{
     PresentedClient, ServedTenant,
 };
 use crate::domain::partners::client_keys;
+use crate::web::error::budget_headers;
 use crate::web::extractors::request_context;
 
 /// A form body as RFC 6749 wants it read: UTF-8, every parameter at most once.
@@ -227,7 +228,14 @@ pub async fn token_post(
     let proof = dpop_proof(req.headers())?;
     let issued =
         oauth::grant_token(&core, &tenant, &client, grant_type, scope, proof, &context).await?;
-    Ok(no_store(HttpResponse::Ok()).json(json!({
+    let mut response = no_store(HttpResponse::Ok());
+    for (name, value) in budget_headers(&issued.budget) {
+        response.insert_header((name, value));
+    }
+    if let Some(nonce) = &issued.dpop_nonce {
+        response.insert_header(("DPoP-Nonce", nonce.as_str()));
+    }
+    Ok(response.json(json!({
         "access_token": issued.access_token.expose_secret(),
         "token_type": issued.token_type,
         "expires_in": issued.expires_in,

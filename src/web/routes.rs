@@ -14,7 +14,8 @@ use crate::web::authz::Access::{self, *};
 use crate::web::authz::{Rule, enforce};
 use crate::web::step_up::StepUp;
 use crate::web::{
-    account, account_recovery, alerts, api_keys, approvals, assets, auth, credentials, dashboard,
+    account, account_recovery, alerts, api_keys, approvals, assets, auth, client_policies,
+    credentials, dashboard,
     events, health, invitations, keys, metrics, mfa, oauth, partner_pages, requests, session_pages,
     setup, staff, step_up, tenants,
 };
@@ -158,7 +159,7 @@ pub fn no_extra_routes(_: &mut Router<'_>) {}
 /// The automation API: keys, never cookies (it sits outside the session scope), JSON in and out.
 fn automation_api(router: &mut Router<'_>) {
     use crate::web::api::{
-        alerts, approvals, client_keys, credentials, docs, events, keys, me, openapi, requests,
+        alerts, approvals, client_keys, client_policies, credentials, docs, events, keys, me, openapi, requests,
         scopes, staff, tenants,
     };
     router
@@ -287,6 +288,11 @@ fn automation_api(router: &mut Router<'_>) {
             KeyInTenant(RevokeCredentials),
             client_keys::remove,
         )
+        .patch(
+            "/api/v1/tenants/{tenant}/credentials/{id}/policy",
+            KeyInTenant(MintCredentials),
+            client_policies::update,
+        )
         .get("/api/v1/events", Key(ViewEvents), events::list)
         .get("/api/v1/events/export", Key(ViewEvents), events::export)
         .get(
@@ -311,6 +317,11 @@ fn automation_api(router: &mut Router<'_>) {
             "/api/v1/tenants/{tenant}/keys/rotate",
             KeyInTenant(RotateKeys),
             keys::rotate,
+        )
+        .put(
+            "/api/v1/tenants/{tenant}/dpop-nonce",
+            KeyInTenant(RotateKeys),
+            keys::set_dpop_nonce,
         )
         .post(
             "/api/v1/tenants/{tenant}/keys/emergency",
@@ -640,6 +651,11 @@ pub fn console(router: &mut Router<'_>) {
             credentials::key_remove_post,
         )
         .post(
+            "/t/{tenant}/credentials/{id}/policy",
+            InTenant(MintCredentials).with_step_up("Change a client's networks, limit or DPoP rule"),
+            client_policies::policy_post,
+        )
+        .post(
             "/t/{tenant}/revoke-everything",
             InTenant(RevokeEverything).with_step_up("Ask to revoke everything of {tenant}"),
             credentials::revoke_everything_post,
@@ -651,6 +667,11 @@ pub fn console(router: &mut Router<'_>) {
             "/t/{tenant}/keys/rotate",
             InTenant(RotateKeys).with_step_up("Rotate the signing key of {tenant}"),
             keys::rotate_post,
+        )
+        .post(
+            "/t/{tenant}/dpop-nonce",
+            InTenant(RotateKeys),
+            keys::dpop_nonce_post,
         )
         .post(
             "/t/{tenant}/keys/emergency",

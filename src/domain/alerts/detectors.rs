@@ -18,6 +18,11 @@ use crate::store::alerts::NewAlert;
 /// Events are examined once they are this old.
 pub const DETECT_DELAY: Duration = Duration::from_secs(2);
 const BATCH: i64 = 500;
+/// A client's secret or key used from outside its networks in this many minutes of the window: it
+/// is in hands it should not be.
+const NETWORK_REFUSAL_MINUTES: i64 = 3;
+/// A client over its issuance limit in this many minutes of the window: not a burst, abuse.
+const LIMIT_MINUTES: i64 = 3;
 
 /// Runs passes until the detectors have caught up. Returns how many alert findings were recorded.
 pub async fn run_detectors(core: &Core, policy: &DetectorPolicy) -> Result<u64, StoreError> {
@@ -237,6 +242,61 @@ async fn examine(
                         format!("client-burst:{ip}:{bucket}"),
                         format!(
                             "{count} failed client authentications from {ip} within {} minutes.",
+                            policy.window.as_secs() / 60
+                        ),
+                    ));
+                }
+            }
+        }
+        Some(EventType::ClientNetworkRefused) => {
+            let client = detail(event, "client_id").unwrap_or_else(|| "?".into());
+            if let Some(credential) = event.actor_id.as_deref() {
+                let minutes = core
+                    .store
+                    .minutes_with(
+                        EventType::ClientNetworkRefused,
+                        credential,
+                        event.occurred_at - window,
+                        event.occurred_at,
+                    )
+                    .await?;
+                if minutes >= NETWORK_REFUSAL_MINUTES {
+                    alerts.push(alert(
+                        event,
+                        "client_outside_networks",
+                        Severity::Medium,
+                        Some(credential),
+                        format!("outside-networks:{credential}:{bucket}"),
+                        format!(
+                            "Client {client} authenticated correctly from outside its allowed networks in {minutes} different minutes within {} minutes (last from {}): its secret or key may be in someone else's hands.",
+                            policy.window.as_secs() / 60,
+                            event.ip.as_deref().unwrap_or("an unknown address")
+                        ),
+                    ));
+                }
+            }
+        }
+        Some(EventType::TokenLimitReached) => {
+            let client = detail(event, "client_id").unwrap_or_else(|| "?".into());
+            if let Some(credential) = event.actor_id.as_deref() {
+                let minutes = core
+                    .store
+                    .minutes_with(
+                        EventType::TokenLimitReached,
+                        credential,
+                        event.occurred_at - window,
+                        event.occurred_at,
+                    )
+                    .await?;
+                if minutes >= LIMIT_MINUTES {
+                    alerts.push(alert(
+                        event,
+                        "issuance_limit_abuse",
+                        Severity::Medium,
+                        Some(credential),
+                        format!("issuance-limit:{credential}:{bucket}"),
+                        format!(
+                            "Client {client} ran into its limit of tokens per minute in {minutes} different minutes within {} minutes: a runaway job, or someone else using its credentials.",
                             policy.window.as_secs() / 60
                         ),
                     ));

@@ -2,6 +2,10 @@
 //! true — which credential a secret belongs to, what a token was issued for, a tenant's id — and
 //! never a verdict: revocation, suspension and expiry are checked on every use against the
 //! revocation cache and the clock. Entries are keyed by SHA-256, never by a secret.
+//!
+//! Settings that staff may change — a credential's policy, a tenant's DPoP nonce requirement —
+//! are cached for at most a minute and dropped at once when they change, on this instance directly
+//! and on the others by notification (the minute bounds a lost notification).
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
@@ -13,6 +17,10 @@ use super::ServedTenant;
 use crate::clock::Millis;
 use crate::domain::ids::TenantId;
 use crate::domain::partners::CredentialKind;
+use crate::domain::partners::policies::ClientPolicy;
+
+/// How long a changeable setting may be served from memory when no notification arrives.
+const SETTINGS_TTL: Duration = Duration::from_secs(60);
 
 /// What a presented secret (API token or client secret) is.
 #[derive(Debug)]
@@ -47,6 +55,13 @@ pub struct VerifiedCache {
     pub(super) secrets: Cache<[u8; 32], Arc<KnownSecret>>,
     pub(super) tokens: Cache<String, Arc<KnownToken>>,
     tenants: Cache<String, Arc<ServedTenant>>,
+    /// A credential's policy, by credential id.
+    policies: Cache<String, Arc<ClientPolicy>>,
+    /// Credentials over their issuance limit, by credential id: until when (the window's end), so
+    /// further requests in that window are refused without a database round trip.
+    pub(super) limited: Cache<String, Millis>,
+    /// The installation's DPoP nonce key (shared by every instance through the database).
+    pub(super) nonce_key: tokio::sync::OnceCell<[u8; 32]>,
 }
 
 impl VerifiedCache {
@@ -63,8 +78,17 @@ impl VerifiedCache {
             // Slugs never change; the status is checked against the revocation cache.
             tenants: Cache::builder()
                 .max_capacity(10_000)
-                .time_to_live(Duration::from_secs(60))
+                .time_to_live(SETTINGS_TTL)
                 .build(),
+            policies: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(SETTINGS_TTL)
+                .build(),
+            limited: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(SETTINGS_TTL)
+                .build(),
+            nonce_key: tokio::sync::OnceCell::new(),
         }
     }
 }
@@ -76,6 +100,31 @@ impl VerifiedCache {
 
     pub fn remember_tenant(&self, slug: &str, tenant: Arc<ServedTenant>) {
         self.tenants.insert(slug.to_owned(), tenant);
+    }
+
+    pub fn forget_tenant(&self, slug: &str) {
+        self.tenants.invalidate(slug);
+    }
+
+    pub fn policy(&self, credential: &str) -> Option<Arc<ClientPolicy>> {
+        self.policies.get(credential)
+    }
+
+    pub fn remember_policy(&self, credential: &str, policy: Arc<ClientPolicy>) {
+        self.policies.insert(credential.to_owned(), policy);
+    }
+
+    /// The policy changed: read it again, and let a raised limit apply at once.
+    pub fn forget_policy(&self, credential: &str) {
+        self.policies.invalidate(credential);
+        self.limited.invalidate(credential);
+    }
+
+    /// Anything may have changed (a notification may have been missed).
+    pub fn forget_settings(&self) {
+        self.policies.invalidate_all();
+        self.limited.invalidate_all();
+        self.tenants.invalidate_all();
     }
 }
 

@@ -2,7 +2,8 @@
 //! (`client_secret_basic`) or form fields (`client_secret_post`), verified on the same fast path as
 //! API tokens. Failures are counted per client id and address and per address (RFC 6749 §2.3.1);
 //! a locked pair is refused before its secret is even looked at, unless that secret is already
-//! known-good on this instance (so an attacker cannot lock a partner out from elsewhere).
+//! known-good on this instance (so an attacker cannot lock a partner out from elsewhere). A client
+//! limited to some networks is refused from any other, with the same answer.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +18,7 @@ use crate::clock::duration_ms;
 use crate::domain::Core;
 use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
 use crate::domain::partners::CredentialKind;
+use crate::domain::partners::policies::{self, ClientPolicy};
 use crate::domain::throttle::lock_duration;
 
 const WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -70,6 +72,8 @@ pub struct AuthenticatedClient {
     pub client_id: String,
     pub method: AuthMethod,
     pub known: Arc<KnownSecret>,
+    /// What the credential may do: networks (already checked), issuance limit, DPoP.
+    pub policy: Arc<ClientPolicy>,
 }
 
 fn throttle_keys(client_id: &str, ip: Option<&str>) -> Vec<(String, i64)> {
@@ -104,7 +108,7 @@ pub async fn authenticate_client(
             let checked =
                 verify_assertion(core, tenant, client_id, assertion.expose_secret()).await?;
             return match checked {
-                Ok(known) => admit(core, presented, known, purpose, context).await,
+                Ok(known) => admit(core, tenant, presented, known, purpose, context).await,
                 Err(refusal) => {
                     record_failure(core, tenant, &presented, &keys, refusal.code(), context)
                         .await?;
@@ -130,7 +134,7 @@ pub async fn authenticate_client(
                 && known.client_id.as_deref() == Some(presented.client_id.as_str())
                 && known.tenant_id == tenant.id =>
         {
-            return admit(core, presented, known, purpose, context).await;
+            return admit(core, tenant, presented, known, purpose, context).await;
         }
         SecretCheck::Active(_) => "mismatch",
         SecretCheck::Inactive { reason, .. } => reason.code(),
@@ -142,14 +146,39 @@ pub async fn authenticate_client(
     ))
 }
 
-/// An authenticated client, if it may use this endpoint.
+/// An authenticated client, if it may use this endpoint from where it calls. A call from outside
+/// its networks gets the same answer as a wrong secret, and counts like one.
 async fn admit(
     core: &Core,
+    tenant: &ServedTenant,
     presented: PresentedClient,
     known: Arc<KnownSecret>,
     purpose: ClientPurpose,
     context: &RequestContext,
 ) -> Result<AuthenticatedClient, OAuthError> {
+    let policy = policies::enforced_policy(core, known.tenant_id, &known.credential_id).await?;
+    if !policy.allows(context.ip.as_deref()) {
+        let keys = throttle_keys(&presented.client_id, context.ip.as_deref());
+        let locked_for = count_failure(core, &keys).await?;
+        let mut event = Event::new(
+            core.clock.now_ms(),
+            EventType::ClientNetworkRefused,
+            Outcome::Failure,
+            Actor::Client(known.credential_id.clone()),
+        )
+        .tenant(tenant.id)
+        .context(context)
+        .detail("client_id", presented.client_id.as_str())
+        .detail("method", presented.method.as_str());
+        if let Some(seconds) = locked_for {
+            event = event.detail("locked_seconds", seconds);
+        }
+        core.store.append_event(&event).await?;
+        return Err(OAuthError::rejected(
+            ErrorCode::InvalidClient,
+            "Client authentication failed.",
+        ));
+    }
     if purpose == ClientPurpose::ResourceServer && !known.may_introspect {
         return Err(OAuthError::rejected(
             ErrorCode::UnauthorizedClient,
@@ -163,6 +192,7 @@ async fn admit(
         client_id: presented.client_id,
         method: presented.method,
         known,
+        policy,
     })
 }
 
@@ -196,18 +226,7 @@ async fn record_failure(
     context: &RequestContext,
 ) -> Result<(), OAuthError> {
     let now = core.clock.now_ms();
-    let mut locked_for = None;
-    for (key, threshold) in keys {
-        let failures = core
-            .store
-            .count_failure(key, now, now - duration_ms(WINDOW))
-            .await?;
-        if failures >= *threshold {
-            let lock = lock_duration(failures - threshold);
-            core.store.lock_until(key, now + duration_ms(lock)).await?;
-            locked_for = Some(lock.as_secs());
-        }
-    }
+    let locked_for = count_failure(core, keys).await?;
     let mut event = Event::new(
         now,
         EventType::ClientAuthFailed,
@@ -224,6 +243,24 @@ async fn record_failure(
     }
     core.store.append_event(&event).await?;
     Ok(())
+}
+
+/// Counts a failure against each throttle key; the lock's length when one is now locked.
+async fn count_failure(core: &Core, keys: &[(String, i64)]) -> Result<Option<u64>, OAuthError> {
+    let now = core.clock.now_ms();
+    let mut locked_for = None;
+    for (key, threshold) in keys {
+        let failures = core
+            .store
+            .count_failure(key, now, now - duration_ms(WINDOW))
+            .await?;
+        if failures >= *threshold {
+            let lock = lock_duration(failures - threshold);
+            core.store.lock_until(key, now + duration_ms(lock)).await?;
+            locked_for = Some(lock.as_secs());
+        }
+    }
+    Ok(locked_for)
 }
 
 /// A client id as typed is only logged when it looks like one: someone pasting a secret into the

@@ -2,6 +2,7 @@
 //! algorithm by the public key in its own header, naming this request (`htm`, `htu`), fresh (`iat`
 //! within a minute) and used once on every instance (`jti`). A token issued with a proof is bound
 //! to the proof's key: its `cnf.jkt` is the key's RFC 7638 thumbprint and its type is `DPoP`.
+//! A tenant may also require the proof to carry a nonce we handed out (see `nonce`).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -29,6 +30,7 @@ struct ProofClaims {
     htu: Option<String>,
     iat: Option<i64>,
     jti: Option<String>,
+    nonce: Option<String>,
 }
 
 fn refused(description: &'static str) -> OAuthError {
@@ -105,6 +107,18 @@ pub async fn verify_proof(
         .saturating_mul(1000);
     if (iat_ms - now).abs() > WINDOW_MS {
         return Err(refused("The DPoP proof is not fresh."));
+    }
+    // Checked before the jti is spent: the client retries with a new proof carrying the nonce.
+    if tenant.dpop_nonce {
+        let fresh = match claims.nonce.as_deref() {
+            Some(nonce) => super::nonce::is_current(core, tenant, nonce).await?,
+            None => false,
+        };
+        if !fresh {
+            return Err(OAuthError::DpopNonceRequired {
+                nonce: super::nonce::current(core, tenant).await?,
+            });
+        }
     }
     let jti = claims
         .jti

@@ -21,6 +21,7 @@ pub async fn served_tenant(core: &Core, slug: &str) -> Result<Arc<ServedTenant>,
     let served = Arc::new(ServedTenant {
         id: tenant.id,
         slug: tenant.slug.as_str().to_owned(),
+        dpop_nonce: tenant.dpop_nonce,
     });
     core.verified.remember_tenant(slug, served.clone());
     Ok(served)
@@ -70,9 +71,21 @@ async fn bound_token(
             let endpoint = format!("{}/oauth/token", tenant.issuer(&core.public_url));
             Some(super::verify_proof(core, tenant, proof, "POST", &endpoint).await?)
         }
+        None if client.policy.require_dpop => {
+            return Err(OAuthError::rejected(
+                ErrorCode::InvalidDpopProof,
+                "This client must send a DPoP proof with every token request.",
+            ));
+        }
         None => None,
     };
-    super::issue_access_token(core, tenant, client, scope, jkt.as_deref(), context).await
+    let mut issued =
+        super::issue_access_token(core, tenant, client, scope, jkt.as_deref(), context).await?;
+    // RFC 9449 §8.2: a fresh nonce with every answer, so the client never has to ask for one.
+    if tenant.dpop_nonce {
+        issued.dpop_nonce = Some(super::nonce::current(core, tenant).await?);
+    }
+    Ok(issued)
 }
 
 async fn record_refusal(

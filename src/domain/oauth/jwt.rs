@@ -9,7 +9,9 @@ use jsonwebtoken::{Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use super::cache::KnownToken;
-use super::{AuthenticatedClient, ErrorCode, Inactive, OAuthError, ServedTenant};
+use super::{
+    AuthenticatedClient, ErrorCode, Inactive, IssuanceBudget, OAuthError, ServedTenant,
+};
 use crate::clock::{Millis, duration_ms};
 use crate::domain::Core;
 use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
@@ -18,7 +20,8 @@ use crate::domain::keys::{self, KeyAlgorithm};
 use crate::domain::partners::CredentialStatus;
 use crate::domain::tenants::TenantStatus;
 use crate::store::StoreError;
-use crate::store::issued_tokens::IssuedToken;
+use crate::store::issued_tokens::{IssuedToken, TokenRecording};
+use crate::store::partners::policies::{ISSUANCE_WINDOW_MS, IssuanceWindow};
 
 /// Longer than any token we issue; anything bigger is refused before parsing.
 pub const MAX_TOKEN_BYTES: usize = 4096;
@@ -76,6 +79,10 @@ pub struct IssuedAccessToken {
     pub token_type: &'static str,
     pub expires_in: i64,
     pub scope: String,
+    /// What is left of the client's tokens for this minute.
+    pub budget: IssuanceBudget,
+    /// The DPoP nonce to use next (tenants that require one).
+    pub dpop_nonce: Option<String>,
 }
 
 /// The requested scopes, limited to the grant: none asked means all granted (RFC 6749 §3.3).
@@ -111,6 +118,15 @@ pub async fn issue_access_token(
     context: &RequestContext,
 ) -> Result<IssuedAccessToken, OAuthError> {
     let scopes = granted_scopes(requested_scope, &client.known.scopes)?;
+    let limit = client.policy.tokens_per_minute;
+    let credential = client.known.credential_id.as_str();
+    // Known to be over its limit until the window ends: refused without a database round trip.
+    if let Some(until) = core.verified.limited.get(credential) {
+        let now = core.clock.now_ms();
+        if until > now {
+            return Err(OAuthError::IssuanceLimited(budget(limit, 0, until, now)));
+        }
+    }
     let keys = keys::tenant_keys(core, tenant.id).await?;
     let signer = keys
         .signer
@@ -175,18 +191,77 @@ pub async fn issue_access_token(
     .detail("scope", scope.as_str())
     .detail("token_type", token_type)
     .detail("expires_at", exp * 1000);
-    core.store
-        .insert_access_token(&record, context.ip.as_deref(), &event)
+    let recorded = core
+        .store
+        .insert_access_token(&record, context.ip.as_deref(), &event, i64::from(limit))
         .await?;
+    let window = match recorded {
+        TokenRecording::Recorded(window) => window,
+        TokenRecording::OverLimit(window) => {
+            return Err(limit_reached(core, tenant, client, window, context).await);
+        }
+    };
     core.verified
         .tokens
         .insert(record.jti.clone(), Arc::new(known_token(record)?));
+    let used = u32::try_from(window.issued).unwrap_or(u32::MAX);
     Ok(IssuedAccessToken {
         access_token: token.into(),
         token_type,
         expires_in: exp - iat,
         scope,
+        budget: budget(
+            limit,
+            limit.saturating_sub(used),
+            window.started_at + ISSUANCE_WINDOW_MS,
+            now,
+        ),
+        dpop_nonce: None,
     })
+}
+
+fn budget(limit: u32, remaining: u32, window_end: Millis, now: Millis) -> IssuanceBudget {
+    IssuanceBudget {
+        limit,
+        remaining,
+        reset_secs: u64::try_from(window_end - now).unwrap_or(0).div_ceil(1000),
+    }
+}
+
+/// The client has had its tokens for this window: remembered until the window ends (so further
+/// requests cost nothing), and recorded once per window on this instance — a client hammering
+/// past its limit writes one event a minute, not one per request.
+async fn limit_reached(
+    core: &Core,
+    tenant: &ServedTenant,
+    client: &AuthenticatedClient,
+    window: IssuanceWindow,
+    context: &RequestContext,
+) -> OAuthError {
+    let now = core.clock.now_ms();
+    let limit = client.policy.tokens_per_minute;
+    let window_end = window.started_at + ISSUANCE_WINDOW_MS;
+    let credential = client.known.credential_id.clone();
+    let known = core.verified.limited.get(&credential);
+    core.verified.limited.insert(credential.clone(), window_end);
+    if known != Some(window_end) {
+        let event = Event::new(
+            now,
+            EventType::TokenLimitReached,
+            Outcome::Failure,
+            Actor::Client(credential.clone()),
+        )
+        .tenant(tenant.id)
+        .context(context)
+        .detail("client_id", client.client_id.as_str())
+        .detail("credential", credential)
+        .detail("tokens_per_minute", limit)
+        .detail("window_started_at", window.started_at);
+        if let Err(e) = core.store.append_event(&event).await {
+            tracing::warn!(error = %e, "could not record a reached issuance limit");
+        }
+    }
+    OAuthError::IssuanceLimited(budget(limit, 0, window_end, now))
 }
 
 fn known_token(record: IssuedToken) -> Result<KnownToken, StoreError> {

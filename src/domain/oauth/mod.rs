@@ -13,6 +13,7 @@ mod dpop;
 mod grant;
 mod introspection;
 mod jwt;
+pub mod nonce;
 mod secrets;
 
 pub use assertion::{JWT_BEARER, claimed_client};
@@ -36,6 +37,8 @@ pub enum ErrorCode {
     UnsupportedTokenType,
     /// RFC 9449: the DPoP proof is missing, malformed, stale, replayed or for another request.
     InvalidDpopProof,
+    /// RFC 9449 §8: retry with the nonce in the `DPoP-Nonce` header.
+    UseDpopNonce,
     ServerError,
     TemporarilyUnavailable,
 }
@@ -51,6 +54,7 @@ impl ErrorCode {
             Self::InvalidScope => "invalid_scope",
             Self::UnsupportedTokenType => "unsupported_token_type",
             Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
         }
@@ -74,6 +78,13 @@ pub enum OAuthError {
     /// Too many failed client authentications.
     #[error("too many failed client authentications")]
     Throttled { retry_after_secs: u64 },
+    /// The DPoP proof lacks the nonce the tenant requires (or has a stale one): `nonce` is the one
+    /// to use.
+    #[error("a DPoP nonce is required")]
+    DpopNonceRequired { nonce: String },
+    /// The client has obtained as many tokens as it may this minute.
+    #[error("the client's issuance limit is reached")]
+    IssuanceLimited(IssuanceBudget),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -88,11 +99,22 @@ impl OAuthError {
     }
 }
 
+/// A client's issuance budget in the current minute (shown as `RateLimit-*` headers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IssuanceBudget {
+    pub limit: u32,
+    pub remaining: u32,
+    /// Seconds until the window starts over.
+    pub reset_secs: u64,
+}
+
 /// The tenant a token endpoint serves, as resolved from the URL.
 #[derive(Debug, Clone)]
 pub struct ServedTenant {
     pub id: TenantId,
     pub slug: String,
+    /// DPoP proofs must carry a nonce we handed out (RFC 9449 §8).
+    pub dpop_nonce: bool,
 }
 
 impl ServedTenant {

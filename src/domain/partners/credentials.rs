@@ -15,7 +15,10 @@ use crate::domain::tokens::{self, SecretKind};
 use crate::domain::{Core, oauth};
 use crate::mail::{self};
 use crate::store::StoreError;
+use crate::domain::networks::Networks;
+use crate::store::partners::policies::PolicyValues;
 use crate::store::partners::{GrantSelection, NewCredential, NewSecret, SecretRow};
+use super::policies::ClientPolicy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CredentialKind {
@@ -84,13 +87,15 @@ impl Delivery {
 }
 
 /// What staff asked to mint.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct MintRequest {
     pub kind: CredentialKind,
     /// A client for a gateway: it may introspect tokens and read the revocation feed.
     pub resource_server: bool,
     pub lifetime_days: i64,
     pub delivery: Delivery,
+    /// What a client may do once authenticated (API tokens keep the default).
+    pub policy: ClientPolicy,
 }
 
 /// A minted credential; the retrieval link only when it was asked for (`Delivery::Link`).
@@ -121,6 +126,7 @@ impl MintRequest {
             resource_server,
             lifetime_days,
             delivery: Delivery::Email,
+            policy: ClientPolicy::default(),
         })
     }
 }
@@ -141,7 +147,13 @@ pub async fn mint(
         resource_server,
         lifetime_days,
         delivery,
+        policy,
     } = request;
+    if kind != CredentialKind::Client && policy != ClientPolicy::default() {
+        return Err(PartnerError::Invalid(
+            "Only client credentials have networks, limits and DPoP settings.",
+        ));
+    }
     if resource_server && kind != CredentialKind::Client {
         return Err(PartnerError::Invalid(
             "Only a client credential can belong to a resource server.",
@@ -195,6 +207,11 @@ pub async fn mint(
     .detail("resource_server", resource_server)
     .detail("partner", grant.contact_email.as_str())
     .detail("delivery", delivery.as_str());
+    let event = match kind {
+        CredentialKind::Client => event.detail("policy", super::policies::describe(&policy)),
+        CredentialKind::ApiToken => event,
+    };
+    let networks = policy.networks.as_ref().map(Networks::to_stored);
     let credential = NewCredential {
         id: &id,
         grant_id: &grant.id,
@@ -206,6 +223,11 @@ pub async fn mint(
         retrieval_token: &SecretDigest::of(retrieval.expose_secret()),
         retrieval_expires_at: now + duration_ms(RETRIEVAL_WINDOW),
         now,
+        policy: PolicyValues {
+            allowed_networks: networks.as_deref(),
+            tokens_per_minute: i64::from(policy.tokens_per_minute),
+            require_dpop: policy.require_dpop,
+        },
     };
     let mail = (delivery == Delivery::Email).then(|| queue(&grant.contact_email, rendered, now));
     core.store

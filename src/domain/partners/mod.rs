@@ -14,6 +14,7 @@ use crate::store::staff::OutgoingMail;
 
 pub mod client_keys;
 mod credentials;
+pub mod policies;
 mod listing;
 mod requests;
 mod scopes;
@@ -140,6 +141,12 @@ pub enum PartnerError {
     AlreadyDecided,
     #[error("That does not exist.")]
     NotFound,
+    /// A policy setting (networks, limit) that cannot be used; names the field.
+    #[error("{message}")]
+    Policy {
+        field: &'static str,
+        message: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -154,8 +154,9 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
         sqlx::query(
-            "INSERT INTO credentials (id, tenant_id, grant_id, kind, client_id, status, created_at, created_by, expires_at, may_introspect) \
-             VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $8, $9)",
+            "INSERT INTO credentials (id, tenant_id, grant_id, kind, client_id, status, created_at, created_by, expires_at, may_introspect, \
+             allowed_networks, tokens_per_minute, require_dpop) \
+             VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(credential.id)
         .bind(tenant.to_string())
@@ -166,6 +167,9 @@ impl Store {
         .bind(credential.created_by.to_string())
         .bind(credential.expires_at)
         .bind(i64::from(credential.may_introspect))
+        .bind(credential.policy.allowed_networks)
+        .bind(credential.policy.tokens_per_minute)
+        .bind(i64::from(credential.policy.require_dpop))
         .execute(&mut *tx)
         .await?;
         sqlx::query(

@@ -4,6 +4,7 @@
 
 pub mod client_keys;
 mod credentials;
+pub mod policies;
 mod requests;
 
 pub(crate) use credentials::{GrantRevocation, revoke_grants_tx};
@@ -124,6 +125,7 @@ pub struct NewCredential<'a> {
     pub retrieval_token: &'a SecretDigest,
     pub retrieval_expires_at: Millis,
     pub now: Millis,
+    pub policy: policies::PolicyValues<'a>,
 }
 
 /// The credential whose secret a retrieval link just revealed.

@@ -12,6 +12,7 @@ use crate::domain::partners::{
     self, CredentialSearch, CredentialView, Delivery, Grant, MintRequest,
 };
 use crate::web::api::client_keys::{ClientKeyBody, keys_of};
+use crate::web::api::client_policies::{PolicyBody, PolicyFields, policy_of};
 use crate::web::api::idempotency::CarriesSecret;
 use crate::web::api::problem::Problem;
 use crate::web::api::{ApiError, Caller, InTenant, Page, Paging, page_limit};
@@ -219,6 +220,9 @@ pub struct CredentialDetail {
     pub secrets: Vec<SecretBody>,
     /// A client's registered public keys (private_key_jwt), live and removed.
     pub keys: Vec<ClientKeyBody>,
+    /// A client's networks, issuance limit and DPoP requirement (absent for API tokens).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyBody>,
 }
 
 /// One credential, with its secrets' state.
@@ -254,7 +258,9 @@ pub async fn get(
             display_prefix: s.display_prefix,
         })
         .collect();
+    let policy = policy_of(&core, tenant.id, &credential.id, &credential.kind).await?;
     Ok(HttpResponse::Ok().json(CredentialDetail {
+        policy,
         credential: credential.into(),
         secrets,
         keys: keys_of(&core, tenant.id, &path.1).await?,
@@ -308,6 +314,12 @@ pub struct MintBody {
     /// response carries it, for delivery through the caller's own channel (the event records which
     /// key received it).
     pub delivery: Option<String>,
+    /// Clients only: the networks (CIDR) it may call from; left out or empty: anywhere.
+    pub networks: Option<Vec<String>>,
+    /// Clients only: tokens it may obtain per minute (default 60).
+    pub tokens_per_minute: Option<i64>,
+    /// Clients only: every token request must carry a DPoP proof.
+    pub require_dpop: Option<bool>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -360,6 +372,13 @@ pub async fn mint(
             });
         }
     };
+    let policy = PolicyFields {
+        networks: body.networks.clone(),
+        tokens_per_minute: body.tokens_per_minute,
+        require_dpop: body.require_dpop,
+    };
+    request.policy = policy.change()?.applied_to(&request.policy);
+    let delivery = request.delivery;
     let minted = partners::mint(&core, caller.owner.id, &tenant, &grant, request, &context).await?;
     let mut answer = HttpResponse::Created();
     if minted.retrieval_link.is_some() {
@@ -367,7 +386,7 @@ pub async fn mint(
     }
     Ok(answer.json(Minted {
         id: minted.id,
-        delivery: request.delivery.as_str().into(),
+        delivery: delivery.as_str().into(),
         retrieval_link: minted
             .retrieval_link
             .map(|link| secrecy::ExposeSecret::expose_secret(&link).to_owned()),

@@ -9,6 +9,7 @@ use crate::clock::format_rfc3339;
 use crate::domain::Core;
 use crate::domain::approvals::{self, Action};
 use crate::domain::keys::{self, KeyCatalogue, KeyError, RotationCause};
+use crate::domain::tenants;
 use crate::web::api::approvals::{ApprovalBody, accepted};
 use crate::web::api::problem::Problem;
 use crate::web::api::{ApiError, Caller, InTenant};
@@ -120,6 +121,39 @@ pub async fn rotate(
         ));
     }
     Ok(HttpResponse::Ok().json(catalogue(&core, tenant.id).await?))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DpopNonceBody {
+    /// DPoP proofs at the tenant's token endpoint must carry a nonce it handed out (RFC 9449 §8).
+    pub required: bool,
+}
+
+/// Whether DPoP proofs must carry a server nonce. The token endpoint answers a proof without one
+/// with `use_dpop_nonce` and the nonce in `DPoP-Nonce`, and sends a fresh one with every token.
+#[utoipa::path(
+    put,
+    path = "/api/v1/tenants/{tenant}/dpop-nonce",
+    tag = "keys",
+    params(("tenant" = String, Path, description = "The tenant's slug", example = "acme")),
+    request_body = DpopNonceBody,
+    responses(
+        (status = 200, body = DpopNonceBody),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 422, body = Problem),
+    ),
+)]
+pub async fn set_dpop_nonce(
+    core: web::Data<Core>,
+    Caller { caller, context }: Caller,
+    InTenant(tenant): InTenant,
+    body: web::Json<DpopNonceBody>,
+) -> Result<HttpResponse, ApiError> {
+    tenants::set_dpop_nonce(&core, caller.owner.id, &tenant, body.required, &context).await?;
+    Ok(HttpResponse::Ok().json(DpopNonceBody {
+        required: body.required,
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

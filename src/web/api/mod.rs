@@ -19,6 +19,7 @@ use crate::web::extractors::request_context;
 pub mod alerts;
 pub mod approvals;
 pub mod client_keys;
+pub mod client_policies;
 pub mod credentials;
 pub mod docs;
 pub mod events;

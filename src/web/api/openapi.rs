@@ -6,7 +6,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use crate::web::api::{
-    alerts, approvals, client_keys, credentials, events, keys, me, problem, requests, scopes,
+    alerts, approvals, client_keys, client_policies, credentials, events, keys, me, problem,
+    requests, scopes,
     staff, tenants,
 };
 
@@ -46,6 +47,7 @@ use crate::web::api::{
         credentials::add_secret,
         client_keys::add,
         client_keys::remove,
+        client_policies::update,
         events::list,
         events::export,
         events::tenant_list,
@@ -55,6 +57,7 @@ use crate::web::api::{
         alerts::work,
         keys::list,
         keys::rotate,
+        keys::set_dpop_nonce,
         keys::request_emergency,
         approvals::list,
         approvals::get,

@@ -211,6 +211,10 @@ impl From<PartnerError> for ApiError {
             PartnerError::NotFound => Self::NotFound,
             PartnerError::AlreadyDecided => Self::Conflict(error.to_string()),
             PartnerError::RateLimited => Self::RateLimited { retry_after: 3600 },
+            PartnerError::Policy { field, message } => Self::Unprocessable {
+                detail: message,
+                field: Some(field.to_owned()),
+            },
             other => Self::unprocessable(other.to_string()),
         }
     }
