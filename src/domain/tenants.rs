@@ -411,7 +411,13 @@ pub async fn set_dpop_nonce(
     .context(context)
     .detail("dpop_nonce", required);
     core.store
-        .set_tenant_dpop_nonce(tenant.id, tenant.slug.as_str(), required, core.clock.now_ms(), &event)
+        .set_tenant_dpop_nonce(
+            tenant.id,
+            tenant.slug.as_str(),
+            required,
+            core.clock.now_ms(),
+            &event,
+        )
         .await?;
     core.verified.forget_tenant(tenant.slug.as_str());
     Ok(())

@@ -15,9 +15,8 @@ use crate::web::authz::{Rule, enforce};
 use crate::web::step_up::StepUp;
 use crate::web::{
     account, account_recovery, alerts, api_keys, approvals, assets, auth, client_policies,
-    credentials, dashboard,
-    events, health, invitations, keys, metrics, mfa, oauth, partner_pages, requests, session_pages,
-    setup, staff, step_up, tenants,
+    credentials, dashboard, events, health, invitations, keys, metrics, mfa, oauth, partner_pages,
+    requests, session_pages, setup, staff, step_up, tenants,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,8 +158,8 @@ pub fn no_extra_routes(_: &mut Router<'_>) {}
 /// The automation API: keys, never cookies (it sits outside the session scope), JSON in and out.
 fn automation_api(router: &mut Router<'_>) {
     use crate::web::api::{
-        alerts, approvals, client_keys, client_policies, credentials, docs, events, keys, me, openapi, requests,
-        scopes, staff, tenants,
+        alerts, approvals, client_keys, client_policies, credentials, docs, events, keys, me,
+        openapi, requests, scopes, staff, tenants,
     };
     router
         .get("/api/docs", Public, docs::page)
@@ -652,7 +651,8 @@ pub fn console(router: &mut Router<'_>) {
         )
         .post(
             "/t/{tenant}/credentials/{id}/policy",
-            InTenant(MintCredentials).with_step_up("Change a client's networks, limit or DPoP rule"),
+            InTenant(MintCredentials)
+                .with_step_up("Change a client's networks, limit or DPoP rule"),
             client_policies::policy_post,
         )
         .post(

@@ -16,12 +16,12 @@ fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-struct ProofKey {
+pub(crate) struct ProofKey {
     signing: SigningKey,
 }
 
 impl ProofKey {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             signing: SigningKey::from_bytes(&rand_seed()),
         }
@@ -32,14 +32,14 @@ impl ProofKey {
     }
 
     /// RFC 7638: SHA-256 over the required members in lexicographic order, no whitespace.
-    fn thumbprint(&self) -> String {
+    pub(crate) fn thumbprint(&self) -> String {
         let x = b64(self.signing.verifying_key().as_bytes());
         let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
         b64(&Sha256::digest(canonical.as_bytes()))
     }
 
     /// A compact JWS of `header` and `claims`, signed with this key.
-    fn sign(&self, header: &Value, claims: &Value) -> String {
+    pub(crate) fn sign(&self, header: &Value, claims: &Value) -> String {
         let input = format!(
             "{}.{}",
             b64(header.to_string().as_bytes()),
@@ -49,7 +49,7 @@ impl ProofKey {
         format!("{input}.{}", b64(&signature.to_bytes()))
     }
 
-    fn header(&self) -> Value {
+    pub(crate) fn header(&self) -> Value {
         json!({"typ": "dpop+jwt", "alg": "EdDSA", "jwk": self.jwk()})
     }
 }
@@ -68,11 +68,11 @@ fn endpoint(s: &Service) -> String {
         .to_string()
 }
 
-fn proof_claims(s: &Service, jti: &str) -> Value {
+pub(crate) fn proof_claims(s: &Service, jti: &str) -> Value {
     json!({"htm": "POST", "htu": endpoint(s), "iat": s.w.app.now_ms() / 1000, "jti": jti})
 }
 
-async fn token_with(s: &Service, proofs: &[&str]) -> reqwest::Response {
+pub(crate) async fn token_with(s: &Service, proofs: &[&str]) -> reqwest::Response {
     let mut request = s
         .http
         .post(s.url("/t/acme/oauth/token"))
@@ -84,7 +84,7 @@ async fn token_with(s: &Service, proofs: &[&str]) -> reqwest::Response {
     request.send().await.unwrap()
 }
 
-fn payload_of(jwt: &str) -> Value {
+pub(crate) fn payload_of(jwt: &str) -> Value {
     let part = jwt.split('.').nth(1).unwrap();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
 }

@@ -339,7 +339,10 @@ on_both_backends!(
 );
 
 /// Polls `check` until it holds or `limit` passes; returns how long it took.
-async fn within(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> Option<Duration> {
+pub(crate) async fn within(
+    limit: Duration,
+    mut check: impl AsyncFnMut() -> bool,
+) -> Option<Duration> {
     let started = Instant::now();
     while started.elapsed() < limit {
         if check().await {
@@ -402,7 +405,7 @@ async fn listener_pids(admin: &sqlx::PgPool, database: &str) -> Vec<i32> {
 }
 
 /// Waits (bounded) until both instances' listeners are connected to PostgreSQL.
-async fn both_instances_listen(admin: &sqlx::PgPool, database: &str) {
+pub(crate) async fn both_instances_listen(admin: &sqlx::PgPool, database: &str) {
     assert!(
         within(Duration::from_secs(5), async || listener_pids(
             admin, database

@@ -25,6 +25,7 @@ mod bad_input;
 mod browser;
 mod cli;
 mod client_assertions;
+mod client_policies;
 mod credentials;
 mod csrf;
 mod dpop;

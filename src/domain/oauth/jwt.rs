@@ -9,9 +9,7 @@ use jsonwebtoken::{Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use super::cache::KnownToken;
-use super::{
-    AuthenticatedClient, ErrorCode, Inactive, IssuanceBudget, OAuthError, ServedTenant,
-};
+use super::{AuthenticatedClient, ErrorCode, Inactive, IssuanceBudget, OAuthError, ServedTenant};
 use crate::clock::{Millis, duration_ms};
 use crate::domain::Core;
 use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};

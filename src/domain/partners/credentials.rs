@@ -5,20 +5,20 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use super::policies::ClientPolicy;
 use super::*;
 use crate::clock::duration_ms;
 use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
 use crate::domain::ids::{TenantId, UserId, time_ordered_id};
+use crate::domain::networks::Networks;
 use crate::domain::secrets::{self, SecretDigest};
 use crate::domain::tenants::Tenant;
 use crate::domain::tokens::{self, SecretKind};
 use crate::domain::{Core, oauth};
 use crate::mail::{self};
 use crate::store::StoreError;
-use crate::domain::networks::Networks;
 use crate::store::partners::policies::PolicyValues;
 use crate::store::partners::{GrantSelection, NewCredential, NewSecret, SecretRow};
-use super::policies::ClientPolicy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CredentialKind {

@@ -14,8 +14,8 @@ use crate::store::staff::OutgoingMail;
 
 pub mod client_keys;
 mod credentials;
-pub mod policies;
 mod listing;
+pub mod policies;
 mod requests;
 mod scopes;
 

@@ -45,9 +45,10 @@ impl ClientPolicy {
     fn from_stored(stored: &StoredPolicy) -> Self {
         Self {
             // A list that no longer parses must not open the credential to the world.
-            networks: stored.allowed_networks.as_deref().map(|text| {
-                Networks::from_stored(text).unwrap_or_else(Networks::nowhere)
-            }),
+            networks: stored
+                .allowed_networks
+                .as_deref()
+                .map(|text| Networks::from_stored(text).unwrap_or_else(Networks::nowhere)),
             tokens_per_minute: u32::try_from(stored.tokens_per_minute)
                 .unwrap_or(DEFAULT_TOKENS_PER_MINUTE),
             require_dpop: stored.require_dpop != 0,
@@ -119,7 +120,10 @@ impl PolicyChange {
 
     pub fn applied_to(&self, policy: &ClientPolicy) -> ClientPolicy {
         ClientPolicy {
-            networks: self.networks.clone().unwrap_or_else(|| policy.networks.clone()),
+            networks: self
+                .networks
+                .clone()
+                .unwrap_or_else(|| policy.networks.clone()),
             tokens_per_minute: self.tokens_per_minute.unwrap_or(policy.tokens_per_minute),
             require_dpop: self.require_dpop.unwrap_or(policy.require_dpop),
         }

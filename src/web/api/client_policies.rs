@@ -109,8 +109,14 @@ pub async fn update(
         ));
     }
     let change = body.change()?;
-    let policy =
-        policies::set_policy(&core, caller.owner.id, tenant.id, &path.1, &change, &context)
-            .await?;
+    let policy = policies::set_policy(
+        &core,
+        caller.owner.id,
+        tenant.id,
+        &path.1,
+        &change,
+        &context,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(PolicyBody::from(policy)))
 }

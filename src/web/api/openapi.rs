@@ -7,8 +7,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::web::api::{
     alerts, approvals, client_keys, client_policies, credentials, events, keys, me, problem,
-    requests, scopes,
-    staff, tenants,
+    requests, scopes, staff, tenants,
 };
 
 #[derive(OpenApi)]
