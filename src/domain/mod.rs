@@ -53,6 +53,8 @@ pub struct Core {
     pub keys: Arc<keys::KeyRing>,
     pub revocations: Arc<revocations::RevocationCache>,
     pub verified: Arc<oauth::VerifiedCache>,
+    /// Records issued tokens in batches (group commit).
+    pub issuance: Arc<oauth::TokenRecorder>,
     /// Country of a request's address (GeoIP or a trusted proxy's header).
     pub geo: Arc<geo::Locator>,
 }
@@ -82,6 +84,7 @@ impl Core {
             keys: Arc::new(keys::KeyRing::new(tokens.kek, tokens.policy)),
             revocations: Arc::new(revocations::RevocationCache::default()),
             verified: Arc::new(oauth::VerifiedCache::default()),
+            issuance: Arc::new(oauth::TokenRecorder::default()),
             geo: Arc::new(geo::Locator::default()),
         })
     }

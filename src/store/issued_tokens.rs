@@ -5,7 +5,7 @@
 use sqlx::FromRow;
 
 use super::events::insert_event;
-use super::partners::policies::{IssuanceWindow, count_issuance};
+use super::partners::policies::{Counted, IssuanceWindow, count_issuance};
 use super::revocations::insert_revocation;
 use super::{Store, StoreError};
 use crate::clock::Millis;
@@ -13,6 +13,15 @@ use crate::domain::events::Event;
 use crate::domain::ids::TenantId;
 use crate::domain::partners::CredentialStatus;
 use crate::domain::tenants::TenantStatus;
+
+/// A signed token waiting to be recorded, with its `token_issued` event and its credential's
+/// tokens-per-minute limit.
+pub struct TokenToRecord<'a> {
+    pub token: &'a IssuedToken,
+    pub ip: Option<&'a str>,
+    pub event: &'a Event,
+    pub per_minute: i64,
+}
 
 /// What became of a token to record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,38 +47,51 @@ pub struct IssuedToken {
 }
 
 impl Store {
-    /// Records an issued token with its event, counted against its credential's `per_minute`
-    /// limit in the same transaction: over the limit, nothing is written.
-    pub async fn insert_access_token(
+    /// Records a batch of issued tokens in one transaction (group commit): each is counted against
+    /// its credential's limit, and recorded with its event only within it. One answer per token,
+    /// in order; if the transaction fails, none of them was recorded.
+    pub async fn record_issued_tokens(
         &self,
-        token: &IssuedToken,
-        ip: Option<&str>,
-        event: &Event,
-        per_minute: i64,
-    ) -> Result<TokenRecording, StoreError> {
+        batch: &[TokenToRecord<'_>],
+    ) -> Result<Vec<TokenRecording>, StoreError> {
         let mut tx = self.pool().begin().await?;
-        let window = count_issuance(&mut tx, &token.credential_id, token.issued_at).await?;
-        if window.issued > per_minute {
-            return Ok(TokenRecording::OverLimit(window));
+        let mut recorded = Vec::with_capacity(batch.len());
+        for item in batch {
+            let token = item.token;
+            let counted = count_issuance(
+                &mut tx,
+                &token.credential_id,
+                token.issued_at,
+                item.per_minute,
+            )
+            .await?;
+            let window = match counted {
+                Counted::Within(window) => window,
+                Counted::Over(window) => {
+                    recorded.push(TokenRecording::OverLimit(window));
+                    continue;
+                }
+            };
+            sqlx::query(
+                "INSERT INTO access_tokens (jti, tenant_id, credential_id, client_id, kid, scopes, issued_at, expires_at, ip) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(&token.jti)
+            .bind(&token.tenant_id)
+            .bind(&token.credential_id)
+            .bind(&token.client_id)
+            .bind(&token.kid)
+            .bind(&token.scopes)
+            .bind(token.issued_at)
+            .bind(token.expires_at)
+            .bind(item.ip)
+            .execute(&mut *tx)
+            .await?;
+            insert_event(&mut *tx, item.event).await?;
+            recorded.push(TokenRecording::Recorded(window));
         }
-        sqlx::query(
-            "INSERT INTO access_tokens (jti, tenant_id, credential_id, client_id, kid, scopes, issued_at, expires_at, ip) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(&token.jti)
-        .bind(&token.tenant_id)
-        .bind(&token.credential_id)
-        .bind(&token.client_id)
-        .bind(&token.kid)
-        .bind(&token.scopes)
-        .bind(token.issued_at)
-        .bind(token.expires_at)
-        .bind(ip)
-        .execute(&mut *tx)
-        .await?;
-        insert_event(&mut *tx, event).await?;
         tx.commit().await?;
-        Ok(TokenRecording::Recorded(window))
+        Ok(recorded)
     }
 
     pub async fn access_token(

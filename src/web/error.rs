@@ -231,7 +231,9 @@ impl ResponseError for OAuthError {
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Throttled { .. } | Self::IssuanceLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::DpopNonceRequired { .. } => StatusCode::BAD_REQUEST,
-            Self::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Store(StoreError::Unavailable(_)) | Self::NotRecorded(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Store(StoreError::UnstorableText(_)) => StatusCode::BAD_REQUEST,
             Self::Store(_) | Self::Keys(_) | Self::Signing(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -260,6 +262,10 @@ impl ResponseError for OAuthError {
             Self::Store(StoreError::Unavailable(_)) => (
                 ErrorCode::TemporarilyUnavailable,
                 "The service cannot reach its database. Retry shortly.",
+            ),
+            Self::NotRecorded(_) => (
+                ErrorCode::TemporarilyUnavailable,
+                "The token could not be recorded, so none was issued. Retry shortly.",
             ),
             Self::Store(StoreError::UnstorableText(_)) => (
                 ErrorCode::InvalidRequest,
@@ -293,7 +299,7 @@ impl ResponseError for OAuthError {
                     response.insert_header((name, value));
                 }
             }
-            Self::Store(StoreError::Unavailable(_)) => {
+            Self::Store(StoreError::Unavailable(_)) | Self::NotRecorded(_) => {
                 response.insert_header((header::RETRY_AFTER, "2"));
             }
             _ => {}

@@ -54,3 +54,4 @@ mod staff;
 mod step_up;
 mod tenants;
 mod throttle;
+mod token_recording;

@@ -190,8 +190,14 @@ pub async fn issue_access_token(
     .detail("token_type", token_type)
     .detail("expires_at", exp * 1000);
     let recorded = core
-        .store
-        .insert_access_token(&record, context.ip.as_deref(), &event, i64::from(limit))
+        .issuance
+        .record(
+            &core.store,
+            record.clone(),
+            context.ip.clone(),
+            event,
+            i64::from(limit),
+        )
         .await?;
     let window = match recorded {
         TokenRecording::Recorded(window) => window,

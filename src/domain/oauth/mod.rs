@@ -14,6 +14,7 @@ mod grant;
 mod introspection;
 mod jwt;
 pub mod nonce;
+mod recorder;
 mod secrets;
 
 pub use assertion::{JWT_BEARER, claimed_client};
@@ -23,6 +24,7 @@ pub use dpop::{DPOP_ALGORITHMS, verify_proof};
 pub use grant::*;
 pub use introspection::*;
 pub use jwt::*;
+pub use recorder::{NotRecorded, TokenRecorder};
 pub use secrets::*;
 
 /// RFC 6749 §5.2 error codes (and the few RFC 7009 adds).
@@ -87,6 +89,9 @@ pub enum OAuthError {
     IssuanceLimited(IssuanceBudget),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The token's batch could not be recorded: nothing was handed out.
+    #[error(transparent)]
+    NotRecorded(#[from] NotRecorded),
     #[error(transparent)]
     Keys(#[from] KeyError),
     #[error("token signing failed: {0}")]

@@ -1,5 +1,6 @@
 //! What a client credential may do once authenticated (networks, tokens per minute, DPoP), and
-//! the per-credential issuance counter the token endpoint moves with each token it records.
+//! the per-credential issuance counter the token endpoint moves with each token it records (in the
+//! same transaction, so a token that is not recorded is not counted).
 
 use sqlx::{Any, Transaction};
 
@@ -90,28 +91,50 @@ impl Store {
     }
 }
 
+/// Whether one more token fits its credential's window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Counted {
+    /// Counted; the window with it.
+    Within(IssuanceWindow),
+    /// Not counted: the window is full.
+    Over(IssuanceWindow),
+}
+
 /// Counts one token against the credential's current one-minute window (a window older than a
-/// minute starts over), inside the caller's transaction: on PostgreSQL the row stays locked until
-/// it commits, so concurrent issuances on every instance count one after another.
+/// minute starts over) unless the window already holds `per_minute`, inside the caller's
+/// transaction: on PostgreSQL the row stays locked until it commits, so concurrent issuances on
+/// every instance count one after another.
 pub(crate) async fn count_issuance(
     tx: &mut Transaction<'_, Any>,
     credential: &str,
     now: Millis,
-) -> Result<IssuanceWindow, sqlx::Error> {
-    let (issued, started_at): (i64, i64) = sqlx::query_as(
+    per_minute: i64,
+) -> Result<Counted, sqlx::Error> {
+    let counted: Option<(i64, i64)> = sqlx::query_as(
         "INSERT INTO issuance_windows (credential_id, window_start, issued) VALUES ($1, $2, 1) \
          ON CONFLICT (credential_id) DO UPDATE SET \
            issued = CASE WHEN issuance_windows.window_start <= $3 THEN 1 ELSE issuance_windows.issued + 1 END, \
            window_start = CASE WHEN issuance_windows.window_start <= $3 THEN $2 \
                                ELSE issuance_windows.window_start END \
+         WHERE issuance_windows.window_start <= $3 OR issuance_windows.issued < $4 \
          RETURNING issued, window_start",
     )
     .bind(credential)
     .bind(now)
     .bind(now - ISSUANCE_WINDOW_MS)
+    .bind(per_minute)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some((issued, started_at)) = counted {
+        return Ok(Counted::Within(IssuanceWindow { started_at, issued }));
+    }
+    let (started_at, issued): (i64, i64) = sqlx::query_as(
+        "SELECT window_start, issued FROM issuance_windows WHERE credential_id = $1",
+    )
+    .bind(credential)
     .fetch_one(&mut **tx)
     .await?;
-    Ok(IssuanceWindow { started_at, issued })
+    Ok(Counted::Over(IssuanceWindow { started_at, issued }))
 }
 
 /// The issuance limit's window.
