@@ -2,7 +2,7 @@
 //! its `token_issued` event before the token is handed out, so introspection and revocation know
 //! every token we signed.
 
-use sqlx::FromRow;
+use sqlx::{Any, FromRow, Transaction};
 
 use super::events::insert_event;
 use super::partners::policies::{Counted, IssuanceWindow, count_issuance};
@@ -14,6 +14,19 @@ use crate::domain::ids::TenantId;
 use crate::domain::partners::CredentialStatus;
 use crate::domain::tenants::TenantStatus;
 
+/// Spends a single-use id: false if it was spent before (here or on another instance; on
+/// PostgreSQL a concurrent spender's insert waits for the first to commit).
+async fn spend_tx(tx: &mut Transaction<'_, Any>, spend: &SingleUse) -> Result<bool, sqlx::Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO used_assertions (digest, expires_at) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING",
+    )
+    .bind(&spend.digest)
+    .bind(spend.expires_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(inserted.rows_affected() == 1)
+}
+
 /// A signed token waiting to be recorded, with its `token_issued` event and its credential's
 /// tokens-per-minute limit.
 pub struct TokenToRecord<'a> {
@@ -21,6 +34,16 @@ pub struct TokenToRecord<'a> {
     pub ip: Option<&'a str>,
     pub event: &'a Event,
     pub per_minute: i64,
+    /// Single-use ids the request presented (a client assertion's, a DPoP proof's), spent with
+    /// the token: a replay collides here, on every instance.
+    pub spends: &'a [SingleUse],
+}
+
+/// A single-use id (digest) to spend, remembered until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SingleUse {
+    pub digest: String,
+    pub expires_at: Millis,
 }
 
 /// What became of a token to record.
@@ -30,6 +53,8 @@ pub enum TokenRecording {
     Recorded(IssuanceWindow),
     /// Not recorded: the credential has had its tokens for this window.
     OverLimit(IssuanceWindow),
+    /// Not recorded: the single-use id at this index was spent before.
+    Replayed(usize),
 }
 
 /// An issued JWT access token, as recorded (never the token itself).
@@ -56,7 +81,13 @@ impl Store {
     ) -> Result<Vec<TokenRecording>, StoreError> {
         let mut tx = self.pool().begin().await?;
         let mut recorded = Vec::with_capacity(batch.len());
-        for item in batch {
+        'items: for item in batch {
+            for (index, spend) in item.spends.iter().enumerate() {
+                if !spend_tx(&mut tx, spend).await? {
+                    recorded.push(TokenRecording::Replayed(index));
+                    continue 'items;
+                }
+            }
             let token = item.token;
             let counted = count_issuance(
                 &mut tx,

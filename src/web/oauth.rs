@@ -220,7 +220,7 @@ pub async fn token_post(
         &core,
         &tenant,
         presented,
-        ClientPurpose::OwnTokens,
+        ClientPurpose::TokenRequest,
         &context,
     )
     .await?;

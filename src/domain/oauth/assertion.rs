@@ -20,6 +20,7 @@ use crate::domain::partners::{CredentialKind, CredentialStatus};
 use crate::domain::secrets::sha256;
 use crate::domain::tenants::TenantStatus;
 use crate::store::StoreError;
+use crate::store::issued_tokens::SingleUse;
 
 /// The client-assertion type RFC 7523 defines.
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -92,14 +93,14 @@ pub fn claimed_client(assertion: &str) -> Option<String> {
         .iss
 }
 
-/// Verifies `assertion` as coming from `client_id` of `tenant`; on success the assertion's id is
-/// spent and the credential is returned as a known client.
+/// Verifies `assertion` as coming from `client_id` of `tenant`: the credential as a known client,
+/// and the assertion's id, which the caller spends (at once, or with the token it obtains).
 pub async fn verify_assertion(
     core: &Core,
     tenant: &ServedTenant,
     client_id: &str,
     assertion: &str,
-) -> Result<Result<Arc<KnownSecret>, AssertionRefusal>, StoreError> {
+) -> Result<Result<(Arc<KnownSecret>, SingleUse), AssertionRefusal>, StoreError> {
     use AssertionRefusal::*;
     if assertion.len() > MAX_ASSERTION_BYTES {
         return Ok(Err(TooLarge));
@@ -205,12 +206,12 @@ pub async fn verify_assertion(
     if let Some(reason) = inactive {
         return Ok(Err(Credential(reason)));
     }
-    // Spent last, so a refused assertion cannot burn an id; kept until the assertion expires.
-    let digest = hex::encode(sha256(&format!("{}\n{client_id}\n{jti}", tenant.id)));
-    if !core.store.use_assertion(&digest, exp_ms + SKEW_MS).await? {
-        return Ok(Err(Replayed));
-    }
-    Ok(Ok(known))
+    // Spent after every check, so a refused assertion cannot burn an id; kept until it expires.
+    let single_use = SingleUse {
+        digest: hex::encode(sha256(&format!("{}\n{client_id}\n{jti}", tenant.id))),
+        expires_at: exp_ms + SKEW_MS,
+    };
+    Ok(Ok((known, single_use)))
 }
 
 fn algorithm_label(algorithm: Algorithm) -> &'static str {

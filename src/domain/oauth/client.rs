@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::assertion::verify_assertion;
+use super::assertion::{AssertionRefusal, verify_assertion};
 use super::cache::KnownSecret;
 use super::secrets::record_use;
 use super::{ErrorCode, OAuthError, Presented, SecretCheck, ServedTenant, check_secret};
@@ -20,6 +20,7 @@ use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
 use crate::domain::partners::CredentialKind;
 use crate::domain::partners::policies::{self, ClientPolicy};
 use crate::domain::throttle::lock_duration;
+use crate::store::issued_tokens::SingleUse;
 
 const WINDOW: Duration = Duration::from_secs(15 * 60);
 const PAIR_THRESHOLD: i64 = 10;
@@ -61,7 +62,10 @@ pub struct PresentedClient {
 /// What the endpoint needs the client for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientPurpose {
-    /// Token and revocation endpoints: any client of the tenant.
+    /// The token endpoint: any client of the tenant. A client assertion's id is spent with the
+    /// token it obtains (in the same transaction).
+    TokenRequest,
+    /// The revocation endpoint: any client of the tenant.
     OwnTokens,
     /// Introspection and the revocation feed: resource servers only.
     ResourceServer,
@@ -74,6 +78,8 @@ pub struct AuthenticatedClient {
     pub known: Arc<KnownSecret>,
     /// What the credential may do: networks (already checked), issuance limit, DPoP.
     pub policy: Arc<ClientPolicy>,
+    /// The client assertion's id, not yet spent (token requests spend it with the token).
+    pub unspent: Option<SingleUse>,
 }
 
 fn throttle_keys(client_id: &str, ip: Option<&str>) -> Vec<(String, i64)> {
@@ -108,10 +114,39 @@ pub async fn authenticate_client(
             let checked =
                 verify_assertion(core, tenant, client_id, assertion.expose_secret()).await?;
             return match checked {
-                Ok(known) => admit(core, tenant, presented, known, purpose, context).await,
+                Ok((known, single_use)) => {
+                    let unspent = if purpose == ClientPurpose::TokenRequest {
+                        Some(single_use)
+                    } else if core
+                        .store
+                        .use_assertion(&single_use.digest, single_use.expires_at)
+                        .await?
+                    {
+                        None
+                    } else {
+                        let method = (presented.client_id.as_str(), presented.method);
+                        let reason = AssertionRefusal::Replayed.code();
+                        record_failure(core, tenant, method, &keys, reason, context).await?;
+                        return Err(OAuthError::rejected(
+                            ErrorCode::InvalidClient,
+                            "Client authentication failed.",
+                        ));
+                    };
+                    let mut client =
+                        admit(core, tenant, presented, known, purpose, context).await?;
+                    client.unspent = unspent;
+                    Ok(client)
+                }
                 Err(refusal) => {
-                    record_failure(core, tenant, &presented, &keys, refusal.code(), context)
-                        .await?;
+                    record_failure(
+                        core,
+                        tenant,
+                        (&presented.client_id, presented.method),
+                        &keys,
+                        refusal.code(),
+                        context,
+                    )
+                    .await?;
                     Err(OAuthError::rejected(
                         ErrorCode::InvalidClient,
                         "Client authentication failed.",
@@ -139,7 +174,15 @@ pub async fn authenticate_client(
         SecretCheck::Active(_) => "mismatch",
         SecretCheck::Inactive { reason, .. } => reason.code(),
     };
-    record_failure(core, tenant, &presented, &keys, failure, context).await?;
+    record_failure(
+        core,
+        tenant,
+        (&presented.client_id, presented.method),
+        &keys,
+        failure,
+        context,
+    )
+    .await?;
     Err(OAuthError::rejected(
         ErrorCode::InvalidClient,
         "Client authentication failed.",
@@ -193,6 +236,7 @@ async fn admit(
         method: presented.method,
         known,
         policy,
+        unspent: None,
     })
 }
 
@@ -220,7 +264,7 @@ async fn refuse_if_locked(core: &Core, keys: &[(String, i64)]) -> Result<(), OAu
 async fn record_failure(
     core: &Core,
     tenant: &ServedTenant,
-    presented: &PresentedClient,
+    (client_id, method): (&str, AuthMethod),
     keys: &[(String, i64)],
     reason: &str,
     context: &RequestContext,
@@ -235,14 +279,39 @@ async fn record_failure(
     )
     .tenant(tenant.id)
     .context(context)
-    .detail("client_id", loggable_client_id(&presented.client_id))
-    .detail("method", presented.method.as_str())
+    .detail("client_id", loggable_client_id(client_id))
+    .detail("method", method.as_str())
     .detail("reason", reason);
     if let Some(seconds) = locked_for {
         event = event.detail("locked_seconds", seconds);
     }
     core.store.append_event(&event).await?;
     Ok(())
+}
+
+/// A token request whose client assertion turned out to be spent already (found when its token
+/// was to be recorded): refused and counted like any failed client authentication.
+pub(super) async fn refuse_replayed_assertion(
+    core: &Core,
+    tenant: &ServedTenant,
+    client: &AuthenticatedClient,
+    context: &RequestContext,
+) -> OAuthError {
+    let keys = throttle_keys(&client.client_id, context.ip.as_deref());
+    let reason = AssertionRefusal::Replayed.code();
+    let recorded = record_failure(
+        core,
+        tenant,
+        (&client.client_id, client.method),
+        &keys,
+        reason,
+        context,
+    )
+    .await;
+    match recorded {
+        Ok(()) => OAuthError::rejected(ErrorCode::InvalidClient, "Client authentication failed."),
+        Err(e) => e,
+    }
 }
 
 /// Counts a failure against each throttle key; the lock's length when one is now locked.

@@ -15,6 +15,7 @@ use crate::clock::Millis;
 use crate::domain::Core;
 use crate::domain::partners::client_keys::{ASSERTION_ALGORITHMS, ClientKey};
 use crate::domain::secrets::sha256;
+use crate::store::issued_tokens::SingleUse;
 
 /// The proof header's type.
 pub const DPOP_TYPE: &str = "dpop+jwt";
@@ -37,14 +38,21 @@ fn refused(description: &'static str) -> OAuthError {
     OAuthError::rejected(ErrorCode::InvalidDpopProof, description)
 }
 
-/// Checks a proof sent with `method` to `url`; returns the thumbprint of its key (`jkt`).
+/// A proof that verified: the thumbprint of its key (`jkt`), and its id, to be spent with the
+/// token it obtains (a replay is refused then, on every instance).
+pub struct ProvenKey {
+    pub jkt: String,
+    pub single_use: SingleUse,
+}
+
+/// Checks a proof sent with `method` to `url`.
 pub async fn verify_proof(
     core: &Core,
     tenant: &ServedTenant,
     proof: &str,
     method: &str,
     url: &str,
-) -> Result<String, OAuthError> {
+) -> Result<ProvenKey, OAuthError> {
     if proof.len() > MAX_PROOF_BYTES {
         return Err(refused("The DPoP proof is too large."));
     }
@@ -124,13 +132,16 @@ pub async fn verify_proof(
         .jti
         .filter(|jti| !jti.is_empty() && jti.chars().count() <= 256)
         .ok_or_else(|| refused("The DPoP proof has no usable jti."))?;
-    let digest = hex::encode(sha256(&format!("dpop\n{}\n{jti}", tenant.id)));
-    if !core
-        .store
-        .use_assertion(&digest, now + 2 * WINDOW_MS)
-        .await?
-    {
-        return Err(refused("This DPoP proof was already used."));
-    }
-    Ok(key.thumbprint)
+    Ok(ProvenKey {
+        jkt: key.thumbprint,
+        single_use: SingleUse {
+            digest: hex::encode(sha256(&format!("dpop\n{}\n{jti}", tenant.id))),
+            expires_at: now + 2 * WINDOW_MS,
+        },
+    })
+}
+
+/// The answer to a proof whose id was spent before.
+pub fn replayed_proof() -> OAuthError {
+    refused("This DPoP proof was already used.")
 }

@@ -66,7 +66,7 @@ async fn bound_token(
     dpop_proof: Option<&str>,
     context: &RequestContext,
 ) -> Result<IssuedAccessToken, OAuthError> {
-    let jkt = match dpop_proof {
+    let proven = match dpop_proof {
         Some(proof) => {
             let endpoint = format!("{}/oauth/token", tenant.issuer(&core.public_url));
             Some(super::verify_proof(core, tenant, proof, "POST", &endpoint).await?)
@@ -80,7 +80,7 @@ async fn bound_token(
         None => None,
     };
     let mut issued =
-        super::issue_access_token(core, tenant, client, scope, jkt.as_deref(), context).await?;
+        super::issue_access_token(core, tenant, client, scope, proven, context).await?;
     // RFC 9449 §8.2: a fresh nonce with every answer, so the client never has to ask for one.
     if tenant.dpop_nonce {
         issued.dpop_nonce = Some(super::nonce::current(core, tenant).await?);

@@ -9,7 +9,9 @@ use jsonwebtoken::{Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use super::cache::KnownToken;
-use super::{AuthenticatedClient, ErrorCode, Inactive, IssuanceBudget, OAuthError, ServedTenant};
+use super::{
+    AuthenticatedClient, ErrorCode, Inactive, IssuanceBudget, OAuthError, ProvenKey, ServedTenant,
+};
 use crate::clock::{Millis, duration_ms};
 use crate::domain::Core;
 use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
@@ -106,15 +108,17 @@ pub fn granted_scopes(
     Ok(scopes)
 }
 
-/// Issues an access token to an authenticated client; with `jkt`, bound to that key (DPoP).
+/// Issues an access token to an authenticated client; with a DPoP proof, bound to its key. The
+/// request's single-use ids (its assertion's, its proof's) are spent with the token.
 pub async fn issue_access_token(
     core: &Core,
     tenant: &ServedTenant,
     client: &AuthenticatedClient,
     requested_scope: Option<&str>,
-    jkt: Option<&str>,
+    proven: Option<ProvenKey>,
     context: &RequestContext,
 ) -> Result<IssuedAccessToken, OAuthError> {
+    let jkt = proven.as_ref().map(|p| p.jkt.as_str());
     let scopes = granted_scopes(requested_scope, &client.known.scopes)?;
     let limit = client.policy.tokens_per_minute;
     let credential = client.known.credential_id.as_str();
@@ -189,21 +193,25 @@ pub async fn issue_access_token(
     .detail("scope", scope.as_str())
     .detail("token_type", token_type)
     .detail("expires_at", exp * 1000);
+    // In this order: the answer to a replay names which id was spent before.
+    let assertion = client.unspent.iter().cloned();
+    let spends: Vec<_> = assertion.chain(proven.map(|p| p.single_use)).collect();
+    let assertion_spent = client.unspent.is_some();
     let recorded = core
         .issuance
-        .record(
-            &core.store,
-            record.clone(),
-            context.ip.clone(),
-            event,
-            i64::from(limit),
-        )
+        .record(&core.store, record.clone(), event, i64::from(limit), spends)
         .await?;
     let window = match recorded {
         TokenRecording::Recorded(window) => window,
         TokenRecording::OverLimit(window) => {
             return Err(limit_reached(core, tenant, client, window, context).await);
         }
+        TokenRecording::Replayed(0) if assertion_spent => {
+            return Err(
+                super::client::refuse_replayed_assertion(core, tenant, client, context).await,
+            );
+        }
+        TokenRecording::Replayed(_) => return Err(super::dpop::replayed_proof()),
     };
     core.verified
         .tokens

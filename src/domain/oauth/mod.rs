@@ -20,7 +20,7 @@ mod secrets;
 pub use assertion::{JWT_BEARER, claimed_client};
 pub use cache::VerifiedCache;
 pub use client::*;
-pub use dpop::{DPOP_ALGORITHMS, verify_proof};
+pub use dpop::{DPOP_ALGORITHMS, ProvenKey, verify_proof};
 pub use grant::*;
 pub use introspection::*;
 pub use jwt::*;

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::domain::events::Event;
 use crate::store::Store;
-use crate::store::issued_tokens::{IssuedToken, TokenRecording, TokenToRecord};
+use crate::store::issued_tokens::{IssuedToken, SingleUse, TokenRecording, TokenToRecord};
 
 /// Tokens recorded in one transaction at most: bounds a transaction's length, and so the wait of
 /// the tokens behind it.
@@ -30,6 +30,7 @@ struct Pending {
     ip: Option<String>,
     event: Event,
     per_minute: i64,
+    spends: Vec<SingleUse>,
     answer: oneshot::Sender<Result<TokenRecording, NotRecorded>>,
 }
 
@@ -40,21 +41,23 @@ pub struct TokenRecorder {
 }
 
 impl TokenRecorder {
-    /// Records `token` with `event` in the next batch; counted against `per_minute`.
+    /// Records `token` with `event` in the next batch, counted against `per_minute` and spending
+    /// the request's single-use ids.
     pub async fn record(
         &self,
         store: &Store,
         token: IssuedToken,
-        ip: Option<String>,
         event: Event,
         per_minute: i64,
+        spends: Vec<SingleUse>,
     ) -> Result<TokenRecording, NotRecorded> {
         let (answer, answered) = oneshot::channel();
         let pending = Pending {
+            ip: event.context.ip.clone(),
             token,
-            ip,
             event,
             per_minute,
+            spends,
             answer,
         };
         self.queue(store)
@@ -92,6 +95,7 @@ async fn write_batches(store: Store, mut queue: mpsc::Receiver<Pending>) {
                 ip: p.ip.as_deref(),
                 event: &p.event,
                 per_minute: p.per_minute,
+                spends: &p.spends,
             })
             .collect();
         let recorded = store.record_issued_tokens(&items).await;
