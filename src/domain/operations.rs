@@ -41,6 +41,23 @@ pub async fn readiness(core: &Core) -> Readiness {
     }
 }
 
+/// The last probe of the database failed and none has succeeded since: requests can be answered
+/// 503 without asking it (cheap, for a gate in front of every request).
+pub fn is_database_down(core: &Core) -> bool {
+    core.store.health().is_down()
+}
+
+/// Something suggests the database may be gone (a request failed to reach it or has waited on it
+/// unusually long): the watcher probes it now.
+pub fn suspect_database(core: &Core) {
+    core.store.health().suspect();
+}
+
+/// Completes once the database is known to be down (at once if it is).
+pub async fn database_went_down(core: &Core) {
+    core.store.health().went_down().await;
+}
+
 /// How often a database known (or suspected) to be down is probed: recovery is noticed within this
 /// (plus one connection), and an instance opens at most four probe connections a second.
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(250);

@@ -14,7 +14,7 @@ use super::{Store, StoreError};
 
 /// Longer than a healthy connection takes to open, short enough that a request waiting on the
 /// verdict still answers within a second.
-const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 pub struct DatabaseHealth {
     down: watch::Sender<bool>,

@@ -11,8 +11,8 @@ use actix_web::middleware::{DefaultHeaders, Next};
 use actix_web::{HttpMessage, web};
 use tracing::Instrument;
 
-use crate::domain::Core;
 use crate::domain::ids::RequestId;
+use crate::domain::{Core, operations};
 use crate::web::error::WebError;
 
 /// Gives every request an id (echoed as `X-Request-Id`) and logs one line when it completes.
@@ -115,7 +115,7 @@ pub async fn readiness_gate(
     let exempt = matches!(req.path(), "/healthz" | "/readyz") || req.path().starts_with("/static/");
     let migrated = req
         .app_data::<web::Data<Core>>()
-        .is_some_and(|core| crate::domain::operations::is_migrated(core));
+        .is_some_and(|core| operations::is_migrated(core));
     if !exempt && !migrated {
         return Ok(req
             .error_response(WebError::Unavailable(None))
@@ -145,8 +145,7 @@ pub async fn database_gate(
     let Some(core) = req.app_data::<web::Data<Core>>().cloned() else {
         return Ok(next.call(req).await?.map_into_left_body());
     };
-    let health = core.store.health();
-    if health.is_down() {
+    if operations::is_database_down(&core) {
         return Ok(req
             .error_response(WebError::Unavailable(None))
             .map_into_right_body());
@@ -157,11 +156,13 @@ pub async fn database_gate(
         biased;
         done = &mut request => done,
         () = tokio::time::sleep(SLOW_REQUEST) => {
-            health.suspect();
+            operations::suspect_database(&core);
             tokio::select! {
                 biased;
                 done = &mut request => done,
-                () = health.went_down() => return Err(WebError::Unavailable(None).into()),
+                () = operations::database_went_down(&core) => {
+                    return Err(WebError::Unavailable(None).into());
+                }
             }
         }
     };
@@ -175,7 +176,7 @@ pub async fn database_gate(
                 .and_then(|e| e.as_error::<WebError>())
                 .is_some_and(|e| matches!(e, WebError::Unavailable(Some(_))));
             if failed_on_database {
-                health.suspect();
+                operations::suspect_database(&core);
             }
             Ok(response.map_into_left_body())
         }

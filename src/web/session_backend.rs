@@ -17,7 +17,7 @@ use actix_web::cookie::time::Duration as CookieDuration;
 use crate::domain::Core;
 use crate::domain::sessions::SessionPolicy;
 use crate::domain::sessions::state::{self, SessionState, Write};
-use crate::store::StoreError;
+use crate::domain::{StoreError, operations};
 
 tokio::task_local! {
     /// Whether the session store found the database unreachable during this request.
@@ -47,7 +47,7 @@ impl DatabaseSessions {
 
     fn noted<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
         if let Err(StoreError::Unavailable(_)) = &result {
-            self.core.store.health().suspect();
+            operations::suspect_database(&self.core);
             // Outside `noting_unavailable` (no such request) there is nobody to tell.
             let _ = UNAVAILABLE.try_with(|flag| flag.set(true));
         }
