@@ -20,7 +20,7 @@ use crate::config::Settings;
 use crate::domain::password::PasswordService;
 use crate::domain::sessions::SessionPolicy;
 use crate::domain::setup;
-use crate::domain::{Core, TokenServiceSettings, replication};
+use crate::domain::{Core, TokenServiceSettings, operations, replication};
 use crate::jobs::{Jobs, Shutdown, spawn_until_stopped};
 use crate::mail::Mailer;
 use crate::store::{Store, StoreError};
@@ -31,7 +31,6 @@ use crate::web::{csrf, middleware};
 
 /// Forms are small; anything bigger is refused with 413 before a handler sees it.
 pub const FORM_LIMIT_BYTES: usize = 64 * 1024;
-const MIGRATION_RETRY: Duration = Duration::from_secs(2);
 /// How long a stopping server waits for a background job to finish the run it is in.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
@@ -100,7 +99,13 @@ impl Application {
         )?);
 
         let shutdown = Shutdown::default();
-        let setup_link = match core.store.migrate().await {
+        // One quick probe first: migrating through the pool would retry a refused connection for
+        // its whole acquire timeout (3 s) before the server could start answering 503.
+        let migrated = match core.store.probe().await {
+            Ok(()) => core.store.migrate().await,
+            Err(unreachable) => Err(unreachable),
+        };
+        let setup_link = match migrated {
             Ok(()) => setup::issue_setup_link(&core, &settings.public_url).await?,
             Err(StoreError::Unavailable(cause)) => {
                 tracing::error!(error = %cause, "database unreachable at start-up; serving 503 and retrying");
@@ -117,6 +122,8 @@ impl Application {
             settings.mail_dir(),
             &settings.mail_from,
         )?;
+        // Not a periodic job: it probes only when the database looks unwell.
+        spawn_until_stopped(&shutdown, operations::watch_database(core.clone()));
         let jobs = Jobs::new(core.clone(), mailer.clone(), &settings);
         if settings.background_jobs {
             jobs.spawn_all(&shutdown);
@@ -267,9 +274,11 @@ fn http_server(
                         extra(&mut router);
                     })
                     .default_service(web::to(crate::web::authz::unknown_page))
-                    // Listed innermost first: CSRF needs the session.
+                    // Listed innermost first: CSRF needs the session; the database gate answers
+                    // for the session store when the database is down.
                     .wrap(from_fn(csrf::verify))
-                    .wrap(sessions),
+                    .wrap(sessions)
+                    .wrap(from_fn(middleware::database_gate)),
             )
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(WebError::NotFound)
@@ -305,9 +314,14 @@ fn form_error(error: UrlencodedError, _req: &actix_web::HttpRequest) -> actix_we
     }
 }
 
+/// Probes every [`operations::PROBE_INTERVAL`] (a quick refusal each while the database is down)
+/// and migrates once a probe succeeds, so the console opens within that interval of the database.
 async fn migrate_when_reachable(core: Core, public_url: Url) {
     loop {
-        tokio::time::sleep(MIGRATION_RETRY).await;
+        tokio::time::sleep(operations::PROBE_INTERVAL).await;
+        if core.store.probe().await.is_err() {
+            continue;
+        }
         match core.store.migrate().await {
             Ok(()) => {
                 tracing::info!("database reachable; migrations applied");

@@ -1,5 +1,7 @@
 //! What operators watch: whether the service can serve, and the figures its metrics report.
 
+use std::time::Duration;
+
 use crate::domain::Core;
 use crate::store::StoreError;
 
@@ -29,10 +31,65 @@ pub fn is_migrated(core: &Core) -> bool {
 pub async fn readiness(core: &Core) -> Readiness {
     if !core.store.is_migrated() {
         Readiness::MigrationsPending
+    } else if core.store.health().is_down() {
+        // Known without asking: a ping would wait out the pool's acquire timeout.
+        Readiness::Unreachable
     } else if core.store.ping().await {
         Readiness::Ready
     } else {
         Readiness::Unreachable
+    }
+}
+
+/// The last probe of the database failed and none has succeeded since: requests can be answered
+/// 503 without asking it (cheap, for a gate in front of every request).
+pub fn is_database_down(core: &Core) -> bool {
+    core.store.health().is_down()
+}
+
+/// Something suggests the database may be gone (a request failed to reach it or has waited on it
+/// unusually long): the watcher probes it now.
+pub fn suspect_database(core: &Core) {
+    core.store.health().suspect();
+}
+
+/// Completes once the database is known to be down (at once if it is).
+pub async fn database_went_down(core: &Core) {
+    core.store.health().went_down().await;
+}
+
+/// How often a database known (or suspected) to be down is probed: recovery is noticed within this
+/// (plus one connection), and an instance opens at most four probe connections a second.
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Keeps `core.store.health()` true to the database: when something looks wrong (see
+/// [`crate::store::health::DatabaseHealth::suspect`]) it probes with a fresh connection, marks the
+/// database down while probes fail, every [`PROBE_INTERVAL`], and up at the first that succeeds.
+/// Runs for the life of the application.
+pub async fn watch_database(core: Core) {
+    let health = core.store.health();
+    loop {
+        health.suspected().await;
+        loop {
+            let next_probe = tokio::time::Instant::now() + PROBE_INTERVAL;
+            match core.store.probe().await {
+                Ok(()) => {
+                    if health.record(false) {
+                        tracing::info!("database reachable again; the console serves as usual");
+                    }
+                }
+                Err(e) => {
+                    if health.record(true) {
+                        tracing::error!(error = %e, "database unreachable; the console answers 503 until a probe succeeds");
+                    }
+                }
+            }
+            // Pacing even after a success, so suspicion under load costs at most a few probes.
+            tokio::time::sleep_until(next_probe).await;
+            if !health.is_down() {
+                break;
+            }
+        }
     }
 }
 

@@ -2,12 +2,12 @@
 //! with a bounded queue, so a login flood cannot stall the console or exhaust memory
 //! (each hash holds 19 MiB while it runs).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
-use argon2::password_hash::phc::PasswordHash as PhcHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash as PhcHash, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Semaphore;
 
@@ -89,10 +89,39 @@ pub enum PasswordError {
 }
 
 /// OWASP's argon2id minimum: 19 MiB, 2 iterations, 1 lane.
-fn argon2() -> Result<Argon2<'static>, PasswordError> {
-    let params =
-        Params::new(19 * 1024, 2, 1, None).map_err(|e| PasswordError::Hashing(e.to_string()))?;
-    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+fn owasp_params() -> Result<Params, PasswordError> {
+    Params::new(19 * 1024, 2, 1, None).map_err(hashing)
+}
+
+fn hashing(error: impl std::fmt::Display) -> PasswordError {
+    PasswordError::Hashing(error.to_string())
+}
+
+/// Salt length for new hashes (the PHC recommendation).
+const SALT_BYTES: usize = 16;
+
+/// argon2's working memory (19 MiB a hash), kept from one hash to the next. Allocating and freeing
+/// it for every sign-in fragmented glibc's heap so badly that a 20 s flood of failed sign-ins grew
+/// the process past 1 GB, never returned; reused, the memory is `concurrency` × 19 MiB for good.
+/// At most `concurrency` hashes run at once, so the pool never holds more buffers than that.
+#[derive(Default)]
+struct Workspaces {
+    idle: Mutex<Vec<Vec<Block>>>,
+}
+
+impl Workspaces {
+    fn with<T>(&self, blocks: usize, work: impl FnOnce(&mut [Block]) -> T) -> T {
+        let reused = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        // A hash stored with other parameters needs another size: a buffer of its own.
+        let mut memory = reused
+            .filter(|memory| memory.len() == blocks)
+            .unwrap_or_else(|| vec![Block::new(); blocks]);
+        let result = work(&mut memory);
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(memory);
+        }
+        result
+    }
 }
 
 #[derive(Clone)]
@@ -107,6 +136,7 @@ struct Inner {
     capacity: usize,
     /// Unknown e-mails are verified against this, so they cost the same time as wrong passwords.
     dummy_hash: PasswordHash,
+    workspaces: Arc<Workspaces>,
 }
 
 /// Releases a place in the bounded queue when a check finishes or is abandoned.
@@ -120,21 +150,25 @@ impl Drop for QueuePlace<'_> {
 
 impl PasswordService {
     pub fn new(concurrency: usize, queue: usize) -> Result<Self, PasswordError> {
+        let workspaces = Arc::new(Workspaces::default());
         let dummy = crate::domain::secrets::generate();
-        let dummy_hash = hash_blocking(&dummy)?;
+        let dummy_hash = hash_blocking(&workspaces, &dummy)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 slots: Semaphore::new(concurrency.max(1)),
                 in_flight: AtomicUsize::new(0),
                 capacity: concurrency.max(1) + queue,
                 dummy_hash,
+                workspaces,
             }),
         })
     }
 
     pub async fn hash(&self, password: &Password) -> Result<PasswordHash, PasswordError> {
         let secret = password.0.clone();
-        self.run_limited(move || hash_blocking(&secret)).await?
+        let workspaces = self.inner.workspaces.clone();
+        self.run_limited(move || hash_blocking(&workspaces, &secret))
+            .await?
     }
 
     /// Checks `candidate` against `stored`, or against a dummy hash when there is no account,
@@ -146,8 +180,9 @@ impl PasswordService {
     ) -> Result<bool, PasswordError> {
         let against = stored.unwrap_or(&self.inner.dummy_hash).clone();
         let candidate = candidate.clone();
+        let workspaces = self.inner.workspaces.clone();
         let matches = self
-            .run_limited(move || verify_blocking(&candidate, &against))
+            .run_limited(move || verify_blocking(&workspaces, &candidate, &against))
             .await??;
         Ok(matches && stored.is_some())
     }
@@ -173,20 +208,68 @@ impl PasswordService {
     }
 }
 
-fn hash_blocking(secret: &SecretString) -> Result<PasswordHash, PasswordError> {
-    let phc = argon2()?
-        .hash_password(secret.expose_secret().as_bytes())
-        .map_err(|e| PasswordError::Hashing(e.to_string()))?;
+fn hash_blocking(
+    workspaces: &Workspaces,
+    secret: &SecretString,
+) -> Result<PasswordHash, PasswordError> {
+    let params = owasp_params()?;
+    let mut salt = [0u8; SALT_BYTES];
+    rand::rng().fill_bytes(&mut salt);
+    let mut output = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    workspaces
+        .with(params.block_count(), |memory| {
+            argon2.hash_password_into_with_memory(
+                secret.expose_secret().as_bytes(),
+                &salt,
+                &mut output,
+                memory,
+            )
+        })
+        .map_err(hashing)?;
+    let phc = PhcHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(hashing)?,
+        salt: Some(Salt::new(&salt).map_err(hashing)?),
+        hash: Some(Output::new(&output).map_err(hashing)?),
+    };
     Ok(PasswordHash(phc.to_string()))
 }
 
-fn verify_blocking(candidate: &SecretString, stored: &PasswordHash) -> Result<bool, PasswordError> {
-    let parsed =
-        PhcHash::new(stored.as_str()).map_err(|e| PasswordError::Hashing(e.to_string()))?;
-    // Parameters come from the stored hash, so older hashes keep verifying after a policy change.
-    Ok(argon2()?
-        .verify_password(candidate.expose_secret().as_bytes(), &parsed)
-        .is_ok())
+/// Recomputes the stored hash from `candidate` with the stored algorithm, version, parameters and
+/// salt (so older hashes keep verifying after a policy change), and compares in constant time.
+fn verify_blocking(
+    workspaces: &Workspaces,
+    candidate: &SecretString,
+    stored: &PasswordHash,
+) -> Result<bool, PasswordError> {
+    let parsed = PhcHash::new(stored.as_str()).map_err(hashing)?;
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+        return Err(PasswordError::Hashing(
+            "stored hash lacks salt or output".into(),
+        ));
+    };
+    let algorithm = Algorithm::try_from(parsed.algorithm.as_str()).map_err(hashing)?;
+    let version = parsed
+        .version
+        .map_or(Ok(Version::default()), Version::try_from)
+        .map_err(hashing)?;
+    let params = Params::try_from(&parsed).map_err(hashing)?;
+    let mut output = vec![0u8; expected.len()];
+    let argon2 = Argon2::new(algorithm, version, params.clone());
+    workspaces
+        .with(params.block_count(), |memory| {
+            argon2.hash_password_into_with_memory(
+                candidate.expose_secret().as_bytes(),
+                salt.as_ref(),
+                &mut output,
+                memory,
+            )
+        })
+        .map_err(hashing)?;
+    // `Output`'s equality is constant-time.
+    Ok(Output::new(&output).map_err(hashing)? == *expected)
 }
 
 #[cfg(test)]
@@ -232,6 +315,49 @@ mod tests {
                 .await
                 .unwrap()
         );
+    }
+
+    #[tokio::test]
+    async fn hashes_are_standard_phc_strings_and_hashes_of_other_parameters_still_verify() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let service = PasswordService::new(1, 1).unwrap();
+        let password = "correct horse battery";
+
+        // Ours, checked by the argon2 crate's own verifier.
+        let ours = service
+            .hash(&Password::new(password.into()).unwrap())
+            .await
+            .unwrap();
+        assert!(
+            Argon2::default()
+                .verify_password(password.as_bytes(), ours.as_str())
+                .is_ok()
+        );
+
+        // The argon2 crate's, with smaller (older) parameters: a workspace of another size.
+        let older = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(8 * 1024, 3, 1, None).unwrap(),
+        )
+        .hash_password(password.as_bytes())
+        .unwrap()
+        .to_string();
+        let older = PasswordHash::from_stored(older);
+        assert!(
+            service
+                .verify(&password.into(), Some(&older))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !service
+                .verify(&"wrong horse battery".into(), Some(&older))
+                .await
+                .unwrap()
+        );
+        // And the usual size again, after the odd one.
+        assert!(service.verify(&password.into(), Some(&ours)).await.unwrap());
     }
 
     #[tokio::test]

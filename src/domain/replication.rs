@@ -61,7 +61,16 @@ pub async fn follow_notifications(core: Core, database_url: SecretString) {
                 core.verified.forget_settings();
                 core.revocations.catch_up(&core.store).await.map(|_| ())
             }
-            Err(e) => Err(e),
+            Ok(Change::Lost) => {
+                // Often the first sign of a database outage: have it probed now, so the console
+                // answers 503 at once rather than after a request has waited for the pool.
+                core.store.health().suspect();
+                Ok(())
+            }
+            Err(e) => {
+                core.store.health().suspect();
+                Err(e)
+            }
         };
         if let Err(e) = applied {
             tracing::warn!(error = %e, "change notification handling failed; retrying");

@@ -25,6 +25,8 @@ pub enum Change {
     Tenant(String),
     /// (Re)connected: anything may have been missed.
     Resync,
+    /// The connection dropped (the database may be down); the next call reconnects.
+    Lost,
 }
 
 pub struct ChangeListener {
@@ -57,9 +59,10 @@ impl ChangeListener {
         match listener.try_recv().await {
             Ok(Some(notification)) => Ok(parse(notification.payload())),
             Ok(None) => {
-                // The connection dropped; reconnect explicitly so the caller can resync after.
+                // The connection dropped; reconnect explicitly (on the next call, which reports
+                // `Resync`) so the caller can resync after.
                 self.listener = None;
-                Ok(Change::Resync)
+                Ok(Change::Lost)
             }
             Err(e) => {
                 self.listener = None;

@@ -9,6 +9,7 @@ pub mod api_keys;
 pub mod approvals;
 pub mod chain;
 pub mod events;
+pub mod health;
 pub mod idempotency;
 pub mod installation;
 pub mod issued_tokens;
@@ -112,6 +113,7 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     ready: Arc<AtomicBool>,
+    health: Arc<health::DatabaseHealth>,
 }
 
 impl Store {
@@ -151,6 +153,7 @@ impl Store {
             pool,
             backend,
             ready: Arc::new(AtomicBool::new(false)),
+            health: Arc::default(),
         })
     }
 

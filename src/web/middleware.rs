@@ -1,17 +1,18 @@
-//! Cross-cutting HTTP concerns: request ids and the request log line, security headers, and the
-//! readiness gate that answers 503 until the database schema is in place.
+//! Cross-cutting HTTP concerns: request ids and the request log line, security headers, the
+//! readiness gate that answers 503 until the database schema is in place, and the console's
+//! database gate that answers 503 at once while the database is down.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::{DefaultHeaders, Next};
 use actix_web::{HttpMessage, web};
 use tracing::Instrument;
 
-use crate::domain::Core;
 use crate::domain::ids::RequestId;
+use crate::domain::{Core, operations};
 use crate::web::error::WebError;
 
 /// Gives every request an id (echoed as `X-Request-Id`) and logs one line when it completes.
@@ -114,13 +115,72 @@ pub async fn readiness_gate(
     let exempt = matches!(req.path(), "/healthz" | "/readyz") || req.path().starts_with("/static/");
     let migrated = req
         .app_data::<web::Data<Core>>()
-        .is_some_and(|core| crate::domain::operations::is_migrated(core));
+        .is_some_and(|core| operations::is_migrated(core));
     if !exempt && !migrated {
         return Ok(req
             .error_response(WebError::Unavailable(None))
             .map_into_right_body());
     }
     Ok(next.call(req).await?.map_into_left_body())
+}
+
+/// A console request still running after this may be stuck on a database that is gone: the database
+/// is probed, and an outage answers the request at once. Far above a healthy request's latency, far
+/// below the pool's acquire timeout (3 s).
+const SLOW_REQUEST: Duration = Duration::from_millis(300);
+
+/// The console's answer to a database outage: 503 "cannot reach its database", fast.
+///
+/// - While the database is known to be down, every console request gets the 503 page at once,
+///   without touching the database (the watcher probes, and lets requests through again as soon as
+///   a probe succeeds).
+/// - A request running longer than [`SLOW_REQUEST`] has the database probed; if it is down, the
+///   request is abandoned and answered 503 (its database work is cancelled with it).
+/// - A session-store failure because the database is unreachable is a 503, not actix-session's
+///   bare 500; a page that failed the same way has the database probed.
+pub async fn database_gate(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let Some(core) = req.app_data::<web::Data<Core>>().cloned() else {
+        return Ok(next.call(req).await?.map_into_left_body());
+    };
+    if operations::is_database_down(&core) {
+        return Ok(req
+            .error_response(WebError::Unavailable(None))
+            .map_into_right_body());
+    }
+    let request = crate::web::session_backend::noting_unavailable(next.call(req));
+    tokio::pin!(request);
+    let (result, session_store_unavailable) = tokio::select! {
+        biased;
+        done = &mut request => done,
+        () = tokio::time::sleep(SLOW_REQUEST) => {
+            operations::suspect_database(&core);
+            tokio::select! {
+                biased;
+                done = &mut request => done,
+                () = operations::database_went_down(&core) => {
+                    return Err(WebError::Unavailable(None).into());
+                }
+            }
+        }
+    };
+    match result {
+        Err(_) if session_store_unavailable => Err(WebError::Unavailable(None).into()),
+        Err(error) => Err(error),
+        Ok(response) => {
+            let failed_on_database = response
+                .response()
+                .error()
+                .and_then(|e| e.as_error::<WebError>())
+                .is_some_and(|e| matches!(e, WebError::Unavailable(Some(_))));
+            if failed_on_database {
+                operations::suspect_database(&core);
+            }
+            Ok(response.map_into_left_body())
+        }
+    }
 }
 
 /// The status class as a label, without an allocation per request.

@@ -43,6 +43,7 @@ mod migrations;
 mod multi_instance;
 mod my_sessions;
 mod oauth;
+mod outage;
 mod partners;
 mod passkeys;
 mod recovery;
