@@ -10,6 +10,7 @@ pub mod approvals;
 pub mod chain;
 pub mod events;
 pub mod idempotency;
+pub mod installation_secrets;
 pub mod issued_tokens;
 pub mod keys;
 pub mod listener;

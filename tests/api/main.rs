@@ -15,6 +15,7 @@ mod oauth_kit;
 mod staff_kit;
 
 mod alerts;
+mod anonymous;
 mod api_fuzz;
 mod approvals;
 mod architecture;
