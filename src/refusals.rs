@@ -1,12 +1,12 @@
-//! Refused work, summarised in the log. A flood turns requests away by the thousand (sign-ins while
-//! the password hasher is saturated, throttled sign-ins and client authentications, forms without a
-//! valid CSRF token); one log line each would bury everything else. Instead the first refusal after
-//! a quiet spell is logged at once, and then one line per interval says how many of each kind were
-//! refused since.
+//! Refused work, summarised in the log. A flood turns requests away by the thousand (password
+//! checks while the hashing queue is full, throttled sign-ins and client authentications, forms
+//! without a valid CSRF token); one log line each would bury everything else. Instead the first
+//! refusal after a quiet spell is logged at once, and then one line per interval says how many of
+//! each kind were refused since.
 //!
-//! There is no timer of its own (nothing to race tests or to stop at shutdown): a summary is written
-//! when a refusal arrives after the interval has passed, and by the periodic detectors' pass
-//! (`flush`), so the tail of a flood is reported too.
+//! There is no timer of its own (nothing to race tests or to stop at shutdown): a summary is
+//! written when a refusal arrives after the interval has passed, and by the periodic detectors'
+//! pass (`flush`), so the tail of a flood is reported too.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -19,7 +19,7 @@ pub const INTERVAL: Duration = Duration::from_secs(10);
 /// What was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// A sign-in turned away with 503: too many password checks already waiting.
+    /// A password check (a sign-in, mostly) turned away with 503: too many already waiting.
     Busy,
     /// A sign-in refused because the account or the address is locked after failures.
     ThrottledSignIn,
@@ -49,7 +49,7 @@ impl Refusal {
     fn describe(self, count: u64) -> String {
         let plural = if count == 1 { "" } else { "s" };
         match self {
-            Self::Busy => format!("{count} sign-in{plural} as busy (password checks saturated)"),
+            Self::Busy => format!("{count} password check{plural} as busy (hashing queue full)"),
             Self::ThrottledSignIn => format!("{count} throttled sign-in{plural}"),
             Self::ThrottledClient => format!("{count} throttled client authentication{plural}"),
             Self::Csrf => format!("{count} request{plural} without a valid CSRF token"),
@@ -206,7 +206,7 @@ mod tests {
         assert_eq!(summary.counts, vec![(Refusal::Busy, 1)]);
         assert_eq!(
             summary.message(),
-            "refused 1 sign-in as busy (password checks saturated); further refusals are summarised every 10 s"
+            "refused 1 password check as busy (hashing queue full); further refusals are summarised every 10 s"
         );
     }
 
@@ -230,7 +230,7 @@ mod tests {
         assert_eq!(first_interval.seconds, 10);
         assert_eq!(
             first_interval.message(),
-            "refused 9000 sign-ins as busy (password checks saturated), 1000 throttled sign-ins in the last 10 s"
+            "refused 9000 password checks as busy (hashing queue full), 1000 throttled sign-ins in the last 10 s"
         );
     }
 

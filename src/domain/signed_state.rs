@@ -1,11 +1,11 @@
-//! State the server hands to a browser and later takes back, with no row kept meanwhile: signed with
-//! the installation's key (HMAC-SHA-256), expiring, and bound to one purpose so that a value made for
-//! one use is never accepted for another. Anonymous visitors' CSRF tokens and passwordless sign-in
-//! ceremonies travel this way, so a visitor who only looks at a page creates nothing in the database
-//! (a flood of anonymous GETs used to leave one session row per request).
+//! State the server hands to a browser and later takes back, with no row kept meanwhile: signed
+//! with the installation's key (HMAC-SHA-256), expiring, and bound to one purpose so that a value
+//! made for one use is never accepted for another. Anonymous visitors' CSRF tokens and passwordless
+//! sign-in ceremonies travel this way, so a visitor who only looks at a page creates nothing in the
+//! database (a flood of anonymous GETs used to leave one session row per request).
 //!
-//! A value reads `<expires-at ms>.<payload, base64url>.<HMAC, base64url>`. Only its integrity matters:
-//! what it carries (a random nonce, a WebAuthn challenge) is shown to the browser anyway.
+//! A value reads `<expires-at ms>.<payload, base64url>.<HMAC, base64url>`. Only its integrity
+//! matters: what it carries (a random nonce, a WebAuthn challenge) is shown to the browser anyway.
 
 use std::time::Duration;
 

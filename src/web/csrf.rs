@@ -4,7 +4,8 @@
 //!
 //! Whoever has a session (everyone signed in) has a per-session token kept in it, and only that one
 //! counts. A visitor without a session gets a signed, expiring token in a cookie, mirrored in the
-//! form (double submit, `domain::signed_state`): showing them the sign-in page writes no session row.
+//! form (double submit, `domain::signed_state`): showing them the sign-in page writes no session
+//! row.
 
 use actix_session::SessionExt;
 use actix_web::body::MessageBody;

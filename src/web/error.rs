@@ -1,7 +1,8 @@
 //! One error type for the console and one place that turns every error status into a page:
 //! the `error_pages` middleware renders a friendly HTML page (with the request id people can quote)
 //! for any 4xx/5xx response that is not already HTML or JSON, and logs the cause of 5xx errors
-//! (sign-ins turned away as busy are counted for a periodic summary instead, see `crate::refusals`).
+//! (password checks turned away as busy are counted for a periodic summary instead, see
+//! `crate::refusals`).
 
 use crate::domain::approvals::ApprovalError;
 use actix_web::body::{BoxBody, MessageBody};
@@ -419,8 +420,8 @@ fn error_page_html(
 }
 
 /// What the page says about `error`; a server error is logged with its cause (never shown),
-/// except a sign-in refused as busy: a flood makes thousands, so they are counted for the periodic
-/// summary instead.
+/// except a password check refused as busy: a sign-in flood makes thousands, so they are counted
+/// for the periodic summary instead.
 fn error_message(
     status: StatusCode,
     error: &actix_web::Error,
