@@ -36,6 +36,7 @@ mod headers;
 mod health;
 mod jobs;
 mod keys;
+mod log_summary;
 mod login;
 mod many;
 mod metrics;
