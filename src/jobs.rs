@@ -133,7 +133,12 @@ impl Jobs {
                 Ok(removed)
             }
             Job::SealEvents => Ok(audit::seal_pending(core).await?),
-            Job::Detect => Ok(alerts::run_detectors(core, &self.detector_policy).await?),
+            Job::Detect => {
+                // The pass that watches for abuse also writes the refused-work summary whose
+                // interval has passed, so the tail of a flood reaches the log without a timer.
+                core.refusals.flush(core.clock.now_ms());
+                Ok(alerts::run_detectors(core, &self.detector_policy).await?)
+            }
             Job::KeySchedule => {
                 keys::run_schedule(core).await?;
                 Ok(0)

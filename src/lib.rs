@@ -11,6 +11,7 @@ pub mod domain;
 pub mod jobs;
 pub mod mail;
 pub mod metrics;
+pub mod refusals;
 pub mod store;
 pub mod telemetry;
 pub mod web;

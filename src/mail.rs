@@ -137,14 +137,19 @@ pub struct Mailer {
     from: Mailbox,
 }
 
-/// Retry after 10 s, then doubling, capped at 10 minutes.
+/// Retry after 10 s, then doubling, capped at 55 s: the outbox pass runs every 2 s (`jobs.rs`), so
+/// once SMTP is back every waiting mail is retried, and delivered, within a minute.
 fn backoff(attempts: i64) -> Duration {
     let doublings = u32::try_from(attempts.clamp(0, 6)).unwrap_or(6);
     Duration::from_secs(10)
         .saturating_mul(2u32.pow(doublings))
-        .min(Duration::from_secs(600))
+        .min(RETRY_CAP)
 }
 
+const RETRY_CAP: Duration = Duration::from_secs(55);
+/// Retries stay bounded: a mail still undelivered this long after it was queued is given up (its
+/// links have expired by then: invitations last 72 hours).
+const GIVE_UP_AFTER: Duration = Duration::from_secs(3 * 24 * 60 * 60);
 const LEASE: Duration = Duration::from_secs(60);
 const BATCH: i64 = 20;
 
@@ -216,6 +221,10 @@ impl Mailer {
             .claim_due_mail(now, now + duration_ms(LEASE), BATCH)
             .await?;
         let mut sent = 0;
+        // One log line per pass, not one per mail: an SMTP outage fails every mail of the batch.
+        let mut failed = 0usize;
+        let mut abandoned = 0usize;
+        let mut last_error = None;
         for mail in batch {
             match self.send(&mail).await {
                 Ok(()) => {
@@ -225,14 +234,41 @@ impl Mailer {
                     sent += 1;
                 }
                 Err(error) => {
-                    let retry_at: Millis =
-                        core.clock.now_ms() + duration_ms(backoff(mail.attempts));
-                    tracing::warn!(mail = %mail.id, attempts = mail.attempts + 1, error = %error, "mail not delivered; will retry");
-                    core.store
-                        .mark_mail_failed(&mail.id, retry_at, &error.to_string())
-                        .await?;
+                    let now = core.clock.now_ms();
+                    let reason = error.to_string();
+                    if now.saturating_sub(mail.created_at) >= duration_ms(GIVE_UP_AFTER) {
+                        core.store
+                            .mark_mail_abandoned(&mail.id, now, &reason)
+                            .await?;
+                        abandoned += 1;
+                    } else {
+                        let retry_at: Millis = now + duration_ms(backoff(mail.attempts));
+                        core.store
+                            .mark_mail_failed(&mail.id, retry_at, &reason)
+                            .await?;
+                        failed += 1;
+                    }
+                    last_error = Some(reason);
                 }
             }
+        }
+        let last_error = last_error.unwrap_or_default();
+        if failed > 0 {
+            tracing::warn!(
+                failed,
+                sent,
+                error = %last_error,
+                "mail not delivered; will retry (at most {} s apart)",
+                RETRY_CAP.as_secs()
+            );
+        }
+        if abandoned > 0 {
+            tracing::error!(
+                abandoned,
+                error = %last_error,
+                "gave up delivering mail queued {} days ago or more",
+                GIVE_UP_AFTER.as_secs() / 86_400
+            );
         }
         if sent > 0 {
             core.store.forget_scrubbed_bodies().await?;
@@ -246,10 +282,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retries_back_off_and_are_capped() {
+    fn retries_back_off_and_are_never_more_than_55_seconds_apart() {
         assert_eq!(backoff(0), Duration::from_secs(10));
         assert_eq!(backoff(1), Duration::from_secs(20));
-        assert_eq!(backoff(5), Duration::from_secs(320));
-        assert_eq!(backoff(9), Duration::from_secs(600));
+        assert_eq!(backoff(2), Duration::from_secs(40));
+        assert_eq!(backoff(3), Duration::from_secs(55));
+        assert_eq!(backoff(9), Duration::from_secs(55));
+        assert_eq!(backoff(i64::MAX), Duration::from_secs(55));
+    }
+
+    #[test]
+    fn retries_within_a_minute_even_with_the_outbox_pass_interval() {
+        // The outbox pass runs every 2 s; a retry may wait for the next pass.
+        let pass = Duration::from_secs(2);
+        assert!((0..100).all(|attempts| backoff(attempts) + pass <= Duration::from_secs(60)));
     }
 }

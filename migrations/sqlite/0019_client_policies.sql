@@ -15,7 +15,8 @@ CREATE TABLE issuance_windows (
     issued        BIGINT NOT NULL
 );
 
--- Secrets every instance must share and nobody types: created once, on first use.
+-- Secrets every instance must share and nobody types (the DPoP nonce key, the key that signs
+-- state handed to anonymous browsers): created once by whichever instance needs one first.
 CREATE TABLE installation_secrets (
     name       TEXT PRIMARY KEY,
     secret     TEXT NOT NULL,

@@ -26,6 +26,7 @@ pub mod revocations;
 pub mod secrets;
 pub mod sessions;
 pub mod setup;
+pub mod signed_state;
 pub mod staff;
 pub mod tenants;
 pub mod throttle;
@@ -57,6 +58,10 @@ pub struct Core {
     pub issuance: Arc<oauth::TokenRecorder>,
     /// Country of a request's address (GeoIP or a trusted proxy's header).
     pub geo: Arc<geo::Locator>,
+    /// Signs state handed to browsers without a session; read from the database on first use.
+    pub browser_state_key: Arc<tokio::sync::OnceCell<signed_state::SigningKey>>,
+    /// Refused work, counted for the log's periodic summary (`crate::refusals`).
+    pub refusals: Arc<crate::refusals::RefusalLog>,
 }
 
 /// The token service's configuration.
@@ -86,6 +91,8 @@ impl Core {
             verified: Arc::new(oauth::VerifiedCache::default()),
             issuance: Arc::new(oauth::TokenRecorder::default()),
             geo: Arc::new(geo::Locator::default()),
+            browser_state_key: Arc::new(tokio::sync::OnceCell::new()),
+            refusals: Arc::new(crate::refusals::RefusalLog::default()),
         })
     }
 

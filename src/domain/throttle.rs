@@ -9,6 +9,7 @@ use crate::clock::{Millis, duration_ms};
 use crate::domain::Core;
 use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
 use crate::domain::ids::UserId;
+use crate::refusals::Refusal;
 use crate::store::StoreError;
 
 #[derive(Debug, Clone, Copy)]
@@ -112,6 +113,7 @@ pub async fn check(
     )
     .context(context);
     core.store.append_event(&event).await?;
+    core.refusals.record(Refusal::ThrottledSignIn, now);
     let retry_after_secs = u64::try_from((until - now + 999) / 1000)
         .unwrap_or(1)
         .max(1);

@@ -11,7 +11,7 @@ pub mod chain;
 pub mod events;
 pub mod health;
 pub mod idempotency;
-pub mod installation;
+pub mod installation_secrets;
 pub mod issued_tokens;
 pub mod keys;
 pub mod listener;

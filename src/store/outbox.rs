@@ -16,6 +16,7 @@ pub struct QueuedMail {
     pub body_text: String,
     pub body_html: String,
     pub attempts: i64,
+    pub created_at: Millis,
 }
 
 pub(crate) async fn insert_mail<'e, E>(executor: E, mail: &OutgoingMail) -> Result<(), StoreError>
@@ -48,11 +49,13 @@ impl Store {
         Ok(())
     }
 
-    /// Messages not yet sent.
+    /// Messages not yet sent (and not given up).
     pub async fn outbox_backlog(&self) -> Result<i64, StoreError> {
-        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")
-            .fetch_one(self.pool())
-            .await?;
+        let (count,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND abandoned_at IS NULL",
+        )
+        .fetch_one(self.pool())
+        .await?;
         Ok(count)
     }
 
@@ -64,7 +67,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<QueuedMail>, StoreError> {
         let candidates: Vec<(String,)> = sqlx::query_as(
-            "SELECT id FROM outbox WHERE sent_at IS NULL AND next_attempt_at <= $1 \
+            "SELECT id FROM outbox WHERE sent_at IS NULL AND abandoned_at IS NULL AND next_attempt_at <= $1 \
              AND (lease_until IS NULL OR lease_until <= $1) ORDER BY created_at LIMIT $2",
         )
         .bind(now)
@@ -74,7 +77,7 @@ impl Store {
         let mut claimed = Vec::new();
         for (id,) in candidates {
             let won = sqlx::query(
-                "UPDATE outbox SET lease_until = $3 WHERE id = $1 AND sent_at IS NULL \
+                "UPDATE outbox SET lease_until = $3 WHERE id = $1 AND sent_at IS NULL AND abandoned_at IS NULL \
                  AND (lease_until IS NULL OR lease_until <= $2)",
             )
             .bind(&id)
@@ -84,7 +87,7 @@ impl Store {
             .await?;
             if won.rows_affected() == 1 {
                 let mail: QueuedMail = sqlx::query_as(
-                    "SELECT id, recipient, subject, body_text, body_html, attempts FROM outbox WHERE id = $1",
+                    "SELECT id, recipient, subject, body_text, body_html, attempts, created_at FROM outbox WHERE id = $1",
                 )
                 .bind(&id)
                 .fetch_one(self.pool())
@@ -138,11 +141,36 @@ impl Store {
         Ok(())
     }
 
-    /// Messages not delivered yet (the dashboard and tests watch this).
+    /// A mail that failed for too long: never retried again, kept with its last error.
+    pub async fn mark_mail_abandoned(
+        &self,
+        id: &str,
+        now: Millis,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, abandoned_at = $2, lease_until = NULL, last_error = $3 \
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(now)
+        .bind(error)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Messages still waiting to be delivered (the dashboard and tests watch this).
     pub async fn unsent_mail(&self) -> Result<i64, StoreError> {
-        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL")
-            .fetch_one(self.pool())
-            .await?;
+        self.outbox_backlog().await
+    }
+
+    /// Messages given up after failing for too long.
+    pub async fn abandoned_mail(&self) -> Result<i64, StoreError> {
+        let (count,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM outbox WHERE abandoned_at IS NOT NULL")
+                .fetch_one(self.pool())
+                .await?;
         Ok(count)
     }
 }

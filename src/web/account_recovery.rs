@@ -10,6 +10,7 @@ use crate::domain::Core;
 use crate::domain::auth::LoginError;
 use crate::domain::recovery::{self, AssistedRecoveryError};
 use crate::domain::sessions::AuthLevel;
+use crate::web::csrf::CsrfToken;
 use crate::web::error::WebError;
 use crate::web::extractors::{Client, TypedSession};
 use crate::web::{Nav, render, see_other};
@@ -42,13 +43,13 @@ impl From<AssistedRecoveryError> for WebError {
 
 pub async fn recover_get(
     core: web::Data<Core>,
-    session: TypedSession,
+    CsrfToken(csrf_token): CsrfToken,
     query: web::Query<LinkQuery>,
 ) -> Result<HttpResponse, WebError> {
     let holder = recovery::assisted_link_holder(&core, &query.token).await?;
     let page = RecoverPage {
         nav: None,
-        csrf_token: session.csrf_token()?,
+        csrf_token,
         token: query.token.clone(),
         email: holder.email,
         form_error: None,
@@ -68,6 +69,7 @@ pub struct RecoverForm {
 pub async fn recover_post(
     core: web::Data<Core>,
     session: TypedSession,
+    CsrfToken(csrf_token): CsrfToken,
     Client(client): Client,
     form: web::Form<RecoverForm>,
 ) -> Result<HttpResponse, WebError> {
@@ -91,7 +93,7 @@ pub async fn recover_post(
             };
             let page = RecoverPage {
                 nav: None,
-                csrf_token: session.csrf_token()?,
+                csrf_token,
                 token: form.token.clone(),
                 email: holder.email,
                 form_error: Some(error.to_string()),

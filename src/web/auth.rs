@@ -1,15 +1,17 @@
 //! Sign-in (password, then passkey; or passwordless with a discoverable passkey) and sign-out.
 
 use actix_web::http::{StatusCode, header};
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::domain::Core;
 use crate::domain::auth::{self, LoginError};
-use crate::domain::passkeys;
+use crate::domain::passkeys::{self, CEREMONY_LIFETIME};
 use crate::domain::sessions::AuthLevel;
+use crate::web::browser_state::BrowserCookie;
+use crate::web::csrf::CsrfToken;
 use crate::web::error::WebError;
 use crate::web::extractors::{Client, TypedSession};
 use crate::web::{Nav, render, see_other};
@@ -29,13 +31,14 @@ pub struct LoginPage {
 }
 
 impl LoginPage {
-    /// A login page with a fresh passwordless ceremony stored in the session.
-    fn new(core: &Core, session: &TypedSession) -> Result<Self, WebError> {
-        let (options, ceremony) = passkeys::start_discovery(core).map_err(WebError::unexpected)?;
-        session.set_ceremony(&ceremony)?;
+    /// A login page with a fresh passwordless ceremony, sealed in a cookie: anyone may open this
+    /// page, so opening it must not write a session row.
+    async fn new(core: &Core, req: &HttpRequest) -> Result<Self, WebError> {
+        let (options, sealed) = passkeys::start_discovery(core).await?;
+        BrowserCookie::PasskeyCeremony.set(req, sealed, CEREMONY_LIFETIME);
         Ok(Self {
             nav: None,
-            csrf_token: session.csrf_token()?,
+            csrf_token: CsrfToken::for_request(req).await?.0,
             email: String::new(),
             email_error: None,
             password_error: None,
@@ -53,13 +56,14 @@ pub struct LoginQuery {
 
 pub async fn login_get(
     core: web::Data<Core>,
+    req: HttpRequest,
     session: TypedSession,
     query: web::Query<LoginQuery>,
 ) -> Result<HttpResponse, WebError> {
     if session.user_id()?.is_some() {
         return Ok(see_other("/"));
     }
-    let mut page = LoginPage::new(&core, &session)?;
+    let mut page = LoginPage::new(&core, &req).await?;
     if query.signed_out.is_some() {
         page.notice = Some("You have signed out.");
     }
@@ -75,13 +79,14 @@ pub struct LoginForm {
 
 pub async fn login_post(
     core: web::Data<Core>,
+    req: HttpRequest,
     session: TypedSession,
     Client(client): Client,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, WebError> {
     let client = client.for_new_session();
     let LoginForm { email, password } = form.into_inner();
-    let mut page = LoginPage::new(&core, &session)?;
+    let mut page = LoginPage::new(&core, &req).await?;
     page.email = email.trim().to_owned();
     let password = password.filter(|p| !p.expose_secret().is_empty());
     page.email_error = page
@@ -138,20 +143,23 @@ pub struct PasskeyForm {
 /// Passwordless sign-in: the discoverable passkey names its user and proves them at once.
 pub async fn passwordless_post(
     core: web::Data<Core>,
+    req: HttpRequest,
     session: TypedSession,
     Client(client): Client,
     form: web::Form<PasskeyForm>,
 ) -> Result<HttpResponse, WebError> {
     let client = client.for_new_session();
-    let ceremony = session.take_ceremony()?;
-    match passkeys::finish_discovery(&core, ceremony, &form.credential, &client).await {
+    let ceremony = BrowserCookie::PasskeyCeremony.read(&req);
+    // Used up whatever happens next (a fresh page brings a fresh one).
+    BrowserCookie::PasskeyCeremony.clear(&req);
+    match passkeys::finish_discovery(&core, ceremony.as_deref(), &form.credential, &client).await {
         Ok(user) => {
             session.sign_in(user.id, AuthLevel::Passkey, core.clock.now_ms(), &client)?;
             Ok(see_other("/"))
         }
         Err(passkeys::PasskeyError::Store(e)) => Err(e.into()),
         Err(error) => {
-            let mut page = LoginPage::new(&core, &session)?;
+            let mut page = LoginPage::new(&core, &req).await?;
             page.form_error = Some(error.to_string());
             render(&page, StatusCode::UNAUTHORIZED)
         }

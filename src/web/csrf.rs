@@ -1,20 +1,30 @@
 //! CSRF protection for every state-changing request, in one middleware so no route can forget it.
-//! The token lives in the server-side session; forms carry it as `csrf_token`, scripts as the
-//! `X-CSRF-Token` header. Anything else is refused with 403 before a handler runs, so nothing changes.
+//! Forms carry the token as `csrf_token`, scripts as the `X-CSRF-Token` header. Anything else is
+//! refused with 403 before a handler runs, so nothing changes.
+//!
+//! Whoever has a session (everyone signed in) has a per-session token kept in it, and only that one
+//! counts. A visitor without a session gets a signed, expiring token in a cookie, mirrored in the
+//! form (double submit, `domain::signed_state`): showing them the sign-in page writes no session
+//! row.
 
 use actix_session::SessionExt;
-use actix_web::HttpMessage;
 use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
-use actix_web::web::Bytes;
+use actix_web::web::{self, Bytes};
+use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use futures_util::StreamExt;
+use futures_util::future::LocalBoxFuture;
 use serde::Deserialize;
 
 use crate::app::FORM_LIMIT_BYTES;
+use crate::domain::Core;
 use crate::domain::secrets::constant_time_eq;
 use crate::domain::sessions::keys;
+use crate::domain::signed_state::{self, FORM_TOKEN_LIFETIME, FormToken};
+use crate::refusals::Refusal;
+use crate::web::browser_state::{self, BrowserCookie};
 use crate::web::error::WebError;
 use crate::web::upload;
 
@@ -31,7 +41,7 @@ pub async fn verify(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     if req.method().is_safe() {
-        return Ok(next.call(req).await?.map_into_left_body());
+        return Ok(browser_state::apply(next.call(req).await?).map_into_left_body());
     }
     let expected = match req.get_session().get::<String>(keys::CSRF) {
         Ok(token) => token,
@@ -83,15 +93,74 @@ pub async fn verify(
         None => None,
     };
 
-    match (expected, presented) {
-        (Some(expected), Some(presented)) if constant_time_eq(&expected, &presented) => {
-            Ok(next.call(req).await?.map_into_left_body())
+    let valid = match (expected, presented) {
+        (Some(expected), Some(presented)) => constant_time_eq(&expected, &presented),
+        (None, Some(presented)) => match form_token_is_valid(req.request(), &presented).await {
+            Ok(valid) => valid,
+            Err(e) => return Ok(req.error_response(e).map_into_right_body()),
+        },
+        (_, None) => false,
+    };
+    if valid {
+        Ok(browser_state::apply(next.call(req).await?).map_into_left_body())
+    } else {
+        // Counted for the log's periodic summary: a line per refusal would let anyone flood the log.
+        if let Ok(core) = core_of(req.request()) {
+            core.refusals.record(Refusal::Csrf, core.clock.now_ms());
         }
-        _ => {
-            tracing::warn!(path = %req.path(), "refused a request without a valid CSRF token");
-            Ok(req.error_response(WebError::Csrf).map_into_right_body())
-        }
+        Ok(req.error_response(WebError::Csrf).map_into_right_body())
     }
+}
+
+/// A visitor without a session: the form's token must be the one in their cookie, ours, unexpired.
+async fn form_token_is_valid(req: &HttpRequest, presented: &str) -> Result<bool, WebError> {
+    let core = core_of(req)?;
+    let key = signed_state::key(core).await?;
+    let cookie = BrowserCookie::FormToken.read(req);
+    Ok(key
+        .check_form_token(cookie.as_deref(), presented, core.clock.now_ms())
+        .is_ok())
+}
+
+/// The CSRF token a page's forms carry: the session's when there is one (signed-in people), else
+/// the browser's signed form token, renewed through its cookie when needed — so showing a form to
+/// a visitor writes nothing on the server.
+pub struct CsrfToken(pub String);
+
+impl CsrfToken {
+    pub async fn for_request(req: &HttpRequest) -> Result<Self, WebError> {
+        if let Some(token) = req.get_session().get::<String>(keys::CSRF)? {
+            return Ok(Self(token));
+        }
+        let core = core_of(req)?;
+        let key = signed_state::key(core).await?;
+        let current = BrowserCookie::FormToken.read(req);
+        Ok(Self(
+            match key.form_token(current.as_deref(), core.clock.now_ms()) {
+                FormToken::Current(token) => token,
+                FormToken::Fresh(token) => {
+                    BrowserCookie::FormToken.set(req, token.clone(), FORM_TOKEN_LIFETIME);
+                    token
+                }
+            },
+        ))
+    }
+}
+
+impl FromRequest for CsrfToken {
+    type Error = WebError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { Self::for_request(&req).await })
+    }
+}
+
+fn core_of(req: &HttpRequest) -> Result<&Core, WebError> {
+    req.app_data::<web::Data<Core>>()
+        .map(|core| core.get_ref())
+        .ok_or_else(|| WebError::unexpected(anyhow::anyhow!("the application has no core")))
 }
 
 fn content_type(req: &ServiceRequest) -> Option<String> {

@@ -1,6 +1,8 @@
 //! One error type for the console and one place that turns every error status into a page:
 //! the `error_pages` middleware renders a friendly HTML page (with the request id people can quote)
-//! for any 4xx/5xx response that is not already HTML or JSON, and logs the cause of 5xx errors.
+//! for any 4xx/5xx response that is not already HTML or JSON, and logs the cause of 5xx errors
+//! (password checks turned away as busy are counted for a periodic summary instead, see
+//! `crate::refusals`).
 
 use crate::domain::approvals::ApprovalError;
 use actix_web::body::{BoxBody, MessageBody};
@@ -8,10 +10,9 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{HttpMessage, HttpResponse, ResponseError};
+use actix_web::{HttpMessage, HttpResponse, ResponseError, web};
 use askama::Template;
 
-use crate::domain::StoreError;
 use crate::domain::alerts::AlertError;
 use crate::domain::ids::RequestId;
 use crate::domain::keys::KeyError;
@@ -21,6 +22,8 @@ use crate::domain::passkeys::PasskeyError;
 use crate::domain::password::PasswordError;
 use crate::domain::setup::SetupError;
 use crate::domain::staff::InvitationLinkError;
+use crate::domain::{Core, StoreError};
+use crate::refusals::Refusal;
 use crate::web::Nav;
 use crate::web::api::ApiError;
 use crate::web::extractors::CurrentUser;
@@ -340,11 +343,17 @@ pub async fn error_pages(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let request_id = req.extensions().get::<RequestId>().cloned();
+    let core = req.app_data::<web::Data<Core>>().cloned();
     match next.call(req).await {
         Ok(response) => Ok(dress(response.map_into_boxed_body())),
         Err(error) => {
             let status = error.as_response_error().status_code();
-            let html = error_page_html(status, &error, request_id.as_ref());
+            let html = error_page_html(
+                status,
+                &error,
+                request_id.as_ref(),
+                core.as_ref().map(|c| c.get_ref()),
+            );
             Err(RenderedError { status, html }.into())
         }
     }
@@ -365,8 +374,14 @@ fn dress(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
         .extensions()
         .get::<CurrentUser>()
         .map(|current| Nav::for_user(&current.user, current.csrf_token.clone()));
+    let core = response.request().app_data::<web::Data<Core>>().cloned();
     let message = match response.response().error() {
-        Some(error) => error_message(status, error, request_id.as_ref()),
+        Some(error) => error_message(
+            status,
+            error,
+            request_id.as_ref(),
+            core.as_ref().map(|c| c.get_ref()),
+        ),
         None => default_message(status).to_owned(),
     };
     let html = render_page(status, message, request_id.as_ref(), nav);
@@ -431,22 +446,29 @@ fn error_page_html(
     status: StatusCode,
     error: &actix_web::Error,
     request_id: Option<&RequestId>,
+    core: Option<&Core>,
 ) -> String {
     render_page(
         status,
-        error_message(status, error, request_id),
+        error_message(status, error, request_id, core),
         request_id,
         None,
     )
 }
 
-/// What the page says about `error`; a server error is logged with its cause (never shown).
+/// What the page says about `error`; a server error is logged with its cause (never shown),
+/// except a password check refused as busy: a sign-in flood makes thousands, so they are counted
+/// for the periodic summary instead.
 fn error_message(
     status: StatusCode,
     error: &actix_web::Error,
     request_id: Option<&RequestId>,
+    core: Option<&Core>,
 ) -> String {
-    if status.is_server_error() {
+    let busy = matches!(error.as_error::<WebError>(), Some(WebError::Busy));
+    if let (true, Some(core)) = (busy, core) {
+        core.refusals.record(Refusal::Busy, core.clock.now_ms());
+    } else if status.is_server_error() {
         tracing::error!(request_id = %request_id.map(RequestId::to_string).unwrap_or_default(),
             status = status.as_u16(), cause = ?error, "request failed");
     }

@@ -15,6 +15,7 @@ use crate::domain::sessions::AuthLevel;
 use crate::domain::staff::{self, Grant, StaffError};
 use crate::domain::users::DisplayName;
 use crate::web::approvals::{refusal_status, requested};
+use crate::web::csrf::CsrfToken;
 use crate::web::error::WebError;
 use crate::web::extractors::{Client, CurrentUser, TypedSession};
 use crate::web::staff::{NoticeQuery, TenantField, TenantOption, parse_role, role_choices};
@@ -192,13 +193,13 @@ pub struct TokenQuery {
 
 pub async fn invite_get(
     core: web::Data<Core>,
-    session: TypedSession,
+    CsrfToken(csrf_token): CsrfToken,
     query: web::Query<TokenQuery>,
 ) -> Result<HttpResponse, WebError> {
     let invitation = staff::open_invitation(&core, &query.token).await?;
     let role = staff::role_in_words(&core, invitation.role, invitation.tenant).await?;
     let page = AcceptPage {
-        csrf_token: session.csrf_token()?,
+        csrf_token,
         token: query.token.clone(),
         email: invitation.email,
         display_name: invitation.display_name,
@@ -221,6 +222,7 @@ pub struct AcceptForm {
 pub async fn invite_post(
     core: web::Data<Core>,
     session: TypedSession,
+    CsrfToken(csrf_token): CsrfToken,
     Client(client): Client,
     form: web::Form<AcceptForm>,
 ) -> Result<HttpResponse, WebError> {
@@ -228,7 +230,7 @@ pub async fn invite_post(
     let invitation = staff::open_invitation(&core, &form.token).await?;
     let role = staff::role_in_words(&core, invitation.role, invitation.tenant).await?;
     let mut page = AcceptPage {
-        csrf_token: session.csrf_token()?,
+        csrf_token,
         token: form.token.clone(),
         email: invitation.email,
         display_name: form.display_name.trim().to_owned(),

@@ -9,6 +9,7 @@ pub mod approvals;
 pub mod assets;
 pub mod auth;
 pub mod authz;
+pub mod browser_state;
 pub mod client_policies;
 pub mod credentials;
 pub mod csrf;

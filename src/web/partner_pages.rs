@@ -10,8 +10,9 @@ use serde::Deserialize;
 use crate::domain::Core;
 use crate::domain::partners::{self, PartnerError, RequestForm, Scope};
 use crate::domain::tenants::{self, Tenant, TenantStatus};
+use crate::web::csrf::CsrfToken;
 use crate::web::error::WebError;
-use crate::web::extractors::{Client, TypedSession};
+use crate::web::extractors::Client;
 use crate::web::tenants::band;
 use crate::web::{Nav, render};
 
@@ -55,9 +56,8 @@ pub struct RequestPage {
 async fn request_page(
     core: &Core,
     tenant: &Tenant,
-    session: &TypedSession,
+    csrf_token: String,
 ) -> Result<RequestPage, WebError> {
-    let csrf_token = session.csrf_token()?;
     Ok(RequestPage {
         nav: public_nav(tenant, &csrf_token),
         csrf_token,
@@ -75,12 +75,12 @@ async fn request_page(
 
 pub async fn request_get(
     core: web::Data<Core>,
-    session: TypedSession,
+    CsrfToken(csrf_token): CsrfToken,
     path: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
     let tenant = tenant(&core, &path).await?;
     render(
-        &request_page(&core, &tenant, &session).await?,
+        &request_page(&core, &tenant, csrf_token).await?,
         StatusCode::OK,
     )
 }
@@ -103,7 +103,7 @@ fn field<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
 
 pub async fn request_post(
     core: web::Data<Core>,
-    session: TypedSession,
+    CsrfToken(csrf_token): CsrfToken,
     Client(client): Client,
     path: web::Path<String>,
     body: web::Bytes,
@@ -117,12 +117,12 @@ pub async fn request_post(
         .map(|(_, v)| v.clone())
         .collect();
     let done = MessagePage {
-        nav: public_nav(&tenant, &session.csrf_token()?),
+        nav: public_nav(&tenant, &csrf_token),
         heading: "Check your e-mail".into(),
         message: "We sent you a link. Open it within 7 days to send your request to the tenant."
             .into(),
     };
-    let mut page = request_page(&core, &tenant, &session).await?;
+    let mut page = request_page(&core, &tenant, csrf_token).await?;
     page.organisation = field(&pairs, "organisation").trim().to_owned();
     page.contact_name = field(&pairs, "contact_name").trim().to_owned();
     page.email = field(&pairs, "email").trim().to_owned();
@@ -161,7 +161,7 @@ pub struct TokenQuery {
 
 pub async fn confirm_get(
     core: web::Data<Core>,
-    session: TypedSession,
+    CsrfToken(csrf_token): CsrfToken,
     Client(client): Client,
     path: web::Path<String>,
     query: web::Query<TokenQuery>,
@@ -169,7 +169,6 @@ pub async fn confirm_get(
     let tenant = tenant(&core, &path).await?;
     match partners::confirm_request(&core, &tenant, &query.token, &client).await {
         Ok(_) => {
-            let csrf_token = session.csrf_token()?;
             let page = ConfirmedPage {
                 nav: public_nav(&tenant, &csrf_token),
                 csrf_token,
@@ -205,7 +204,7 @@ pub struct WithdrawForm {
 /// The partner takes their request back (before a decision), with the token from their e-mail.
 pub async fn withdraw_post(
     core: web::Data<Core>,
-    session: TypedSession,
+    CsrfToken(csrf_token): CsrfToken,
     Client(client): Client,
     path: web::Path<String>,
     form: web::Form<WithdrawForm>,
@@ -214,7 +213,7 @@ pub async fn withdraw_post(
     match partners::withdraw(&core, &tenant, &form.token, &client).await {
         Ok(()) => {
             let page = MessagePage {
-                nav: public_nav(&tenant, &session.csrf_token()?),
+                nav: public_nav(&tenant, &csrf_token),
                 heading: "Request withdrawn".into(),
                 message: format!(
                     "Your request to {} was withdrawn. Nothing more will happen with it.",
@@ -242,12 +241,12 @@ pub struct RetrievePage {
 
 /// Shows a button, not the secret: link scanners and previews that open the link must not use it up.
 pub async fn retrieve_get(
-    session: TypedSession,
+    CsrfToken(csrf_token): CsrfToken,
     query: web::Query<TokenQuery>,
 ) -> Result<HttpResponse, WebError> {
     let page = RetrievePage {
         nav: None,
-        csrf_token: session.csrf_token()?,
+        csrf_token,
         token: query.token.clone(),
         secret: None,
         client_id: None,
@@ -263,7 +262,7 @@ pub struct RetrieveForm {
 
 pub async fn retrieve_post(
     core: web::Data<Core>,
-    session: TypedSession,
+    CsrfToken(csrf_token): CsrfToken,
     Client(client): Client,
     form: web::Form<RetrieveForm>,
 ) -> Result<HttpResponse, WebError> {
@@ -271,7 +270,7 @@ pub async fn retrieve_post(
         Ok(retrieved) => {
             let page = RetrievePage {
                 nav: None,
-                csrf_token: session.csrf_token()?,
+                csrf_token,
                 token: String::new(),
                 secret: Some(retrieved.secret.expose_secret().to_owned()),
                 client_id: retrieved.client_id,

@@ -11,6 +11,7 @@ use crate::domain::email::Email;
 use crate::domain::sessions::AuthLevel;
 use crate::domain::setup;
 use crate::domain::users::{DisplayName, NewStaff};
+use crate::web::csrf::CsrfToken;
 use crate::web::error::WebError;
 use crate::web::extractors::{Client, TypedSession};
 use crate::web::{Nav, new_password, render, see_other};
@@ -37,12 +38,12 @@ pub struct SetupQuery {
 
 pub async fn setup_get(
     core: web::Data<Core>,
-    session: TypedSession,
+    CsrfToken(csrf_token): CsrfToken,
     query: web::Query<SetupQuery>,
 ) -> Result<HttpResponse, WebError> {
     setup::check_setup_token(&core, &query.token).await?;
     let page = SetupPage {
-        csrf_token: session.csrf_token()?,
+        csrf_token,
         token: query.into_inner().token,
         ..SetupPage::default()
     };
@@ -64,6 +65,7 @@ pub struct SetupForm {
 pub async fn setup_post(
     core: web::Data<Core>,
     session: TypedSession,
+    CsrfToken(csrf_token): CsrfToken,
     Client(client): Client,
     form: web::Form<SetupForm>,
 ) -> Result<HttpResponse, WebError> {
@@ -72,7 +74,7 @@ pub async fn setup_post(
     setup::check_setup_token(&core, &form.token).await?;
 
     let mut page = SetupPage {
-        csrf_token: session.csrf_token()?,
+        csrf_token,
         token: form.token.clone(),
         email: form.email.trim().to_owned(),
         display_name: form.display_name.trim().to_owned(),

@@ -15,6 +15,7 @@ mod oauth_kit;
 mod staff_kit;
 
 mod alerts;
+mod anonymous;
 mod api_fuzz;
 mod approvals;
 mod architecture;
@@ -36,6 +37,7 @@ mod headers;
 mod health;
 mod jobs;
 mod keys;
+mod log_summary;
 mod login;
 mod many;
 mod metrics;

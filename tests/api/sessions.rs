@@ -23,26 +23,34 @@ async fn dashboard_with_cookie(app: &TestApp, cookie: &str) -> reqwest::Response
     app.browser_with_cookie(cookie).get("/").await
 }
 
+/// No session exists before sign-in, so there is none to fixate; the key then changes with every
+/// privilege change.
 async fn signing_in_issues_a_new_session_key(backend: Backend) {
     let app = spawn_app(backend).await;
     app.with_admin_signed_out().await;
     app.get("/login").await;
-    let before = app
-        .session_cookie()
-        .expect("the login page starts an anonymous session");
+    assert_eq!(
+        app.session_cookie(),
+        None,
+        "the login page starts no session"
+    );
 
     assert_redirect_to(
         &app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await,
         "/login/passkey",
     );
-
-    let after = app.session_cookie().unwrap();
-    assert_ne!(
-        before, after,
-        "the pre-login key must not survive sign-in (fixation)"
+    let half = app.session_cookie().expect("signing in starts the session");
+    assert_redirect_to(
+        &app.answer_passkey("/login/passkey", "/login/passkey").await,
+        "/",
     );
-    let planted = dashboard_with_cookie(&app, &before).await;
-    assert_redirect_to(&planted, "/login");
+
+    assert_ne!(
+        app.session_cookie().unwrap(),
+        half,
+        "the second factor renews the key"
+    );
+    assert_redirect_to(&dashboard_with_cookie(&app, &half).await, "/login");
 }
 
 async fn an_idle_session_ends_after_thirty_minutes(backend: Backend) {

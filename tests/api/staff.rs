@@ -381,7 +381,8 @@ impl mailin_embedded::Handler for Sink {
     }
 }
 
-async fn invitations_wait_out_an_smtp_outage_and_are_delivered_once_it_is_back(backend: Backend) {
+/// A local SMTP server, down until told otherwise: its port, what it received, and its switch.
+fn smtp_server() -> (u16, Arc<Mutex<Vec<String>>>, Arc<AtomicBool>) {
     // The port stays bound from here to the end: the SMTP server serves on this very listener
     // (connections wait in its backlog until it accepts them), so no other test can take the port.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -394,6 +395,11 @@ async fn invitations_wait_out_an_smtp_outage_and_are_delivered_once_it_is_back(b
     std::thread::spawn(move || {
         let _ = server.serve();
     });
+    (port, received, up)
+}
+
+async fn invitations_wait_out_an_smtp_outage_and_are_delivered_once_it_is_back(backend: Backend) {
+    let (port, received, up) = smtp_server();
     let app = spawn_app_with(backend, |settings| {
         settings.smtp_url = Some(format!("smtp://127.0.0.1:{port}").into());
     })
@@ -424,6 +430,59 @@ async fn invitations_wait_out_an_smtp_outage_and_are_delivered_once_it_is_back(b
     accept(&app, &link, STAFF_PASSWORD).await;
 }
 
+async fn after_a_long_smtp_outage_mail_goes_out_within_a_minute_of_smtp_coming_back(
+    backend: Backend,
+) {
+    let (port, received, up) = smtp_server();
+    let app = spawn_app_with(backend, |settings| {
+        settings.smtp_url = Some(format!("smtp://127.0.0.1:{port}").into());
+    })
+    .await;
+    app.create_admin().await;
+    invite_to_acme(&app, "patient@example.com", "Patient").await;
+
+    // Half an hour of outage, the outbox pass looking every 30 s (the back-off has long reached
+    // its cap, which once was ten minutes).
+    for _ in 0..60 {
+        app.run_job(Job::Outbox).await;
+        app.clock.advance(Duration::from_secs(30));
+    }
+    assert!(received.lock().unwrap().is_empty());
+    // The worst moment for SMTP to come back: right after a failed attempt.
+    app.clock.advance(Duration::from_secs(60));
+    assert_eq!(app.run_job(Job::Outbox).await, 0, "still down");
+    up.store(true, Ordering::SeqCst);
+
+    app.clock.advance(Duration::from_secs(55));
+    assert_eq!(app.run_job(Job::Outbox).await, 1, "retried within a minute");
+    assert_eq!(received.lock().unwrap().len(), 1);
+}
+
+async fn mail_that_fails_for_three_days_is_given_up(backend: Backend) {
+    let (port, received, up) = smtp_server();
+    let app = spawn_app_with(backend, |settings| {
+        settings.smtp_url = Some(format!("smtp://127.0.0.1:{port}").into());
+    })
+    .await;
+    app.create_admin().await;
+    invite_to_acme(&app, "never@example.com", "Never").await;
+    assert_eq!(app.run_job(Job::Outbox).await, 0);
+
+    app.clock.advance(Duration::from_secs(3 * 24 * 60 * 60));
+    assert_eq!(
+        app.run_job(Job::Outbox).await,
+        0,
+        "the last attempt fails too"
+    );
+    up.store(true, Ordering::SeqCst);
+    app.clock.advance(Duration::from_secs(60 * 60));
+
+    assert_eq!(app.run_job(Job::Outbox).await, 0, "never retried again");
+    assert!(received.lock().unwrap().is_empty());
+    assert_eq!(app.core.store.unsent_mail().await.unwrap(), 0);
+    assert_eq!(app.core.store.abandoned_mail().await.unwrap(), 1);
+}
+
 on_both_backends!(
     an_invited_person_sets_a_password_and_a_passkey_and_gets_their_role,
     invitation_links_work_once_and_expire,
@@ -434,6 +493,8 @@ on_both_backends!(
     deactivation_ends_every_session_and_reactivation_brings_none_back,
     a_tenant_admin_cannot_grant_roles_and_support_cannot_touch_other_tenants,
     invitations_wait_out_an_smtp_outage_and_are_delivered_once_it_is_back,
+    after_a_long_smtp_outage_mail_goes_out_within_a_minute_of_smtp_coming_back,
+    mail_that_fails_for_three_days_is_given_up,
 );
 
 /// The outbox clears a delivered mail's body; on SQLite the link must not survive in the file's

@@ -20,6 +20,7 @@ use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
 use crate::domain::partners::CredentialKind;
 use crate::domain::partners::policies::{self, ClientPolicy};
 use crate::domain::throttle::lock_duration;
+use crate::refusals::Refusal;
 use crate::store::issued_tokens::SingleUse;
 
 const WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -252,11 +253,14 @@ async fn refuse_if_locked(core: &Core, keys: &[(String, i64)]) -> Result<(), OAu
         .filter(|until| *until > now)
         .max();
     match until {
-        Some(until) => Err(OAuthError::Throttled {
-            retry_after_secs: u64::try_from((until - now + 999) / 1000)
-                .unwrap_or(1)
-                .max(1),
-        }),
+        Some(until) => {
+            core.refusals.record(Refusal::ThrottledClient, now);
+            Err(OAuthError::Throttled {
+                retry_after_secs: u64::try_from((until - now + 999) / 1000)
+                    .unwrap_or(1)
+                    .max(1),
+            })
+        }
         None => Ok(()),
     }
 }

@@ -6,6 +6,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 
 use super::ServedTenant;
@@ -65,12 +66,12 @@ async fn key(core: &Core) -> Result<[u8; 32], StoreError> {
     core.verified
         .nonce_key
         .get_or_try_init(|| async {
-            let candidate = hex::encode(rand::random::<[u8; 32]>());
+            let candidate = SecretString::from(hex::encode(rand::random::<[u8; 32]>()));
             let stored = core
                 .store
                 .installation_secret(SECRET_NAME, &candidate, core.clock.now_ms())
                 .await?;
-            hex::decode(&stored)
+            hex::decode(stored.expose_secret())
                 .ok()
                 .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
                 .ok_or_else(|| StoreError::Corrupt("installation secret dpop_nonce".into()))

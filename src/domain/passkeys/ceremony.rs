@@ -16,6 +16,8 @@ use crate::clock::{Millis, duration_ms};
 use crate::domain::Core;
 use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
 use crate::domain::ids::{UserId, time_ordered_id};
+use crate::domain::secrets::sha256;
+use crate::domain::signed_state::{self, Purpose as SealPurpose};
 use crate::domain::users::{User, UserStatus};
 use crate::store::StoreError;
 
@@ -41,18 +43,12 @@ pub enum Ceremony {
         state: PasskeyAuthentication,
         started_at: Millis,
     },
-    Discover {
-        state: DiscoverableAuthentication,
-        started_at: Millis,
-    },
 }
 
 impl Ceremony {
     fn started_at(&self) -> Millis {
         match self {
-            Self::Enrol { started_at, .. }
-            | Self::Assert { started_at, .. }
-            | Self::Discover { started_at, .. } => *started_at,
+            Self::Enrol { started_at, .. } | Self::Assert { started_at, .. } => *started_at,
         }
     }
 
@@ -227,36 +223,54 @@ pub async fn finish_assertion(
     outcome
 }
 
-/// Starts a passwordless sign-in: any discoverable passkey of any user may answer.
-pub fn start_discovery(core: &Core) -> Result<(RequestChallengeResponse, Ceremony), PasskeyError> {
+/// Starts a passwordless sign-in: any discoverable passkey of any user may answer. The ceremony
+/// comes back sealed (signed, expiring, see `signed_state`) for the browser to keep until it
+/// answers: the sign-in page is shown to anyone, and showing it must not write a row.
+pub async fn start_discovery(
+    core: &Core,
+) -> Result<(RequestChallengeResponse, String), PasskeyError> {
     let (options, state) = core
         .webauthn
         .start_discoverable_authentication()
         .map_err(|e| PasskeyError::Setup(e.to_string()))?;
-    Ok((
-        options,
-        Ceremony::Discover {
-            state,
-            started_at: core.clock.now_ms(),
-        },
-    ))
+    let state = serde_json::to_vec(&state).map_err(|e| PasskeyError::Setup(e.to_string()))?;
+    let expires_at = core
+        .clock
+        .now_ms()
+        .saturating_add(duration_ms(CEREMONY_LIFETIME));
+    let sealed =
+        signed_state::key(core)
+            .await?
+            .sign(SealPurpose::PasskeyDiscovery, &state, expires_at);
+    Ok((options, sealed))
+}
+
+/// Opens a sealed discovery ceremony, once: the first answer to it uses it up on every instance
+/// (so a captured answer cannot be replayed while the ceremony is still fresh).
+async fn open_discovery(
+    core: &Core,
+    sealed: Option<&str>,
+) -> Result<DiscoverableAuthentication, PasskeyError> {
+    let sealed = sealed.ok_or(PasskeyError::NoCeremony)?;
+    let opened = signed_state::key(core)
+        .await?
+        .open(SealPurpose::PasskeyDiscovery, sealed, core.clock.now_ms())
+        .map_err(|_| PasskeyError::NoCeremony)?;
+    let used = hex::encode(sha256(&format!("passkey-discovery\n{sealed}")));
+    if !core.store.use_assertion(&used, opened.expires_at).await? {
+        return Err(PasskeyError::NoCeremony);
+    }
+    serde_json::from_slice(&opened.payload).map_err(|_| PasskeyError::NoCeremony)
 }
 
 /// Finishes a passwordless sign-in and returns the (active) user it proves.
 pub async fn finish_discovery(
     core: &Core,
-    ceremony: Option<Ceremony>,
+    sealed_ceremony: Option<&str>,
     response_json: &str,
     context: &RequestContext,
 ) -> Result<User, PasskeyError> {
-    let now = core.clock.now_ms();
-    let state = match ceremony {
-        Some(ceremony @ Ceremony::Discover { .. }) if ceremony.is_expired(now) => {
-            return Err(PasskeyError::NoCeremony);
-        }
-        Some(Ceremony::Discover { state, .. }) => state,
-        _ => return Err(PasskeyError::NoCeremony),
-    };
+    let state = open_discovery(core, sealed_ceremony).await?;
     let response: PublicKeyCredential =
         serde_json::from_str(response_json).map_err(|_| PasskeyError::Malformed)?;
     let (user_uuid, _) = core

@@ -1,7 +1,9 @@
 //! Passkeys (WebAuthn) through webauthn-rs: enrolment, assertion as a second factor or step-up,
 //! and passwordless sign-in with a discoverable credential. Ceremony state is kept in the server-side
-//! session by the caller and handed back here; nothing from the client is trusted but the signed
-//! response itself. The ceremonies are in `ceremony`; this module holds the types and the
+//! session by the caller and handed back here, except for passwordless sign-in, which anyone may
+//! start: its state is sealed with the installation's key for the browser to hold (no row per
+//! visitor), and can be used once. Nothing from the client is trusted but our own signature and
+//! the signed response itself. The ceremonies are in `ceremony`; this module holds the types and the
 //! management of stored passkeys.
 
 use url::Url;

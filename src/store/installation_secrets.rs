@@ -1,24 +1,26 @@
-//! Secrets the whole installation shares (every instance of a PostgreSQL deployment alike), made
-//! once on first use. They key MACs the server checks itself; nobody types or sees them.
+//! Secrets of the installation as a whole (not of a tenant or a user), shared by every instance.
+
+use secrecy::{ExposeSecret, SecretString};
 
 use super::{Store, StoreError};
 use crate::clock::Millis;
 
 impl Store {
-    /// The secret named `name`: `candidate` if this call created it, else the one stored first
-    /// (two instances racing agree on the winner).
+    /// The secret called `name`; when there is none yet, `candidate` becomes it. Several instances
+    /// starting at once may all offer a candidate: the first insert wins and every instance reads
+    /// back that one, so they all sign and verify with the same secret.
     pub async fn installation_secret(
         &self,
         name: &str,
-        candidate: &str,
+        candidate: &SecretString,
         now: Millis,
-    ) -> Result<String, StoreError> {
+    ) -> Result<SecretString, StoreError> {
         sqlx::query(
             "INSERT INTO installation_secrets (name, secret, created_at) VALUES ($1, $2, $3) \
              ON CONFLICT (name) DO NOTHING",
         )
         .bind(name)
-        .bind(candidate)
+        .bind(candidate.expose_secret())
         .bind(now)
         .execute(self.pool())
         .await?;
@@ -27,6 +29,6 @@ impl Store {
                 .bind(name)
                 .fetch_one(self.pool())
                 .await?;
-        Ok(secret)
+        Ok(SecretString::from(secret))
     }
 }
