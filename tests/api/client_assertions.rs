@@ -108,25 +108,9 @@ fn assertion(s: &Service, key: &TestKey, jti: &str) -> String {
     key.sign(claims(s, &s.client.id, &s.client.id, &endpoint, jti))
 }
 
-async fn credential_of(s: &Service, client_id: &str) -> String {
-    let tenant = tokenbroker::domain::tenants::by_slug(&s.w.app.core, "acme")
-        .await
-        .unwrap()
-        .unwrap();
-    s.w.app
-        .core
-        .store
-        .asserting_client(tenant.id, client_id)
-        .await
-        .unwrap()
-        .unwrap()
-        .0
-        .credential_id
-}
-
 /// Support registers `key` for the plain client on its credential page.
 async fn register_in_console(s: &Service, key: &TestKey) -> reqwest::Response {
-    let credential = credential_of(s, &s.client.id).await;
+    let credential = s.credential_of(&s.client.id).await;
     let page = format!("/t/acme/credentials/{credential}");
     s.w.support
         .submit(
@@ -147,7 +131,7 @@ async fn a_client_authenticates_with_assertions_signed_by_its_registered_keys(ba
     // Keys first: an RSA key takes a while to make, and no connection should sit idle meanwhile.
     let (ed, ec, rsa) = (TestKey::ed(), TestKey::ec(), TestKey::rsa());
     let s = service(backend).await;
-    let credential = credential_of(&s, &s.client.id).await;
+    let credential = s.credential_of(&s.client.id).await;
     // Before its key is registered, an assertion gets nowhere.
     invalid_client(with_assertion(&s, &assertion(&s, &ed, "before")).await).await;
 
@@ -378,7 +362,7 @@ fn second_round(s: &Service, ed: &TestKey) -> Vec<(&'static str, String)> {
 async fn a_client_may_drop_its_secret_once_it_has_a_key(backend: Backend) {
     let s = service(backend).await;
     let ed = TestKey::ed();
-    let credential = credential_of(&s, &s.client.id).await;
+    let credential = s.credential_of(&s.client.id).await;
     let api = Api {
         app: &s.w.app,
         key: key_for(&s.w.app, ADMIN_EMAIL, &["all"], &[]).await,
@@ -429,7 +413,7 @@ async fn public_keys_with_private_parts_or_weak_sizes_are_refused(backend: Backe
         .to_components();
     weak.n.truncate(128);
     let s = service(backend).await;
-    let credential = credential_of(&s, &s.client.id).await;
+    let credential = s.credential_of(&s.client.id).await;
     let api = Api {
         app: &s.w.app,
         key: key_for(&s.w.app, ADMIN_EMAIL, &["all"], &[]).await,

@@ -15,19 +15,6 @@ use crate::oauth_kit::*;
 use crate::on_both_backends;
 use tokenbroker::jobs::Job;
 
-async fn credential_of(s: &Service, client_id: &str) -> String {
-    let tenant = s.tenant().await;
-    s.w.app
-        .core
-        .store
-        .asserting_client(tenant, client_id)
-        .await
-        .unwrap()
-        .unwrap()
-        .0
-        .credential_id
-}
-
 fn admin_api(s: &Service, key: String) -> Api<'_> {
     Api { app: &s.w.app, key }
 }
@@ -86,7 +73,7 @@ fn header(response: &reqwest::Response, name: &str) -> Option<String> {
 
 async fn a_client_outside_its_networks_is_refused_like_a_wrong_secret(backend: Backend) {
     let s = service(backend).await;
-    let credential = credential_of(&s, &s.client.id).await;
+    let credential = s.credential_of(&s.client.id).await;
     let page = format!("/t/acme/credentials/{credential}");
     let html = s.w.support.page_with_form(&page).await;
     assert_eq!(text_of(&html, "#policy-networks").unwrap(), "anywhere");
@@ -151,7 +138,7 @@ async fn a_client_outside_its_networks_is_refused_like_a_wrong_secret(backend: B
 
 async fn past_its_limit_a_client_gets_429_with_retry_after_and_ratelimit_headers(backend: Backend) {
     let s = service(backend).await;
-    let credential = credential_of(&s, &s.client.id).await;
+    let credential = s.credential_of(&s.client.id).await;
     let api = admin_api(&s, admin_key(&s).await);
     let minted = detail(&api, &credential).await;
     assert_eq!(
@@ -226,7 +213,7 @@ async fn past_its_limit_a_client_gets_429_with_retry_after_and_ratelimit_headers
 async fn the_issuance_limit_is_counted_across_instances(backend: Backend) {
     let s = service(backend).await;
     let other = s.w.app.spawn_sibling().await;
-    let credential = credential_of(&s, &s.client.id).await;
+    let credential = s.credential_of(&s.client.id).await;
     let api = admin_api(&s, admin_key(&s).await);
     set_policy(&api, &credential, json!({"tokens_per_minute": 4})).await;
     let on_other = |form: Vec<(&'static str, &'static str)>| {
@@ -256,7 +243,7 @@ async fn the_issuance_limit_is_counted_across_instances(backend: Backend) {
 
 async fn a_client_that_must_use_dpop_gets_no_bearer_token(backend: Backend) {
     let s = service(backend).await;
-    let credential = credential_of(&s, &s.client.id).await;
+    let credential = s.credential_of(&s.client.id).await;
     let page = format!("/t/acme/credentials/{credential}");
     let saved =
         s.w.support
@@ -380,7 +367,7 @@ async fn a_tenant_requiring_dpop_nonces_hands_them_out_and_accepts_only_current_
 
 async fn bad_policy_input_is_refused_and_changes_nothing(backend: Backend) {
     let s = service(backend).await;
-    let credential = credential_of(&s, &s.client.id).await;
+    let credential = s.credential_of(&s.client.id).await;
     let api = admin_api(&s, admin_key(&s).await);
     let cases = [
         (json!({"networks": ["10.0.0.0/33"]}), Some("networks")),
@@ -445,7 +432,7 @@ async fn a_policy_change_reaches_another_postgres_instance_at_once() {
     let database = s.w.app.postgres_database_name().unwrap();
     let admin = sqlx::PgPool::connect(&s.w.app.database_url).await.unwrap();
     both_instances_listen(&admin, &database).await;
-    let credential = credential_of(&s, &s.client.id).await;
+    let credential = s.credential_of(&s.client.id).await;
     let on_other = async || {
         s.http
             .post(other.url("/t/acme/oauth/token"))

@@ -181,6 +181,21 @@ impl Service {
             .collect()
     }
 
+    /// The credential id behind a client id of the acme tenant.
+    pub(crate) async fn credential_of(&self, client_id: &str) -> String {
+        let tenant = self.tenant().await;
+        self.w
+            .app
+            .core
+            .store
+            .asserting_client(tenant, client_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .0
+            .credential_id
+    }
+
     pub(crate) async fn tenant(&self) -> tokenbroker::domain::ids::TenantId {
         self.w
             .app

@@ -17,17 +17,7 @@ async fn unlimited(s: &Service, client_id: &str) {
         app: &s.w.app,
         key: key_for(&s.w.app, ADMIN_EMAIL, &["all"], &[]).await,
     };
-    let tenant = s.tenant().await;
-    let credential =
-        s.w.app
-            .core
-            .store
-            .asserting_client(tenant, client_id)
-            .await
-            .unwrap()
-            .unwrap()
-            .0
-            .credential_id;
+    let credential = s.credential_of(client_id).await;
     let changed = api
         .request(
             Method::PATCH,
