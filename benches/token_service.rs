@@ -10,6 +10,8 @@
 //!
 //! `cargo bench --bench token_service` (needs `wrk` and `taskset`; a temporary SQLite database, or
 //! `TB_BENCH_DATABASE_URL` pointing at an empty PostgreSQL database). Figures go in the issue note.
+//! `TB_BENCH_ONLY=token,dpop` runs only the scenarios whose script names are listed (healthz is
+//! always measured: it is the ceiling the others are shared of), e.g. while profiling one.
 
 // Test code, not a request path: a panic here fails the run, which is what benchmarks should do.
 #![allow(
@@ -100,8 +102,15 @@ async fn main() {
         ("introspect DPoP-bound JWT", "bound", endpoint("introspect")),
         ("token endpoint", "token", endpoint("token")),
     ];
+    let only = std::env::var("TB_BENCH_ONLY").ok();
+    let chosen = |script: &str| {
+        script == "healthz"
+            || only
+                .as_deref()
+                .is_none_or(|only| only.split(',').any(|s| s.trim() == script))
+    };
     let mut ceiling = 0.0;
-    for (label, script, path) in runs {
+    for (label, script, path) in runs.into_iter().filter(|run| chosen(run.1)) {
         let url = format!("{base}{path}");
         let full = wrk(scripts, script, &url, seconds, CONNECTIONS, 0);
         if script == "healthz" {
@@ -121,7 +130,7 @@ async fn main() {
         ("token (basic + DPoP proof)", "dpop", Kind::Dpop),
     ];
     let url = format!("{base}{}", endpoint("token"));
-    for (label, script, kind) in single_use {
+    for (label, script, kind) in single_use.into_iter().filter(|run| chosen(run.1)) {
         let refill = |count: usize| fresh.write(scripts, script, kind, &client, count);
         refill(FRESH_PER_RUN);
         let full = wrk(scripts, script, &url, seconds, CONNECTIONS, 0);

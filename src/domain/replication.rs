@@ -48,7 +48,7 @@ pub async fn follow_notifications(core: Core, database_url: SecretString) {
                 Ok(())
             }
             Ok(Change::Credential(credential)) => {
-                core.verified.forget_policy(&credential);
+                core.verified.forget_credential(&credential);
                 Ok(())
             }
             Ok(Change::Tenant(slug)) => {

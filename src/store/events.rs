@@ -245,33 +245,55 @@ fn just_after_prefix(prefix: &str) -> String {
     upper
 }
 
+const EVENT_COLUMN_COUNT: usize = 14;
+
 /// Appends on any executor; use cases pass their transaction so an action and its event commit
 /// together.
 pub(crate) async fn insert_event<'e, E>(executor: E, event: &Event) -> Result<(), StoreError>
 where
     E: Executor<'e, Database = Any>,
 {
-    sqlx::query(
-        "INSERT INTO auth_events (id, occurred_at, tenant_id, actor_kind, actor_id, subject, event_type, \
-         outcome, ip, country, user_agent, request_id, session_id, details) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-    )
-    .bind(&event.id)
-    .bind(event.occurred_at)
-    .bind(event.tenant_id.as_deref())
-    .bind(event.actor.kind())
-    .bind(event.actor.id())
-    .bind(event.subject.map(|s| s.to_string()))
-    .bind(event.event_type.as_str())
-    .bind(event.outcome.as_str())
-    .bind(event.context.ip.as_deref())
-    .bind(event.context.country.as_deref())
-    .bind(event.context.user_agent.as_deref())
-    .bind(event.context.request_id.as_deref())
-    .bind(event.context.session.as_deref())
-    .bind(event.details.to_string())
-    .execute(executor)
-    .await?;
+    insert_events(executor, &[event]).await
+}
+
+/// Appends several events in one statement (the token endpoint's group commit).
+pub(crate) async fn insert_events<'e, E>(executor: E, events: &[&Event]) -> Result<(), StoreError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    if events.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "INSERT INTO auth_events ({EVENT_COLUMNS}) VALUES {}",
+        super::placeholders(events.len(), EVENT_COLUMN_COUNT)
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for event in events {
+        query = query
+            .bind(event.id.as_str())
+            .bind(event.occurred_at)
+            .bind(event.tenant_id.as_deref())
+            .bind(event.actor.kind())
+            .bind(event.actor.id())
+            .bind(event.subject.map(|s| s.to_string()))
+            .bind(event.event_type.as_str())
+            .bind(event.outcome.as_str())
+            .bind(event.context.ip.as_deref())
+            .bind(event.context.country.as_deref())
+            .bind(event.context.user_agent.as_deref())
+            .bind(event.context.request_id.as_deref())
+            .bind(event.context.session.as_deref())
+            .bind(event.details.to_string());
+    }
+    query.execute(executor).await?;
+    for event in events {
+        count_event(event);
+    }
+    Ok(())
+}
+
+fn count_event(event: &Event) {
     // Counted when written; a transaction that then rolls back is rare enough to ignore.
     if let Some(metrics) = crate::metrics::get() {
         metrics
@@ -279,5 +301,4 @@ where
             .with_label_values(&[event.event_type.as_str(), event.outcome.as_str()])
             .inc();
     }
-    Ok(())
 }

@@ -4,27 +4,72 @@
 
 use sqlx::{Any, FromRow, Transaction};
 
-use super::events::insert_event;
-use super::partners::policies::{Counted, IssuanceWindow, count_issuance};
+use std::collections::HashSet;
+
+use super::events::{insert_event, insert_events};
+use super::partners::policies::{Counted, IssuanceWindow, count_issuances};
 use super::revocations::insert_revocation;
-use super::{Store, StoreError};
+use super::{Store, StoreError, placeholders};
 use crate::clock::Millis;
 use crate::domain::events::Event;
 use crate::domain::ids::TenantId;
 use crate::domain::partners::CredentialStatus;
 use crate::domain::tenants::TenantStatus;
 
-/// Spends a single-use id: false if it was spent before (here or on another instance; on
-/// PostgreSQL a concurrent spender's insert waits for the first to commit).
-async fn spend_tx(tx: &mut Transaction<'_, Any>, spend: &SingleUse) -> Result<bool, sqlx::Error> {
-    let inserted = sqlx::query(
-        "INSERT INTO used_assertions (digest, expires_at) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING",
-    )
-    .bind(&spend.digest)
-    .bind(spend.expires_at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(inserted.rows_affected() == 1)
+/// Spends single-use ids; the ones spent before (here, on another instance, or earlier in
+/// `spends`) are not returned. On PostgreSQL a concurrent spender's insert waits for the first to
+/// commit; ids go in sorted so two instances' batches never wait for each other in a cycle.
+async fn spend_all(
+    tx: &mut Transaction<'_, Any>,
+    spends: &[&SingleUse],
+) -> Result<HashSet<String>, sqlx::Error> {
+    let mut unique: Vec<&SingleUse> = spends.to_vec();
+    unique.sort_by(|a, b| a.digest.cmp(&b.digest));
+    unique.dedup_by(|a, b| a.digest == b.digest);
+    if unique.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let sql = format!(
+        "INSERT INTO used_assertions (digest, expires_at) VALUES {} \
+         ON CONFLICT (digest) DO NOTHING RETURNING digest",
+        placeholders(unique.len(), 2)
+    );
+    let mut query = sqlx::query_as::<_, (String,)>(sqlx::AssertSqlSafe(sql));
+    for spend in &unique {
+        query = query.bind(spend.digest.as_str()).bind(spend.expires_at);
+    }
+    let spent = query.fetch_all(&mut **tx).await?;
+    Ok(spent.into_iter().map(|(digest,)| digest).collect())
+}
+
+async fn insert_tokens(
+    tx: &mut Transaction<'_, Any>,
+    tokens: &[&TokenToRecord<'_>],
+) -> Result<(), sqlx::Error> {
+    if tokens.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "INSERT INTO access_tokens (jti, tenant_id, credential_id, client_id, kid, scopes, issued_at, expires_at, ip) \
+         VALUES {}",
+        placeholders(tokens.len(), 9)
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for item in tokens {
+        let token = item.token;
+        query = query
+            .bind(token.jti.as_str())
+            .bind(token.tenant_id.as_str())
+            .bind(token.credential_id.as_str())
+            .bind(token.client_id.as_str())
+            .bind(token.kid.as_str())
+            .bind(token.scopes.as_str())
+            .bind(token.issued_at)
+            .bind(token.expires_at)
+            .bind(item.ip);
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
 }
 
 /// A signed token waiting to be recorded, with its `token_issued` event and its credential's
@@ -80,49 +125,60 @@ impl Store {
         batch: &[TokenToRecord<'_>],
     ) -> Result<Vec<TokenRecording>, StoreError> {
         let mut tx = self.pool().begin().await?;
-        let mut recorded = Vec::with_capacity(batch.len());
-        'items: for item in batch {
+        let mut outcomes: Vec<Option<TokenRecording>> = vec![None; batch.len()];
+        // Single-use ids first: a replay is neither counted nor recorded. Within the batch, the
+        // first request to present an id spends it.
+        let all_spends: Vec<&SingleUse> = batch.iter().flat_map(|item| item.spends).collect();
+        let mut unspent = spend_all(&mut tx, &all_spends).await?;
+        for (item, outcome) in batch.iter().zip(outcomes.iter_mut()) {
             for (index, spend) in item.spends.iter().enumerate() {
-                if !spend_tx(&mut tx, spend).await? {
-                    recorded.push(TokenRecording::Replayed(index));
-                    continue 'items;
+                if !unspent.remove(&spend.digest) {
+                    *outcome = Some(TokenRecording::Replayed(index));
+                    break;
                 }
             }
-            let token = item.token;
-            let counted = count_issuance(
-                &mut tx,
-                &token.credential_id,
-                token.issued_at,
-                item.per_minute,
-            )
-            .await?;
-            let window = match counted {
-                Counted::Within(window) => window,
-                Counted::Over(window) => {
-                    recorded.push(TokenRecording::OverLimit(window));
-                    continue;
-                }
-            };
-            sqlx::query(
-                "INSERT INTO access_tokens (jti, tenant_id, credential_id, client_id, kid, scopes, issued_at, expires_at, ip) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(&token.jti)
-            .bind(&token.tenant_id)
-            .bind(&token.credential_id)
-            .bind(&token.client_id)
-            .bind(&token.kid)
-            .bind(&token.scopes)
-            .bind(token.issued_at)
-            .bind(token.expires_at)
-            .bind(item.ip)
-            .execute(&mut *tx)
-            .await?;
-            insert_event(&mut *tx, item.event).await?;
-            recorded.push(TokenRecording::Recorded(window));
         }
+        // Then each credential's window, in a fixed order (no lock cycles between instances).
+        let mut credentials: Vec<&str> = batch
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, outcome)| outcome.is_none())
+            .map(|(item, _)| item.token.credential_id.as_str())
+            .collect();
+        credentials.sort_unstable();
+        credentials.dedup();
+        for credential in credentials {
+            let positions: Vec<usize> = (0..batch.len())
+                .filter(|&i| outcomes[i].is_none() && batch[i].token.credential_id == credential)
+                .collect();
+            let tokens: Vec<(Millis, i64)> = positions
+                .iter()
+                .map(|&i| (batch[i].token.issued_at, batch[i].per_minute))
+                .collect();
+            let counted = count_issuances(&mut tx, credential, &tokens).await?;
+            for (i, counted) in positions.into_iter().zip(counted) {
+                outcomes[i] = Some(match counted {
+                    Counted::Within(window) => TokenRecording::Recorded(window),
+                    Counted::Over(window) => TokenRecording::OverLimit(window),
+                });
+            }
+        }
+        let recorded: Vec<&TokenToRecord<'_>> = batch
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, outcome)| matches!(outcome, Some(TokenRecording::Recorded(_))))
+            .map(|(item, _)| item)
+            .collect();
+        insert_tokens(&mut tx, &recorded).await?;
+        let events: Vec<&Event> = recorded.iter().map(|item| item.event).collect();
+        insert_events(&mut *tx, &events).await?;
         tx.commit().await?;
-        Ok(recorded)
+        outcomes
+            .into_iter()
+            .map(|outcome| {
+                outcome.ok_or_else(|| StoreError::Unexpected("a token left uncounted".into()))
+            })
+            .collect()
     }
 
     pub async fn access_token(

@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use jsonwebtoken::jwk::Jwk;
-use jsonwebtoken::{DecodingKey, EncodingKey};
+use jsonwebtoken::DecodingKey;
 
 use crate::clock::{Millis, duration_ms};
 use crate::domain::Core;
@@ -112,7 +112,26 @@ pub struct PublishedKey {
 pub struct Signer {
     pub kid: String,
     pub algorithm: KeyAlgorithm,
-    pub key: EncodingKey,
+    pub key: material::SigningKey,
+}
+
+impl Signer {
+    /// `claims` signed under `header` as a compact JWS (RFC 7515 §7.1).
+    pub fn sign_jwt<T: serde::Serialize>(
+        &self,
+        header: &jsonwebtoken::Header,
+        claims: &T,
+    ) -> Result<String, serde_json::Error> {
+        use base64::Engine;
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let input = format!(
+            "{}.{}",
+            b64(&serde_json::to_vec(header)?),
+            b64(&serde_json::to_vec(claims)?)
+        );
+        let signature = b64(&self.key.sign(input.as_bytes()));
+        Ok(format!("{input}.{signature}"))
+    }
 }
 
 /// One tenant's keys as held in memory.

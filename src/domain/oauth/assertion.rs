@@ -2,20 +2,23 @@
 //! Connect Core §9): `iss` = `sub` = the client id, `aud` the tenant's token endpoint or issuer,
 //! `exp` at most five minutes ahead, `iat`, and a `jti` accepted once on every instance; signed by
 //! one of the credential's registered public keys with an asymmetric algorithm. The added cost
-//! over a secret is one signature verification and one insert (the replay guard).
+//! over a secret is one signature verification and one insert (the replay guard, in the token's
+//! own transaction at the token endpoint): the client and its keys are cached like a known secret.
 
 use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::Value;
 
-use super::cache::KnownSecret;
+use super::cache::{KnownAssertingClient, KnownSecret};
+use super::secrets::current_state;
 use super::{Inactive, ServedTenant};
 use crate::clock::Millis;
 use crate::domain::Core;
 use crate::domain::ids::TenantId;
-use crate::domain::partners::client_keys::{ASSERTION_ALGORITHMS, ClientKey};
+use crate::domain::partners::client_keys::{ASSERTION_ALGORITHMS, ClientKey, ClientKeyRow};
 use crate::domain::partners::{CredentialKind, CredentialStatus};
 use crate::domain::secrets::sha256;
 use crate::domain::tenants::TenantStatus;
@@ -117,17 +120,14 @@ pub async fn verify_assertion(
     if claims.iss.as_deref() != Some(client_id) || claims.sub.as_deref() != Some(client_id) {
         return Ok(Err(WrongIssuer));
     }
-    let Some((client, keys)) = core.store.asserting_client(tenant.id, client_id).await? else {
+    let Some((client, verdict)) = asserting_client(core, tenant.id, client_id).await? else {
         return Ok(Err(UnknownClient));
     };
-    if client.kind != CredentialKind::Client {
-        return Ok(Err(UnknownClient));
-    }
-    let candidates: Vec<ClientKey> = keys
+    let candidates: Vec<&AssertionKey> = client
+        .keys
         .iter()
-        .filter_map(|row| ClientKey::from_row(row).ok())
         .filter(|key| match header.kid.as_deref() {
-            Some(kid) => key.jwk.common.key_id.as_deref() == Some(kid) || key.thumbprint == kid,
+            Some(kid) => key.kid.as_deref() == Some(kid) || key.thumbprint == kid,
             None => true,
         })
         .filter(|key| same_family(key.algorithm, header.alg))
@@ -141,9 +141,7 @@ pub async fn verify_assertion(
     validation.validate_aud = false;
     validation.required_spec_claims.clear();
     let verified = candidates.iter().any(|key| {
-        DecodingKey::from_jwk(&key.jwk)
-            .and_then(|decoding| jsonwebtoken::decode::<Value>(assertion, &decoding, &validation))
-            .is_ok()
+        jsonwebtoken::decode::<IgnoredAny>(assertion, &key.decoding, &validation).is_ok()
     });
     if !verified {
         return Ok(Err(BadSignature));
@@ -175,8 +173,56 @@ pub async fn verify_assertion(
     if jti.is_empty() || jti.chars().count() > MAX_JTI_CHARS {
         return Ok(Err(MissingClaim));
     }
+    if let Some(reason) = verdict.or_else(|| current_state(core, &client.known, now)) {
+        return Ok(Err(Credential(reason)));
+    }
+    // Spent after every check, so a refused assertion cannot burn an id; kept until it expires.
+    let single_use = SingleUse {
+        digest: hex::encode(sha256(&format!("{}\n{client_id}\n{jti}", tenant.id))),
+        expires_at: exp_ms + SKEW_MS,
+    };
+    Ok(Ok((client.known.clone(), single_use)))
+}
+
+/// A registered key, ready to verify signatures.
+pub struct AssertionKey {
+    kid: Option<String>,
+    thumbprint: String,
+    algorithm: Algorithm,
+    decoding: DecodingKey,
+}
+
+impl AssertionKey {
+    fn from_row(row: &ClientKeyRow) -> Option<Self> {
+        let key = ClientKey::from_row(row).ok()?;
+        Some(Self {
+            decoding: DecodingKey::from_jwk(&key.jwk).ok()?,
+            kid: key.jwk.common.key_id,
+            thumbprint: key.thumbprint,
+            algorithm: key.algorithm,
+        })
+    }
+}
+
+/// The client a client id names, with its live keys: from this instance's cache, or read (and
+/// then cached while it is usable). A client read from the database comes with the database's
+/// verdict when it is not usable; a cached one is judged on each use like a cached secret.
+async fn asserting_client(
+    core: &Core,
+    tenant: TenantId,
+    client_id: &str,
+) -> Result<Option<(Arc<KnownAssertingClient>, Option<Inactive>)>, StoreError> {
+    if let Some(client) = core.verified.asserting_client(tenant, client_id) {
+        return Ok(Some((client, None)));
+    }
+    let Some((client, keys)) = core.store.asserting_client(tenant, client_id).await? else {
+        return Ok(None);
+    };
+    if client.kind != CredentialKind::Client {
+        return Ok(None);
+    }
     let known = Arc::new(KnownSecret {
-        secret_id: keys.first().map(|k| k.id.clone()).unwrap_or_default(),
+        secret_id: String::new(),
         tenant_id: TenantId::parse(&client.tenant_id)
             .ok_or_else(|| StoreError::Corrupt(format!("tenant id {}", client.tenant_id)))?,
         credential_id: client.credential_id.clone(),
@@ -186,32 +232,27 @@ pub async fn verify_assertion(
         scopes: serde_json::from_str(&client.scopes)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         expires_at: client.credential_expires_at,
-        last_recorded: 0.into(),
+        last_recorded: client.last_used_at.unwrap_or(0).into(),
     });
-    let inactive =
-        if client.credential_status == CredentialStatus::Expired || known.expires_at <= now {
-            Some(Inactive::Expired)
-        } else if client.credential_status != CredentialStatus::Active
-            || client.grant_revoked_at.is_some()
-            || core.revocations.credential_revoked(&known.credential_id)
-        {
-            Some(Inactive::Revoked)
-        } else if client.tenant_status != TenantStatus::Active
-            || core.revocations.tenant_suspended(known.tenant_id)
-        {
-            Some(Inactive::TenantSuspended)
-        } else {
-            None
-        };
-    if let Some(reason) = inactive {
-        return Ok(Err(Credential(reason)));
-    }
-    // Spent after every check, so a refused assertion cannot burn an id; kept until it expires.
-    let single_use = SingleUse {
-        digest: hex::encode(sha256(&format!("{}\n{client_id}\n{jti}", tenant.id))),
-        expires_at: exp_ms + SKEW_MS,
+    let asserting = Arc::new(KnownAssertingClient {
+        known,
+        keys: keys.iter().filter_map(AssertionKey::from_row).collect(),
+    });
+    // The database is the truth on a miss: the cache may not have read the latest revocations yet.
+    let verdict = if client.credential_status == CredentialStatus::Expired {
+        Some(Inactive::Expired)
+    } else if client.credential_status != CredentialStatus::Active
+        || client.grant_revoked_at.is_some()
+    {
+        Some(Inactive::Revoked)
+    } else if client.tenant_status != TenantStatus::Active {
+        Some(Inactive::TenantSuspended)
+    } else {
+        core.verified
+            .remember_asserting_client(tenant, client_id, asserting.clone());
+        None
     };
-    Ok(Ok((known, single_use)))
+    Ok(Some((asserting, verdict)))
 }
 
 fn algorithm_label(algorithm: Algorithm) -> &'static str {

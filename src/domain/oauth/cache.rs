@@ -3,8 +3,8 @@
 //! never a verdict: revocation, suspension and expiry are checked on every use against the
 //! revocation cache and the clock. Entries are keyed by SHA-256, never by a secret.
 //!
-//! Settings that staff may change — a credential's policy, a tenant's DPoP nonce requirement —
-//! are cached for at most a minute and dropped at once when they change, on this instance directly
+//! Settings that staff may change — a credential's policy and public keys, a tenant's DPoP nonce
+//! requirement — are cached for at most a minute and dropped at once when they change, on this instance directly
 //! and on the others by notification (the minute bounds a lost notification).
 
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use std::time::Duration;
 use moka::sync::Cache;
 
 use super::ServedTenant;
+use super::assertion::AssertionKey;
 use crate::clock::Millis;
 use crate::domain::ids::TenantId;
 use crate::domain::partners::CredentialKind;
@@ -50,6 +51,13 @@ pub struct KnownToken {
     pub expires_at: Millis,
 }
 
+/// A client that authenticates with signed assertions (`private_key_jwt`): what it is, with the
+/// live public keys its assertions may be signed by.
+pub struct KnownAssertingClient {
+    pub known: Arc<KnownSecret>,
+    pub keys: Vec<AssertionKey>,
+}
+
 pub struct VerifiedCache {
     /// Keyed by the raw SHA-256 of the secret.
     pub(super) secrets: Cache<[u8; 32], Arc<KnownSecret>>,
@@ -57,6 +65,10 @@ pub struct VerifiedCache {
     tenants: Cache<String, Arc<ServedTenant>>,
     /// A credential's policy, by credential id.
     policies: Cache<String, Arc<ClientPolicy>>,
+    /// Client credentials with keys, by credential id (keys change; the rest is checked per use).
+    asserting: Cache<String, Arc<KnownAssertingClient>>,
+    /// `tenant/client_id` → credential id: a client id never moves to another credential.
+    client_credentials: Cache<String, String>,
     /// Credentials over their issuance limit, by credential id: until when (the window's end), so
     /// further requests in that window are refused without a database round trip.
     pub(super) limited: Cache<String, Millis>,
@@ -84,6 +96,11 @@ impl VerifiedCache {
                 .max_capacity(capacity)
                 .time_to_live(SETTINGS_TTL)
                 .build(),
+            asserting: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(SETTINGS_TTL)
+                .build(),
+            client_credentials: Cache::builder().max_capacity(capacity).build(),
             limited: Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(SETTINGS_TTL)
@@ -114,18 +131,49 @@ impl VerifiedCache {
         self.policies.insert(credential.to_owned(), policy);
     }
 
-    /// The policy changed: read it again, and let a raised limit apply at once.
-    pub fn forget_policy(&self, credential: &str) {
+    /// A client with keys, as this instance last read it.
+    pub fn asserting_client(
+        &self,
+        tenant: TenantId,
+        client_id: &str,
+    ) -> Option<Arc<KnownAssertingClient>> {
+        let credential = self
+            .client_credentials
+            .get(&client_key(tenant, client_id))?;
+        self.asserting.get(&credential)
+    }
+
+    pub fn remember_asserting_client(
+        &self,
+        tenant: TenantId,
+        client_id: &str,
+        client: Arc<KnownAssertingClient>,
+    ) {
+        let credential = client.known.credential_id.clone();
+        self.client_credentials
+            .insert(client_key(tenant, client_id), credential.clone());
+        self.asserting.insert(credential, client);
+    }
+
+    /// The credential's policy or keys changed: read them again, and let a raised limit apply
+    /// at once.
+    pub fn forget_credential(&self, credential: &str) {
         self.policies.invalidate(credential);
+        self.asserting.invalidate(credential);
         self.limited.invalidate(credential);
     }
 
     /// Anything may have changed (a notification may have been missed).
     pub fn forget_settings(&self) {
         self.policies.invalidate_all();
+        self.asserting.invalidate_all();
         self.limited.invalidate_all();
         self.tenants.invalidate_all();
     }
+}
+
+fn client_key(tenant: TenantId, client_id: &str) -> String {
+    format!("{tenant}/{client_id}")
 }
 
 impl Default for VerifiedCache {

@@ -110,8 +110,17 @@ pub async fn authenticate_client(
     let secret = match &presented.proof {
         ClientProof::Secret(secret) => secret,
         ClientProof::Assertion(assertion) => {
-            refuse_if_locked(core, &keys).await?;
             let client_id = presented.client_id.as_str();
+            // Like a known-good secret: a client this instance knows is not refused for a lock
+            // before its signature is checked (a signature cannot be guessed), only after a
+            // failure, so a flood of bad assertions still costs no writes.
+            let known_client = core
+                .verified
+                .asserting_client(tenant.id, client_id)
+                .is_some();
+            if !known_client {
+                refuse_if_locked(core, &keys).await?;
+            }
             let checked =
                 verify_assertion(core, tenant, client_id, assertion.expose_secret()).await?;
             return match checked {
@@ -139,6 +148,9 @@ pub async fn authenticate_client(
                     Ok(client)
                 }
                 Err(refusal) => {
+                    if known_client {
+                        refuse_if_locked(core, &keys).await?;
+                    }
                     record_failure(
                         core,
                         tenant,

@@ -164,7 +164,8 @@ pub async fn issue_access_token(
     let mut header = Header::new(signer.algorithm.jwt());
     header.typ = Some(ACCESS_TOKEN_TYPE.into());
     header.kid = Some(signer.kid.clone());
-    let token = jsonwebtoken::encode(&header, &claims, &signer.key)
+    let token = signer
+        .sign_jwt(&header, &claims)
         .map_err(|e| OAuthError::Signing(e.to_string()))?;
     let record = IssuedToken {
         jti: claims.jti.clone(),

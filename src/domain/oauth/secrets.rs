@@ -124,7 +124,7 @@ fn inactive(reason: Inactive, known: Option<Arc<KnownSecret>>) -> SecretCheck {
 }
 
 /// The checks that can change after a secret was first seen.
-fn current_state(core: &Core, known: &KnownSecret, now: Millis) -> Option<Inactive> {
+pub(super) fn current_state(core: &Core, known: &KnownSecret, now: Millis) -> Option<Inactive> {
     if known.expires_at <= now {
         Some(Inactive::Expired)
     } else if core.revocations.credential_revoked(&known.credential_id)

@@ -194,7 +194,7 @@ pub async fn add_client_key(
         now,
     };
     match core.store.insert_client_key(&new, &event).await? {
-        KeyRegistration::Added => {}
+        KeyRegistration::Added => core.verified.forget_credential(credential),
         KeyRegistration::AlreadyRegistered => {
             return Err(PartnerError::Invalid(
                 "This key is already registered for the credential.",
@@ -213,7 +213,8 @@ pub async fn add_client_key(
         .ok_or(PartnerError::NotFound)
 }
 
-/// Stops a key authenticating, at once (every assertion is checked against the live keys).
+/// Stops a key authenticating: at once on this instance, on the others when they hear of it
+/// (PostgreSQL NOTIFY; a minute at most if that is lost).
 pub async fn remove_client_key(
     core: &Core,
     actor: UserId,
@@ -238,6 +239,7 @@ pub async fn remove_client_key(
         .remove_client_key(tenant, credential, key, actor, now, &event)
         .await?
     {
+        core.verified.forget_credential(credential);
         Ok(())
     } else {
         Err(PartnerError::NotFound)

@@ -231,7 +231,7 @@ pub async fn set_policy(
             "This credential is no longer active.",
         ));
     }
-    core.verified.forget_policy(credential);
+    core.verified.forget_credential(credential);
     Ok(after)
 }
 

@@ -8,6 +8,7 @@ use crate::domain::partners::{CredentialKind, CredentialStatus};
 use crate::domain::tenants::TenantStatus;
 use crate::store::StoreError;
 use crate::store::events::insert_event;
+use crate::store::revocations::{CREDENTIAL_CHANGED, notify};
 use crate::store::{Store, is_unique_violation};
 
 /// A registered key as stored.
@@ -56,6 +57,7 @@ pub struct AssertingClient {
     pub grant_revoked_at: Option<i64>,
     pub tenant_status: TenantStatus,
     pub scopes: String,
+    pub last_used_at: Option<i64>,
 }
 
 const KEY_COLUMNS: &str =
@@ -110,6 +112,7 @@ impl Store {
             other => other?,
         };
         insert_event(&mut *tx, event).await?;
+        notify_key_change(&mut tx, self, key.credential_id).await?;
         tx.commit().await?;
         Ok(KeyRegistration::Added)
     }
@@ -140,6 +143,7 @@ impl Store {
             return Ok(false);
         }
         insert_event(&mut *tx, event).await?;
+        notify_key_change(&mut tx, self, credential_id).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -168,7 +172,8 @@ impl Store {
     ) -> Result<Option<(AssertingClient, Vec<ClientKeyRow>)>, StoreError> {
         let client: Option<AssertingClient> = sqlx::query_as(
             "SELECT c.id AS credential_id, c.tenant_id, c.kind, c.may_introspect, c.status AS credential_status, \
-             c.expires_at AS credential_expires_at, g.revoked_at AS grant_revoked_at, t.status AS tenant_status, g.scopes \
+             c.expires_at AS credential_expires_at, g.revoked_at AS grant_revoked_at, t.status AS tenant_status, g.scopes, \
+             c.last_used_at \
              FROM credentials c JOIN grants g ON g.id = c.grant_id JOIN tenants t ON t.id = c.tenant_id \
              WHERE c.client_id = $1 AND c.tenant_id = $2",
         )
@@ -218,4 +223,13 @@ impl Store {
                 .rows_affected(),
         )
     }
+}
+
+/// Every instance drops its cached copy of the credential's keys when the change commits.
+async fn notify_key_change(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    store: &Store,
+    credential: &str,
+) -> Result<(), sqlx::Error> {
+    notify(tx, store.backend(), &format!("{CREDENTIAL_CHANGED}{credential}")).await
 }

@@ -100,41 +100,55 @@ pub(crate) enum Counted {
     Over(IssuanceWindow),
 }
 
-/// Counts one token against the credential's current one-minute window (a window older than a
-/// minute starts over) unless the window already holds `per_minute`, inside the caller's
-/// transaction: on PostgreSQL the row stays locked until it commits, so concurrent issuances on
-/// every instance count one after another.
-pub(crate) async fn count_issuance(
+/// Counts tokens against the credential's current one-minute window (a window older than a
+/// minute starts over), in order, each only while the window holds fewer than its `per_minute`;
+/// inside the caller's transaction: the first statement locks the row (PostgreSQL) or takes the
+/// write lock (SQLite) until it commits, so issuances on every instance count one after another.
+/// `tokens` is each token's (issued at, limit); one answer per token.
+pub(crate) async fn count_issuances(
     tx: &mut Transaction<'_, Any>,
     credential: &str,
-    now: Millis,
-    per_minute: i64,
-) -> Result<Counted, sqlx::Error> {
-    let counted: Option<(i64, i64)> = sqlx::query_as(
-        "INSERT INTO issuance_windows (credential_id, window_start, issued) VALUES ($1, $2, 1) \
-         ON CONFLICT (credential_id) DO UPDATE SET \
-           issued = CASE WHEN issuance_windows.window_start <= $3 THEN 1 ELSE issuance_windows.issued + 1 END, \
-           window_start = CASE WHEN issuance_windows.window_start <= $3 THEN $2 \
-                               ELSE issuance_windows.window_start END \
-         WHERE issuance_windows.window_start <= $3 OR issuance_windows.issued < $4 \
-         RETURNING issued, window_start",
+    tokens: &[(Millis, i64)],
+) -> Result<Vec<Counted>, sqlx::Error> {
+    let Some(&(first_at, _)) = tokens.first() else {
+        return Ok(Vec::new());
+    };
+    // A no-op update on conflict: the row as it stands, locked.
+    let (mut started_at, mut issued): (i64, i64) = sqlx::query_as(
+        "INSERT INTO issuance_windows (credential_id, window_start, issued) VALUES ($1, $2, 0) \
+         ON CONFLICT (credential_id) DO UPDATE SET issued = issuance_windows.issued \
+         RETURNING window_start, issued",
     )
     .bind(credential)
-    .bind(now)
-    .bind(now - ISSUANCE_WINDOW_MS)
-    .bind(per_minute)
-    .fetch_optional(&mut **tx)
-    .await?;
-    if let Some((issued, started_at)) = counted {
-        return Ok(Counted::Within(IssuanceWindow { started_at, issued }));
-    }
-    let (started_at, issued): (i64, i64) = sqlx::query_as(
-        "SELECT window_start, issued FROM issuance_windows WHERE credential_id = $1",
-    )
-    .bind(credential)
+    .bind(first_at)
     .fetch_one(&mut **tx)
     .await?;
-    Ok(Counted::Over(IssuanceWindow { started_at, issued }))
+    let (before_start, before_issued) = (started_at, issued);
+    let counted = tokens
+        .iter()
+        .map(|&(at, per_minute)| {
+            if started_at <= at - ISSUANCE_WINDOW_MS {
+                (started_at, issued) = (at, 0);
+            }
+            if issued < per_minute {
+                issued += 1;
+                Counted::Within(IssuanceWindow { started_at, issued })
+            } else {
+                Counted::Over(IssuanceWindow { started_at, issued })
+            }
+        })
+        .collect();
+    if (started_at, issued) != (before_start, before_issued) {
+        sqlx::query(
+            "UPDATE issuance_windows SET window_start = $2, issued = $3 WHERE credential_id = $1",
+        )
+        .bind(credential)
+        .bind(started_at)
+        .bind(issued)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(counted)
 }
 
 /// The issuance limit's window.
