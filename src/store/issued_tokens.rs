@@ -2,7 +2,10 @@
 //! its `token_issued` event before the token is handed out, so introspection and revocation know
 //! every token we signed.
 
-use sqlx::{Any, FromRow, Transaction};
+use std::time::{Duration, Instant};
+
+use sqlx::pool::PoolConnection;
+use sqlx::{Acquire, Any, FromRow, Transaction};
 
 use std::collections::HashSet;
 
@@ -102,6 +105,103 @@ pub enum TokenRecording {
     Replayed(usize),
 }
 
+/// A connection kept by the token recorder between batches: a batch starts without waiting for
+/// the pool and its liveness check (a round trip). One idle for a while goes back to the pool, so
+/// a connection the database dropped meanwhile is not what the next batch finds out with.
+#[derive(Default)]
+pub struct HeldConnection {
+    connection: Option<(PoolConnection<Any>, Instant)>,
+}
+
+/// How long a held connection may sit unused and still be trusted without a check.
+const HELD_IDLE: Duration = Duration::from_secs(5);
+
+impl HeldConnection {
+    async fn take_or_acquire(
+        &mut self,
+        store: &Store,
+    ) -> Result<&mut PoolConnection<Any>, StoreError> {
+        let stale = self
+            .connection
+            .as_ref()
+            .is_some_and(|(_, used)| used.elapsed() > HELD_IDLE);
+        if stale {
+            self.release();
+        }
+        let connection = match self.connection.take() {
+            Some((held, _)) => held,
+            None => store.pool().acquire().await?,
+        };
+        let (connection, _) = self.connection.insert((connection, Instant::now()));
+        Ok(connection)
+    }
+
+    fn release(&mut self) {
+        self.connection = None;
+    }
+}
+
+async fn record_batch(
+    connection: &mut PoolConnection<Any>,
+    batch: &[TokenToRecord<'_>],
+) -> Result<Vec<TokenRecording>, StoreError> {
+    let mut tx = connection.begin().await?;
+    let mut outcomes: Vec<Option<TokenRecording>> = vec![None; batch.len()];
+    // Single-use ids first: a replay is neither counted nor recorded. Within the batch, the
+    // first request to present an id spends it.
+    let all_spends: Vec<&SingleUse> = batch.iter().flat_map(|item| item.spends).collect();
+    let mut unspent = spend_all(&mut tx, &all_spends).await?;
+    for (item, outcome) in batch.iter().zip(outcomes.iter_mut()) {
+        for (index, spend) in item.spends.iter().enumerate() {
+            if !unspent.remove(&spend.digest) {
+                *outcome = Some(TokenRecording::Replayed(index));
+                break;
+            }
+        }
+    }
+    // Then each credential's window, in a fixed order (no lock cycles between instances).
+    let mut credentials: Vec<&str> = batch
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, outcome)| outcome.is_none())
+        .map(|(item, _)| item.token.credential_id.as_str())
+        .collect();
+    credentials.sort_unstable();
+    credentials.dedup();
+    for credential in credentials {
+        let positions: Vec<usize> = (0..batch.len())
+            .filter(|&i| outcomes[i].is_none() && batch[i].token.credential_id == credential)
+            .collect();
+        let tokens: Vec<(Millis, i64)> = positions
+            .iter()
+            .map(|&i| (batch[i].token.issued_at, batch[i].per_minute))
+            .collect();
+        let counted = count_issuances(&mut tx, credential, &tokens).await?;
+        for (i, counted) in positions.into_iter().zip(counted) {
+            outcomes[i] = Some(match counted {
+                Counted::Within(window) => TokenRecording::Recorded(window),
+                Counted::Over(window) => TokenRecording::OverLimit(window),
+            });
+        }
+    }
+    let recorded: Vec<&TokenToRecord<'_>> = batch
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, outcome)| matches!(outcome, Some(TokenRecording::Recorded(_))))
+        .map(|(item, _)| item)
+        .collect();
+    insert_tokens(&mut tx, &recorded).await?;
+    let events: Vec<&Event> = recorded.iter().map(|item| item.event).collect();
+    insert_events(&mut *tx, &events).await?;
+    tx.commit().await?;
+    outcomes
+        .into_iter()
+        .map(|outcome| {
+            outcome.ok_or_else(|| StoreError::Unexpected("a token left uncounted".into()))
+        })
+        .collect()
+}
+
 /// An issued JWT access token, as recorded (never the token itself).
 #[derive(Debug, Clone, FromRow)]
 pub struct IssuedToken {
@@ -122,63 +222,16 @@ impl Store {
     /// in order; if the transaction fails, none of them was recorded.
     pub async fn record_issued_tokens(
         &self,
+        held: &mut HeldConnection,
         batch: &[TokenToRecord<'_>],
     ) -> Result<Vec<TokenRecording>, StoreError> {
-        let mut tx = self.pool().begin().await?;
-        let mut outcomes: Vec<Option<TokenRecording>> = vec![None; batch.len()];
-        // Single-use ids first: a replay is neither counted nor recorded. Within the batch, the
-        // first request to present an id spends it.
-        let all_spends: Vec<&SingleUse> = batch.iter().flat_map(|item| item.spends).collect();
-        let mut unspent = spend_all(&mut tx, &all_spends).await?;
-        for (item, outcome) in batch.iter().zip(outcomes.iter_mut()) {
-            for (index, spend) in item.spends.iter().enumerate() {
-                if !unspent.remove(&spend.digest) {
-                    *outcome = Some(TokenRecording::Replayed(index));
-                    break;
-                }
-            }
+        let connection = held.take_or_acquire(self).await?;
+        let recorded = record_batch(connection, batch).await;
+        if recorded.is_err() {
+            // It may be the connection that failed: the next batch takes a fresh, checked one.
+            held.release();
         }
-        // Then each credential's window, in a fixed order (no lock cycles between instances).
-        let mut credentials: Vec<&str> = batch
-            .iter()
-            .zip(&outcomes)
-            .filter(|(_, outcome)| outcome.is_none())
-            .map(|(item, _)| item.token.credential_id.as_str())
-            .collect();
-        credentials.sort_unstable();
-        credentials.dedup();
-        for credential in credentials {
-            let positions: Vec<usize> = (0..batch.len())
-                .filter(|&i| outcomes[i].is_none() && batch[i].token.credential_id == credential)
-                .collect();
-            let tokens: Vec<(Millis, i64)> = positions
-                .iter()
-                .map(|&i| (batch[i].token.issued_at, batch[i].per_minute))
-                .collect();
-            let counted = count_issuances(&mut tx, credential, &tokens).await?;
-            for (i, counted) in positions.into_iter().zip(counted) {
-                outcomes[i] = Some(match counted {
-                    Counted::Within(window) => TokenRecording::Recorded(window),
-                    Counted::Over(window) => TokenRecording::OverLimit(window),
-                });
-            }
-        }
-        let recorded: Vec<&TokenToRecord<'_>> = batch
-            .iter()
-            .zip(&outcomes)
-            .filter(|(_, outcome)| matches!(outcome, Some(TokenRecording::Recorded(_))))
-            .map(|(item, _)| item)
-            .collect();
-        insert_tokens(&mut tx, &recorded).await?;
-        let events: Vec<&Event> = recorded.iter().map(|item| item.event).collect();
-        insert_events(&mut *tx, &events).await?;
-        tx.commit().await?;
-        outcomes
-            .into_iter()
-            .map(|outcome| {
-                outcome.ok_or_else(|| StoreError::Unexpected("a token left uncounted".into()))
-            })
-            .collect()
+        recorded
     }
 
     pub async fn access_token(

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::DecodingKey;
+use jsonwebtoken::jwk::Jwk;
 
 use crate::clock::{Millis, duration_ms};
 use crate::domain::Core;

@@ -12,7 +12,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::domain::events::Event;
 use crate::store::Store;
-use crate::store::issued_tokens::{IssuedToken, SingleUse, TokenRecording, TokenToRecord};
+use crate::store::issued_tokens::{
+    HeldConnection, IssuedToken, SingleUse, TokenRecording, TokenToRecord,
+};
 
 /// Tokens recorded in one transaction at most: bounds a transaction's length, and so the wait of
 /// the tokens behind it.
@@ -87,6 +89,7 @@ impl TokenRecorder {
 
 async fn write_batches(store: Store, mut queue: mpsc::Receiver<Pending>) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
+    let mut connection = HeldConnection::default();
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let items: Vec<TokenToRecord<'_>> = batch
             .iter()
@@ -98,7 +101,7 @@ async fn write_batches(store: Store, mut queue: mpsc::Receiver<Pending>) {
                 spends: &p.spends,
             })
             .collect();
-        let recorded = store.record_issued_tokens(&items).await;
+        let recorded = store.record_issued_tokens(&mut connection, &items).await;
         drop(items);
         match recorded {
             Ok(outcomes) => {

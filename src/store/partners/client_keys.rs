@@ -231,5 +231,10 @@ async fn notify_key_change(
     store: &Store,
     credential: &str,
 ) -> Result<(), sqlx::Error> {
-    notify(tx, store.backend(), &format!("{CREDENTIAL_CHANGED}{credential}")).await
+    notify(
+        tx,
+        store.backend(),
+        &format!("{CREDENTIAL_CHANGED}{credential}"),
+    )
+    .await
 }
