@@ -4,8 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use sqlx::pool::PoolConnection;
-use sqlx::{Acquire, Any, FromRow, Transaction};
+use sqlx::{Any, AnyConnection, Connection, FromRow, Transaction};
 
 use std::collections::HashSet;
 
@@ -105,32 +104,27 @@ pub enum TokenRecording {
     Replayed(usize),
 }
 
-/// A connection kept by the token recorder between batches: a batch starts without waiting for
-/// the pool and its liveness check (a round trip). One idle for a while goes back to the pool, so
-/// a connection the database dropped meanwhile is not what the next batch finds out with.
+/// The token recorder's own connection, outside the pool: a batch starts without waiting for
+/// the pool and its liveness check, and the connection's I/O is driven by the recorder's own
+/// runtime, not behind the requests of a busy HTTP worker. One idle for a while is checked before
+/// it is trusted again; one that failed is closed, and the next batch opens a new one.
 #[derive(Default)]
 pub struct HeldConnection {
-    connection: Option<(PoolConnection<Any>, Instant)>,
+    connection: Option<(AnyConnection, Instant)>,
 }
 
 /// How long a held connection may sit unused and still be trusted without a check.
 const HELD_IDLE: Duration = Duration::from_secs(5);
 
 impl HeldConnection {
-    async fn take_or_acquire(
-        &mut self,
-        store: &Store,
-    ) -> Result<&mut PoolConnection<Any>, StoreError> {
-        let stale = self
-            .connection
-            .as_ref()
-            .is_some_and(|(_, used)| used.elapsed() > HELD_IDLE);
-        if stale {
-            self.release();
-        }
+    async fn take_or_open(&mut self, store: &Store) -> Result<&mut AnyConnection, StoreError> {
         let connection = match self.connection.take() {
+            Some((mut held, used)) if used.elapsed() > HELD_IDLE => match held.ping().await {
+                Ok(()) => held,
+                Err(_) => store.dedicated_connection().await?,
+            },
             Some((held, _)) => held,
-            None => store.pool().acquire().await?,
+            None => store.dedicated_connection().await?,
         };
         let (connection, _) = self.connection.insert((connection, Instant::now()));
         Ok(connection)
@@ -142,7 +136,7 @@ impl HeldConnection {
 }
 
 async fn record_batch(
-    connection: &mut PoolConnection<Any>,
+    connection: &mut AnyConnection,
     batch: &[TokenToRecord<'_>],
 ) -> Result<Vec<TokenRecording>, StoreError> {
     let mut tx = connection.begin().await?;
@@ -225,7 +219,7 @@ impl Store {
         held: &mut HeldConnection,
         batch: &[TokenToRecord<'_>],
     ) -> Result<Vec<TokenRecording>, StoreError> {
-        let connection = held.take_or_acquire(self).await?;
+        let connection = held.take_or_open(self).await?;
         let recorded = record_batch(connection, batch).await;
         if recorded.is_err() {
             // It may be the connection that failed: the next batch takes a fresh, checked one.

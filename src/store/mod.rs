@@ -35,7 +35,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -131,6 +131,8 @@ pub struct Store {
     backend: Backend,
     ready: Arc<AtomicBool>,
     health: Arc<health::DatabaseHealth>,
+    /// For the few connections kept outside the pool (the token recorder's).
+    url: Arc<SecretString>,
 }
 
 impl Store {
@@ -148,29 +150,14 @@ impl Store {
             .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
             .acquire_timeout(Duration::from_secs(3))
             .idle_timeout(Duration::from_secs(600))
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets readers proceed during a write; the busy timeout queues writers
-                        // instead of failing them. Secure delete zeroes what a delete or an update
-                        // frees, so a scrubbed mail body (with its one-time link) is not left
-                        // readable in the file's free space.
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
-                             PRAGMA secure_delete = ON;",
-                        )
-                        .await?;
-                    }
-                    Ok(())
-                })
-            });
+            .after_connect(move |conn, _meta| Box::pin(prepare_connection(conn, backend)));
         let pool = options.connect_lazy(url).map_err(StoreError::from)?;
         Ok(Self {
             pool,
             backend,
             ready: Arc::new(AtomicBool::new(false)),
             health: Arc::default(),
+            url: Arc::new(SecretString::from(url.to_owned())),
         })
     }
 
@@ -209,4 +196,33 @@ impl Store {
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
+
+    /// A connection of its own, outside the pool, opened on the caller's runtime; prepared like
+    /// the pool's.
+    pub(crate) async fn dedicated_connection(&self) -> Result<AnyConnection, StoreError> {
+        let connect = AnyConnection::connect(self.url.expose_secret());
+        let mut connection = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+            .await
+            .map_err(|_| StoreError::Unexpected("the database did not answer in time".into()))??;
+        prepare_connection(&mut connection, self.backend).await?;
+        Ok(connection)
+    }
+}
+
+/// As long as the pool waits for a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+async fn prepare_connection(conn: &mut AnyConnection, backend: Backend) -> Result<(), sqlx::Error> {
+    if backend == Backend::Sqlite {
+        // WAL lets readers proceed during a write; the busy timeout queues writers instead of
+        // failing them. Secure delete zeroes what a delete or an update frees, so a scrubbed mail
+        // body (with its one-time link) is not left readable in the file's free space.
+        conn.execute(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
+             PRAGMA secure_delete = ON;",
+        )
+        .await?;
+    }
+    Ok(())
 }

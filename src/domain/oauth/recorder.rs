@@ -38,7 +38,7 @@ struct Pending {
 
 #[derive(Default)]
 pub struct TokenRecorder {
-    /// The writer's queue, started with the first token (inside the server's runtime).
+    /// The writer's queue, started with the first token.
     queue: Mutex<Option<mpsc::Sender<Pending>>>,
 }
 
@@ -69,7 +69,7 @@ impl TokenRecorder {
         answered.await.map_err(|_| NotRecorded)?
     }
 
-    /// The writer's queue; a writer whose runtime has ended (a stopped server) is replaced.
+    /// The writer's queue; a writer that stopped (it could not start) is replaced.
     fn queue(&self, store: &Store) -> mpsc::Sender<Pending> {
         let mut queue = self
             .queue
@@ -79,11 +79,30 @@ impl TokenRecorder {
             Some(sender) if !sender.is_closed() => sender.clone(),
             _ => {
                 let (sender, receiver) = mpsc::channel(QUEUE);
-                tokio::spawn(write_batches(store.clone(), receiver));
+                start_writer(store.clone(), receiver);
                 *queue = Some(sender.clone());
                 sender
             }
         }
+    }
+}
+
+/// The writer runs on a thread and runtime of its own: between its statements it must not wait
+/// behind the requests a busy HTTP worker is serving, or every batch would take longer and hold
+/// more requests. It ends when the recorder is dropped (its queue closes). If it cannot start,
+/// the waiting requests are refused (503) and the next token tries again.
+fn start_writer(store: Store, receiver: mpsc::Receiver<Pending>) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let started = runtime.map_err(|e| e.to_string()).and_then(|runtime| {
+        std::thread::Builder::new()
+            .name("token-recorder".into())
+            .spawn(move || runtime.block_on(write_batches(store, receiver)))
+            .map_err(|e| e.to_string())
+    });
+    if let Err(error) = started {
+        tracing::warn!(%error, "could not start the token recorder's thread");
     }
 }
 
