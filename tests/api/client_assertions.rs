@@ -475,3 +475,65 @@ async fn an_assertion_is_accepted_once_across_instances() {
         .unwrap();
     invalid_client(replayed).await;
 }
+
+/// Two instances on one PostgreSQL database: a key removed on one stops authenticating on the
+/// other, which had the client and its keys in memory, as soon as it hears of the change.
+#[tokio::test]
+async fn a_removed_key_stops_working_on_another_postgres_instance() {
+    let s = service(Backend::Postgres).await;
+    let ed = TestKey::ed();
+    assert_eq!(
+        register_in_console(&s, &ed).await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let sibling = s.w.app.spawn_sibling().await;
+    let database = s.w.app.postgres_database_name().unwrap();
+    let admin = sqlx::PgPool::connect(&s.w.app.database_url).await.unwrap();
+    crate::keys::both_instances_listen(&admin, &database).await;
+    let mut sent = 0;
+    let mut on_sibling = async || {
+        sent += 1;
+        let signed = assertion(&s, &ed, &format!("sibling-{sent}"));
+        s.http
+            .post(sibling.url("/t/acme/oauth/token"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_assertion_type", JWT_BEARER),
+                ("client_assertion", signed.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    // The sibling now knows the client and its key.
+    assert_eq!(on_sibling().await, StatusCode::OK);
+
+    let credential = s.credential_of(&s.client.id).await;
+    let api = Api {
+        app: &s.w.app,
+        key: key_for(&s.w.app, ADMIN_EMAIL, &["all"], &[]).await,
+    };
+    let detail: Value = api
+        .get(&format!("/api/v1/tenants/acme/credentials/{credential}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let key = detail["keys"][0]["id"].as_str().unwrap().to_owned();
+    let removed = api
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/tenants/acme/credentials/{credential}/keys/{key}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), StatusCode::NO_CONTENT);
+    let took = crate::keys::within(std::time::Duration::from_secs(5), async || {
+        on_sibling().await == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    assert!(took.is_some(), "the sibling refuses the removed key");
+    admin.close().await;
+}

@@ -103,7 +103,7 @@ async fn rotation_overlaps_old_tokens_and_retires_their_key_after(backend: Backe
     let mut header = Header::new(Algorithm::EdDSA);
     header.typ = Some("at+jwt".into());
     header.kid = Some(signer.kid.clone());
-    let late = jsonwebtoken::encode(&header, &claims, &signer.key).unwrap();
+    let late = jsonwebtoken::encode(&header, &claims, &signer.key.encoding_key().unwrap()).unwrap();
     assert!(!s.is_active(&late).await);
 
     let page = s.w.app.page_with_form("/t/acme/keys").await;

@@ -303,6 +303,16 @@ pub enum SigningKey {
     P256(p256::ecdsa::SigningKey),
 }
 
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let algorithm = match self {
+            Self::Ed25519(_) => "EdDSA",
+            Self::P256(_) => "ES256",
+        };
+        write!(f, "SigningKey({algorithm}, [redacted])")
+    }
+}
+
 impl SigningKey {
     fn from_scalar(algorithm: KeyAlgorithm, scalar: &[u8]) -> Result<Self, KeyMaterialError> {
         let invalid = |e: &dyn fmt::Display| KeyMaterialError::Invalid(e.to_string());
@@ -317,6 +327,15 @@ impl SigningKey {
                 Self::P256(p256::ecdsa::SigningKey::from_slice(scalar).map_err(|e| invalid(&e))?)
             }
         })
+    }
+
+    /// The same key as jsonwebtoken takes it (for signing anything other than access tokens).
+    pub fn encoding_key(&self) -> Result<EncodingKey, KeyMaterialError> {
+        let (algorithm, scalar) = match self {
+            Self::Ed25519(key) => (KeyAlgorithm::EdDsa, Zeroizing::new(key.to_bytes().to_vec())),
+            Self::P256(key) => (KeyAlgorithm::Es256, Zeroizing::new(key.to_bytes().to_vec())),
+        };
+        Ok(encoding_key(algorithm, &pkcs8_der(algorithm, &scalar)?))
     }
 
     /// The JWS signature of `message`: Ed25519's 64 bytes, or ES256's `r || s` (RFC 7518 §3.4).
