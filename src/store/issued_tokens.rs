@@ -154,30 +154,35 @@ async fn record_batch(
         }
     }
     // Then each credential's window, in a fixed order (no lock cycles between instances).
-    let mut credentials: Vec<&str> = batch
+    let mut uncounted: Vec<(&TokenToRecord<'_>, &mut Option<TokenRecording>)> = batch
         .iter()
-        .zip(&outcomes)
+        .zip(outcomes.iter_mut())
         .filter(|(_, outcome)| outcome.is_none())
+        .collect();
+    let mut credentials: Vec<&str> = uncounted
+        .iter()
         .map(|(item, _)| item.token.credential_id.as_str())
         .collect();
     credentials.sort_unstable();
     credentials.dedup();
     for credential in credentials {
-        let positions: Vec<usize> = (0..batch.len())
-            .filter(|&i| outcomes[i].is_none() && batch[i].token.credential_id == credential)
+        let mine: Vec<&mut (&TokenToRecord<'_>, &mut Option<TokenRecording>)> = uncounted
+            .iter_mut()
+            .filter(|(item, _)| item.token.credential_id == credential)
             .collect();
-        let tokens: Vec<(Millis, i64)> = positions
+        let tokens: Vec<(Millis, i64)> = mine
             .iter()
-            .map(|&i| (batch[i].token.issued_at, batch[i].per_minute))
+            .map(|(item, _)| (item.token.issued_at, item.per_minute))
             .collect();
         let counted = count_issuances(&mut tx, credential, &tokens).await?;
-        for (i, counted) in positions.into_iter().zip(counted) {
-            outcomes[i] = Some(match counted {
+        for ((_, outcome), counted) in mine.into_iter().zip(counted) {
+            **outcome = Some(match counted {
                 Counted::Within(window) => TokenRecording::Recorded(window),
                 Counted::Over(window) => TokenRecording::OverLimit(window),
             });
         }
     }
+    drop(uncounted);
     let recorded: Vec<&TokenToRecord<'_>> = batch
         .iter()
         .zip(&outcomes)
