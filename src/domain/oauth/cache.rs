@@ -15,6 +15,7 @@ use moka::sync::Cache;
 
 use super::ServedTenant;
 use super::assertion::AssertionKey;
+use super::dpop::ProofKey;
 use crate::clock::Millis;
 use crate::domain::ids::TenantId;
 use crate::domain::partners::CredentialKind;
@@ -72,6 +73,9 @@ pub struct VerifiedCache {
     /// Credentials over their issuance limit, by credential id: until when (the window's end), so
     /// further requests in that window are refused without a database round trip.
     pub(super) limited: Cache<String, Millis>,
+    /// DPoP proof keys already parsed and checked, by the SHA-256 of their JWK: a client signs
+    /// its proofs with one key for a long time. Public keys, so nothing here is secret.
+    pub(super) proof_keys: Cache<[u8; 32], Arc<ProofKey>>,
     /// The installation's DPoP nonce key (shared by every instance through the database).
     pub(super) nonce_key: tokio::sync::OnceCell<[u8; 32]>,
 }
@@ -104,6 +108,10 @@ impl VerifiedCache {
             limited: Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(SETTINGS_TTL)
+                .build(),
+            proof_keys: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_idle(Duration::from_secs(600))
                 .build(),
             nonce_key: tokio::sync::OnceCell::new(),
         }

@@ -4,6 +4,8 @@
 //! to the proof's key: its `cnf.jkt` is the key's RFC 7638 thumbprint and its type is `DPoP`.
 //! A tenant may also require the proof to carry a nonce we handed out (see `nonce`).
 
+use std::sync::Arc;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{DecodingKey, Validation};
@@ -71,8 +73,7 @@ pub async fn verify_proof(
     let jwk = raw_header
         .get("jwk")
         .ok_or_else(|| refused("The DPoP proof must carry its public key (jwk)."))?;
-    let key = ClientKey::parse(&jwk.to_string())
-        .map_err(|_| refused("The DPoP proof's key is not an acceptable public key."))?;
+    let key = proof_key(core, jwk)?;
     let label = crate::domain::partners::client_keys::algorithm_name(header.alg);
     let same_family = key.algorithm == header.alg
         || (matches!(label, "RS256" | "PS256")
@@ -87,8 +88,7 @@ pub async fn verify_proof(
     validation.validate_exp = false;
     validation.validate_aud = false;
     validation.required_spec_claims.clear();
-    let claims = DecodingKey::from_jwk(&key.jwk)
-        .and_then(|decoding| jsonwebtoken::decode::<ProofClaims>(proof, &decoding, &validation))
+    let claims = jsonwebtoken::decode::<ProofClaims>(proof, &key.decoding, &validation)
         .map_err(|_| refused("The DPoP proof's signature does not verify."))?
         .claims;
     if claims.htm.as_deref() != Some(method) {
@@ -133,12 +133,37 @@ pub async fn verify_proof(
         .filter(|jti| !jti.is_empty() && jti.chars().count() <= 256)
         .ok_or_else(|| refused("The DPoP proof has no usable jti."))?;
     Ok(ProvenKey {
-        jkt: key.thumbprint,
+        jkt: key.thumbprint.clone(),
         single_use: SingleUse {
             digest: hex::encode(sha256(&format!("dpop\n{}\n{jti}", tenant.id))),
             expires_at: now + 2 * WINDOW_MS,
         },
     })
+}
+
+/// A proof's public key, parsed and checked once.
+pub struct ProofKey {
+    algorithm: jsonwebtoken::Algorithm,
+    thumbprint: String,
+    decoding: DecodingKey,
+}
+
+/// The proof's key, from the cache or parsed (public members only, a supported key) and cached.
+fn proof_key(core: &Core, jwk: &Value) -> Result<Arc<ProofKey>, OAuthError> {
+    let text = jwk.to_string();
+    let digest = sha256(&text);
+    if let Some(key) = core.verified.proof_keys.get(&digest) {
+        return Ok(key);
+    }
+    let unacceptable = || refused("The DPoP proof's key is not an acceptable public key.");
+    let key = ClientKey::parse(&text).map_err(|_| unacceptable())?;
+    let key = Arc::new(ProofKey {
+        decoding: DecodingKey::from_jwk(&key.jwk).map_err(|_| unacceptable())?,
+        algorithm: key.algorithm,
+        thumbprint: key.thumbprint,
+    });
+    core.verified.proof_keys.insert(digest, key.clone());
+    Ok(key)
 }
 
 /// The answer to a proof whose id was spent before.
