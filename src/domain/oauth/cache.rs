@@ -4,8 +4,8 @@
 //! revocation cache and the clock. Entries are keyed by SHA-256, never by a secret.
 //!
 //! Settings that staff may change — a credential's policy and public keys, a tenant's DPoP nonce
-//! requirement — are cached for at most a minute and dropped at once when they change, on this instance directly
-//! and on the others by notification (the minute bounds a lost notification).
+//! requirement — are cached for at most a minute and dropped at once when they change, on this
+//! instance directly and on the others by notification (the minute bounds a lost notification).
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
