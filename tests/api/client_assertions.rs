@@ -90,8 +90,13 @@ fn token_endpoint(s: &Service) -> String {
 }
 
 async fn with_assertion(s: &Service, assertion: &str) -> reqwest::Response {
+    assertion_to(s, s.url("/t/acme/oauth/token"), assertion).await
+}
+
+/// A token request authenticated by `assertion`, sent to `endpoint` (any instance's).
+async fn assertion_to(s: &Service, endpoint: String, assertion: &str) -> reqwest::Response {
     s.http
-        .post(s.url("/t/acme/oauth/token"))
+        .post(endpoint)
         .form(&[
             ("grant_type", "client_credentials"),
             ("client_assertion_type", JWT_BEARER),
@@ -119,6 +124,28 @@ async fn register_in_console(s: &Service, key: &TestKey) -> reqwest::Response {
             &[("jwk", &key.jwk().to_string())],
         )
         .await
+}
+
+async fn credential_detail(api: &Api<'_>, credential: &str) -> Value {
+    api.get(&format!("/api/v1/tenants/acme/credentials/{credential}"))
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Removes the credential's oldest key through the automation API.
+async fn remove_first_key(api: &Api<'_>, credential: &str) -> StatusCode {
+    let detail = credential_detail(api, credential).await;
+    let key = detail["keys"][0]["id"].as_str().unwrap();
+    api.request(
+        reqwest::Method::DELETE,
+        &format!("/api/v1/tenants/acme/credentials/{credential}/keys/{key}"),
+    )
+    .send()
+    .await
+    .unwrap()
+    .status()
 }
 
 async fn invalid_client(response: reqwest::Response) {
@@ -164,19 +191,10 @@ async fn a_client_authenticates_with_assertions_signed_by_its_registered_keys(ba
     let ec_works = with_assertion(&s, &assertion(&s, &ec, "ec")).await;
     assert_eq!(ec_works.status(), StatusCode::OK);
 
-    let detail: Value = api
-        .get(&format!("/api/v1/tenants/acme/credentials/{credential}"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let ed_id = detail["keys"][0]["id"].as_str().unwrap().to_owned();
-    let removed = api
-        .request(reqwest::Method::DELETE, &format!("{keys}/{ed_id}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(removed.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        remove_first_key(&api, &credential).await,
+        StatusCode::NO_CONTENT
+    );
     invalid_client(with_assertion(&s, &assertion(&s, &ed, "after-removal")).await).await;
     assert_eq!(
         api.post(&keys, json!({ "jwk": rsa.jwk() })).await.status(),
@@ -434,12 +452,7 @@ async fn public_keys_with_private_parts_or_weak_sizes_are_refused(backend: Backe
         let answer = api.post(&keys, json!({ "jwk": jwk })).await;
         assert_eq!(answer.status(), StatusCode::UNPROCESSABLE_ENTITY, "{jwk}");
     }
-    let detail: Value = api
-        .get(&format!("/api/v1/tenants/acme/credentials/{credential}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let detail = credential_detail(&api, &credential).await;
     assert!(detail["keys"].as_array().unwrap().is_empty());
 }
 
@@ -462,18 +475,7 @@ async fn an_assertion_is_accepted_once_across_instances() {
     let sibling = s.w.app.spawn_sibling().await;
     let once = assertion(&s, &ed, "across-instances");
     assert_eq!(with_assertion(&s, &once).await.status(), StatusCode::OK);
-    let replayed = s
-        .http
-        .post(sibling.url("/t/acme/oauth/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_assertion_type", JWT_BEARER),
-            ("client_assertion", once.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    invalid_client(replayed).await;
+    invalid_client(assertion_to(&s, sibling.url("/t/acme/oauth/token"), &once).await).await;
 }
 
 /// Two instances on one PostgreSQL database: a key removed on one stops authenticating on the
@@ -494,16 +496,8 @@ async fn a_removed_key_stops_working_on_another_postgres_instance() {
     let mut on_sibling = async || {
         sent += 1;
         let signed = assertion(&s, &ed, &format!("sibling-{sent}"));
-        s.http
-            .post(sibling.url("/t/acme/oauth/token"))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_assertion_type", JWT_BEARER),
-                ("client_assertion", signed.as_str()),
-            ])
-            .send()
+        assertion_to(&s, sibling.url("/t/acme/oauth/token"), &signed)
             .await
-            .unwrap()
             .status()
     };
     // The sibling now knows the client and its key.
@@ -514,22 +508,10 @@ async fn a_removed_key_stops_working_on_another_postgres_instance() {
         app: &s.w.app,
         key: key_for(&s.w.app, ADMIN_EMAIL, &["all"], &[]).await,
     };
-    let detail: Value = api
-        .get(&format!("/api/v1/tenants/acme/credentials/{credential}"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let key = detail["keys"][0]["id"].as_str().unwrap().to_owned();
-    let removed = api
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/tenants/acme/credentials/{credential}/keys/{key}"),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(removed.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        remove_first_key(&api, &credential).await,
+        StatusCode::NO_CONTENT
+    );
     let took = crate::keys::within(std::time::Duration::from_secs(5), async || {
         on_sibling().await == StatusCode::UNAUTHORIZED
     })
