@@ -1,5 +1,7 @@
 //! The append-only authentication event log.
 
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
 use sqlx::{Any, Executor, FromRow};
 
 use super::{Backend, Store, StoreError, escape_like};
@@ -46,7 +48,7 @@ impl From<EventRow> for EventRecord {
     }
 }
 
-const EVENT_COLUMNS: &str = "id, occurred_at, tenant_id, actor_kind, actor_id, subject, event_type, \
+pub(crate) const EVENT_COLUMNS: &str = "id, occurred_at, tenant_id, actor_kind, actor_id, subject, event_type, \
                              outcome, ip, country, user_agent, request_id, session_id, details";
 /// The same columns of `auth_events e`, for queries that join.
 pub(crate) const EVENT_COLUMNS_QUALIFIED: &str = "e.id, e.occurred_at, e.tenant_id, e.actor_kind, e.actor_id, \
@@ -245,7 +247,7 @@ fn just_after_prefix(prefix: &str) -> String {
     upper
 }
 
-const EVENT_COLUMN_COUNT: usize = 14;
+pub(crate) const EVENT_COLUMN_COUNT: usize = 14;
 
 /// Appends on any executor; use cases pass their transaction so an action and its event commit
 /// together.
@@ -270,27 +272,40 @@ where
     );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for event in events {
-        query = query
-            .bind(event.id.as_str())
-            .bind(event.occurred_at)
-            .bind(event.tenant_id.as_deref())
-            .bind(event.actor.kind())
-            .bind(event.actor.id())
-            .bind(event.subject.map(|s| s.to_string()))
-            .bind(event.event_type.as_str())
-            .bind(event.outcome.as_str())
-            .bind(event.context.ip.as_deref())
-            .bind(event.context.country.as_deref())
-            .bind(event.context.user_agent.as_deref())
-            .bind(event.context.request_id.as_deref())
-            .bind(event.context.session.as_deref())
-            .bind(event.details.to_string());
+        query = bind_event(query, event);
     }
     query.execute(executor).await?;
+    count_events(events);
+    Ok(())
+}
+
+/// Binds an event's [`EVENT_COLUMNS`], in order.
+pub(crate) fn bind_event<'q>(
+    query: Query<'q, Any, AnyArguments>,
+    event: &'q Event,
+) -> Query<'q, Any, AnyArguments> {
+    query
+        .bind(event.id.as_str())
+        .bind(event.occurred_at)
+        .bind(event.tenant_id.as_deref())
+        .bind(event.actor.kind())
+        .bind(event.actor.id())
+        .bind(event.subject.map(|s| s.to_string()))
+        .bind(event.event_type.as_str())
+        .bind(event.outcome.as_str())
+        .bind(event.context.ip.as_deref())
+        .bind(event.context.country.as_deref())
+        .bind(event.context.user_agent.as_deref())
+        .bind(event.context.request_id.as_deref())
+        .bind(event.context.session.as_deref())
+        .bind(event.details.to_string())
+}
+
+/// Counts written events in the metrics.
+pub(crate) fn count_events(events: &[&Event]) {
     for event in events {
         count_event(event);
     }
-    Ok(())
 }
 
 fn count_event(event: &Event) {

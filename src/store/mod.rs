@@ -26,6 +26,7 @@ pub mod staff;
 pub mod tenants;
 mod text_enums;
 pub mod throttle;
+pub mod token_batches;
 pub mod users;
 
 use std::sync::Arc;
@@ -100,10 +101,14 @@ pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
         .is_some_and(|db| db.is_unique_violation())
 }
 
-/// Escapes `%`, `_` and `\` so user text matches literally in `LIKE … ESCAPE '\'`.
 /// `($1, $2, …), (…)`: `rows` tuples of `columns` numbered placeholders, for multi-row inserts.
 pub(crate) fn placeholders(rows: usize, columns: usize) -> String {
-    let mut sql = String::with_capacity(rows * columns * 5);
+    placeholders_from(1, rows, columns)
+}
+
+/// [`placeholders`] numbered from `$first`, for a statement with other parameters before them.
+pub(crate) fn placeholders_from(first: usize, rows: usize, columns: usize) -> String {
+    let mut sql = String::with_capacity(rows * columns * 6);
     for row in 0..rows {
         sql.push_str(if row == 0 { "(" } else { ", (" });
         for column in 0..columns {
@@ -111,13 +116,14 @@ pub(crate) fn placeholders(rows: usize, columns: usize) -> String {
                 sql.push_str(", ");
             }
             sql.push('$');
-            sql.push_str(&(row * columns + column + 1).to_string());
+            sql.push_str(&(first + row * columns + column).to_string());
         }
         sql.push(')');
     }
     sql
 }
 
+/// Escapes `%`, `_` and `\` so user text matches literally in `LIKE … ESCAPE '\'`.
 pub(crate) fn escape_like(raw: &str) -> String {
     raw.replace('\\', "\\\\")
         .replace('%', "\\%")

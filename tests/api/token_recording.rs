@@ -13,6 +13,10 @@ use crate::on_both_backends;
 
 /// Lets the client obtain as many tokens as the test asks for at once.
 async fn unlimited(s: &Service, client_id: &str) {
+    limit(s, client_id, 10_000).await;
+}
+
+async fn limit(s: &Service, client_id: &str, per_minute: u32) {
     let api = Api {
         app: &s.w.app,
         key: key_for(&s.w.app, ADMIN_EMAIL, &["all"], &[]).await,
@@ -23,7 +27,7 @@ async fn unlimited(s: &Service, client_id: &str) {
             Method::PATCH,
             &format!("/api/v1/tenants/acme/credentials/{credential}/policy"),
         )
-        .json(&json!({"tokens_per_minute": 10_000}))
+        .json(&json!({"tokens_per_minute": per_minute}))
         .send()
         .await
         .unwrap();
@@ -159,7 +163,56 @@ async fn a_batch_that_cannot_be_recorded_hands_out_none_of_its_tokens(backend: B
     assert_eq!(s.token(&s.client, &[]).await.status(), StatusCode::OK);
 }
 
+async fn concurrent_requests_of_several_clients_each_get_exactly_their_limit(backend: Backend) {
+    let s = service(backend).await;
+    limit(&s, &s.client.id, 5).await;
+    limit(&s, &s.gateway.id, 7).await;
+
+    // Interleaved, so batches hold both clients and run past both limits.
+    let clients: Vec<&Client> = (0..40)
+        .map(|i| if i % 2 == 0 { &s.client } else { &s.gateway })
+        .collect();
+    let requests = clients.iter().map(|client| async move {
+        let answer = s.token(client, &[]).await;
+        let remaining = answer
+            .headers()
+            .get("ratelimit-remaining")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        (client.id.clone(), answer.status(), remaining)
+    });
+    let answers = join_all(requests).await;
+
+    for (client, per_minute) in [(&s.client, 5), (&s.gateway, 7)] {
+        let mine: Vec<_> = answers.iter().filter(|(id, ..)| *id == client.id).collect();
+        let mut remaining: Vec<String> = mine
+            .iter()
+            .filter(|(_, status, _)| *status == StatusCode::OK)
+            .filter_map(|(.., remaining)| remaining.clone())
+            .collect();
+        remaining.sort();
+        let expected: Vec<String> = (0..per_minute).map(|n| n.to_string()).collect();
+        assert_eq!(
+            remaining, expected,
+            "{}: each token counted once, in turn",
+            client.id
+        );
+        let refused = mine
+            .iter()
+            .filter(|(_, status, _)| *status == StatusCode::TOO_MANY_REQUESTS)
+            .count();
+        assert_eq!(refused, 20 - per_minute, "{}: the rest refused", client.id);
+        assert_eq!(
+            issued_events_of(&s, &client.id).await.len(),
+            per_minute,
+            "{}: only what was handed out is recorded",
+            client.id
+        );
+    }
+}
+
 on_both_backends!(
+    concurrent_requests_of_several_clients_each_get_exactly_their_limit,
     concurrent_token_requests_are_each_recorded_with_their_event,
     a_batch_that_cannot_be_recorded_hands_out_none_of_its_tokens,
 );

@@ -23,7 +23,7 @@ use crate::domain::partners::{CredentialKind, CredentialStatus};
 use crate::domain::secrets::sha256;
 use crate::domain::tenants::TenantStatus;
 use crate::store::StoreError;
-use crate::store::issued_tokens::SingleUse;
+use crate::store::token_batches::SingleUse;
 
 /// The client-assertion type RFC 7523 defines.
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";

@@ -21,7 +21,7 @@ use crate::domain::partners::CredentialKind;
 use crate::domain::partners::policies::{self, ClientPolicy};
 use crate::domain::throttle::lock_duration;
 use crate::refusals::Refusal;
-use crate::store::issued_tokens::SingleUse;
+use crate::store::token_batches::SingleUse;
 
 const WINDOW: Duration = Duration::from_secs(15 * 60);
 const PAIR_THRESHOLD: i64 = 10;

@@ -17,7 +17,7 @@ use crate::clock::Millis;
 use crate::domain::Core;
 use crate::domain::partners::client_keys::{ASSERTION_ALGORITHMS, ClientKey};
 use crate::domain::secrets::sha256;
-use crate::store::issued_tokens::SingleUse;
+use crate::store::token_batches::SingleUse;
 
 /// The proof header's type.
 pub const DPOP_TYPE: &str = "dpop+jwt";

@@ -20,8 +20,9 @@ use crate::domain::keys::{self, KeyAlgorithm};
 use crate::domain::partners::CredentialStatus;
 use crate::domain::tenants::TenantStatus;
 use crate::store::StoreError;
-use crate::store::issued_tokens::{IssuedToken, TokenRecording};
+use crate::store::issued_tokens::IssuedToken;
 use crate::store::partners::policies::{ISSUANCE_WINDOW_MS, IssuanceWindow};
+use crate::store::token_batches::TokenRecording;
 
 /// Longer than any token we issue; anything bigger is refused before parsing.
 pub const MAX_TOKEN_BYTES: usize = 4096;

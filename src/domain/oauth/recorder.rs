@@ -12,9 +12,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::domain::events::Event;
 use crate::store::Store;
-use crate::store::issued_tokens::{
-    HeldConnection, IssuedToken, SingleUse, TokenRecording, TokenToRecord,
-};
+use crate::store::issued_tokens::IssuedToken;
+use crate::store::token_batches::{HeldConnection, SingleUse, TokenRecording, TokenToRecord};
 
 /// Tokens recorded in one transaction at most: bounds a transaction's length, and so the wait of
 /// the tokens behind it.

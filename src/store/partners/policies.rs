@@ -2,7 +2,9 @@
 //! the per-credential issuance counter the token endpoint moves with each token it records (in the
 //! same transaction, so a token that is not recorded is not counted).
 
-use sqlx::{Any, Transaction};
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+use sqlx::{Any, AnyConnection, FromRow};
 
 use crate::clock::Millis;
 use crate::domain::events::Event;
@@ -100,55 +102,100 @@ pub(crate) enum Counted {
     Over(IssuanceWindow),
 }
 
-/// Counts tokens against the credential's current one-minute window (a window older than a
-/// minute starts over), in order, each only while the window holds fewer than its `per_minute`;
-/// inside the caller's transaction: the first statement locks the row (PostgreSQL) or takes the
-/// write lock (SQLite) until it commits, so issuances on every instance count one after another.
-/// `tokens` is each token's (issued at, limit); one answer per token.
-pub(crate) async fn count_issuances(
-    tx: &mut Transaction<'_, Any>,
-    credential: &str,
-    tokens: &[(Millis, i64)],
-) -> Result<Vec<Counted>, sqlx::Error> {
-    let Some(&(first_at, _)) = tokens.first() else {
-        return Ok(Vec::new());
-    };
-    // A no-op update on conflict: the row as it stands, locked.
-    let (mut started_at, mut issued): (i64, i64) = sqlx::query_as(
-        "INSERT INTO issuance_windows (credential_id, window_start, issued) VALUES ($1, $2, 0) \
-         ON CONFLICT (credential_id) DO UPDATE SET issued = issuance_windows.issued \
-         RETURNING window_start, issued",
-    )
-    .bind(credential)
-    .bind(first_at)
-    .fetch_one(&mut **tx)
-    .await?;
-    let (before_start, before_issued) = (started_at, issued);
-    let counted = tokens
-        .iter()
-        .map(|&(at, per_minute)| {
-            if started_at <= at - ISSUANCE_WINDOW_MS {
-                (started_at, issued) = (at, 0);
-            }
-            if issued < per_minute {
-                issued += 1;
-                Counted::Within(IssuanceWindow { started_at, issued })
-            } else {
-                Counted::Over(IssuanceWindow { started_at, issued })
-            }
-        })
-        .collect();
-    if (started_at, issued) != (before_start, before_issued) {
-        sqlx::query(
-            "UPDATE issuance_windows SET window_start = $2, issued = $3 WHERE credential_id = $1",
-        )
-        .bind(credential)
-        .bind(started_at)
-        .bind(issued)
-        .execute(&mut **tx)
-        .await?;
+/// One credential's tokens in a batch, counted against its window together.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IssuanceCount<'a> {
+    pub credential: &'a str,
+    /// The batch's time for the window: a window that started a minute or more before it is
+    /// over, and a new one starts here.
+    pub at: Millis,
+    /// Tokens asking to be counted.
+    pub wanted: i64,
+    /// The credential's limit (the lowest its tokens in the batch carry).
+    pub per_minute: i64,
+}
+
+/// A credential's window after a count, as the counting statement returns it: of the tokens
+/// asked for, the first `last_counted` were let through.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct CountedWindow {
+    pub credential_id: String,
+    pub window_start: Millis,
+    pub issued: i64,
+    pub last_counted: i64,
+}
+
+impl CountedWindow {
+    /// Whether the credential's `nth` token (from 0) of the count was let through.
+    pub(crate) fn lets_through(&self, nth: usize) -> bool {
+        i64::try_from(nth).is_ok_and(|n| n < self.last_counted)
     }
-    Ok(counted)
+
+    /// The answer for the credential's `nth` token (from 0) of the count.
+    pub(crate) fn nth(&self, nth: usize) -> Counted {
+        let window = |issued| IssuanceWindow {
+            started_at: self.window_start,
+            issued,
+        };
+        match i64::try_from(nth) {
+            Ok(n) if n < self.last_counted => {
+                Counted::Within(window(self.issued - self.last_counted + n + 1))
+            }
+            _ => Counted::Over(window(self.issued)),
+        }
+    }
+}
+
+/// Columns of [`CountedWindow`], returned by [`count_statement`].
+pub(crate) const COUNTED_COLUMNS: &str = "credential_id, window_start, issued, last_counted";
+
+/// The upsert that counts one credential's tokens (parameters from `$first`, bound by
+/// [`bind_count`]) and returns [`COUNTED_COLUMNS`]. Tokens are let through while the window holds
+/// fewer than the limit; a lowered limit never takes back what was counted. Every `SET` expression
+/// reads the row as it was, on both backends. On PostgreSQL the row stays locked, and on SQLite the
+/// write lock held, until the transaction ends, so issuances on every instance count one after
+/// another.
+pub(crate) fn count_statement(first: usize) -> String {
+    let [credential, at, wanted, limit, opening] =
+        std::array::from_fn(|i| format!("${}", first + i));
+    let expired = format!("issuance_windows.window_start <= {at} - {ISSUANCE_WINDOW_MS}");
+    let issued = "issuance_windows.issued";
+    format!(
+        "INSERT INTO issuance_windows ({COUNTED_COLUMNS}) VALUES ({credential}, {at}, {opening}, {opening}) \
+         ON CONFLICT (credential_id) DO UPDATE SET \
+         window_start = CASE WHEN {expired} THEN {at} ELSE issuance_windows.window_start END, \
+         issued = CASE WHEN {expired} THEN {opening} WHEN {issued} + {wanted} <= {limit} THEN {issued} + {wanted} \
+         WHEN {issued} < {limit} THEN {limit} ELSE {issued} END, \
+         last_counted = CASE WHEN {expired} THEN {opening} WHEN {issued} + {wanted} <= {limit} THEN {wanted} \
+         WHEN {issued} < {limit} THEN {limit} - {issued} ELSE 0 END \
+         RETURNING {COUNTED_COLUMNS}"
+    )
+}
+
+/// Binds a [`count_statement`]'s parameters.
+pub(crate) fn bind_count<'q>(
+    query: Query<'q, Any, AnyArguments>,
+    count: &IssuanceCount<'q>,
+) -> Query<'q, Any, AnyArguments> {
+    // What a window opened by this count holds.
+    let opening = count.wanted.min(count.per_minute).max(0);
+    query
+        .bind(count.credential)
+        .bind(count.at)
+        .bind(count.wanted)
+        .bind(count.per_minute)
+        .bind(opening)
+}
+
+/// Counts one credential's tokens in its own statement (see [`count_statement`]).
+pub(crate) async fn count_issuances(
+    connection: &mut AnyConnection,
+    count: &IssuanceCount<'_>,
+) -> Result<CountedWindow, sqlx::Error> {
+    let row = bind_count(sqlx::query(sqlx::AssertSqlSafe(count_statement(1))), count)
+        .fetch_one(connection)
+        .await?;
+    CountedWindow::from_row(&row)
 }
 
 /// The issuance limit's window.
