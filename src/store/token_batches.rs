@@ -331,6 +331,10 @@ async fn count_and_record_at_once(
     counting: &Counting<'_>,
 ) -> Result<Vec<CountedWindow>, StoreError> {
     const COUNT_PARAMETERS: usize = 5;
+    if counting.counts.is_empty() {
+        // Every token of the batch was a replay.
+        return Ok(Vec::new());
+    }
     let mut sql = String::from("WITH ");
     for (index, _) in counting.counts.iter().enumerate() {
         let statement = count_statement(1 + index * COUNT_PARAMETERS);

@@ -172,6 +172,7 @@ async fn concurrent_requests_of_several_clients_each_get_exactly_their_limit(bac
     let clients: Vec<&Client> = (0..40)
         .map(|i| if i % 2 == 0 { &s.client } else { &s.gateway })
         .collect();
+    let s = &s;
     let requests = clients.iter().map(|client| async move {
         let answer = s.token(client, &[]).await;
         let remaining = answer
@@ -203,7 +204,7 @@ async fn concurrent_requests_of_several_clients_each_get_exactly_their_limit(bac
             .count();
         assert_eq!(refused, 20 - per_minute, "{}: the rest refused", client.id);
         assert_eq!(
-            issued_events_of(&s, &client.id).await.len(),
+            issued_events_of(s, &client.id).await.len(),
             per_minute,
             "{}: only what was handed out is recorded",
             client.id
