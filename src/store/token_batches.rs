@@ -13,8 +13,8 @@ use sqlx::{Any, AnyConnection, Connection, FromRow};
 use super::events::{EVENT_COLUMN_COUNT, EVENT_COLUMNS, bind_event, count_events, insert_events};
 use super::issued_tokens::IssuedToken;
 use super::partners::policies::{
-    COUNTED_COLUMNS, Counted, CountedWindow, IssuanceCount, IssuanceWindow, bind_count,
-    count_issuances, count_statement,
+    COUNT_PARAMETERS, COUNTED_COLUMNS, Counted, CountedWindow, IssuanceCount, IssuanceWindow,
+    bind_count, count_issuances, count_statement,
 };
 use super::{Backend, Store, StoreError, placeholders, placeholders_from};
 use crate::clock::Millis;
@@ -322,63 +322,24 @@ async fn count_and_record_in_steps(
     Ok(windows)
 }
 
-/// Counts and records in one statement (PostgreSQL): each credential's count is a data-modifying
-/// `WITH`, and the tokens and events are inserted from the pending rows that their counts let
-/// through, so the decision and the writes are one round trip.
+/// Counts and records in one statement (PostgreSQL), so the decision and the writes are one
+/// round trip.
 async fn count_and_record_at_once(
     connection: &mut AnyConnection,
     batch: &[TokenToRecord<'_>],
     counting: &Counting<'_>,
 ) -> Result<Vec<CountedWindow>, StoreError> {
-    const COUNT_PARAMETERS: usize = 5;
     if counting.counts.is_empty() {
         // Every token of the batch was a replay.
         return Ok(Vec::new());
     }
-    let mut sql = String::from("WITH ");
-    for (index, _) in counting.counts.iter().enumerate() {
-        let statement = count_statement(1 + index * COUNT_PARAMETERS);
-        sql.push_str(&format!("count{index} AS ({statement}), "));
-    }
-    let counted: Vec<String> = (0..counting.counts.len())
-        .map(|index| format!("SELECT {COUNTED_COLUMNS} FROM count{index}"))
-        .collect();
     let pending: Vec<(usize, &TokenToRecord<'_>)> = counting
         .members
         .iter()
         .flat_map(|members| members.iter().enumerate())
         .filter_map(|(nth, &place)| Some((nth, batch.get(place)?)))
         .collect();
-    let event_columns: Vec<&str> = EVENT_COLUMNS.split(',').map(str::trim).collect();
-    let pending_event_columns = event_columns
-        .iter()
-        .map(|column| format!("event_{column}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let token_values = TOKEN_COLUMNS
-        .split(',')
-        .map(|column| format!("p.{}", column.trim()))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let event_values = event_columns
-        .iter()
-        .map(|column| format!("p.event_{column}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let let_through = "FROM pending p JOIN counted c ON c.credential_id = p.credential_id WHERE p.nth < c.last_counted";
-    sql.push_str(&format!(
-        "counted AS ({}), \
-         pending (nth, {TOKEN_COLUMNS}, {pending_event_columns}) AS (VALUES {}), \
-         tokens AS (INSERT INTO access_tokens ({TOKEN_COLUMNS}) SELECT {token_values} {let_through}), \
-         events AS (INSERT INTO auth_events ({EVENT_COLUMNS}) SELECT {event_values} {let_through}) \
-         SELECT {COUNTED_COLUMNS} FROM counted",
-        counted.join(" UNION ALL "),
-        placeholders_from(
-            1 + counting.counts.len() * COUNT_PARAMETERS,
-            pending.len(),
-            1 + TOKEN_COLUMN_COUNT + EVENT_COLUMN_COUNT
-        ),
-    ));
+    let sql = counting_and_recording(counting.counts.len(), pending.len());
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for count in &counting.counts {
         query = bind_count(query, count);
@@ -400,4 +361,45 @@ async fn count_and_record_at_once(
         .collect();
     count_events(&recorded);
     Ok(windows)
+}
+
+/// The one statement for `counts` credentials and `pending` tokens: each credential's count is a
+/// data-modifying `WITH`; the pending rows (the token's place in its credential's count, its
+/// columns, its event's columns) that their count lets through are inserted as tokens and events.
+/// Returns the counts' windows ([`COUNTED_COLUMNS`]).
+fn counting_and_recording(counts: usize, pending: usize) -> String {
+    let listed = |columns: Vec<String>| columns.join(", ");
+    let each_count = listed(
+        (0..counts)
+            .map(|i| {
+                format!(
+                    "count{i} AS ({})",
+                    count_statement(1 + i * COUNT_PARAMETERS)
+                )
+            })
+            .collect(),
+    );
+    let counted = (0..counts)
+        .map(|i| format!("SELECT {COUNTED_COLUMNS} FROM count{i}"))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    let event_columns = || EVENT_COLUMNS.split(',').map(str::trim);
+    let token_columns = || TOKEN_COLUMNS.split(',').map(str::trim);
+    let pending_event_columns = listed(event_columns().map(|c| format!("event_{c}")).collect());
+    let token_values = listed(token_columns().map(|c| format!("p.{c}")).collect());
+    let event_values = listed(event_columns().map(|c| format!("p.event_{c}")).collect());
+    let values = placeholders_from(
+        1 + counts * COUNT_PARAMETERS,
+        pending,
+        1 + TOKEN_COLUMN_COUNT + EVENT_COLUMN_COUNT,
+    );
+    let let_through = "FROM pending p JOIN counted c ON c.credential_id = p.credential_id \
+                       WHERE p.nth < c.last_counted";
+    format!(
+        "WITH {each_count}, counted AS ({counted}), \
+         pending (nth, {TOKEN_COLUMNS}, {pending_event_columns}) AS (VALUES {values}), \
+         tokens AS (INSERT INTO access_tokens ({TOKEN_COLUMNS}) SELECT {token_values} {let_through}), \
+         events AS (INSERT INTO auth_events ({EVENT_COLUMNS}) SELECT {event_values} {let_through}) \
+         SELECT {COUNTED_COLUMNS} FROM counted"
+    )
 }

@@ -149,6 +149,9 @@ impl CountedWindow {
 /// Columns of [`CountedWindow`], returned by [`count_statement`].
 pub(crate) const COUNTED_COLUMNS: &str = "credential_id, window_start, issued, last_counted";
 
+/// Parameters of one [`count_statement`].
+pub(crate) const COUNT_PARAMETERS: usize = 5;
+
 /// The upsert that counts one credential's tokens (parameters from `$first`, bound by
 /// [`bind_count`]) and returns [`COUNTED_COLUMNS`]. Tokens are let through while the window holds
 /// fewer than the limit; a lowered limit never takes back what was counted. Every `SET` expression
@@ -156,7 +159,7 @@ pub(crate) const COUNTED_COLUMNS: &str = "credential_id, window_start, issued, l
 /// write lock held, until the transaction ends, so issuances on every instance count one after
 /// another.
 pub(crate) fn count_statement(first: usize) -> String {
-    let [credential, at, wanted, limit, opening] =
+    let [credential, at, wanted, limit, opening]: [String; COUNT_PARAMETERS] =
         std::array::from_fn(|i| format!("${}", first + i));
     let expired = format!("issuance_windows.window_start <= {at} - {ISSUANCE_WINDOW_MS}");
     let issued = "issuance_windows.issued";
