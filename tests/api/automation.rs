@@ -67,6 +67,15 @@ impl Api<'_> {
             .unwrap()
     }
 
+    /// A credential of tenant `acme` as the API shows it (policy, keys, status).
+    pub(crate) async fn credential_detail(&self, credential: &str) -> Value {
+        self.get(&format!("/api/v1/tenants/acme/credentials/{credential}"))
+            .await
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub(crate) async fn post(&self, path: &str, body: Value) -> reqwest::Response {
         self.request(reqwest::Method::POST, path)
             .json(&body)

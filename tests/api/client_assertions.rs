@@ -126,17 +126,9 @@ async fn register_in_console(s: &Service, key: &TestKey) -> reqwest::Response {
         .await
 }
 
-async fn credential_detail(api: &Api<'_>, credential: &str) -> Value {
-    api.get(&format!("/api/v1/tenants/acme/credentials/{credential}"))
-        .await
-        .json()
-        .await
-        .unwrap()
-}
-
 /// Removes the credential's oldest key through the automation API.
 async fn remove_first_key(api: &Api<'_>, credential: &str) -> StatusCode {
-    let detail = credential_detail(api, credential).await;
+    let detail = api.credential_detail(credential).await;
     let key = detail["keys"][0]["id"].as_str().unwrap();
     api.request(
         reqwest::Method::DELETE,
@@ -452,7 +444,7 @@ async fn public_keys_with_private_parts_or_weak_sizes_are_refused(backend: Backe
         let answer = api.post(&keys, json!({ "jwk": jwk })).await;
         assert_eq!(answer.status(), StatusCode::UNPROCESSABLE_ENTITY, "{jwk}");
     }
-    let detail = credential_detail(&api, &credential).await;
+    let detail = api.credential_detail(&credential).await;
     assert!(detail["keys"].as_array().unwrap().is_empty());
 }
 
@@ -463,9 +455,9 @@ on_both_backends!(
     public_keys_with_private_parts_or_weak_sizes_are_refused,
 );
 
-/// Two instances on one PostgreSQL database: an assertion accepted by one is a replay on the other.
-#[tokio::test]
-async fn an_assertion_is_accepted_once_across_instances() {
+/// A PostgreSQL service whose client has an Ed25519 key registered in the console, and a second
+/// instance on the same database.
+async fn client_with_key_and_sibling() -> (Service, TestKey, TestApp) {
     let s = service(Backend::Postgres).await;
     let ed = TestKey::ed();
     assert_eq!(
@@ -473,6 +465,13 @@ async fn an_assertion_is_accepted_once_across_instances() {
         StatusCode::SEE_OTHER
     );
     let sibling = s.w.app.spawn_sibling().await;
+    (s, ed, sibling)
+}
+
+/// Two instances on one PostgreSQL database: an assertion accepted by one is a replay on the other.
+#[tokio::test]
+async fn an_assertion_is_accepted_once_across_instances() {
+    let (s, ed, sibling) = client_with_key_and_sibling().await;
     let once = assertion(&s, &ed, "across-instances");
     assert_eq!(with_assertion(&s, &once).await.status(), StatusCode::OK);
     invalid_client(assertion_to(&s, sibling.url("/t/acme/oauth/token"), &once).await).await;
@@ -482,13 +481,7 @@ async fn an_assertion_is_accepted_once_across_instances() {
 /// other, which had the client and its keys in memory, as soon as it hears of the change.
 #[tokio::test]
 async fn a_removed_key_stops_working_on_another_postgres_instance() {
-    let s = service(Backend::Postgres).await;
-    let ed = TestKey::ed();
-    assert_eq!(
-        register_in_console(&s, &ed).await.status(),
-        StatusCode::SEE_OTHER
-    );
-    let sibling = s.w.app.spawn_sibling().await;
+    let (s, ed, sibling) = client_with_key_and_sibling().await;
     let database = s.w.app.postgres_database_name().unwrap();
     let admin = sqlx::PgPool::connect(&s.w.app.database_url).await.unwrap();
     crate::keys::both_instances_listen(&admin, &database).await;

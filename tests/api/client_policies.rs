@@ -34,14 +34,6 @@ async fn set_policy(api: &Api<'_>, credential: &str, body: Value) -> reqwest::Re
     .unwrap()
 }
 
-async fn detail(api: &Api<'_>, credential: &str) -> Value {
-    api.get(&format!("/api/v1/tenants/acme/credentials/{credential}"))
-        .await
-        .json()
-        .await
-        .unwrap()
-}
-
 async fn events_of(s: &Service, kind: &str) -> Vec<tokenbroker::domain::events::EventRecord> {
     s.w.app
         .events()
@@ -140,7 +132,7 @@ async fn past_its_limit_a_client_gets_429_with_retry_after_and_ratelimit_headers
     let s = service(backend).await;
     let credential = s.credential_of(&s.client.id).await;
     let api = admin_api(&s, admin_key(&s).await);
-    let minted = detail(&api, &credential).await;
+    let minted = api.credential_detail(&credential).await;
     assert_eq!(
         minted["policy"],
         json!({"networks": [], "tokens_per_minute": 60, "require_dpop": false}),
@@ -417,7 +409,7 @@ async fn bad_policy_input_is_refused_and_changes_nothing(backend: Backend) {
     assert!(refused.text().await.unwrap().contains("is not a network"));
 
     assert_eq!(
-        detail(&api, &credential).await["policy"],
+        api.credential_detail(&credential).await["policy"],
         json!({"networks": [], "tokens_per_minute": 60, "require_dpop": false})
     );
     assert!(events_of(&s, "credential_policy_changed").await.is_empty());
