@@ -31,8 +31,16 @@ use crate::web::{csrf, middleware};
 
 /// Forms are small; anything bigger is refused with 413 before a handler sees it.
 pub const FORM_LIMIT_BYTES: usize = 64 * 1024;
-/// How long a stopping server waits for a background job to finish the run it is in.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// What a stopping instance keeps, of its `shutdown_timeout`, for background jobs to finish the
+/// run they are in after the requests in flight are answered.
+const JOBS_GRACE: Duration = Duration::from_secs(1);
+
+/// How long requests in flight may take to finish once the instance stops.
+fn requests_grace(shutdown_timeout: Duration) -> Duration {
+    shutdown_timeout
+        .saturating_sub(JOBS_GRACE)
+        .max(Duration::from_secs(1))
+}
 
 pub struct Application {
     server: Server,
@@ -42,6 +50,53 @@ pub struct Application {
     jobs: Jobs,
     shutdown: Shutdown,
     setup_link: Option<SecretString>,
+    shutdown_timeout: Duration,
+}
+
+/// Stops an application gracefully: drain, then stop within `shutdown_timeout`.
+#[derive(Clone)]
+pub struct Drainer {
+    core: Core,
+    server: actix_web::dev::ServerHandle,
+}
+
+impl Drainer {
+    /// `/readyz` fails and every answer closes its connection from now on; the server stops
+    /// accepting connections, answers every request in flight (a token waiting for its batch gets
+    /// it), and stops once they are answered or the shutdown timeout has passed.
+    pub async fn drain(&self) {
+        operations::begin_draining(&self.core);
+        self.server.stop(true).await;
+    }
+
+    /// Drains on SIGTERM or SIGINT (Ctrl-C); a second signal stops at once.
+    pub async fn drain_on_signal(self) {
+        if wait_for_stop_signal().await.is_err() {
+            return;
+        }
+        tracing::info!("stop signal received");
+        let draining = self.clone();
+        let drain = tokio::spawn(async move { draining.drain().await });
+        if wait_for_stop_signal().await.is_ok() {
+            tracing::warn!("second stop signal: stopping without waiting for requests in flight");
+            self.server.stop(false).await;
+        }
+        let _ = drain.await;
+    }
+}
+
+async fn wait_for_stop_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate())?;
+        tokio::select! {
+            _ = terminate.recv() => Ok(()),
+            ctrl_c = tokio::signal::ctrl_c() => ctrl_c,
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await
 }
 
 impl Application {
@@ -72,15 +127,11 @@ impl Application {
         clock: SharedClock,
         extra: ExtraRoutes,
     ) -> anyhow::Result<Self> {
-        if settings.is_sqlite() {
-            std::fs::create_dir_all(&settings.data_dir).with_context(|| {
-                format!(
-                    "cannot create data directory {}",
-                    settings.data_dir.display()
-                )
-            })?;
-        }
-        let store = Store::connect_lazy(&settings.database_url)?;
+        settings.prepare_data_dir()?;
+        let store = Store::connect_lazy_with_timeout(
+            &settings.database_url,
+            settings.deployment.database_timeout,
+        )?;
         let passwords = PasswordService::new(
             settings.password_hash_concurrency,
             settings.password_hash_queue,
@@ -132,10 +183,7 @@ impl Application {
         }
         if !settings.is_sqlite() {
             // Not a periodic job: it reacts to other instances' notifications as they arrive.
-            spawn_until_stopped(
-                &shutdown,
-                replication::follow_notifications(core.clone(), settings.database_url.clone()),
-            );
+            spawn_until_stopped(&shutdown, replication::follow_notifications(core.clone()));
         }
 
         let port = listener.local_addr()?.port();
@@ -148,6 +196,7 @@ impl Application {
             jobs,
             shutdown,
             setup_link,
+            shutdown_timeout: settings.deployment.shutdown_timeout,
         })
     }
 
@@ -158,6 +207,14 @@ impl Application {
     /// Stops the server from outside (tests, signal handling).
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
+    }
+
+    /// Drains and stops the server, on demand or on a stop signal.
+    pub fn drainer(&self) -> Drainer {
+        Drainer {
+            core: self.core.clone(),
+            server: self.server.handle(),
+        }
     }
 
     /// The outbox sender (tests deliver on demand instead of waiting for the background pass).
@@ -190,7 +247,8 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
         self.shutdown.trigger();
-        if tokio::time::timeout(SHUTDOWN_GRACE, self.shutdown.stopped())
+        let jobs_grace = self.shutdown_timeout - requests_grace(self.shutdown_timeout);
+        if tokio::time::timeout(jobs_grace.max(JOBS_GRACE), self.shutdown.stopped())
             .await
             .is_err()
         {
@@ -225,6 +283,8 @@ fn http_server(
     let api_limits = web::Data::new(crate::web::api::ApiLimits {
         per_minute: settings.api_rate_limit,
     });
+    let proxy_trust = web::Data::new(settings.deployment.proxies.clone());
+    tracing::info!(client_address = %settings.deployment.proxies.describe(), "client addresses");
     let metrics_access = web::Data::new(crate::web::metrics::MetricsAccess {
         token: settings.metrics_token.clone(),
     });
@@ -249,6 +309,7 @@ fn http_server(
 
         App::new()
             .app_data(core_data.clone())
+            .app_data(proxy_trust.clone())
             .app_data(metrics_access.clone())
             .app_data(api_limits.clone())
             .app_data(PayloadConfig::new(FORM_LIMIT_BYTES))
@@ -274,22 +335,27 @@ fn http_server(
                         extra(&mut router);
                     })
                     .default_service(web::to(crate::web::authz::unknown_page))
-                    // Listed innermost first: CSRF needs the session; the database gate answers
-                    // for the session store when the database is down.
+                    // Listed innermost first: CSRF needs the session.
                     .wrap(from_fn(csrf::verify))
-                    .wrap(sessions)
-                    .wrap(from_fn(middleware::database_gate)),
+                    .wrap(sessions),
             )
             .default_service(web::to(|| async {
                 Err::<actix_web::HttpResponse, _>(WebError::NotFound)
             }))
-            // Listed innermost first: error pages must see every error, the request id every line.
+            // Listed innermost first: error pages must see every error, the request id every
+            // line; the database gate answers for the session store when the database is down.
+            .wrap(from_fn(middleware::database_gate))
             .wrap(from_fn(middleware::readiness_gate))
             .wrap(from_fn(error_pages))
             .wrap(middleware::security_headers(https))
             .wrap(from_fn(middleware::request_log))
+            .wrap(from_fn(middleware::close_connections_while_draining))
     })
     .workers(settings.workers)
+    // Signals are the drainer's (`Application::drainer`): it makes `/readyz` fail and closes
+    // keep-alive connections before it stops the server.
+    .disable_signals()
+    .shutdown_timeout(requests_grace(settings.deployment.shutdown_timeout).as_secs())
     .listen(listener)?
     .run();
     Ok(server)

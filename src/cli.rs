@@ -108,8 +108,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
         Command::Migrate => {
-            let store = Store::connect_lazy(&settings.database_url)?;
-            ensure_data_dir(&settings)?;
+            let store = Store::connect_lazy_with_timeout(
+                &settings.database_url,
+                settings.deployment.database_timeout,
+            )?;
+            settings.prepare_data_dir()?;
             store.migrate().await.context("applying migrations")?;
             println!("Migrations applied.");
             Ok(())
@@ -144,8 +147,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Storage (migrated) and the rules, for a one-shot command: no token service, one hashing slot.
 async fn command_core(settings: &Settings) -> anyhow::Result<Core> {
-    ensure_data_dir(settings)?;
-    let store = Store::connect_lazy(&settings.database_url)?;
+    settings.prepare_data_dir()?;
+    let store = Store::connect_lazy_with_timeout(
+        &settings.database_url,
+        settings.deployment.database_timeout,
+    )?;
     store.migrate().await.context("applying migrations")?;
     Ok(Core::new(
         store,
@@ -243,21 +249,10 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         announce_setup_link(link);
     }
     tracing::info!(%listen, port = app.port(), %public_url, "console listening");
+    tokio::spawn(app.drainer().drain_on_signal());
     app.run_until_stopped()
         .await
         .context("server stopped with an error")
-}
-
-fn ensure_data_dir(settings: &Settings) -> anyhow::Result<()> {
-    if settings.is_sqlite() {
-        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
-            format!(
-                "cannot create data directory {}",
-                settings.data_dir.display()
-            )
-        })?;
-    }
-    Ok(())
 }
 
 async fn create_admin(

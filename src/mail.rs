@@ -173,7 +173,8 @@ impl Mailer {
                     .build(),
             ),
             None => {
-                std::fs::create_dir_all(&mail_dir).map_err(|e| {
+                // Mail holds one-time links until it is scrubbed: owner only.
+                crate::private_files::private_dir(&mail_dir).map_err(|e| {
                     MailError::Config(format!("cannot create {}: {e}", mail_dir.display()))
                 })?;
                 Transport::Files(AsyncFileTransport::new(mail_dir))

@@ -329,9 +329,11 @@ pub enum AuthenticationError {
     Store(#[from] StoreError),
 }
 
-/// Checks a presented key. Failures are recorded (never the key) and counted per address: past
-/// [`FAILURES_PER_MINUTE`] the address is turned away before any lookup. A request with no key at
-/// all is not a guess: it is refused without being counted.
+/// Checks a presented key. A valid key is admitted whatever others did from its address. A
+/// refused one is recorded (never the key) and counted per address; past [`FAILURES_PER_MINUTE`]
+/// further refusals from that address are answered "throttled" without being recorded or counted,
+/// so a flood of wrong keys costs one lookup each (none for a malformed key). A request with no
+/// key at all is not a guess: it is refused without being counted.
 pub async fn authenticate(
     core: &Core,
     presented: Option<&str>,
@@ -341,36 +343,54 @@ pub async fn authenticate(
         return Err(AuthenticationError::Refused(KeyRefusal::Missing));
     };
     let now = core.clock.now_ms();
+    let (refusal, key_id) = match check(core, presented, context, now).await? {
+        Ok(caller) => return Ok(caller),
+        Err(refused) => refused,
+    };
     let throttle_key = format!("api_key:ip:{}", context.ip.as_deref().unwrap_or("unknown"));
-    if core
-        .store
-        .failures_within(&throttle_key, now - 60_000)
-        .await?
-        >= FAILURES_PER_MINUTE
-    {
+    if over_failure_limit(core, &throttle_key, now).await? {
         return Err(AuthenticationError::Refused(KeyRefusal::Throttled));
     }
-    match check(core, presented, context, now).await? {
-        Ok(caller) => Ok(caller),
-        Err((refusal, key_id)) => {
-            core.store
-                .count_failure(&throttle_key, now, now - 60_000)
-                .await?;
-            let mut event = Event::new(
-                now,
-                EventType::ApiKeyRefused,
-                Outcome::Failure,
-                Actor::Anonymous,
-            )
-            .context(context)
-            .detail("reason", refusal.as_str());
-            if let Some(key_id) = key_id {
-                event = event.detail("api_key", key_id);
-            }
-            core.store.append_event(&event).await?;
-            Err(AuthenticationError::Refused(refusal))
-        }
+    core.store
+        .count_failure(&throttle_key, now, now - FAILURE_WINDOW_MS)
+        .await?;
+    let mut event = Event::new(
+        now,
+        EventType::ApiKeyRefused,
+        Outcome::Failure,
+        Actor::Anonymous,
+    )
+    .context(context)
+    .detail("reason", refusal.as_str());
+    if let Some(key_id) = key_id {
+        event = event.detail("api_key", key_id);
     }
+    core.store.append_event(&event).await?;
+    Err(AuthenticationError::Refused(refusal))
+}
+
+const FAILURE_WINDOW_MS: Millis = 60_000;
+/// An address found over its limit is answered from memory this long before the count is read
+/// again.
+const KNOWN_OVER_LIMIT_MS: Millis = 5_000;
+
+async fn over_failure_limit(
+    core: &Core,
+    throttle_key: &str,
+    now: Millis,
+) -> Result<bool, StoreError> {
+    if core.locks.until(throttle_key, now).is_some() {
+        return Ok(true);
+    }
+    let failures = core
+        .store
+        .failures_within(throttle_key, now - FAILURE_WINDOW_MS)
+        .await?;
+    if failures < FAILURES_PER_MINUTE {
+        return Ok(false);
+    }
+    core.locks.remember(throttle_key, now + KNOWN_OVER_LIMIT_MS);
+    Ok(true)
 }
 
 type Checked = Result<ApiCaller, (KeyRefusal, Option<String>)>;

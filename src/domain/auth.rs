@@ -61,9 +61,10 @@ pub async fn check_password(
         |_| email.trim().to_lowercase(),
         |e| e.normalized().to_owned(),
     );
-    if let Err(throttled) = throttle::check(core, &throttle_key, context).await? {
-        return Err(LoginError::Throttled(throttled));
-    }
+    let gate = match throttle::check(core, &throttle_key, context).await? {
+        Ok(gate) => gate,
+        Err(throttled) => return Err(LoginError::Throttled(throttled)),
+    };
     // A malformed address cannot have an account, but it still pays for a hash: timing stays flat.
     let found = match parsed {
         Ok(email) => {
@@ -98,7 +99,14 @@ pub async fn check_password(
     match failure {
         None => throttle::record_success(core, &throttle_key).await?,
         Some(LoginFailure::InvalidCredentials) => {
-            throttle::record_failure(core, &throttle_key, subject, context).await?
+            throttle::record_failure(core, &throttle_key, subject, context).await?;
+            if let throttle::Gate::AddressLocked(throttled) = gate {
+                core.refusals.record(
+                    crate::refusals::Refusal::ThrottledSignIn,
+                    core.clock.now_ms(),
+                );
+                return Err(LoginError::Throttled(throttled));
+            }
         }
         // The password was right: not a guess, so not counted.
         Some(LoginFailure::AccountDeactivated | LoginFailure::AwaitingRecovery) => {}

@@ -62,6 +62,11 @@ pub struct Core {
     pub browser_state_key: Arc<tokio::sync::OnceCell<signed_state::SigningKey>>,
     /// Refused work, counted for the log's periodic summary (`crate::refusals`).
     pub refusals: Arc<crate::refusals::RefusalLog>,
+    /// Throttle locks this instance has seen, so a flood from a locked address is answered from
+    /// memory.
+    pub locks: Arc<throttle::KnownLocks>,
+    /// Serving or draining.
+    pub lifecycle: Arc<operations::Lifecycle>,
 }
 
 /// The token service's configuration.
@@ -93,6 +98,8 @@ impl Core {
             geo: Arc::new(geo::Locator::default()),
             browser_state_key: Arc::new(tokio::sync::OnceCell::new()),
             refusals: Arc::new(crate::refusals::RefusalLog::default()),
+            locks: Arc::new(throttle::KnownLocks::default()),
+            lifecycle: Arc::default(),
         })
     }
 

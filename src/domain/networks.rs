@@ -63,7 +63,11 @@ impl Networks {
     /// Does the list allow `ip`? An unknown address is never inside an allowlist.
     pub fn allow(&self, ip: Option<&str>) -> bool {
         ip.and_then(|ip| ip.parse::<IpAddr>().ok())
-            .is_some_and(|ip| self.0.iter().any(|net| net.contains(&ip)))
+            .is_some_and(|ip| self.contains(ip))
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|net| net.contains(&ip))
     }
 }
 

@@ -23,6 +23,33 @@ impl Readiness {
     }
 }
 
+/// Where the instance is in its life: serving, or draining before it stops.
+#[derive(Debug, Default)]
+pub struct Lifecycle {
+    draining: std::sync::atomic::AtomicBool,
+}
+
+/// The instance is stopping: `/readyz` says so at once (the load balancer stops sending), and
+/// every response closes its connection, so keep-alive clients move to another instance after the
+/// answer they are waiting for.
+pub fn begin_draining(core: &Core) {
+    if !core
+        .lifecycle
+        .draining
+        .swap(true, std::sync::atomic::Ordering::SeqCst)
+    {
+        tracing::info!(
+            "draining: answering what is in flight, closing connections after each answer"
+        );
+    }
+}
+
+pub fn is_draining(core: &Core) -> bool {
+    core.lifecycle
+        .draining
+        .load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// Whether the schema is in place; cheap (no query), for a gate in front of every request.
 pub fn is_migrated(core: &Core) -> bool {
     core.store.is_migrated()

@@ -5,13 +5,11 @@
 
 use std::time::Duration;
 
-use secrecy::SecretString;
-
 use crate::clock::{Millis, duration_ms};
 use crate::domain::Core;
 use crate::domain::ids::TenantId;
 use crate::store::StoreError;
-use crate::store::listener::{Change, ChangeListener};
+use crate::store::listener::Change;
 
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
@@ -30,8 +28,8 @@ pub async fn reconcile(core: &Core, since: Millis, interval: Duration) -> Result
 }
 
 /// PostgreSQL: applies other instances' changes as their notifications arrive.
-pub async fn follow_notifications(core: Core, database_url: SecretString) {
-    let mut listener = match ChangeListener::new(&database_url) {
+pub async fn follow_notifications(core: Core) {
+    let mut listener = match core.store.change_listener() {
         Ok(listener) => listener,
         Err(e) => {
             tracing::error!(error = %e, "cannot listen for changes; relying on reconciliation");
@@ -61,6 +59,7 @@ pub async fn follow_notifications(core: Core, database_url: SecretString) {
                 core.verified.forget_settings();
                 core.revocations.catch_up(&core.store).await.map(|_| ())
             }
+            Ok(Change::Quiet) => Ok(()),
             Ok(Change::Lost) => {
                 // Often the first sign of a database outage: have it probed now, so the console
                 // answers 503 at once rather than after a request has waited for the pool.

@@ -2,6 +2,10 @@
 //! account (by normalized e-mail, so unknown and known addresses behave alike) and per client IP
 //! within a window; past a threshold the key is locked for a time that doubles with each further
 //! failure, capped — never a permanent lock an attacker could impose.
+//!
+//! A locked account refuses every password until its lock lapses. A locked address only refuses
+//! wrong ones: the password is still checked, and the right one goes on to the passkey step, so
+//! others' failures from a shared address (an office, a proxy) never lock out a colleague.
 
 use std::time::Duration;
 
@@ -33,6 +37,50 @@ pub const POLICY: ThrottlePolicy = ThrottlePolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Throttled {
     pub retry_after_secs: u64,
+}
+
+/// What the locks allow before a password is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    Open,
+    /// The address is locked, the account is not: a right password passes, a wrong one gets this.
+    AddressLocked(Throttled),
+}
+
+/// Throttle keys this instance has seen locked, and until when. Only a shortcut for refusing a
+/// flood without a database read per request: the database stays the truth, and a key absent
+/// here is simply looked up.
+pub struct KnownLocks(moka::sync::Cache<String, Millis>);
+
+impl Default for KnownLocks {
+    fn default() -> Self {
+        Self(
+            moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(POLICY.longest_lock)
+                .build(),
+        )
+    }
+}
+
+impl KnownLocks {
+    /// Until when `key` is known to be locked, if it still is at `now`.
+    pub fn until(&self, key: &str, now: Millis) -> Option<Millis> {
+        self.0.get(key).filter(|until| *until > now)
+    }
+
+    pub fn remember(&self, key: &str, until: Millis) {
+        self.0.insert(key.to_owned(), until);
+    }
+}
+
+/// Seconds to wait, at least one.
+pub fn retry_after(until: Millis, now: Millis) -> Throttled {
+    Throttled {
+        retry_after_secs: u64::try_from((until - now + 999) / 1000)
+            .unwrap_or(1)
+            .max(1),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,16 +117,18 @@ fn keys(email_normalized: &str, ip: Option<&str>) -> Vec<Key> {
     keys
 }
 
-/// Before checking a password: is this account or this IP locked right now?
+/// Before checking a password: is this account or this IP locked right now? A locked account is
+/// refused here; a locked address lets the password be checked (see [`Gate`]).
 pub async fn check(
     core: &Core,
     email_normalized: &str,
     context: &RequestContext,
-) -> Result<Result<(), Throttled>, StoreError> {
+) -> Result<Result<Gate, Throttled>, StoreError> {
     let now = core.clock.now_ms();
     let keys = keys(email_normalized, context.ip.as_deref());
     let names: Vec<&str> = keys.iter().map(|k| k.key.as_str()).collect();
-    let mut locked_until: Option<Millis> = None;
+    let mut account_until: Option<Millis> = None;
+    let mut address_until: Option<Millis> = None;
     for row in core.store.throttle_rows(&names).await? {
         let Some(until) = row.locked_until else {
             continue;
@@ -88,7 +138,10 @@ pub async fn check(
             .find(|k| k.key == row.throttle_key)
             .map_or(Scope::Account, |k| k.scope);
         if until > now {
-            locked_until = Some(locked_until.map_or(until, |other: Millis| other.max(until)));
+            match scope {
+                Scope::Account => account_until = Some(until),
+                Scope::Ip => address_until = Some(until),
+            }
         } else if core.store.lift_expired_lock(&row.throttle_key, now).await? {
             let event = Event::new(
                 now,
@@ -102,8 +155,11 @@ pub async fn check(
             core.store.append_event(&event).await?;
         }
     }
-    let Some(until) = locked_until else {
-        return Ok(Ok(()));
+    let Some(until) = account_until else {
+        return Ok(Ok(match address_until {
+            Some(until) => Gate::AddressLocked(retry_after(until, now)),
+            None => Gate::Open,
+        }));
     };
     let event = Event::new(
         now,
@@ -114,10 +170,7 @@ pub async fn check(
     .context(context);
     core.store.append_event(&event).await?;
     core.refusals.record(Refusal::ThrottledSignIn, now);
-    let retry_after_secs = u64::try_from((until - now + 999) / 1000)
-        .unwrap_or(1)
-        .max(1);
-    Ok(Err(Throttled { retry_after_secs }))
+    Ok(Err(retry_after(until, now)))
 }
 
 /// After a failed password: count it, and lock a key that crossed its threshold.

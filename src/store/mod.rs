@@ -8,6 +8,8 @@ pub mod alerts;
 pub mod api_keys;
 pub mod approvals;
 pub mod chain;
+mod connection;
+pub use connection::DEFAULT_TIMEOUT;
 pub mod events;
 pub mod health;
 pub mod idempotency;
@@ -15,6 +17,7 @@ pub mod installation_secrets;
 pub mod issued_tokens;
 pub mod keys;
 pub mod listener;
+mod migrations;
 pub mod outbox;
 pub mod partners;
 pub mod passkeys;
@@ -33,13 +36,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::migrate::Migrator;
-use sqlx::{AnyConnection, AnyPool, Connection, Executor};
-
-static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+use secrecy::SecretString;
+use sqlx::AnyPool;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -137,58 +135,21 @@ pub struct Store {
     backend: Backend,
     ready: Arc<AtomicBool>,
     health: Arc<health::DatabaseHealth>,
-    /// For the few connections kept outside the pool (the token recorder's).
+    /// For the few connections kept outside the pool (the token recorder's, the listener's),
+    /// with the session settings that bound every statement.
     url: Arc<SecretString>,
+    /// The longest a request may wait on the database: pool, statement, batch.
+    timeout: Duration,
 }
 
 impl Store {
-    /// Prepares a pool without touching the database, so the server can start (and report
-    /// "not ready") while the database is down.
-    pub fn connect_lazy(url: &SecretString) -> Result<Self, StoreError> {
-        install_default_drivers();
-        let url = url.expose_secret();
-        let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else {
-            Backend::Postgres
-        };
-        let options = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
-            .acquire_timeout(Duration::from_secs(3))
-            .idle_timeout(Duration::from_secs(600))
-            .after_connect(move |conn, _meta| Box::pin(prepare_connection(conn, backend)));
-        let pool = options.connect_lazy(url).map_err(StoreError::from)?;
-        Ok(Self {
-            pool,
-            backend,
-            ready: Arc::new(AtomicBool::new(false)),
-            health: Arc::default(),
-            url: Arc::new(SecretString::from(url.to_owned())),
-        })
-    }
-
-    /// Applies this backend's migrations; the store is ready once they succeed.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        let migrator = match self.backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-        };
-        migrator.run(&self.pool).await.map_err(|e| match e {
-            sqlx::migrate::MigrateError::Execute(inner) => StoreError::from(inner),
-            other => StoreError::Migration(other),
-        })?;
+    fn mark_migrated(&self) {
         self.ready.store(true, Ordering::SeqCst);
-        Ok(())
     }
 
     /// Migrations have been applied in this process.
     pub fn is_migrated(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
-    }
-
-    /// The database answers right now.
-    pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
     }
 
     pub fn backend(&self) -> Backend {
@@ -202,33 +163,4 @@ impl Store {
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
-
-    /// A connection of its own, outside the pool, opened on the caller's runtime; prepared like
-    /// the pool's.
-    pub(crate) async fn dedicated_connection(&self) -> Result<AnyConnection, StoreError> {
-        let connect = AnyConnection::connect(self.url.expose_secret());
-        let mut connection = tokio::time::timeout(CONNECT_TIMEOUT, connect)
-            .await
-            .map_err(|_| StoreError::Unexpected("the database did not answer in time".into()))??;
-        prepare_connection(&mut connection, self.backend).await?;
-        Ok(connection)
-    }
-}
-
-/// As long as the pool waits for a connection.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-
-async fn prepare_connection(conn: &mut AnyConnection, backend: Backend) -> Result<(), sqlx::Error> {
-    if backend == Backend::Sqlite {
-        // WAL lets readers proceed during a write; the busy timeout queues writers instead of
-        // failing them. Secure delete zeroes what a delete or an update frees, so a scrubbed mail
-        // body (with its one-time link) is not left readable in the file's free space.
-        conn.execute(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
-             PRAGMA secure_delete = ON;",
-        )
-        .await?;
-    }
-    Ok(())
 }

@@ -1,7 +1,10 @@
 //! The token endpoint's group commit: a batch of signed tokens counted against their credentials'
 //! limits and recorded with their `token_issued` events in one transaction. On PostgreSQL the
-//! counting and recording are one statement (a data-modifying `WITH`), which is its own
-//! transaction when no single-use id is spent: one round trip per batch.
+//! counting and recording are one statement (a data-modifying `WITH`) between `BEGIN` and
+//! `COMMIT`. The statement alone would be a transaction of its own and save two round trips, but
+//! a batch the writer abandons (the database stalled) could then still commit when the stall ends,
+//! recording tokens nobody was given; inside an explicit transaction, closing the connection
+//! before `COMMIT` rolls it back.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
@@ -76,7 +79,9 @@ impl HeldConnection {
         Ok(connection)
     }
 
-    fn release(&mut self) {
+    /// Closes the held connection (after a failure or an abandoned batch); the next batch opens
+    /// a fresh one.
+    pub fn release(&mut self) {
         self.connection = None;
     }
 }
@@ -105,13 +110,6 @@ async fn record_batch(
     backend: Backend,
     batch: &[TokenToRecord<'_>],
 ) -> Result<Vec<TokenRecording>, StoreError> {
-    let spending = batch.iter().any(|item| !item.spends.is_empty());
-    if backend == Backend::Postgres && !spending {
-        // One statement is a transaction of its own: no BEGIN and COMMIT round trips.
-        let counting = Counting::new(batch, vec![None; batch.len()]);
-        let windows = count_and_record_at_once(connection, batch, &counting).await?;
-        return counting.outcomes(&windows);
-    }
     let mut tx = connection.begin().await?;
     // Single-use ids first: a replay is neither counted nor recorded.
     let replayed = spend(&mut tx, batch).await?;

@@ -26,6 +26,7 @@ use crate::domain::{Core, StoreError};
 use crate::refusals::Refusal;
 use crate::web::Nav;
 use crate::web::api::ApiError;
+use crate::web::audience::Audience;
 use crate::web::extractors::CurrentUser;
 
 #[derive(Debug, thiserror::Error)]
@@ -344,8 +345,11 @@ pub async fn error_pages(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let request_id = req.extensions().get::<RequestId>().cloned();
     let core = req.app_data::<web::Data<Core>>().cloned();
+    let audience = Audience::of(req.path());
     match next.call(req).await {
         Ok(response) => Ok(dress(response.map_into_boxed_body())),
+        // Raised outside a handler in the caller's own form (the database gate's 503): as it is.
+        Err(error) if audience.speaks(&error) => Err(error),
         Err(error) => {
             let status = error.as_response_error().status_code();
             let html = error_page_html(

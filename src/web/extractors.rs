@@ -2,6 +2,7 @@
 //! active account) and `Client` (IP, user agent, request id for events).
 
 use std::future::{Ready, ready};
+use std::net::IpAddr;
 
 use actix_session::{Session, SessionExt};
 use actix_web::dev::Payload;
@@ -20,6 +21,7 @@ use crate::domain::secrets;
 use crate::domain::sessions::{AuthLevel, keys};
 use crate::domain::users::User;
 use crate::web::authz::granted;
+use crate::web::client_address::ProxyTrust;
 use crate::web::error::WebError;
 
 /// The session with named, typed entries: no handler spells a session key.
@@ -273,15 +275,31 @@ pub struct PendingAction {
     pub came_from: Option<String>,
 }
 
-/// Where the request came from. The IP is the TCP peer: forwarded headers are not trusted unless a
-/// trusted proxy is configured (not yet supported).
+/// Where the request came from: the client's address (see [`client_ip`]), its country, user agent
+/// and request id.
 pub struct Client(pub RequestContext);
 
 const MAX_USER_AGENT_CHARS: usize = 512;
 
+/// The proxies this installation trusts (none unless configured).
+fn proxy_trust(req: &HttpRequest) -> Option<&ProxyTrust> {
+    req.app_data::<actix_web::web::Data<ProxyTrust>>()
+        .map(|trust| trust.get_ref())
+}
+
+/// The client's address: the TCP peer, or behind a trusted proxy the address it forwards. Every
+/// use of an address (throttles, allowlists, events, GeoIP, sessions) goes through here.
+pub fn client_ip(req: &HttpRequest) -> Option<IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    Some(match proxy_trust(req) {
+        Some(trust) => trust.client_of(peer, req.headers()),
+        // A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d: logged and located as IPv4.
+        None => peer.to_canonical(),
+    })
+}
+
 pub fn request_context(req: &HttpRequest) -> RequestContext {
-    // A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d: logged and located as IPv4.
-    let ip = req.peer_addr().map(|addr| addr.ip().to_canonical());
+    let ip = client_ip(req);
     RequestContext {
         country: req
             .app_data::<actix_web::web::Data<crate::domain::Core>>()
@@ -301,14 +319,20 @@ pub fn request_context(req: &HttpRequest) -> RequestContext {
     }
 }
 
-/// The trusted proxy's country header when configured and present, else the GeoIP database.
+/// The trusted proxy's country header when configured and present, else the GeoIP database. With
+/// trusted proxies configured, the header counts only on requests they passed on.
 fn country_of(
     req: &HttpRequest,
     geo: &crate::domain::geo::Locator,
-    ip: Option<std::net::IpAddr>,
+    ip: Option<IpAddr>,
 ) -> Option<String> {
+    let header_believed = match (proxy_trust(req), req.peer_addr()) {
+        (Some(trust), Some(peer)) if trust.is_configured() => trust.is_trusted(peer.ip()),
+        _ => true,
+    };
     let from_header = geo
         .header()
+        .filter(|_| header_believed)
         .and_then(|name| req.headers().get(name))
         .and_then(|v| v.to_str().ok())
         .and_then(crate::domain::geo::parse_country);

@@ -1,5 +1,5 @@
 //! Probes for load balancers: `/healthz` says the process is alive, `/readyz` that it can serve
-//! (schema migrated and database answering).
+//! (schema migrated, database answering, not draining before a stop).
 
 use actix_web::{HttpResponse, web};
 use serde_json::json;
@@ -12,6 +12,9 @@ pub async fn healthz() -> HttpResponse {
 }
 
 pub async fn readyz(core: web::Data<Core>) -> HttpResponse {
+    if operations::is_draining(&core) {
+        return HttpResponse::ServiceUnavailable().json(json!({ "status": "draining" }));
+    }
     let readiness = operations::readiness(&core).await;
     let database = readiness.as_str();
     if readiness == Readiness::Ready {

@@ -33,7 +33,8 @@ fn allowed(req: &HttpRequest, access: &MetricsAccess) -> Result<(), WebError> {
                 Err(WebError::Forbidden)
             }
         }
-        None => match req.peer_addr().map(|a| a.ip()) {
+        // Behind a proxy on this machine, the peer is loopback for everyone: the client counts.
+        None => match crate::web::extractors::client_ip(req) {
             Some(ip) if is_loopback(ip) => Ok(()),
             _ => Err(WebError::Forbidden),
         },

@@ -1,6 +1,6 @@
 //! Cross-cutting HTTP concerns: request ids and the request log line, security headers, the
-//! readiness gate that answers 503 until the database schema is in place, and the console's
-//! database gate that answers 503 at once while the database is down.
+//! readiness gate that answers 503 until the database schema is in place, and the database gate
+//! that bounds every request's wait on the database.
 
 use std::time::{Duration, Instant};
 
@@ -13,6 +13,7 @@ use tracing::Instrument;
 
 use crate::domain::ids::RequestId;
 use crate::domain::{Core, operations};
+use crate::web::audience::Audience;
 use crate::web::error::WebError;
 
 /// Gives every request an id (echoed as `X-Request-Id`) and logs one line when it completes.
@@ -70,6 +71,26 @@ pub async fn request_log(
     }
 }
 
+/// While the instance drains before stopping, every answer closes its connection: a keep-alive
+/// client sends its next request elsewhere instead of keeping this instance busy until it dies.
+pub async fn close_connections_while_draining(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let core = req.app_data::<web::Data<Core>>().cloned();
+    // An error raised by a middleware (not a handler) arrives without its request and cannot be
+    // changed here; those are rare (a refused CSRF token, an abandoned request), and the next
+    // answer on that connection closes it.
+    let mut response = next.call(req).await?;
+    if core.is_some_and(|core| operations::is_draining(&core)) {
+        response
+            .response_mut()
+            .head_mut()
+            .set_connection_type(actix_web::http::ConnectionType::Close);
+    }
+    Ok(response)
+}
+
 /// Headers on every response. Scripts and styles only from our own origin: no inline code at all.
 /// Console pages show who is signed in and carry CSRF tokens, so they are never cached; static
 /// assets set their own Cache-Control, which `DefaultHeaders` leaves in place.
@@ -124,32 +145,51 @@ pub async fn readiness_gate(
     Ok(next.call(req).await?.map_into_left_body())
 }
 
-/// A console request still running after this may be stuck on a database that is gone: the database
-/// is probed, and an outage answers the request at once. Far above a healthy request's latency, far
-/// below the pool's acquire timeout (3 s).
+/// A request still running after this may be stuck on a database that is gone: the database is
+/// probed, and an outage answers the request at once. Far above a healthy request's latency, far
+/// below any database timeout worth setting.
 const SLOW_REQUEST: Duration = Duration::from_millis(300);
+/// Past the database timeout, how long a request may still run before it is abandoned: the token
+/// writer gives up on its batch at the timeout, and its verdict should be the answer.
+const ABANDON_AFTER_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// The console's answer to a database outage: 503 "cannot reach its database", fast.
+/// Paths that never touch the database, or report on it themselves.
+fn is_exempt(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz") || path.starts_with("/static/")
+}
+
+/// Every request's time on the database is bounded: 503 with `Retry-After` instead of a hang.
 ///
-/// - While the database is known to be down, every console request gets the 503 page at once,
-///   without touching the database (the watcher probes, and lets requests through again as soon as
-///   a probe succeeds).
+/// - While the database is known to be down (refusing, or stalled: the watcher's probe got no
+///   answer), every request is answered 503 at once, without touching the database; the watcher
+///   lets requests through again as soon as a probe succeeds.
 /// - A request running longer than [`SLOW_REQUEST`] has the database probed; if it is down, the
-///   request is abandoned and answered 503 (its database work is cancelled with it).
+///   request is abandoned and answered 503 (its database work is cancelled with it; an open
+///   transaction rolls back). One still running [`ABANDON_AFTER_TIMEOUT`] past the database
+///   timeout is abandoned whatever the probe says.
 /// - A session-store failure because the database is unreachable is a 503, not actix-session's
-///   bare 500; a page that failed the same way has the database probed.
+///   bare 500; a request that failed the same way has the database probed.
 pub async fn database_gate(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let Some(core) = req.app_data::<web::Data<Core>>().cloned() else {
+    let core = req.app_data::<web::Data<Core>>().cloned();
+    let (Some(core), false) = (core, is_exempt(req.path())) else {
         return Ok(next.call(req).await?.map_into_left_body());
     };
+    let audience = Audience::of(req.path());
     if operations::is_database_down(&core) {
         return Ok(req
-            .error_response(WebError::Unavailable(None))
+            .error_response(audience.unavailable_error())
             .map_into_right_body());
     }
+    // The request is gone once passed on, so an abandoned one is answered by an error in its
+    // audience's form (`error_pages` leaves those to render themselves).
+    let abandon = |core: &Core| {
+        operations::suspect_database(core);
+        Err(audience.unavailable_error())
+    };
+    let deadline = tokio::time::Instant::now() + core.store.timeout() + ABANDON_AFTER_TIMEOUT;
     let request = crate::web::session_backend::noting_unavailable(next.call(req));
     tokio::pin!(request);
     let (result, session_store_unavailable) = tokio::select! {
@@ -160,27 +200,43 @@ pub async fn database_gate(
             tokio::select! {
                 biased;
                 done = &mut request => done,
-                () = operations::database_went_down(&core) => {
-                    return Err(WebError::Unavailable(None).into());
-                }
+                () = operations::database_went_down(&core) => return abandon(&core),
+                () = tokio::time::sleep_until(deadline) => return abandon(&core),
             }
         }
     };
     match result {
-        Err(_) if session_store_unavailable => Err(WebError::Unavailable(None).into()),
+        Err(_) if session_store_unavailable => abandon(&core),
         Err(error) => Err(error),
         Ok(response) => {
-            let failed_on_database = response
-                .response()
-                .error()
-                .and_then(|e| e.as_error::<WebError>())
-                .is_some_and(|e| matches!(e, WebError::Unavailable(Some(_))));
-            if failed_on_database {
+            if failed_on_database(&response) {
                 operations::suspect_database(&core);
             }
             Ok(response.map_into_left_body())
         }
     }
+}
+
+/// The response reports the database unreachable, in any of the three forms.
+fn failed_on_database<B>(response: &ServiceResponse<B>) -> bool {
+    let Some(error) = response.response().error() else {
+        return false;
+    };
+    let unreachable =
+        |e: &crate::store::StoreError| matches!(e, crate::store::StoreError::Unavailable(_));
+    error
+        .as_error::<WebError>()
+        .is_some_and(|e| matches!(e, WebError::Unavailable(Some(_))))
+        || error
+            .as_error::<crate::domain::oauth::OAuthError>()
+            .is_some_and(|e| match e {
+                crate::domain::oauth::OAuthError::Store(store) => unreachable(store),
+                crate::domain::oauth::OAuthError::NotRecorded(_) => true,
+                _ => false,
+            })
+        || error
+            .as_error::<crate::web::api::problem::ApiError>()
+            .is_some_and(|e| matches!(e, crate::web::api::problem::ApiError::Unavailable))
 }
 
 /// The status class as a label, without an allocation per request.

@@ -25,13 +25,40 @@ pub struct Browser {
 
 impl Browser {
     pub fn new(address: &str, origin: &Url) -> Self {
+        Self::configured(address, origin, |builder| builder)
+    }
+
+    /// A browser whose connections come from `local` (any 127.x.y.z address reaches the server:
+    /// a second machine, or a load balancer), sending `headers` with every request.
+    pub fn connecting_from(
+        address: &str,
+        origin: &Url,
+        local: std::net::IpAddr,
+        headers: &[(&'static str, &str)],
+    ) -> Self {
+        let mut defaults = reqwest::header::HeaderMap::new();
+        for (name, value) in headers {
+            defaults.append(*name, value.parse().expect("header value"));
+        }
+        Self::configured(address, origin, |builder| {
+            builder.local_address(local).default_headers(defaults)
+        })
+    }
+
+    fn configured(
+        address: &str,
+        origin: &Url,
+        configure: impl FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilder,
+    ) -> Self {
         let jar = Arc::new(Jar::default());
-        let client = reqwest::Client::builder()
-            .cookie_provider(jar.clone())
-            .redirect(Policy::none())
-            .user_agent("tokenbroker-tests/1.0")
-            .build()
-            .expect("http client");
+        let client = configure(
+            reqwest::Client::builder()
+                .cookie_provider(jar.clone())
+                .redirect(Policy::none())
+                .user_agent("tokenbroker-tests/1.0"),
+        )
+        .build()
+        .expect("http client");
         Self {
             address: address.to_owned(),
             origin: origin.clone(),

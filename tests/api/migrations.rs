@@ -147,3 +147,92 @@ async fn sqlite_role_assignments_keep_their_rows_and_lose_orphans_when_the_tenan
         "the unique index was recreated: {refused}"
     );
 }
+
+/// `migrations/CHECKSUMS`: (checksum, path under `migrations/`) of every landed migration.
+fn landed_checksums() -> Vec<(String, String)> {
+    let list = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/CHECKSUMS");
+    std::fs::read_to_string(&list)
+        .unwrap()
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        .map(|line| {
+            let (sum, path) = line.split_once("  ").expect("`<sha384>  <path>`");
+            (sum.to_owned(), path.to_owned())
+        })
+        .collect()
+}
+
+fn sha384_of(path: &str) -> String {
+    use sha2::Digest;
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(path);
+    let bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    hex::encode(sha2::Sha384::digest(bytes))
+}
+
+#[test]
+fn landed_migrations_never_change() {
+    let landed = landed_checksums();
+    assert!(landed.len() >= 42, "both folders are listed");
+    for (sum, path) in &landed {
+        assert_eq!(
+            &sha384_of(path),
+            sum,
+            "migrations/{path} changed after it landed: installations that applied it would refuse \
+             to start (sqlx checks its checksum). Restore it and put the change in a new migration."
+        );
+    }
+    for backend in ["sqlite", "postgres"] {
+        for version in versions(backend) {
+            let file = std::fs::read_dir(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("migrations")
+                    .join(backend),
+            )
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .find(|name| name.starts_with(&format!("{version}_")))
+            .unwrap();
+            let path = format!("{backend}/{file}");
+            assert!(
+                landed.iter().any(|(_, listed)| *listed == path),
+                "migrations/{path} is not in migrations/CHECKSUMS; once it lands, add:\n{}  {path}",
+                sha384_of(&path)
+            );
+        }
+    }
+}
+
+/// 0019 as it first landed, before a comment in it was reworded.
+const MIGRATION_19_AS_LANDED: &str = "7b7f7e25d13c83a3b681d11c68b28c26303730e8334138d3ccf86611b534753160925cb89333e40ff1b200fe87b332e3";
+
+async fn an_installation_that_applied_0019_in_its_first_wording_still_starts(backend: Backend) {
+    let (_database, url) = migrated_to(backend, 19).await;
+    let first_wording = hex::decode(MIGRATION_19_AS_LANDED).unwrap();
+    let reword = "UPDATE _sqlx_migrations SET checksum = $1 WHERE version = 19";
+    let updated = match backend {
+        Backend::Sqlite => {
+            let mut conn = SqliteConnection::connect(&url).await.unwrap();
+            let reworded = sqlx::query(reword).bind(first_wording);
+            reworded.execute(&mut conn).await.unwrap().rows_affected()
+        }
+        Backend::Postgres => {
+            let mut conn = PgConnection::connect(&url).await.unwrap();
+            let reworded = sqlx::query(reword).bind(first_wording);
+            reworded.execute(&mut conn).await.unwrap().rows_affected()
+        }
+    };
+    assert_eq!(updated, 1);
+
+    let store = Store::connect_lazy(&SecretString::from(url.clone())).unwrap();
+    store
+        .migrate()
+        .await
+        .expect("starts, and applies what came after 0019");
+
+    assert!(store.is_migrated());
+    store.close().await;
+}
+
+crate::on_both_backends!(an_installation_that_applied_0019_in_its_first_wording_still_starts);

@@ -255,6 +255,51 @@ async fn failed_client_authentication_is_throttled(backend: Backend) {
     assert_eq!(s.token(&s.client, &[]).await.status(), StatusCode::OK);
 }
 
+async fn a_locked_client_id_or_address_never_refuses_the_right_secret(backend: Backend) {
+    let s = service(backend).await;
+    let wrong = Client {
+        id: s.client.id.clone(),
+        secret: s.gateway.secret.clone(),
+    };
+    for _ in 0..10 {
+        s.token(&wrong, &[]).await;
+    }
+    for n in 0..50 {
+        let stranger = Client {
+            id: format!("tbc_stranger{n}"),
+            secret: s.gateway.secret.clone(),
+        };
+        s.token(&stranger, &[]).await;
+    }
+    assert_eq!(
+        s.token(&wrong, &[]).await.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the client id at this address, and the address, are locked"
+    );
+
+    // The partner's real secret, never used on this instance before, from the same address.
+    assert_eq!(s.token(&s.client, &[]).await.status(), StatusCode::OK);
+    let sibling = s.w.app.spawn_sibling().await;
+    let from_sibling = s
+        .http
+        .post(sibling.url("/t/acme/oauth/token"))
+        .basic_auth(&s.client.id, Some(&s.client.secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        from_sibling.status(),
+        StatusCode::OK,
+        "nor on another instance"
+    );
+    assert_eq!(
+        s.token(&wrong, &[]).await.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "guesses stay locked out"
+    );
+}
+
 async fn revoking_the_credential_or_suspending_the_tenant_stops_its_tokens_at_once(
     backend: Backend,
 ) {
@@ -761,6 +806,7 @@ on_both_backends!(
     a_token_never_outlives_its_credential,
     token_request_errors_follow_rfc6749,
     failed_client_authentication_is_throttled,
+    a_locked_client_id_or_address_never_refuses_the_right_secret,
     revoking_the_credential_or_suspending_the_tenant_stops_its_tokens_at_once,
     introspection_tells_nothing_about_bad_tokens,
     only_resource_servers_may_introspect,

@@ -1,9 +1,11 @@
 //! Client authentication at the token, introspection, revocation and feed endpoints: HTTP Basic
 //! (`client_secret_basic`) or form fields (`client_secret_post`), verified on the same fast path as
-//! API tokens. Failures are counted per client id and address and per address (RFC 6749 §2.3.1);
-//! a locked pair is refused before its secret is even looked at, unless that secret is already
-//! known-good on this instance (so an attacker cannot lock a partner out from elsewhere). A client
-//! limited to some networks is refused from any other, with the same answer.
+//! API tokens, or a signed assertion (`private_key_jwt`). The proof is checked first: a valid one
+//! is admitted whatever anyone else did from the same address or with the same client id.
+//! Failures are counted per client id and address and per address (RFC 6749 §2.3.1); past a
+//! threshold further failures are answered "throttled" (from memory once this instance has seen
+//! the lock) without being counted. A client limited to some networks is refused from any other,
+//! with the same answer as a wrong secret.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +21,7 @@ use crate::domain::Core;
 use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
 use crate::domain::partners::CredentialKind;
 use crate::domain::partners::policies::{self, ClientPolicy};
-use crate::domain::throttle::lock_duration;
+use crate::domain::throttle::{lock_duration, retry_after};
 use crate::refusals::Refusal;
 use crate::store::token_batches::SingleUse;
 
@@ -107,23 +109,24 @@ pub async fn authenticate_client(
         ));
     };
     let keys = throttle_keys(&presented.client_id, context.ip.as_deref());
-    let secret = match &presented.proof {
-        ClientProof::Secret(secret) => secret,
-        ClientProof::Assertion(assertion) => {
-            let client_id = presented.client_id.as_str();
-            // Like a known-good secret: a client this instance knows is not refused for a lock
-            // before its signature is checked (a signature cannot be guessed), only after a
-            // failure, so a flood of bad assertions still costs no writes.
-            let known_client = core
-                .verified
-                .asserting_client(tenant.id, client_id)
-                .is_some();
-            if !known_client {
-                refuse_if_locked(core, &keys).await?;
+    let method = (presented.client_id.as_str(), presented.method);
+    let failure = match &presented.proof {
+        ClientProof::Secret(secret) => {
+            let secret = Presented::new(secret.expose_secret());
+            match check_secret(core, &secret, context.ip.as_deref()).await? {
+                SecretCheck::Active(known)
+                    if known.kind == CredentialKind::Client
+                        && known.client_id.as_deref() == Some(presented.client_id.as_str())
+                        && known.tenant_id == tenant.id =>
+                {
+                    return admit(core, tenant, presented, known, purpose, context).await;
+                }
+                SecretCheck::Active(_) => "mismatch",
+                SecretCheck::Inactive { reason, .. } => reason.code(),
             }
-            let checked =
-                verify_assertion(core, tenant, client_id, assertion.expose_secret()).await?;
-            return match checked {
+        }
+        ClientProof::Assertion(assertion) => {
+            match verify_assertion(core, tenant, method.0, assertion.expose_secret()).await? {
                 Ok((known, single_use)) => {
                     let unspent = if purpose == ClientPurpose::TokenRequest {
                         Some(single_use)
@@ -134,72 +137,27 @@ pub async fn authenticate_client(
                     {
                         None
                     } else {
-                        let method = (presented.client_id.as_str(), presented.method);
+                        refuse_if_locked(core, &keys).await?;
                         let reason = AssertionRefusal::Replayed.code();
                         record_failure(core, tenant, method, &keys, reason, context).await?;
-                        return Err(OAuthError::rejected(
-                            ErrorCode::InvalidClient,
-                            "Client authentication failed.",
-                        ));
+                        return Err(authentication_failed());
                     };
                     let mut client =
                         admit(core, tenant, presented, known, purpose, context).await?;
                     client.unspent = unspent;
-                    Ok(client)
+                    return Ok(client);
                 }
-                Err(refusal) => {
-                    if known_client {
-                        refuse_if_locked(core, &keys).await?;
-                    }
-                    record_failure(
-                        core,
-                        tenant,
-                        (&presented.client_id, presented.method),
-                        &keys,
-                        refusal.code(),
-                        context,
-                    )
-                    .await?;
-                    Err(OAuthError::rejected(
-                        ErrorCode::InvalidClient,
-                        "Client authentication failed.",
-                    ))
-                }
-            };
+                Err(refusal) => refusal.code(),
+            }
         }
     };
-    let secret = Presented::new(secret.expose_secret());
-    let known_good = secret
-        .cached(core)
-        .is_some_and(|known| known.client_id.as_deref() == Some(presented.client_id.as_str()));
-    if !known_good {
-        refuse_if_locked(core, &keys).await?;
-    }
-    let check = check_secret(core, &secret, context.ip.as_deref()).await?;
-    let failure = match check {
-        SecretCheck::Active(known)
-            if known.kind == CredentialKind::Client
-                && known.client_id.as_deref() == Some(presented.client_id.as_str())
-                && known.tenant_id == tenant.id =>
-        {
-            return admit(core, tenant, presented, known, purpose, context).await;
-        }
-        SecretCheck::Active(_) => "mismatch",
-        SecretCheck::Inactive { reason, .. } => reason.code(),
-    };
-    record_failure(
-        core,
-        tenant,
-        (&presented.client_id, presented.method),
-        &keys,
-        failure,
-        context,
-    )
-    .await?;
-    Err(OAuthError::rejected(
-        ErrorCode::InvalidClient,
-        "Client authentication failed.",
-    ))
+    refuse_if_locked(core, &keys).await?;
+    record_failure(core, tenant, method, &keys, failure, context).await?;
+    Err(authentication_failed())
+}
+
+fn authentication_failed() -> OAuthError {
+    OAuthError::rejected(ErrorCode::InvalidClient, "Client authentication failed.")
 }
 
 /// An authenticated client, if it may use this endpoint from where it calls. A call from outside
@@ -230,10 +188,7 @@ async fn admit(
             event = event.detail("locked_seconds", seconds);
         }
         core.store.append_event(&event).await?;
-        return Err(OAuthError::rejected(
-            ErrorCode::InvalidClient,
-            "Client authentication failed.",
-        ));
+        return Err(authentication_failed());
     }
     if purpose == ClientPurpose::ResourceServer && !known.may_introspect {
         return Err(OAuthError::rejected(
@@ -253,24 +208,28 @@ async fn admit(
     })
 }
 
+/// Refuses a failed authentication whose client id or address is locked, without counting it.
+/// A lock this instance has seen is answered from memory; otherwise the database is asked.
 async fn refuse_if_locked(core: &Core, keys: &[(String, i64)]) -> Result<(), OAuthError> {
     let now = core.clock.now_ms();
-    let names: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
-    let until = core
-        .store
-        .throttle_rows(&names)
-        .await?
-        .into_iter()
-        .filter_map(|row| row.locked_until)
-        .filter(|until| *until > now)
+    let mut until = keys
+        .iter()
+        .filter_map(|(key, _)| core.locks.until(key, now))
         .max();
+    if until.is_none() {
+        let names: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
+        for row in core.store.throttle_rows(&names).await? {
+            if let Some(locked) = row.locked_until.filter(|until| *until > now) {
+                core.locks.remember(&row.throttle_key, locked);
+                until = until.max(Some(locked));
+            }
+        }
+    }
     match until {
         Some(until) => {
             core.refusals.record(Refusal::ThrottledClient, now);
             Err(OAuthError::Throttled {
-                retry_after_secs: u64::try_from((until - now + 999) / 1000)
-                    .unwrap_or(1)
-                    .max(1),
+                retry_after_secs: retry_after(until, now).retry_after_secs,
             })
         }
         None => Ok(()),
@@ -325,7 +284,7 @@ pub(super) async fn refuse_replayed_assertion(
     )
     .await;
     match recorded {
-        Ok(()) => OAuthError::rejected(ErrorCode::InvalidClient, "Client authentication failed."),
+        Ok(()) => authentication_failed(),
         Err(e) => e,
     }
 }
@@ -341,7 +300,9 @@ async fn count_failure(core: &Core, keys: &[(String, i64)]) -> Result<Option<u64
             .await?;
         if failures >= *threshold {
             let lock = lock_duration(failures - threshold);
-            core.store.lock_until(key, now + duration_ms(lock)).await?;
+            let until = now + duration_ms(lock);
+            core.store.lock_until(key, until).await?;
+            core.locks.remember(key, until);
             locked_for = Some(lock.as_secs());
         }
     }

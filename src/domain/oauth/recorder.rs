@@ -5,21 +5,35 @@
 //! waiting for more: under light load a batch is one token), records it in one transaction and
 //! answers each request. If the transaction fails, every request of the batch hears so and none of
 //! its tokens is handed out.
+//!
+//! Waits are bounded by the database timeout. A request waits that long for its answer, then is
+//! refused (503) and its token never handed out. The writer records nothing for a request that
+//! gave up or ran out of time, and abandons a batch the database has not committed by the
+//! earliest deadline among its requests: the transaction is rolled back when its connection is
+//! closed, the database is probed, and the next batch opens a fresh connection.
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use crate::domain::events::Event;
 use crate::store::Store;
 use crate::store::issued_tokens::IssuedToken;
 use crate::store::token_batches::{HeldConnection, SingleUse, TokenRecording, TokenToRecord};
+use crate::streak::FailureStreak;
 
 /// Tokens recorded in one transaction at most: bounds a transaction's length, and so the wait of
 /// the tokens behind it.
 const MAX_BATCH: usize = 128;
 /// Tokens waiting for the writer at most; further requests wait for room (back-pressure).
 const QUEUE: usize = 4096;
+/// How much longer than its deadline a request waits for the writer's verdict: the writer answers
+/// at the deadline, and a request should hear that answer rather than guess.
+const VERDICT_GRACE: Duration = Duration::from_millis(250);
+
+static BATCH_FAILURES: FailureStreak = FailureStreak::new("recording issued tokens");
 
 /// Why a token could not be recorded (its request is refused as temporarily unavailable).
 #[derive(Debug, Clone, Copy, thiserror::Error)]
@@ -32,6 +46,8 @@ struct Pending {
     event: Event,
     per_minute: i64,
     spends: Vec<SingleUse>,
+    /// When the request stops waiting: its token must not be recorded after this.
+    deadline: Instant,
     answer: oneshot::Sender<Result<TokenRecording, NotRecorded>>,
 }
 
@@ -53,19 +69,25 @@ impl TokenRecorder {
         spends: Vec<SingleUse>,
     ) -> Result<TokenRecording, NotRecorded> {
         let (answer, answered) = oneshot::channel();
+        let deadline = Instant::now() + store.timeout();
         let pending = Pending {
             ip: event.context.ip.clone(),
             token,
             event,
             per_minute,
             spends,
+            deadline,
             answer,
         };
-        self.queue(store)
-            .send(pending)
-            .await
-            .map_err(|_| NotRecorded)?;
-        answered.await.map_err(|_| NotRecorded)?
+        let queue = self.queue(store);
+        match tokio::time::timeout_at(deadline, queue.send(pending)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => return Err(NotRecorded),
+        }
+        match tokio::time::timeout_at(deadline + VERDICT_GRACE, answered).await {
+            Ok(Ok(verdict)) => verdict,
+            Ok(Err(_)) | Err(_) => Err(NotRecorded),
+        }
     }
 
     /// The writer's queue; a writer that stopped (it could not start) is replaced.
@@ -109,6 +131,10 @@ async fn write_batches(store: Store, mut queue: mpsc::Receiver<Pending>) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     let mut connection = HeldConnection::default();
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        drop_expired(&mut batch);
+        let Some(deadline) = batch.iter().map(|p| p.deadline).min() else {
+            continue;
+        };
         let items: Vec<TokenToRecord<'_>> = batch
             .iter()
             .map(|p| TokenToRecord {
@@ -119,22 +145,48 @@ async fn write_batches(store: Store, mut queue: mpsc::Receiver<Pending>) {
                 spends: &p.spends,
             })
             .collect();
-        let recorded = store.record_issued_tokens(&mut connection, &items).await;
+        let recording = store.record_issued_tokens(&mut connection, &items);
+        let recorded = tokio::time::timeout_at(deadline, recording).await;
         drop(items);
         match recorded {
-            Ok(outcomes) => {
+            Ok(Ok(outcomes)) => {
+                BATCH_FAILURES.succeeded();
                 for (pending, outcome) in batch.drain(..).zip(outcomes) {
                     // A request that gave up waiting needs no answer.
                     let _ = pending.answer.send(Ok(outcome));
                 }
             }
-            Err(e) => {
-                tracing::warn!(tokens = batch.len(), error = %e, "a batch of issued tokens could not be recorded; none was handed out");
-                for pending in batch.drain(..) {
-                    let _ = pending.answer.send(Err(NotRecorded));
-                }
+            Ok(Err(e)) => {
+                BATCH_FAILURES.failed(&e);
+                refuse_all(&mut batch);
+            }
+            Err(_) => {
+                // The database took the statement and did not answer in time: closing the
+                // connection rolls the open transaction back.
+                connection.release();
+                store.health().suspect();
+                BATCH_FAILURES.failed(&"the database did not answer within database_timeout");
+                refuse_all(&mut batch);
             }
         }
         batch.clear();
+    }
+}
+
+/// Takes out requests that stopped waiting (answered without recording their tokens).
+fn drop_expired(batch: &mut Vec<Pending>) {
+    let now = Instant::now();
+    let (live, expired): (Vec<Pending>, Vec<Pending>) = batch
+        .drain(..)
+        .partition(|p| !p.answer.is_closed() && p.deadline > now);
+    *batch = live;
+    for pending in expired {
+        let _ = pending.answer.send(Err(NotRecorded));
+    }
+}
+
+fn refuse_all(batch: &mut Vec<Pending>) {
+    for pending in batch.drain(..) {
+        let _ = pending.answer.send(Err(NotRecorded));
     }
 }

@@ -11,6 +11,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+mod deployment;
+
+pub use deployment::Deployment;
+
 use crate::domain::alerts::DetectorPolicy;
 use crate::domain::keys::{Kek, KeyAlgorithm, KeyMaterialError, KeyPolicy};
 
@@ -112,6 +116,8 @@ struct RawSettings {
     background_jobs: bool,
     /// Requests per minute one automation key may make, counted across every instance.
     api_rate_limit: u32,
+    #[serde(flatten)]
+    deployment: deployment::RawDeployment,
 }
 
 impl Default for RawSettings {
@@ -150,6 +156,7 @@ impl Default for RawSettings {
             impossible_travel_window: Duration::from_secs(2 * 3600),
             background_jobs: true,
             api_rate_limit: 600,
+            deployment: deployment::RawDeployment::default(),
         }
     }
 }
@@ -182,6 +189,8 @@ pub struct Settings {
     pub event_retention: Duration,
     pub background_jobs: bool,
     pub api_rate_limit: u32,
+    /// Trusted proxies, the database timeout, the shutdown timeout.
+    pub deployment: Deployment,
 }
 
 impl Settings {
@@ -221,6 +230,7 @@ impl Settings {
     fn validate(raw: RawSettings) -> Result<Self, ConfigError> {
         let key_policy = validate_key_policy(&raw)?;
         let detector_policy = validate_detector_policy(&raw)?;
+        let deployment = raw.deployment.validate()?;
         let listen: SocketAddr = raw.listen.parse().map_err(|_| {
             invalid(
                 "listen",
@@ -341,6 +351,7 @@ impl Settings {
                 .map(SecretString::from),
             background_jobs: raw.background_jobs,
             api_rate_limit: raw.api_rate_limit,
+            deployment,
         })
     }
 
@@ -356,6 +367,18 @@ impl Settings {
     /// Plain-http development URLs cannot carry `Secure`/`__Host-` cookies or HSTS.
     pub fn is_https(&self) -> bool {
         self.public_url.scheme() == "https"
+    }
+
+    /// Creates the data folder where the SQLite database lives, owner only (an existing one is
+    /// tightened).
+    pub fn prepare_data_dir(&self) -> anyhow::Result<()> {
+        use anyhow::Context;
+        if self.is_sqlite() {
+            crate::private_files::private_dir(&self.data_dir).with_context(|| {
+                format!("cannot create data directory {}", self.data_dir.display())
+            })?;
+        }
+        Ok(())
     }
 
     /// Where the file transport writes `.eml` files.
