@@ -80,6 +80,11 @@ pub fn suspect_database(core: &Core) {
     core.store.health().suspect();
 }
 
+/// The longest a request may wait on the database (`database_timeout`).
+pub fn database_timeout(core: &Core) -> Duration {
+    core.store.timeout()
+}
+
 /// Completes once the database is known to be down (at once if it is).
 pub async fn database_went_down(core: &Core) {
     core.store.health().went_down().await;

@@ -2,8 +2,8 @@
 //! problem+json) or OAuth clients and gateways (RFC 6749 JSON). Errors raised outside a handler —
 //! by a gate, by the router — are answered in the form the caller reads.
 
+use crate::domain::StoreError;
 use crate::domain::oauth::OAuthError;
-use crate::store::StoreError;
 use crate::web::api::problem::ApiError;
 use crate::web::error::WebError;
 

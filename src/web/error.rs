@@ -523,6 +523,9 @@ impl ResponseError for RenderedError {
         for (name, value) in crate::web::middleware::SECURITY_HEADERS {
             response.insert_header((*name, *value));
         }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((header::RETRY_AFTER, "2"));
+        }
         response
             .content_type("text/html; charset=utf-8")
             .body(self.html.clone())

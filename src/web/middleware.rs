@@ -189,7 +189,8 @@ pub async fn database_gate(
         operations::suspect_database(core);
         Err(audience.unavailable_error())
     };
-    let deadline = tokio::time::Instant::now() + core.store.timeout() + ABANDON_AFTER_TIMEOUT;
+    let deadline =
+        tokio::time::Instant::now() + operations::database_timeout(&core) + ABANDON_AFTER_TIMEOUT;
     let request = crate::web::session_backend::noting_unavailable(next.call(req));
     tokio::pin!(request);
     let (result, session_store_unavailable) = tokio::select! {
@@ -223,7 +224,7 @@ fn failed_on_database<B>(response: &ServiceResponse<B>) -> bool {
         return false;
     };
     let unreachable =
-        |e: &crate::store::StoreError| matches!(e, crate::store::StoreError::Unavailable(_));
+        |e: &crate::domain::StoreError| matches!(e, crate::domain::StoreError::Unavailable(_));
     error
         .as_error::<WebError>()
         .is_some_and(|e| matches!(e, WebError::Unavailable(Some(_))))

@@ -192,7 +192,7 @@ fn invalid_settings_are_named_at_start_up() {
 }
 
 /// Reads the server's stderr until the "listening" line and returns its port.
-fn wait_for_port(stderr: &mut impl BufRead, log: &mut String) -> u16 {
+pub(crate) fn wait_for_port(stderr: &mut impl BufRead, log: &mut String) -> u16 {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut line = String::new();
     while Instant::now() < deadline {

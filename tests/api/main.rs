@@ -10,6 +10,7 @@
 )]
 
 mod client;
+mod db_proxy;
 mod helpers;
 mod oauth_kit;
 mod staff_kit;
@@ -54,7 +55,9 @@ mod route_rules;
 mod schema;
 mod sessions;
 mod setup;
+mod shutdown;
 mod staff;
+mod stall;
 mod step_up;
 mod storage_files;
 mod tenants;

@@ -2,92 +2,17 @@
 //! TCP proxy the test controls, and the outage is the proxy closing every connection and its port,
 //! as a stopped server does. Nothing else shares the proxy, so nothing else sees the outage.
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
-use tokenbroker::config::Settings;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
 
+use crate::db_proxy::DatabaseProxy;
 use crate::helpers::*;
 use crate::keys::within;
 
 /// Generous: the watcher probes every 250 ms; a loaded test machine may be slow to schedule it.
 const SETTLES: Duration = Duration::from_secs(10);
-
-/// A TCP proxy in front of the test PostgreSQL server that can be cut and restored.
-struct DatabaseProxy {
-    port: u16,
-    upstream: SocketAddr,
-    /// The accept loop and every pipe it started.
-    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
-}
-
-impl DatabaseProxy {
-    async fn to_postgres() -> Self {
-        let admin = url::Url::parse(&postgres_admin_url()).unwrap();
-        let upstream =
-            tokio::net::lookup_host((admin.host_str().unwrap(), admin.port().unwrap_or(5432)))
-                .await
-                .unwrap()
-                .next()
-                .unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let proxy = Self {
-            port,
-            upstream,
-            tasks: Arc::default(),
-        };
-        proxy.restore().await;
-        proxy
-    }
-
-    /// Points `settings` at the database through this proxy.
-    fn route(&self, settings: &mut Settings) {
-        let mut url = url::Url::parse(settings.database_url.expose_secret()).unwrap();
-        url.set_host(Some("127.0.0.1")).unwrap();
-        url.set_port(Some(self.port)).unwrap();
-        settings.database_url = SecretString::from(url.to_string());
-    }
-
-    /// Listens again; every new connection is piped to PostgreSQL.
-    async fn restore(&self) {
-        let listener = TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
-        let upstream = self.upstream;
-        let tasks = self.tasks.clone();
-        let accept = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                let Ok(mut server) = TcpStream::connect(upstream).await else {
-                    continue;
-                };
-                let pipe = tokio::spawn(async move {
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                });
-                tasks.lock().unwrap().push(pipe);
-            }
-        });
-        self.tasks.lock().unwrap().push(accept);
-    }
-
-    /// Closes the port and every connection through it; returns once they are all closed.
-    async fn cut(&self) {
-        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap());
-        for task in &tasks {
-            task.abort();
-        }
-        for task in tasks {
-            let _ = task.await;
-        }
-    }
-}
 
 async fn readiness(app: &TestApp) -> (StatusCode, Value) {
     let response = app.get("/readyz").await;

@@ -9,8 +9,9 @@
 //! Waits are bounded by the database timeout. A request waits that long for its answer, then is
 //! refused (503) and its token never handed out. The writer records nothing for a request that
 //! gave up or ran out of time, and abandons a batch the database has not committed by the
-//! earliest deadline among its requests: the transaction is rolled back when its connection is
-//! closed, the database is probed, and the next batch opens a fresh connection.
+//! earliest deadline among its requests, or once the database is found down (the requests are
+//! answered 503 then): the transaction is rolled back when its connection is closed, the database
+//! is probed, and the next batch opens a fresh connection.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -146,7 +147,14 @@ async fn write_batches(store: Store, mut queue: mpsc::Receiver<Pending>) {
             })
             .collect();
         let recording = store.record_issued_tokens(&mut connection, &items);
-        let recorded = tokio::time::timeout_at(deadline, recording).await;
+        // Given up at the deadline, or as soon as the database is found down: the requests are
+        // being answered 503 then, and their tokens must not commit later.
+        let recorded = tokio::select! {
+            biased;
+            recorded = recording => Ok(recorded),
+            () = tokio::time::sleep_until(deadline) => Err(()),
+            () = store.health().went_down() => Err(()),
+        };
         drop(items);
         match recorded {
             Ok(Ok(outcomes)) => {
@@ -160,12 +168,12 @@ async fn write_batches(store: Store, mut queue: mpsc::Receiver<Pending>) {
                 BATCH_FAILURES.failed(&e);
                 refuse_all(&mut batch);
             }
-            Err(_) => {
+            Err(()) => {
                 // The database took the statement and did not answer in time: closing the
-                // connection rolls the open transaction back.
+                // connection before `COMMIT` was sent rolls the transaction back.
                 connection.release();
                 store.health().suspect();
-                BATCH_FAILURES.failed(&"the database did not answer within database_timeout");
+                BATCH_FAILURES.failed(&"the database did not answer in time");
                 refuse_all(&mut batch);
             }
         }
