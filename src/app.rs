@@ -51,6 +51,7 @@ pub struct Application {
     shutdown: Shutdown,
     setup_link: Option<SecretString>,
     shutdown_timeout: Duration,
+    listener: std::sync::Arc<TcpListener>,
 }
 
 /// Stops an application gracefully: drain, then stop within `shutdown_timeout`.
@@ -58,13 +59,23 @@ pub struct Application {
 pub struct Drainer {
     core: Core,
     server: actix_web::dev::ServerHandle,
+    /// The listening socket (a second handle to it), closed first.
+    listener: std::sync::Arc<TcpListener>,
 }
 
 impl Drainer {
-    /// `/readyz` fails and every answer closes its connection from now on; the server stops
-    /// accepting connections, answers every request in flight (a token waiting for its batch gets
-    /// it), and stops once they are answered or the shutdown timeout has passed.
+    /// The listening socket closes (new connections are refused, so a load balancer retries them
+    /// elsewhere); then `/readyz` fails and every answer closes its connection, so keep-alive
+    /// clients leave after the answer they wait for; every request in flight is answered (a token
+    /// waiting for its batch gets it), and the server stops once they are, or at the shutdown
+    /// timeout. In that order: a client told to close must find the socket already shut, or its
+    /// next connection could wait in the backlog of a server that will never accept it.
     pub async fn drain(&self) {
+        if let Err(error) =
+            socket2::SockRef::from(&*self.listener).shutdown(std::net::Shutdown::Read)
+        {
+            tracing::warn!(%error, "could not close the listening socket; stopping anyway");
+        }
         operations::begin_draining(&self.core);
         self.server.stop(true).await;
     }
@@ -187,6 +198,7 @@ impl Application {
         }
 
         let port = listener.local_addr()?.port();
+        let listening = std::sync::Arc::new(listener.try_clone()?);
         let server = http_server(listener, &settings, core.clone(), extra)?;
         Ok(Self {
             server,
@@ -197,6 +209,7 @@ impl Application {
             shutdown,
             setup_link,
             shutdown_timeout: settings.deployment.shutdown_timeout,
+            listener: listening,
         })
     }
 
@@ -214,6 +227,7 @@ impl Application {
         Drainer {
             core: self.core.clone(),
             server: self.server.handle(),
+            listener: self.listener.clone(),
         }
     }
 

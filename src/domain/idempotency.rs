@@ -1,6 +1,10 @@
 //! Idempotency-Key for the automation API's creating POSTs: the same key with the same request
 //! within 24 hours gets the first result again (no second tenant, credential or invitation); the
 //! same key with another request is refused.
+//!
+//! Only a completed request's answer is kept. While the first request runs, its claim is held on a
+//! [`LEASE`]; a request that fails (5xx) or is cancelled lets go of it at once, and one that dies
+//! with its instance leaves a claim that lapses with its lease, so the retry runs.
 
 use std::time::Duration;
 
@@ -10,6 +14,10 @@ use crate::domain::secrets::SecretDigest;
 use crate::store::StoreError;
 
 pub const REMEMBERED_FOR: Duration = Duration::from_secs(24 * 3600);
+/// How long a claim is held for a request still being answered: far longer than a request may
+/// run (the database timeout bounds it to seconds), short enough that a retry after a crash waits
+/// at most this long.
+pub const LEASE: Duration = Duration::from_secs(60);
 /// Longer keys are refused: a key is an identifier, not a payload.
 pub const MAX_KEY_CHARS: usize = 255;
 
@@ -44,16 +52,32 @@ pub async fn claim(
     fingerprint: &str,
 ) -> Result<Claim, StoreError> {
     let now = core.clock.now_ms();
+    let lease_until = now + duration_ms(LEASE);
     if let Some(seen) = core.store.remembered_request(api_key, key).await? {
         if seen.created_at > now - duration_ms(REMEMBERED_FOR) {
-            return Ok(match seen {
-                _ if seen.request_hash != fingerprint => Claim::Mismatch,
-                ref s if s.status.is_none() => Claim::InProgress,
-                s => Claim::Replay {
-                    status: u16::try_from(s.status.unwrap_or(200)).unwrap_or(200),
-                    content_type: s.content_type.unwrap_or_default(),
-                    body: s.body.unwrap_or_default(),
+            let same_request = seen.request_hash == fingerprint;
+            let held = seen.lease_until.is_some_and(|until| until > now);
+            return Ok(match (seen.status, same_request) {
+                (Some(status), true) => Claim::Replay {
+                    status: u16::try_from(status).unwrap_or(200),
+                    content_type: seen.content_type.unwrap_or_default(),
+                    body: seen.body.unwrap_or_default(),
                 },
+                (Some(_), false) => Claim::Mismatch,
+                (None, true) if held => Claim::InProgress,
+                (None, false) if held => Claim::Mismatch,
+                // The first request never answered and its lease ran out: this one runs.
+                (None, _) => {
+                    let taken = core
+                        .store
+                        .take_over_lapsed_claim(api_key, key, fingerprint, now, lease_until)
+                        .await?;
+                    if taken {
+                        Claim::First
+                    } else {
+                        Claim::InProgress
+                    }
+                }
             });
         }
         // Past its 24 hours the key is free again.
@@ -61,13 +85,18 @@ pub async fn claim(
     }
     if core
         .store
-        .claim_idempotency_key(api_key, key, fingerprint, now)
+        .claim_idempotency_key(api_key, key, fingerprint, now, lease_until)
         .await?
     {
         Ok(Claim::First)
     } else {
         Ok(Claim::InProgress)
     }
+}
+
+/// The first request ended without an answer to keep (failed, cancelled): a retry runs again.
+pub async fn release(core: &Core, api_key: &str, key: &str) -> Result<(), StoreError> {
+    core.store.release_idempotency_claim(api_key, key).await
 }
 
 /// The first request's answer, for retries. Server errors are not remembered: the retry runs again.
@@ -80,7 +109,7 @@ pub async fn remember(
     body: &str,
 ) -> Result<(), StoreError> {
     if status >= 500 {
-        return core.store.forget_idempotency_key(api_key, key).await;
+        return release(core, api_key, key).await;
     }
     core.store
         .remember_response(api_key, key, i64::from(status), content_type, body)

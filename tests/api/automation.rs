@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use tokenbroker::domain::api_keys::{self, NewApiKey};
 use tokenbroker::domain::email::Email;
 use tokenbroker::domain::events::{Actor, RequestContext};
+use tokenbroker::domain::idempotency;
 use tokenbroker::domain::rbac::{Permission, may};
 use tokenbroker::domain::tenants;
 use tokenbroker::domain::users;
@@ -1073,6 +1074,50 @@ async fn staff_are_invited_given_roles_and_deactivated_by_key(backend: Backend) 
     .await;
 }
 
+async fn an_idempotency_key_left_by_a_request_that_never_answered_is_free_after_its_lease(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    app.create_admin().await;
+    let api = Api {
+        app: &app,
+        key: key_for(&app, ADMIN_EMAIL, &["all"], &[]).await,
+    };
+    let me: Value = api.get("/api/v1/me").await.json().await.unwrap();
+    let key_id = me["key_id"].as_str().unwrap();
+    let body = r#"{"name":"Initech","slug":"initech"}"#;
+    // An instance claimed the key for this very request, then died before answering.
+    let print = idempotency::fingerprint("POST", "/api/v1/tenants", body.as_bytes());
+    let claimed = idempotency::claim(&app.core, key_id, "create-initech", &print)
+        .await
+        .unwrap();
+    assert_eq!(claimed, idempotency::Claim::First);
+    let create = || {
+        api.request(reqwest::Method::POST, "/api/v1/tenants")
+            .header("Idempotency-Key", "create-initech")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+
+    problem(create().await.unwrap(), StatusCode::CONFLICT).await;
+    app.clock
+        .advance(idempotency::LEASE + Duration::from_secs(1));
+    let retried = create().await.unwrap();
+
+    assert_eq!(retried.status(), StatusCode::CREATED, "the retry runs");
+    let replayed = create().await.unwrap();
+    assert_eq!(replayed.status(), StatusCode::CREATED);
+    assert_eq!(replayed.headers()["idempotent-replayed"], "true");
+    let created = app
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e.event_type == "tenant_created")
+        .count();
+    assert_eq!(created, 1);
+}
+
 async fn a_key_guessing_run_is_throttled_and_raises_an_alert_but_never_locks_out_a_valid_key(
     backend: Backend,
 ) {
@@ -1386,6 +1431,7 @@ on_both_backends!(
     security_works_the_alert_queue_by_key,
     the_event_log_pages_by_cursor_with_the_consoles_filters,
     a_retried_create_with_its_idempotency_key_creates_once,
+    an_idempotency_key_left_by_a_request_that_never_answered_is_free_after_its_lease,
     the_reference_page_documents_every_operation_from_the_console_itself,
     create_api_key_prints_only_the_key_and_records_it,
     a_rotation_is_finished_by_key_and_grants_and_requests_page,

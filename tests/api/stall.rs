@@ -125,6 +125,10 @@ async fn a_stalled_database_gets_every_endpoint_a_503_in_time_and_recovery_by_it
         timed(console)
     );
 
+    eprintln!(
+        "stalled database, time to answer: token {:?}, introspection {:?}, api {:?}, console {:?}",
+        token.3, introspection.3, api.3, console.3
+    );
     for (what, (status, _, _, took)) in [
         ("token", &token),
         ("introspection", &introspection),

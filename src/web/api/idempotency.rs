@@ -84,7 +84,10 @@ pub async fn run_once(
         }
         Err(error) => return Ok(req.error_response(error).map_into_boxed_body()),
     };
+    let held = HeldClaim(Some((core.clone(), api_key.clone(), key.clone())));
     let response = next.call(req).await?;
+    // From here the request has an answer; it is remembered (or released, for a 5xx) below.
+    held.settle();
     let (request, response) = response.into_parts();
     let status = response.status();
     let content_type = response
@@ -121,6 +124,34 @@ pub async fn run_once(
         request,
         head.set_body(BoxBody::new(bytes)),
     ))
+}
+
+/// A claim for a request under way. Dropped before the request has an answer — it failed in a
+/// middleware, or was cancelled (the client went away, the database gate gave up on it) — it lets
+/// go of the claim, so the retry runs instead of hearing "in progress" until the lease runs out.
+struct HeldClaim(Option<(Core, String, String)>);
+
+impl HeldClaim {
+    /// The request has its answer: the claim is the answer's to keep or release.
+    fn settle(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for HeldClaim {
+    fn drop(&mut self) {
+        let Some((core, api_key, key)) = self.0.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return; // No runtime to release it on: the lease runs out instead.
+        };
+        runtime.spawn(async move {
+            if let Err(error) = idempotency::release(&core, &api_key, &key).await {
+                tracing::warn!(%error, "could not release an unanswered Idempotency-Key; its lease runs out instead");
+            }
+        });
+    }
 }
 
 /// A replayed problem names this request (the one a person would quote), not the first.
