@@ -74,9 +74,14 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::WorkerCrashed => Self::Unavailable(error),
             sqlx::Error::Database(ref db)
                 if db.code().is_some_and(|code| {
-                    // PostgreSQL: connection failures (08*), shutdown (57P*), missing database (3D000).
-                    code.starts_with("08") || code.starts_with("57P") || code == "3D000"
-                }) =>
+                    // PostgreSQL: connection failures (08*), shutdown (57P*), missing database
+                    // (3D000), a statement cancelled at `statement_timeout` (57014), a lock not
+                    // granted in time (55P03). SQLite: busy or locked past the busy timeout (5, 6,
+                    // and their extended codes).
+                    code.starts_with("08")
+                        || code.starts_with("57P")
+                        || matches!(code.as_ref(), "3D000" | "57014" | "55P03")
+                }) || is_sqlite_busy(db.as_ref()) =>
             {
                 Self::Unavailable(error)
             }
@@ -91,6 +96,16 @@ impl From<sqlx::Error> for StoreError {
             other => Self::Database(other),
         }
     }
+}
+
+/// SQLITE_BUSY (5) and SQLITE_LOCKED (6), with their extended codes (low byte 5 or 6).
+fn is_sqlite_busy(error: &dyn sqlx::error::DatabaseError) -> bool {
+    use sqlx::error::DatabaseError;
+    error
+        .try_downcast_ref::<sqlx::sqlite::SqliteError>()
+        .and_then(DatabaseError::code)
+        .and_then(|code| code.parse::<u32>().ok())
+        .is_some_and(|code| matches!(code & 0xff, 5 | 6))
 }
 
 pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {

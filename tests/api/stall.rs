@@ -207,3 +207,48 @@ async fn a_stalled_database_gets_every_endpoint_a_503_in_time_and_recovery_by_it
         "every token handed out is recorded, and the one refused during the stall is not"
     );
 }
+
+#[tokio::test]
+async fn a_sqlite_database_locked_by_another_process_gets_token_requests_a_503_in_time() {
+    use sqlx::Connection;
+    let s = service_with(Backend::Sqlite, |settings| {
+        settings.deployment.database_timeout = DATABASE_TIMEOUT;
+    })
+    .await;
+    let app = &s.w.app;
+    let mut handed_out = HashSet::new();
+    let first: Value = s.token(&s.client, &[]).await.json().await.unwrap();
+    handed_out.insert(jti_of(&first));
+    // Another process (a backup tool, a stuck script) holds the write lock.
+    let mut locker = sqlx::SqliteConnection::connect(&app.database_url)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+
+    let (status, _, body, took) = timed(
+        s.http
+            .post(s.url("/t/acme/oauth/token"))
+            .basic_auth(&s.client.id, Some(&s.client.secret))
+            .form(&[("grant_type", "client_credentials")]),
+    )
+    .await;
+
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(took < ANSWERED_WITHIN, "answered after {took:?}");
+    let error: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(error["error"], "temporarily_unavailable");
+    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+    let after = s.token(&s.client, &[]).await;
+    assert_eq!(
+        after.status(),
+        StatusCode::OK,
+        "the lock gone, tokens come again"
+    );
+    handed_out.insert(jti_of(&after.json().await.unwrap()));
+    let ledger = Ledger::read(&app.database_url).await;
+    ledger.assert_whole();
+    assert_eq!(ledger.tokens, handed_out);
+}
