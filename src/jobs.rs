@@ -18,6 +18,7 @@ use crate::domain::keys::{self, KeyError};
 use crate::domain::{Core, audit, operations, replication};
 use crate::mail::{MailError, Mailer};
 use crate::store::StoreError;
+use crate::streak::FailureStreak;
 
 /// Sweeps and retention run rarely: they delete what is long dead.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(300);
@@ -159,16 +160,24 @@ impl Jobs {
 
     /// Runs `job` on its interval until `shutdown` fires; a failed run is logged and retried at the
     /// next tick, and nothing runs while the database is not yet migrated.
+    /// An outage fails every run of every job: each job logs when it starts failing, a count while
+    /// it does, and when it works again.
     pub fn spawn(&self, job: Job, shutdown: &Shutdown) -> JoinHandle<()> {
         let jobs = self.clone();
+        let failures = Arc::new(FailureStreak::named(format!(
+            "background job `{}`",
+            job.name()
+        )));
         spawn_every(self.interval(job), shutdown, move || {
             let jobs = jobs.clone();
+            let failures = failures.clone();
             async move {
                 if !operations::is_migrated(&jobs.core) {
                     return;
                 }
-                if let Err(error) = jobs.run(job).await {
-                    tracing::warn!(job = job.name(), %error, "background job failed; will retry");
+                match jobs.run(job).await {
+                    Ok(_) => failures.succeeded(),
+                    Err(error) => failures.failed(&error),
                 }
             }
         })

@@ -2,6 +2,7 @@
 //! (at most one line per [`INTERVAL`]), one line when they end. An outage must not bury the log
 //! under a line per failed request or batch.
 
+use std::borrow::Cow;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,7 @@ pub const INTERVAL: Duration = Duration::from_secs(10);
 
 /// One kind of failure (e.g. "recording issued tokens").
 pub struct FailureStreak {
-    what: &'static str,
+    what: Cow<'static, str>,
     state: Mutex<State>,
 }
 
@@ -37,7 +38,15 @@ pub enum Line {
 impl FailureStreak {
     pub const fn new(what: &'static str) -> Self {
         Self {
-            what,
+            what: Cow::Borrowed(what),
+            state: Mutex::new(State::Quiet),
+        }
+    }
+
+    /// A streak whose name is made at run time (a job's, say).
+    pub fn named(what: String) -> Self {
+        Self {
+            what: Cow::Owned(what),
             state: Mutex::new(State::Quiet),
         }
     }

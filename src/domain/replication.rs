@@ -13,6 +13,10 @@ use crate::store::listener::Change;
 
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
+/// An outage fails the listener every second until the database is back: logged as one streak.
+static LISTENER_FAILURES: crate::streak::FailureStreak =
+    crate::streak::FailureStreak::new("following other instances' changes");
+
 /// Re-reads revocations after the cursor and drops the key-ring copies of tenants whose keys
 /// changed since `since` (with a margin for clocks that disagree between instances).
 pub async fn reconcile(core: &Core, since: Millis, interval: Duration) -> Result<(), StoreError> {
@@ -71,9 +75,12 @@ pub async fn follow_notifications(core: Core) {
                 Err(e)
             }
         };
-        if let Err(e) = applied {
-            tracing::warn!(error = %e, "change notification handling failed; retrying");
-            tokio::time::sleep(RETRY_AFTER_FAILURE).await;
+        match applied {
+            Ok(()) => LISTENER_FAILURES.succeeded(),
+            Err(e) => {
+                LISTENER_FAILURES.failed(&e);
+                tokio::time::sleep(RETRY_AFTER_FAILURE).await;
+            }
         }
     }
 }
