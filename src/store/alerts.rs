@@ -8,7 +8,8 @@ use super::outbox::insert_mail;
 use super::staff::OutgoingMail;
 use super::{Store, StoreError};
 use crate::clock::Millis;
-use crate::domain::alerts::{AlertStatus, Severity, Traveller};
+use super::travellers::{WhereaboutsUpdate, save_whereabouts_tx};
+use crate::domain::alerts::{AlertStatus, Severity};
 use crate::domain::events::{Event, EventRecord, EventType};
 use crate::domain::ids::{TenantId, UserId};
 
@@ -110,40 +111,6 @@ impl Store {
         .await?)
     }
 
-    /// The latest successful sign-in of an account (or token issued to a credential) in
-    /// `[since, before)` from a known country other than `country`: (when, country, event id).
-    pub async fn earlier_use_elsewhere(
-        &self,
-        traveller: Traveller<'_>,
-        country: &str,
-        since: Millis,
-        before: (i64, &str),
-    ) -> Result<Option<(i64, String, String)>, StoreError> {
-        // Both shapes are served by an index led by the column they name.
-        let (who, id) = match traveller {
-            Traveller::Account(account) => ("subject = $1 AND event_type = 'login'", account),
-            Traveller::Credential(credential) => (
-                "actor_id = $1 AND actor_kind = 'client' AND event_type = 'token_issued'",
-                credential,
-            ),
-        };
-        let sql = format!(
-            "SELECT occurred_at, country, id FROM auth_events \
-             WHERE {who} AND outcome = 'success' \
-             AND country IS NOT NULL AND country <> $2 AND occurred_at >= $3 \
-             AND occurred_at <= $4 AND (occurred_at < $4 OR id < $5) \
-             ORDER BY occurred_at DESC, id DESC LIMIT 1"
-        );
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .bind(country)
-            .bind(since)
-            .bind(before.0)
-            .bind(before.1)
-            .fetch_optional(self.pool())
-            .await?)
-    }
-
     /// Failed client authentications from one address in `(since, until]`.
     pub async fn client_auth_failures(
         &self,
@@ -215,6 +182,7 @@ impl Store {
         from: (i64, &str),
         to: (i64, &str),
         alerts: &[NewAlert],
+        whereabouts: &WhereaboutsUpdate<'_>,
         mails_for_new: impl Fn(&NewAlert) -> Vec<OutgoingMail>,
         now: Millis,
     ) -> Result<bool, StoreError> {
@@ -233,6 +201,7 @@ impl Store {
         if moved.rows_affected() != 1 {
             return Ok(false);
         }
+        save_whereabouts_tx(&mut tx, whereabouts).await?;
         for alert in alerts {
             let created = sqlx::query(
                 "INSERT INTO alerts (id, tenant_id, detector, severity, status, reason, subject, dedup_key, created_at, updated_at) \

@@ -98,7 +98,8 @@ pub enum Execution {
     Executed,
     /// Someone decided it first, or it expired: nothing changed.
     NoLongerPending,
-    /// The change no longer applies (the role is already held or already gone): nothing changed.
+    /// The change no longer applies (the role is already held or already gone, the keys changed
+    /// since the drop was planned): nothing changed, and the request is still pending.
     NoLongerApplies,
 }
 
@@ -294,7 +295,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let backend = self.backend();
         match effect {
-            Effect::DropKey(drop) => drop_key_tx(tx, drop, now, backend).await?,
+            Effect::DropKey(drop) => return drop_key_tx(tx, drop, now, backend).await,
             Effect::GrantRole {
                 user,
                 role,

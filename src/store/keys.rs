@@ -295,32 +295,41 @@ impl Store {
 
 /// What dropping a compromised key changes: it is retired at once (and a revocation entry tells
 /// locally verifying gateways); if it was signing, the next key takes over; a fresh next key is
-/// published where one is needed.
+/// published where one is needed. Planned from the keys as they were read: `dropped_state` is the
+/// state the plan saw, and the drop applies only if nothing changed since.
 pub struct KeyDrop<'a> {
     pub tenant: TenantId,
     pub kid: &'a str,
+    pub dropped_state: KeyState,
     pub promote: Option<&'a str>,
     pub new_next: Option<NewKey<'a>>,
 }
 
+/// False when the keys changed after the drop was planned (a rotation on another instance, a key
+/// retired by the schedule): each step is a conditional update, and a step that finds its key no
+/// longer as planned means the whole drop no longer applies. The caller rolls back.
 pub(crate) async fn drop_key_tx(
     tx: &mut Transaction<'_, Any>,
     drop: &KeyDrop<'_>,
     now: Millis,
     backend: Backend,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let tenant = drop.tenant;
-    sqlx::query(
+    let retired = sqlx::query(
         "UPDATE signing_keys SET state = 'retired', retired_at = $3, retired_reason = 'emergency', updated_at = $3 \
-         WHERE tenant_id = $1 AND kid = $2 AND state <> 'retired'",
+         WHERE tenant_id = $1 AND kid = $2 AND state = $4",
     )
     .bind(tenant.to_string())
     .bind(drop.kid)
     .bind(now)
+    .bind(drop.dropped_state.as_str())
     .execute(&mut **tx)
     .await?;
+    if retired.rows_affected() != 1 {
+        return Ok(false);
+    }
     if let Some(next) = drop.promote {
-        sqlx::query(
+        let promoted = sqlx::query(
             "UPDATE signing_keys SET state = 'active', activated_at = $3, updated_at = $3 \
              WHERE tenant_id = $1 AND kid = $2 AND state = 'next'",
         )
@@ -329,11 +338,16 @@ pub(crate) async fn drop_key_tx(
         .bind(now)
         .execute(&mut **tx)
         .await?;
+        if promoted.rows_affected() != 1 {
+            return Ok(false);
+        }
     }
-    if let Some(key) = &drop.new_next {
-        insert_key(tx, tenant, key, now).await?;
+    if let Some(key) = &drop.new_next
+        && !lost_race(insert_key(tx, tenant, key, now).await)?
+    {
+        return Ok(false);
     }
     insert_revocation(tx, tenant, "key", drop.kid, None, now, None, backend).await?;
     notify(tx, backend, &format!("{KEYS_CHANGED}{tenant}")).await?;
-    Ok(())
+    Ok(true)
 }

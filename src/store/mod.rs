@@ -30,6 +30,7 @@ pub mod tenants;
 mod text_enums;
 pub mod throttle;
 pub mod token_batches;
+pub mod travellers;
 pub mod users;
 
 use std::sync::Arc;

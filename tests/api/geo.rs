@@ -240,8 +240,64 @@ async fn a_credential_used_from_two_countries_raises_one_travel_alert(backend: B
     assert!(travel[0].contains(&credential), "{}", travel[0]);
 }
 
+/// The detector remembers where a credential was between its passes (the whereabouts are stored,
+/// not read back from the log), lets a use older than the travel window go, and still sees the
+/// credential hop back.
+async fn a_credential_is_followed_from_one_detector_pass_to_the_next(backend: Backend) {
+    let service = crate::oauth_kit::service_with(backend, |s| {
+        s.country_header = Some("X-Test-Country".into())
+    })
+    .await;
+    let app = &service.w.app;
+    let token_from = async |country: &str| {
+        let issued = service
+            .http
+            .post(service.url("/t/acme/oauth/token"))
+            .header(
+                "authorization",
+                crate::oauth_kit::basic(&service.client.id, &service.client.secret),
+            )
+            .header("X-Test-Country", country)
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(issued.status(), StatusCode::OK);
+        app.clock.advance(Duration::from_secs(3));
+        run_detectors(&app.core, &DetectorPolicy::default())
+            .await
+            .unwrap();
+    };
+    // Read by someone signed in just now: hours pass in this test, and sessions with them.
+    let travel = async |reader: &str| {
+        let reader = staff_member(app, reader, "security", None).await;
+        all_text_of(
+            &reader.page_with_form("/admin/alerts").await,
+            "tr[data-detector=impossible_travel] td:nth-child(4)",
+        )
+    };
+    token_from("DE").await;
+    app.clock.advance(Duration::from_secs(3 * 3600));
+    token_from("JP").await;
+    assert_eq!(
+        travel("sec1@example.com").await,
+        Vec::<String>::new(),
+        "three hours is no travel"
+    );
+    app.clock.advance(Duration::from_secs(10 * 60));
+    token_from("DE").await;
+    let found = travel("sec2@example.com").await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains("obtained tokens from JP and then from DE 10 minutes later"),
+        "{}",
+        found[0]
+    );
+}
+
 on_both_backends!(
     sign_ins_from_two_countries_raise_one_impossible_travel_alert,
     a_geoip_database_gives_events_their_country,
     a_credential_used_from_two_countries_raises_one_travel_alert,
+    a_credential_is_followed_from_one_detector_pass_to_the_next,
 );

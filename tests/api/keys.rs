@@ -458,3 +458,91 @@ async fn a_revocation_still_arrives_after_the_notification_connection_drops() {
     revoke_on_one_instance_reaches_the_other(&s, &other).await;
     admin.close().await;
 }
+
+/// How many backends of the test database wait for a lock.
+async fn waiting_for_locks(admin: &sqlx::PgPool, database: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'",
+    )
+    .bind(database)
+    .fetch_one(admin)
+    .await
+    .unwrap()
+}
+
+/// A scheduled rotation on one instance and the approval of an emergency drop on another are both
+/// planned from the same keys; the rotation commits first (the test holds the active key's row
+/// until both wait for it, so the order is certain). The drop then finds its key no longer active:
+/// it changes nothing and says so (409), the request stays pending, and approving it again drops
+/// the key as the keys now are.
+#[tokio::test]
+async fn an_emergency_drop_overtaken_by_a_rotation_changes_nothing_and_can_be_approved_again() {
+    let s = service(Backend::Postgres).await;
+    let core = &s.w.app.core;
+    let tenant = s.tenant().await;
+    s.access_token().await;
+    let before = states(&s).await;
+    let (compromised, next) = (kid_in(&before, "active"), kid_in(&before, "next"));
+    let second = staff_member(&s.w.app, "root2@example.com", "superadmin", None).await;
+    let id = requested_approval(
+        &s.w.app
+            .submit(
+                "/t/acme/keys",
+                "/t/acme/keys/emergency",
+                &[("kid", compromised.as_str()), ("reason", "key on a laptop")],
+            )
+            .await,
+    );
+    // The next key may sign (past its pre-publication window), so the schedule may rotate.
+    s.w.app.clock.advance(Duration::from_secs(11 * 60));
+
+    let database = s.w.app.postgres_database_name().unwrap();
+    let admin = sqlx::PgPool::connect(&s.w.app.database_url).await.unwrap();
+    let mut holder = admin.begin().await.unwrap();
+    sqlx::query("SELECT kid FROM signing_keys WHERE kid = $1 FOR UPDATE")
+        .bind(&compromised)
+        .fetch_one(&mut *holder)
+        .await
+        .unwrap();
+    let waiters = async |count: i64| {
+        within(Duration::from_secs(5), async || {
+            waiting_for_locks(&admin, &database).await == count
+        })
+        .await
+        .is_some()
+    };
+    let rotating = keys::rotate(core, tenant, RotationCause::Scheduled);
+    let approving = async {
+        assert!(waiters(1).await, "the rotation waits for the key");
+        approve(&second, &id).await
+    };
+    let releasing = async {
+        assert!(waiters(2).await, "the drop waits behind the rotation");
+        holder.commit().await.unwrap();
+    };
+    let (rotated, answer, ()) = tokio::join!(rotating, approving, releasing);
+    assert!(rotated.unwrap(), "the rotation went through");
+    assert_eq!(answer.status(), StatusCode::CONFLICT);
+    let said = text_of(&answer.text().await.unwrap(), ".alert").unwrap();
+    assert!(said.contains("signing keys changed meanwhile"), "{said}");
+
+    let rotated = states(&s).await;
+    assert_eq!(kid_in(&rotated, "retiring"), compromised, "{rotated:?}");
+    assert_eq!(kid_in(&rotated, "active"), next);
+    assert_eq!(rotated.iter().filter(|(_, st)| st == "next").count(), 1);
+    assert!(
+        !rotated.iter().any(|(_, st)| st == "retired"),
+        "nothing was dropped: {rotated:?}"
+    );
+
+    assert_redirect_to(
+        &approve(&second, &id).await,
+        &format!("/approvals/{id}?notice=approved"),
+    );
+    let dropped = states(&s).await;
+    assert!(dropped.contains(&(compromised.clone(), "retired".into())));
+    assert_eq!(kid_in(&dropped, "active"), next, "the signing key stays");
+    assert_eq!(dropped.iter().filter(|(_, st)| st == "next").count(), 1);
+    assert!(!s.published_kids().await.contains(&compromised));
+    admin.close().await;
+}

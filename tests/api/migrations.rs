@@ -236,3 +236,83 @@ async fn an_installation_that_applied_0019_in_its_first_wording_still_starts(bac
 }
 
 crate::on_both_backends!(an_installation_that_applied_0019_in_its_first_wording_still_starts);
+
+/// (kind, id, last country, last event, elsewhere country, elsewhere event)
+type Seen = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+);
+
+/// 0024 starts the impossible-travel detector's whereabouts from the located uses of the last two
+/// hours up to where the detector had read: a trip under way during the upgrade is still seen.
+/// Failures, unlocated uses, uses older than two hours and events the detector has not read yet
+/// are not whereabouts.
+async fn the_upgrade_to_whereabouts_starts_from_the_last_two_hours_the_detector_read(
+    backend: Backend,
+) {
+    let (_database, url) = migrated_to(backend, 23).await;
+    let read_up_to: i64 = 10 * 3_600_000;
+    let minute = 60_000;
+    // id, occurred_at, actor_kind, actor_id, subject, event_type, outcome, country
+    let events: [(&str, i64, &str, Option<&str>, Option<&str>, &str, &str, Option<&str>); 8] = [
+        ("e1", read_up_to - 50 * minute, "user", Some("u1"), Some("u1"), "login", "success", Some("DE")),
+        ("e2", read_up_to - 30 * minute, "user", Some("u1"), Some("u1"), "login", "success", Some("JP")),
+        ("e3", read_up_to - 20 * minute, "user", Some("u1"), Some("u1"), "login", "success", Some("JP")),
+        ("e4", read_up_to - 10 * minute, "client", Some("cred1"), None, "token_issued", "success", Some("FR")),
+        ("e5", read_up_to - 5 * minute, "user", None, Some("u1"), "login", "failure", Some("BR")),
+        ("e6", read_up_to - 4 * minute, "client", Some("cred1"), None, "token_issued", "success", None),
+        ("e7", read_up_to - 180 * minute, "user", Some("u2"), Some("u2"), "login", "success", Some("DE")),
+        ("e8", read_up_to + minute, "user", Some("u1"), Some("u1"), "login", "success", Some("US")),
+    ];
+    let insert = "INSERT INTO auth_events (id, occurred_at, actor_kind, actor_id, subject, event_type, outcome, country) \
+                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    let cursor = "UPDATE detector_cursor SET last_at = $1, last_id = 'zzzz' WHERE id = 1";
+    let seen = "SELECT traveller_kind, traveller_id, last_country, last_event, elsewhere_country, \
+                elsewhere_event FROM traveller_whereabouts ORDER BY traveller_kind, traveller_id";
+    macro_rules! upgrade_and_read {
+        ($connection:ty) => {{
+            let mut conn = <$connection>::connect(&url).await.unwrap();
+            for (id, at, actor_kind, actor_id, subject, event_type, outcome, country) in events {
+                sqlx::query(insert)
+                    .bind(id)
+                    .bind(at)
+                    .bind(actor_kind)
+                    .bind(actor_id)
+                    .bind(subject)
+                    .bind(event_type)
+                    .bind(outcome)
+                    .bind(country)
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            }
+            sqlx::query(cursor).bind(read_up_to).execute(&mut conn).await.unwrap();
+            let store = Store::connect_lazy(&SecretString::from(url.clone())).unwrap();
+            store.migrate().await.unwrap();
+            store.close().await;
+            let rows: Vec<Seen> = sqlx::query_as(seen).fetch_all(&mut conn).await.unwrap();
+            conn.close().await.unwrap();
+            rows
+        }};
+    }
+    let rows = match backend {
+        Backend::Sqlite => upgrade_and_read!(SqliteConnection),
+        Backend::Postgres => upgrade_and_read!(PgConnection),
+    };
+    let s = |text: &str| text.to_owned();
+    assert_eq!(
+        rows,
+        [
+            (s("account"), s("u1"), s("JP"), s("e3"), Some(s("DE")), Some(s("e1"))),
+            (s("credential"), s("cred1"), s("FR"), s("e4"), None, None),
+        ]
+    );
+}
+
+crate::on_both_backends!(
+    the_upgrade_to_whereabouts_starts_from_the_last_two_hours_the_detector_read
+);

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use super::travel::{Sighting, Travellers, traveller_of};
 use super::{DetectorPolicy, Severity, Traveller};
 use crate::clock::duration_ms;
 use crate::domain::Core;
@@ -14,6 +15,7 @@ use crate::domain::ids::time_ordered_id;
 use crate::mail;
 use crate::store::StoreError;
 use crate::store::alerts::NewAlert;
+use crate::store::travellers::WhereaboutsUpdate;
 
 /// Events are examined once they are this old.
 pub const DETECT_DELAY: Duration = Duration::from_secs(2);
@@ -37,9 +39,10 @@ pub async fn run_detectors(core: &Core, policy: &DetectorPolicy) -> Result<u64, 
         let Some(last) = events.last() else {
             return Ok(found);
         };
+        let mut travellers = Travellers::of(core, &events).await?;
         let mut alerts = Vec::new();
         for event in &events {
-            alerts.extend(examine(core, policy, event).await?);
+            alerts.extend(examine(core, policy, &mut travellers, event).await?);
         }
         let security = if alerts.iter().any(|a| a.severity == Severity::High.as_str()) {
             core.store.security_staff_emails().await?
@@ -72,6 +75,10 @@ pub async fn run_detectors(core: &Core, policy: &DetectorPolicy) -> Result<u64, 
                 (at, &id),
                 (last.occurred_at, &last.id),
                 &alerts,
+                &WhereaboutsUpdate {
+                    moved: travellers.moved(),
+                    forget_before: last.occurred_at - duration_ms(policy.travel_window),
+                },
                 mails_for_new,
                 now,
             )
@@ -124,6 +131,7 @@ fn detail_flag(event: &EventRecord, key: &str) -> bool {
 async fn examine(
     core: &Core,
     policy: &DetectorPolicy,
+    travellers: &mut Travellers,
     event: &EventRecord,
 ) -> Result<Vec<NewAlert>, StoreError> {
     let window = duration_ms(policy.window);
@@ -329,17 +337,8 @@ async fn examine(
         Some(EventType::Login) if failed => {
             alerts.extend(login_bursts(core, policy, event, bucket).await?);
         }
-        Some(EventType::Login) => {
-            if let Some(account) = event.subject.as_deref() {
-                let traveller = Traveller::Account(account);
-                alerts.extend(impossible_travel(core, policy, event, traveller).await?);
-            }
-        }
-        Some(EventType::TokenIssued) if event.actor_kind == "client" => {
-            if let Some(credential) = event.actor_id.as_deref() {
-                let traveller = Traveller::Credential(credential);
-                alerts.extend(impossible_travel(core, policy, event, traveller).await?);
-            }
+        Some(EventType::Login | EventType::TokenIssued) => {
+            alerts.extend(impossible_travel(policy, travellers, event));
         }
         _ => {}
     }
@@ -349,25 +348,21 @@ async fn examine(
 /// A successful sign-in (or token issuance) from one country soon after one from another.
 /// Unknown locations never fire. An account is one person: high. A credential may legitimately
 /// serve a partner's deployments in several regions: medium, and once per credential and window.
-async fn impossible_travel(
-    core: &Core,
+fn impossible_travel(
     policy: &DetectorPolicy,
+    travellers: &mut Travellers,
     event: &EventRecord,
-    traveller: Traveller<'_>,
-) -> Result<Option<NewAlert>, StoreError> {
-    let Some(country) = event.country.as_deref() else {
-        return Ok(None);
-    };
+) -> Option<NewAlert> {
+    let traveller = traveller_of(event)?;
+    let country = event.country.as_deref()?;
     let travel_window = duration_ms(policy.travel_window);
-    let since = event.occurred_at - travel_window;
-    let Some((at, earlier, earlier_id)) = core
-        .store
-        .earlier_use_elsewhere(traveller, country, since, (event.occurred_at, &event.id))
-        .await?
-    else {
-        return Ok(None);
+    let here = Sighting {
+        country: country.to_owned(),
+        at: event.occurred_at,
+        event: event.id.clone(),
     };
-    let minutes = (event.occurred_at - at) / 60_000;
+    let earlier = travellers.sighted(traveller, here, travel_window)?;
+    let (from, minutes) = (&earlier.country, (event.occurred_at - earlier.at) / 60_000);
     let mut found = match traveller {
         Traveller::Account(account) => alert(
             event,
@@ -376,7 +371,7 @@ async fn impossible_travel(
             Some(account),
             format!("travel:{account}:{}", event.id),
             format!(
-                "Account {account} signed in from {earlier} and then from {country} {minutes} minutes later — faster than anyone travels."
+                "Account {account} signed in from {from} and then from {country} {minutes} minutes later — faster than anyone travels."
             ),
         ),
         Traveller::Credential(credential) => alert(
@@ -389,12 +384,12 @@ async fn impossible_travel(
                 event.occurred_at / travel_window.max(1)
             ),
             format!(
-                "Credential {credential} obtained tokens from {earlier} and then from {country} {minutes} minutes later: its secret may be in a second pair of hands (or the partner runs in both places)."
+                "Credential {credential} obtained tokens from {from} and then from {country} {minutes} minutes later: its secret may be in a second pair of hands (or the partner runs in both places)."
             ),
         ),
     };
-    found.evidence.insert(0, earlier_id);
-    Ok(Some(found))
+    found.evidence.insert(0, earlier.event);
+    Some(found)
 }
 
 async fn login_bursts(

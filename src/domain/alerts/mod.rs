@@ -15,6 +15,7 @@ pub use crate::store::alerts::{AlertNote, AlertRow};
 
 mod detectors;
 mod responses;
+pub mod travel;
 
 pub use detectors::*;
 pub use responses::*;

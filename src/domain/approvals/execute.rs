@@ -332,9 +332,12 @@ pub(super) async fn run(
             after_execution(core, action).await?;
             Ok(())
         }
-        Execution::NoLongerApplies => Err(not_applicable(
-            "This change no longer applies (someone changed it meanwhile); nothing was done.",
-        )),
+        Execution::NoLongerApplies => Err(not_applicable(match action {
+            Action::ReplaceSigningKey { .. } => {
+                "The tenant's signing keys changed meanwhile (a rotation, or a key retired); nothing was done. The request is still pending: approving it again drops the key as the keys are now."
+            }
+            _ => "This change no longer applies (someone changed it meanwhile); nothing was done.",
+        })),
         Execution::NoLongerPending => {
             let current = super::get(core, &approval.id).await?;
             match current.status_at(core.clock.now_ms()) {

@@ -348,6 +348,7 @@ async fn publish_next(core: &Core, tenant: TenantId, now: Millis) -> Result<(), 
 pub struct EmergencyDrop {
     tenant: TenantId,
     kid: String,
+    dropped_state: KeyState,
     promote: Option<String>,
     fresh: Option<(Fresh, KeyState, Millis)>,
     pub events: Vec<Event>,
@@ -359,6 +360,7 @@ impl EmergencyDrop {
         KeyDrop {
             tenant: self.tenant,
             kid: &self.kid,
+            dropped_state: self.dropped_state,
             promote: self.promote.as_deref(),
             new_next: self
                 .fresh
@@ -440,6 +442,7 @@ pub async fn plan_emergency_drop(
     Ok(EmergencyDrop {
         tenant,
         kid: kid.to_owned(),
+        dropped_state: dropped.state,
         promote,
         fresh,
         events,
