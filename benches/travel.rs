@@ -60,8 +60,7 @@ async fn main() {
         url: format!("{base}/t/{}/oauth/token", seed::TENANT_SLUG),
         authorization: format!(
             "Basic {}",
-            base64::engine::general_purpose::STANDARD
-                .encode(format!("{}:{}", client.0, client.1))
+            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", client.0, client.1))
         ),
         ok: Arc::new(AtomicU64::new(0)),
         failed: Arc::new(AtomicU64::new(0)),
@@ -79,7 +78,9 @@ async fn main() {
         "{:>6} {:>9} {:>8} {:>13} {:>9} {:>10}",
         "t s", "tokens/s", "errors", "cursor age s", "RSS MiB", "CPU %"
     );
-    let load = sender.clone().at_rate(rate, "DE", Duration::from_secs(seconds));
+    let load = sender
+        .clone()
+        .at_rate(rate, "DE", Duration::from_secs(seconds));
     let watch = async {
         let started = Instant::now();
         let mut cpu = cpu_ticks(server.id());
@@ -113,9 +114,7 @@ async fn main() {
 
     // The client turns up in Japan: the next detector passes must see it.
     let switched = SystemClock.now_ms();
-    let switch = sender
-        .clone()
-        .at_rate(rate, "JP", Duration::from_secs(10));
+    let switch = sender.clone().at_rate(rate, "JP", Duration::from_secs(10));
     let alert = async {
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(60) {
@@ -233,7 +232,12 @@ fn cpu_ticks(pid: u32) -> u64 {
     // The command name may hold spaces; the fields counted from after its closing parenthesis.
     let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let field = |n: usize| fields.get(n).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let field = |n: usize| {
+        fields
+            .get(n)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     field(11) + field(12)
 }
 

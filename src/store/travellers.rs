@@ -38,7 +38,14 @@ impl Store {
         .fetch_optional(self.pool())
         .await?;
         Ok(row.map(
-            |(last_country, last_at, last_event, elsewhere_country, elsewhere_at, elsewhere_event)| {
+            |(
+                last_country,
+                last_at,
+                last_event,
+                elsewhere_country,
+                elsewhere_at,
+                elsewhere_event,
+            )| {
                 Whereabouts {
                     kind,
                     id: id.to_owned(),
@@ -48,7 +55,9 @@ impl Store {
                         event: last_event,
                     },
                     elsewhere: match (elsewhere_country, elsewhere_at, elsewhere_event) {
-                        (Some(country), Some(at), Some(event)) => Some(Sighting { country, at, event }),
+                        (Some(country), Some(at), Some(event)) => {
+                            Some(Sighting { country, at, event })
+                        }
                         _ => None,
                     },
                 }

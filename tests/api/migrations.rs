@@ -247,6 +247,47 @@ type Seen = (
     Option<String>,
 );
 
+/// id, occurred_at, actor_kind, actor_id, subject, event_type, outcome, country
+type Logged = (
+    &'static str,
+    i64,
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+);
+
+fn sign_in(
+    id: &'static str,
+    at: i64,
+    user: &'static str,
+    outcome: &'static str,
+    country: Option<&'static str>,
+) -> Logged {
+    let actor = (outcome == "success").then_some(user);
+    (id, at, "user", actor, Some(user), "login", outcome, country)
+}
+
+fn issued(
+    id: &'static str,
+    at: i64,
+    credential: &'static str,
+    country: Option<&'static str>,
+) -> Logged {
+    (
+        id,
+        at,
+        "client",
+        Some(credential),
+        None,
+        "token_issued",
+        "success",
+        country,
+    )
+}
+
 /// 0024 starts the impossible-travel detector's whereabouts from the located uses of the last two
 /// hours up to where the detector had read: a trip under way during the upgrade is still seen.
 /// Failures, unlocated uses, uses older than two hours and events the detector has not read yet
@@ -258,15 +299,16 @@ async fn the_upgrade_to_whereabouts_starts_from_the_last_two_hours_the_detector_
     let read_up_to: i64 = 10 * 3_600_000;
     let minute = 60_000;
     // id, occurred_at, actor_kind, actor_id, subject, event_type, outcome, country
-    let events: [(&str, i64, &str, Option<&str>, Option<&str>, &str, &str, Option<&str>); 8] = [
-        ("e1", read_up_to - 50 * minute, "user", Some("u1"), Some("u1"), "login", "success", Some("DE")),
-        ("e2", read_up_to - 30 * minute, "user", Some("u1"), Some("u1"), "login", "success", Some("JP")),
-        ("e3", read_up_to - 20 * minute, "user", Some("u1"), Some("u1"), "login", "success", Some("JP")),
-        ("e4", read_up_to - 10 * minute, "client", Some("cred1"), None, "token_issued", "success", Some("FR")),
-        ("e5", read_up_to - 5 * minute, "user", None, Some("u1"), "login", "failure", Some("BR")),
-        ("e6", read_up_to - 4 * minute, "client", Some("cred1"), None, "token_issued", "success", None),
-        ("e7", read_up_to - 180 * minute, "user", Some("u2"), Some("u2"), "login", "success", Some("DE")),
-        ("e8", read_up_to + minute, "user", Some("u1"), Some("u1"), "login", "success", Some("US")),
+    let at = |minutes: i64| read_up_to + minutes * minute;
+    let events = [
+        sign_in("e1", at(-50), "u1", "success", Some("DE")),
+        sign_in("e2", at(-30), "u1", "success", Some("JP")),
+        sign_in("e3", at(-20), "u1", "success", Some("JP")),
+        issued("e4", at(-10), "cred1", Some("FR")),
+        sign_in("e5", at(-5), "u1", "failure", Some("BR")),
+        issued("e6", at(-4), "cred1", None),
+        sign_in("e7", at(-180), "u2", "success", Some("DE")),
+        sign_in("e8", at(1), "u1", "success", Some("US")),
     ];
     let insert = "INSERT INTO auth_events (id, occurred_at, actor_kind, actor_id, subject, event_type, outcome, country) \
                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
@@ -290,7 +332,11 @@ async fn the_upgrade_to_whereabouts_starts_from_the_last_two_hours_the_detector_
                     .await
                     .unwrap();
             }
-            sqlx::query(cursor).bind(read_up_to).execute(&mut conn).await.unwrap();
+            sqlx::query(cursor)
+                .bind(read_up_to)
+                .execute(&mut conn)
+                .await
+                .unwrap();
             let store = Store::connect_lazy(&SecretString::from(url.clone())).unwrap();
             store.migrate().await.unwrap();
             store.close().await;
@@ -307,7 +353,14 @@ async fn the_upgrade_to_whereabouts_starts_from_the_last_two_hours_the_detector_
     assert_eq!(
         rows,
         [
-            (s("account"), s("u1"), s("JP"), s("e3"), Some(s("DE")), Some(s("e1"))),
+            (
+                s("account"),
+                s("u1"),
+                s("JP"),
+                s("e3"),
+                Some(s("DE")),
+                Some(s("e1"))
+            ),
             (s("credential"), s("cred1"), s("FR"), s("e4"), None, None),
         ]
     );
