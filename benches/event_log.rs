@@ -17,6 +17,8 @@
 
 #[path = "support/seed.rs"]
 mod seed;
+#[path = "support/server.rs"]
+mod server;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,12 +40,7 @@ const BATCH: usize = 1_000;
 async fn main() {
     let total: usize = seed::env_number("TB_BENCH_EVENTS", 10_000_000);
     let dir = tempfile::tempdir().expect("temp dir");
-    let url = std::env::var("TB_BENCH_DATABASE_URL")
-        .unwrap_or_else(|_| format!("sqlite://{}/events.db?mode=rwc", dir.path().display()));
-    sqlx::any::install_default_drivers();
-    let store = Store::connect_lazy(&url.clone().into()).expect("store");
-    store.migrate().await.expect("migrations");
-    let pool = sqlx::AnyPool::connect(&url).await.expect("pool");
+    let (url, store, pool) = server::migrated_database(dir.path(), "events.db").await;
     let now = SystemClock.now_ms();
     let tenants: Vec<String> = (0..TENANTS)
         .map(|i| format!("00000000-0000-4000-8000-{i:012}"))

@@ -23,17 +23,16 @@
 
 #[path = "support/seed.rs"]
 mod seed;
+#[path = "support/server.rs"]
+mod server;
 
 use std::io::Write;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use base64::Engine;
 use ed25519_dalek::{Signer, SigningKey};
 use tokenbroker::clock::{Clock, SystemClock};
-use tokenbroker::store::Store;
 
-const KEK: &str = "YmVuY2gta2VrLWZvci10b2tlbmJyb2tlci1iZW5jaCE=";
 const CONNECTIONS: usize = 32;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -41,12 +40,7 @@ async fn main() {
     let total: usize = seed::env_number("TB_BENCH_CREDENTIALS", 1_000_000);
     let seconds: u64 = seed::env_number("TB_BENCH_SECONDS", 10);
     let dir = tempfile::tempdir().expect("temp dir");
-    let url = std::env::var("TB_BENCH_DATABASE_URL")
-        .unwrap_or_else(|_| format!("sqlite://{}/bench.db?mode=rwc", dir.path().display()));
-    sqlx::any::install_default_drivers();
-    let store = Store::connect_lazy(&url.clone().into()).expect("store");
-    store.migrate().await.expect("migrations");
-    let pool = sqlx::AnyPool::connect(&url).await.expect("pool");
+    let (url, _store, pool) = server::migrated_database(dir.path(), "bench.db").await;
     let now = SystemClock.now_ms();
     seed::fixtures(&pool).await;
     let sample = seed::api_tokens(&pool, total, (total / 1000).max(1), now).await;
@@ -67,10 +61,10 @@ async fn main() {
     }
     pool.close().await;
 
-    let port = free_port();
-    let mut server = serve(&url, dir.path(), port);
+    let port = server::free_port();
+    let mut server = server::serve(&url, dir.path(), port, &[]);
     let base = format!("http://127.0.0.1:{port}");
-    wait_until_ready(&base).await;
+    server::wait_until_ready(&base).await;
     let jwt = access_token(&base, &client, None).await;
     let fresh = Fresh {
         signer,
@@ -256,44 +250,6 @@ impl Fresh {
 
 fn endpoint(name: &str) -> String {
     format!("/t/{}/oauth/{name}", seed::TENANT_SLUG)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-fn serve(url: &str, data_dir: &std::path::Path, port: u16) -> Child {
-    Command::new("taskset")
-        .args(["-c", "0", env!("CARGO_BIN_EXE_tokenbroker"), "serve"])
-        .env("TB_DATABASE_URL", url)
-        .env("TB_DATA_DIR", data_dir)
-        .env("TB_LISTEN", format!("127.0.0.1:{port}"))
-        .env("TB_WORKERS", "1")
-        .env("TB_LOG_LEVEL", "warn")
-        .env("TB_KEY_ENCRYPTION_KEY", KEK)
-        // Assertions and proofs name this URL (their audience and `htu`).
-        .env("TB_PUBLIC_URL", format!("http://localhost:{port}/"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("tokenbroker serve (and taskset)")
-}
-
-async fn wait_until_ready(base: &str) {
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(30) {
-        if let Ok(r) = reqwest::get(format!("{base}/readyz")).await {
-            if r.status().is_success() {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the server did not become ready");
 }
 
 fn basic((id, secret): &(String, String)) -> String {

@@ -19,17 +19,16 @@
 
 #[path = "support/seed.rs"]
 mod seed;
+#[path = "support/server.rs"]
+mod server;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use tokenbroker::clock::{Clock, SystemClock};
-use tokenbroker::store::Store;
 
-const KEK: &str = "YmVuY2gta2VrLWZvci10b2tlbmJyb2tlci1iZW5jaCE=";
 /// Requests in flight at once; each sender keeps its share of the rate.
 const SENDERS: u64 = 16;
 const SAMPLE_EVERY: Duration = Duration::from_secs(10);
@@ -39,22 +38,20 @@ async fn main() {
     let rate: u64 = seed::env_number("TB_BENCH_RATE", 1_000);
     let seconds: u64 = seed::env_number("TB_BENCH_SECONDS", 600);
     let dir = tempfile::tempdir().expect("temp dir");
-    let url = std::env::var("TB_BENCH_DATABASE_URL")
-        .unwrap_or_else(|_| format!("sqlite://{}/bench.db?mode=rwc", dir.path().display()));
-    sqlx::any::install_default_drivers();
-    let store = Store::connect_lazy(&url.clone().into()).expect("store");
-    store.migrate().await.expect("migrations");
-    let pool = sqlx::AnyPool::connect(&url).await.expect("pool");
+    let (url, _store, pool) = server::migrated_database(dir.path(), "bench.db").await;
     let now = SystemClock.now_ms();
     seed::fixtures(&pool).await;
     let client = seed::client(&pool, "client", false, now).await;
 
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
-    let port = listener.local_addr().expect("addr").port();
-    drop(listener);
-    let mut server = serve(&url, dir.path(), port);
+    let port = server::free_port();
+    let mut server = server::serve(
+        &url,
+        dir.path(),
+        port,
+        &[("TB_COUNTRY_HEADER", "X-Bench-Country")],
+    );
     let base = format!("http://127.0.0.1:{port}");
-    wait_until_ready(&base).await;
+    server::wait_until_ready(&base).await;
     let sender = Sender {
         http: reqwest::Client::new(),
         url: format!("{base}/t/{}/oauth/token", seed::TENANT_SLUG),
@@ -68,11 +65,7 @@ async fn main() {
 
     println!(
         "backend: {}; {rate} tokens/s from DE for {seconds} s, server on core 0 (1 worker)",
-        if url.starts_with("sqlite") {
-            "sqlite"
-        } else {
-            "postgres"
-        }
+        server::backend_name(&url)
     );
     println!(
         "{:>6} {:>9} {:>8} {:>13} {:>9} {:>10}",
@@ -193,36 +186,6 @@ impl Sender {
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
-}
-
-fn serve(url: &str, data_dir: &std::path::Path, port: u16) -> Child {
-    Command::new("taskset")
-        .args(["-c", "0", env!("CARGO_BIN_EXE_tokenbroker"), "serve"])
-        .env("TB_DATABASE_URL", url)
-        .env("TB_DATA_DIR", data_dir)
-        .env("TB_LISTEN", format!("127.0.0.1:{port}"))
-        .env("TB_WORKERS", "1")
-        .env("TB_LOG_LEVEL", "warn")
-        .env("TB_KEY_ENCRYPTION_KEY", KEK)
-        .env("TB_COUNTRY_HEADER", "X-Bench-Country")
-        .env("TB_PUBLIC_URL", format!("http://localhost:{port}/"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("tokenbroker serve (and taskset)")
-}
-
-async fn wait_until_ready(base: &str) {
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(30) {
-        if let Ok(r) = reqwest::get(format!("{base}/readyz")).await
-            && r.status().is_success()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the server did not become ready");
 }
 
 /// User plus system CPU time of a process, in clock ticks (100 a second on Linux): the change per

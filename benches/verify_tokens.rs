@@ -19,30 +19,25 @@
 
 #[path = "support/seed.rs"]
 mod seed;
+#[path = "support/server.rs"]
+mod server;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::seq::IndexedRandom;
 use secrecy::ExposeSecret;
-use sqlx::any::install_default_drivers;
 use tokenbroker::clock::SystemClock;
 use tokenbroker::domain::Core;
 use tokenbroker::domain::partners;
 use tokenbroker::domain::password::PasswordService;
 use tokenbroker::domain::tokens::{self, SecretKind};
-use tokenbroker::store::Store;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let total: usize = seed::env_number("TB_BENCH_CREDENTIALS", 1_000_000);
     let dir = tempfile::tempdir().expect("temp dir");
-    let url = std::env::var("TB_BENCH_DATABASE_URL")
-        .unwrap_or_else(|_| format!("sqlite://{}/verify.db?mode=rwc", dir.path().display()));
-    install_default_drivers();
-    let store = Store::connect_lazy(&url.clone().into()).expect("store");
-    store.migrate().await.expect("migrations");
-    let pool = sqlx::AnyPool::connect(&url).await.expect("pool");
+    let (url, store, pool) = server::migrated_database(dir.path(), "verify.db").await;
     let now = now_ms();
 
     seed::fixtures(&pool).await;

@@ -173,23 +173,29 @@ async fn a_geoip_database_gives_events_their_country(backend: Backend) {
     assert_eq!(failure.country.as_deref(), Some("DE"));
 }
 
+/// A token for the service's client, asked for through a proxy that says where from.
+async fn token_from(service: &crate::oauth_kit::Service, country: &str) {
+    let issued = service
+        .http
+        .post(service.url("/t/acme/oauth/token"))
+        .header(
+            "authorization",
+            crate::oauth_kit::basic(&service.client.id, &service.client.secret),
+        )
+        .header("X-Test-Country", country)
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(issued.status(), StatusCode::OK);
+}
+
 async fn a_credential_used_from_two_countries_raises_one_travel_alert(backend: Backend) {
     let service = crate::oauth_kit::service_with(backend, |s| {
         s.country_header = Some("X-Test-Country".into())
     })
     .await;
     let app = &service.w.app;
-    let token_from = |country: &'static str| {
-        service
-            .http
-            .post(service.url("/t/acme/oauth/token"))
-            .header(
-                "authorization",
-                crate::oauth_kit::basic(&service.client.id, &service.client.secret),
-            )
-            .header("X-Test-Country", country)
-            .form(&[("grant_type", "client_credentials")])
-    };
     // Alerts of one credential collect per travel window (fixed two-hour buckets): start the
     // sequence where it fits in one.
     let window = 2 * 3600 * 1000;
@@ -200,8 +206,7 @@ async fn a_credential_used_from_two_countries_raises_one_travel_alert(backend: B
     // From Germany, then Japan ten minutes later, then both again: one alert for the window.
     for (country, minutes) in [("DE", 0), ("JP", 10), ("DE", 1), ("JP", 1)] {
         app.clock.advance(Duration::from_secs(minutes * 60));
-        let issued = token_from(country).send().await.unwrap();
-        assert_eq!(issued.status(), StatusCode::OK);
+        token_from(&service, country).await;
     }
     app.clock.advance(Duration::from_secs(3));
     run_detectors(&app.core, &DetectorPolicy::default())
@@ -249,20 +254,8 @@ async fn a_credential_is_followed_from_one_detector_pass_to_the_next(backend: Ba
     })
     .await;
     let app = &service.w.app;
-    let token_from = async |country: &str| {
-        let issued = service
-            .http
-            .post(service.url("/t/acme/oauth/token"))
-            .header(
-                "authorization",
-                crate::oauth_kit::basic(&service.client.id, &service.client.secret),
-            )
-            .header("X-Test-Country", country)
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(issued.status(), StatusCode::OK);
+    let token_and_detectors = async |country: &str| {
+        token_from(&service, country).await;
         app.clock.advance(Duration::from_secs(3));
         run_detectors(&app.core, &DetectorPolicy::default())
             .await
@@ -276,16 +269,16 @@ async fn a_credential_is_followed_from_one_detector_pass_to_the_next(backend: Ba
             "tr[data-detector=impossible_travel] td:nth-child(4)",
         )
     };
-    token_from("DE").await;
+    token_and_detectors("DE").await;
     app.clock.advance(Duration::from_secs(3 * 3600));
-    token_from("JP").await;
+    token_and_detectors("JP").await;
     assert_eq!(
         travel("sec1@example.com").await,
         Vec::<String>::new(),
         "three hours is no travel"
     );
     app.clock.advance(Duration::from_secs(10 * 60));
-    token_from("DE").await;
+    token_and_detectors("DE").await;
     let found = travel("sec2@example.com").await;
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(

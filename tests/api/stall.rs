@@ -70,6 +70,14 @@ fn jti_of(body: &Value) -> String {
 }
 
 /// A request's status, body and how long it took to answer.
+/// The client's token request (client_secret_basic).
+fn token_request(s: &Service) -> reqwest::RequestBuilder {
+    s.http
+        .post(s.url("/t/acme/oauth/token"))
+        .basic_auth(&s.client.id, Some(&s.client.secret))
+        .form(&[("grant_type", "client_credentials")])
+}
+
 async fn timed(request: reqwest::RequestBuilder) -> (StatusCode, String, String, Duration) {
     let started = Instant::now();
     let response = request.send().await.unwrap();
@@ -106,11 +114,7 @@ async fn a_stalled_database_gets_every_endpoint_a_503_in_time_and_recovery_by_it
 
     proxy.stall();
 
-    let token = s
-        .http
-        .post(s.url("/t/acme/oauth/token"))
-        .basic_auth(&s.client.id, Some(&s.client.secret))
-        .form(&[("grant_type", "client_credentials")]);
+    let token = token_request(&s);
     let introspection = s
         .http
         .post(s.url("/t/acme/oauth/introspect"))
@@ -159,13 +163,7 @@ async fn a_stalled_database_gets_every_endpoint_a_503_in_time_and_recovery_by_it
             .await
             .is_some()
     );
-    let (status, _, _, took) = timed(
-        s.http
-            .post(s.url("/t/acme/oauth/token"))
-            .basic_auth(&s.client.id, Some(&s.client.secret))
-            .form(&[("grant_type", "client_credentials")]),
-    )
-    .await;
+    let (status, _, _, took) = timed(token_request(&s)).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(took < Duration::from_millis(500), "answered in {took:?}");
     assert_eq!(
@@ -228,13 +226,7 @@ async fn a_sqlite_database_locked_by_another_process_gets_token_requests_a_503_i
         .await
         .unwrap();
 
-    let (status, _, body, took) = timed(
-        s.http
-            .post(s.url("/t/acme/oauth/token"))
-            .basic_auth(&s.client.id, Some(&s.client.secret))
-            .form(&[("grant_type", "client_credentials")]),
-    )
-    .await;
+    let (status, _, body, took) = timed(token_request(&s)).await;
 
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(took < ANSWERED_WITHIN, "answered after {took:?}");
