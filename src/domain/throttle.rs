@@ -47,9 +47,9 @@ pub enum Gate {
     AddressLocked(Throttled),
 }
 
-/// Throttle keys this instance has seen locked, and until when. Only a shortcut for refusing a
-/// flood without a database read per request: the database stays the truth, and a key absent
-/// here is simply looked up.
+/// Throttle keys this instance has seen locked (and automation keys it found unknown), and until
+/// when. Only a shortcut for refusing a flood without a database read per request: the database
+/// stays the truth, and a key absent here is simply looked up.
 pub struct KnownLocks(moka::sync::Cache<String, Millis>);
 
 impl Default for KnownLocks {
