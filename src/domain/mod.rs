@@ -19,6 +19,7 @@ pub mod paging;
 pub mod partners;
 pub mod passkeys;
 pub mod password;
+pub mod principal;
 pub mod rbac;
 pub mod recovery;
 pub mod replication;

@@ -12,9 +12,10 @@ use crate::domain::email::Email;
 use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
 use crate::domain::ids::{TenantId, UserId, time_ordered_id};
 use crate::domain::password::{Password, PasswordError};
+use crate::domain::principal::Principal;
 use crate::domain::rbac::Role;
 use crate::domain::secrets::{self, SecretDigest};
-use crate::domain::users::{DisplayName, User, UserStatus};
+use crate::domain::users::{DisplayName, UserStatus};
 use crate::store::StoreError;
 use crate::store::staff::{InvitationRecord, OutgoingMail};
 
@@ -100,7 +101,7 @@ pub async fn pending_invitations(core: &Core) -> Result<Vec<InvitationRecord>, S
 /// role is only asked for: it is sent once a second superadmin approves (`reason` says why).
 pub async fn invite(
     core: &Core,
-    actor: &User,
+    actor: Principal<'_>,
     invitation: Invitation,
     reason: &str,
     context: &RequestContext,
@@ -116,8 +117,14 @@ pub async fn invite(
             approvals::request(core, actor, action, reason, context).await?,
         ));
     }
-    let prepared =
-        prepare_invitation(core, actor.id, Actor::User(actor.id), &invitation, context).await?;
+    let prepared = prepare_invitation(
+        core,
+        actor.user().id,
+        Actor::User(actor.user().id),
+        &invitation,
+        context,
+    )
+    .await?;
     core.store
         .insert_invitation(
             &prepared.record,
@@ -319,7 +326,7 @@ pub async fn revoke_invitation(
 /// superadmin approves (`reason` says why); other roles are granted at once.
 pub async fn grant_role(
     core: &Core,
-    actor: &User,
+    actor: Principal<'_>,
     user: UserId,
     grant: Grant,
     reason: &str,
@@ -337,7 +344,7 @@ pub async fn grant_role(
     let mut event = role_event(
         core.clock.now_ms(),
         EventType::RoleGranted,
-        actor.id,
+        actor.user().id,
         user,
         grant,
         context,
@@ -349,7 +356,7 @@ pub async fn grant_role(
             user,
             grant.role,
             grant.tenant,
-            actor.id,
+            actor.user().id,
             core.clock.now_ms(),
             &event,
         )
@@ -364,7 +371,7 @@ pub async fn grant_role(
 /// Removes a role; taking away superadmin or security waits for a second superadmin.
 pub async fn revoke_role(
     core: &Core,
-    actor: &User,
+    actor: Principal<'_>,
     user: UserId,
     assignment: &str,
     reason: &str,
@@ -397,7 +404,7 @@ pub async fn revoke_role(
     let event = role_event(
         core.clock.now_ms(),
         EventType::RoleRevoked,
-        actor.id,
+        actor.user().id,
         user,
         grant,
         context,
@@ -433,13 +440,13 @@ fn role_event(
 /// Deactivating a superadmin waits for a second superadmin.
 pub async fn set_status(
     core: &Core,
-    actor: &User,
+    actor: Principal<'_>,
     user: UserId,
     status: UserStatus,
     reason: &str,
     context: &RequestContext,
 ) -> Result<Change, StaffError> {
-    if actor.id == user && status == UserStatus::Deactivated {
+    if actor.user().id == user && status == UserStatus::Deactivated {
         return Err(StaffError::SelfDeactivation);
     }
     let target = core
@@ -464,7 +471,7 @@ pub async fn set_status(
         core.clock.now_ms(),
         event_type,
         Outcome::Success,
-        Actor::User(actor.id),
+        Actor::User(actor.user().id),
     )
     .subject(user)
     .context(context)

@@ -10,6 +10,7 @@ use crate::domain::Core;
 use crate::domain::approvals::{self, Action, ApprovalError, Change};
 use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
 use crate::domain::ids::{TenantId, UserId};
+use crate::domain::principal::Principal;
 use crate::domain::rbac::{Permission, may};
 use crate::domain::users::User;
 use crate::store::StoreError;
@@ -331,7 +332,7 @@ pub async fn create(
 /// superadmin approves, `reason` says why).
 pub async fn set_status(
     core: &Core,
-    actor: &User,
+    actor: Principal<'_>,
     tenant: &Tenant,
     status: TenantStatus,
     confirmation: Option<&str>,
@@ -351,7 +352,7 @@ pub async fn set_status(
         core.clock.now_ms(),
         EventType::TenantReactivated,
         Outcome::Success,
-        Actor::User(actor.id),
+        Actor::User(actor.user().id),
     )
     .tenant(tenant.id)
     .context(context)

@@ -13,6 +13,7 @@ use crate::domain::partners::client_keys;
 use crate::domain::partners::{
     self, CredentialSearch, CredentialView, Grant, MintRequest, PartnerError,
 };
+use crate::domain::principal::Principal;
 use crate::domain::rbac::Permission;
 use crate::web::approvals::requested;
 use crate::web::authz::TenantPage;
@@ -384,7 +385,15 @@ pub async fn revoke_everything_post(
     let action = Action::RevokeTenant {
         tenant: page.tenant.id,
     };
-    match approvals::request(&core, &page.current.user, action, &form.reason, &client).await {
+    match approvals::request(
+        &core,
+        Principal::Person(&page.current.user),
+        action,
+        &form.reason,
+        &client,
+    )
+    .await
+    {
         Ok(approval) => Ok(requested(&approval)),
         Err(
             error @ (ApprovalError::Store(_) | ApprovalError::Keys(_) | ApprovalError::NotFound),

@@ -11,6 +11,7 @@ use crate::clock::format_utc;
 use crate::domain::Core;
 use crate::domain::approvals::{ApprovalError, Change};
 use crate::domain::email::Email;
+use crate::domain::principal::Principal;
 use crate::domain::sessions::AuthLevel;
 use crate::domain::staff::{self, Grant, StaffError};
 use crate::domain::users::DisplayName;
@@ -138,7 +139,15 @@ pub async fn invite_create_post(
         display_name,
         grant,
     };
-    match staff::invite(&core, &current.user, invitation, &form.reason, &client).await {
+    match staff::invite(
+        &core,
+        Principal::Person(&current.user),
+        invitation,
+        &form.reason,
+        &client,
+    )
+    .await
+    {
         Ok(Change::Done) => Ok(see_other("/admin/invitations?notice=sent")),
         Ok(Change::AwaitingApproval(approval)) => Ok(requested(&approval)),
         Err(StaffError::Store(e) | StaffError::Approval(ApprovalError::Store(e))) => Err(e.into()),

@@ -10,6 +10,7 @@ use crate::clock::{Millis, duration_ms, format_utc};
 use crate::domain::Core;
 use crate::domain::approvals::{self, Action, Approval, ApprovalError};
 use crate::domain::keys::{self, KeyCatalogue, KeyError, KeyState, RotationCause};
+use crate::domain::principal::Principal;
 use crate::domain::rbac::Permission;
 use crate::domain::tenants;
 use crate::domain::users;
@@ -243,7 +244,15 @@ pub async fn emergency_post(
         tenant: page.tenant.id,
         kid: form.kid.trim().to_owned(),
     };
-    match approvals::request(&core, &page.current.user, action, &form.reason, &client).await {
+    match approvals::request(
+        &core,
+        Principal::Person(&page.current.user),
+        action,
+        &form.reason,
+        &client,
+    )
+    .await
+    {
         Ok(approval) => Ok(requested(&approval)),
         Err(error @ (ApprovalError::Store(_) | ApprovalError::Keys(_))) => Err(error.into()),
         Err(error) => {

@@ -10,6 +10,7 @@ use crate::clock::format_utc;
 use crate::domain::Core;
 use crate::domain::approvals::{self, Action, ApprovalError, Change};
 use crate::domain::ids::{TenantId, UserId};
+use crate::domain::principal::Principal;
 use crate::domain::rbac::{Permission, Role};
 use crate::domain::staff::{self, Grant, StaffError};
 use crate::domain::tenants;
@@ -370,7 +371,15 @@ pub async fn role_grant_post(
     let outcome = async {
         let role = parse_role(&form.role)?;
         let grant = Grant::new(&core, role, tenant).await?;
-        staff::grant_role(&core, &current.user, user.id, grant, &form.reason, &client).await
+        staff::grant_role(
+            &core,
+            Principal::Person(&current.user),
+            user.id,
+            grant,
+            &form.reason,
+            &client,
+        )
+        .await
     }
     .await;
     match outcome {
@@ -389,7 +398,16 @@ pub async fn role_revoke_post(
     let (user_raw, assignment) = path.into_inner();
     let user = subject(&core, &user_raw).await?;
     let me = &current.user;
-    match staff::revoke_role(&core, me, user.id, &assignment, &form.reason, &client).await {
+    match staff::revoke_role(
+        &core,
+        Principal::Person(me),
+        user.id,
+        &assignment,
+        &form.reason,
+        &client,
+    )
+    .await
+    {
         Ok(change) => Ok(changed(change, user.id, "revoked")),
         Err(error) => staff_error_page(&core, &current, user, error).await,
     }
@@ -416,7 +434,16 @@ async fn change_status(
         UserStatus::Deactivated => "deactivated",
         UserStatus::Active => "reactivated",
     };
-    match staff::set_status(core, &current.user, user.id, status, reason, client).await {
+    match staff::set_status(
+        core,
+        Principal::Person(&current.user),
+        user.id,
+        status,
+        reason,
+        client,
+    )
+    .await
+    {
         Ok(change) => Ok(changed(change, user.id, notice)),
         Err(error) => staff_error_page(core, current, user, error).await,
     }
@@ -452,7 +479,15 @@ pub async fn recover_post(
 ) -> Result<HttpResponse, WebError> {
     let user = subject(&core, &path).await?;
     let action = Action::RecoverAccount { user: user.id };
-    match approvals::request(&core, &current.user, action, &form.reason, &client).await {
+    match approvals::request(
+        &core,
+        Principal::Person(&current.user),
+        action,
+        &form.reason,
+        &client,
+    )
+    .await
+    {
         Ok(approval) => Ok(requested(&approval)),
         Err(error) => staff_error_page(&core, &current, user, StaffError::Approval(error)).await,
     }

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::clock::format_utc;
 use crate::domain::Core;
 use crate::domain::approvals::{self, Action, ApprovalError, Change};
+use crate::domain::principal::Principal;
 use crate::domain::rbac::Permission;
 use crate::domain::tenants::{
     self, BrandColour, NewTenant, Slug, Tenant, TenantError, TenantStatus, validate_logo,
@@ -575,7 +576,7 @@ pub async fn suspend_post(
 ) -> Result<HttpResponse, WebError> {
     let outcome = tenants::set_status(
         &core,
-        &page.current.user,
+        Principal::Person(&page.current.user),
         &page.tenant,
         TenantStatus::Suspended,
         Some(&form.confirm_slug),
@@ -609,7 +610,7 @@ pub async fn reactivate_post(
 ) -> Result<HttpResponse, WebError> {
     tenants::set_status(
         &core,
-        &page.current.user,
+        Principal::Person(&page.current.user),
         &page.tenant,
         TenantStatus::Active,
         None,

@@ -1414,6 +1414,69 @@ async fn a_key_from_outside_its_networks_is_refused(backend: Backend) {
     assert!(refusal.details.contains("network"), "{}", refusal.details);
 }
 
+/// A key acts with the permissions it names, within its owner's roles — never with its owner's
+/// roles alone: a superadmin's key made only to recover accounts recovers support staff, but may
+/// not ask to recover another superadmin (that needs manage_staff), and nothing is asked for.
+async fn a_key_acts_with_its_own_permissions_not_all_of_its_owners(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_admin().await;
+    for (email, role) in [
+        ("root2@example.com", "superadmin"),
+        ("root3@example.com", "superadmin"),
+        ("sam@example.com", "security"),
+    ] {
+        staff_member(&app, email, role, None).await;
+    }
+    let superadmin = user_id(&app, "root2@example.com").await;
+    let colleague = user_id(&app, "sam@example.com").await;
+    let narrow = Api {
+        app: &app,
+        key: key_for(&app, ADMIN_EMAIL, &["recover_accounts"], &[]).await,
+    };
+    let recover = async |api: &Api<'_>, who| {
+        api.post(
+            &format!("/api/v1/staff/{who}/recovery"),
+            json!({"reason": "lost their passkey on a trip"}),
+        )
+        .await
+    };
+    let asked = async || {
+        app.events()
+            .await
+            .into_iter()
+            .filter(|e| e.event_type == "approval_requested")
+            .count()
+    };
+
+    let refused = problem(recover(&narrow, superadmin).await, StatusCode::FORBIDDEN).await;
+    assert!(
+        refused["detail"].as_str().unwrap().contains("superadmin"),
+        "{refused}"
+    );
+    assert_eq!(asked().await, 0, "nothing was asked for");
+
+    assert_eq!(
+        recover(&narrow, colleague).await.status(),
+        StatusCode::ACCEPTED,
+        "its own job it may do"
+    );
+    let wide = Api {
+        app: &app,
+        key: key_for(
+            &app,
+            ADMIN_EMAIL,
+            &["recover_accounts", "manage_staff"],
+            &[],
+        )
+        .await,
+    };
+    assert_eq!(
+        recover(&wide, superadmin).await.status(),
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(asked().await, 2);
+}
+
 on_both_backends!(
     a_person_makes_a_key_in_the_console_sees_it_once_and_revokes_it,
     a_key_from_outside_its_networks_is_refused,
@@ -1436,6 +1499,7 @@ on_both_backends!(
     create_api_key_prints_only_the_key_and_records_it,
     a_rotation_is_finished_by_key_and_grants_and_requests_page,
     a_tenant_logo_is_uploaded_by_key_as_a_form_or_as_the_image,
+    a_key_acts_with_its_own_permissions_not_all_of_its_owners,
 );
 
 /// What a key may do, computed here from the role table and the key's own limits (not by the

@@ -8,6 +8,7 @@ use crate::domain::approvals::Change;
 use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
 use crate::domain::ids::{TenantId, UserId};
 use crate::domain::partners::CredentialStatus;
+use crate::domain::principal::Principal;
 use crate::domain::users::UserStatus;
 use crate::domain::{partners, sessions, staff};
 use crate::store::alerts::{AlertChange, AlertRow};
@@ -106,7 +107,7 @@ pub async fn respond(
             let reason = format!("Locked in response to alert {}", alert.id);
             match staff::set_status(
                 core,
-                &responder,
+                Principal::Person(&responder),
                 user,
                 UserStatus::Deactivated,
                 &reason,

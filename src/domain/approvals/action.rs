@@ -3,7 +3,8 @@
 
 use crate::domain::Core;
 use crate::domain::ids::{TenantId, UserId};
-use crate::domain::rbac::{self, Permission, Role};
+use crate::domain::principal::Principal;
+use crate::domain::rbac::{Permission, Role};
 use crate::domain::users::User;
 use crate::store::StoreError;
 use crate::store::approvals::ApprovalRow;
@@ -308,10 +309,10 @@ fn role_phrase(role: Role) -> &'static str {
 }
 
 /// Whether `person` may ask for or approve `action` (the subject's superadmin role decides who
-/// may recover them).
-pub fn allowed(person: &User, action: &Action, subject_is_superadmin: bool) -> bool {
+/// may recover them). Through a key, the key's permissions decide, within its owner's roles.
+pub fn allowed(person: Principal<'_>, action: &Action, subject_is_superadmin: bool) -> bool {
     let (permission, tenant) = action.permission(subject_is_superadmin);
-    rbac::may(person, permission, tenant)
+    person.may(permission, tenant)
 }
 
 /// Whether `user` holds the superadmin role.

@@ -19,6 +19,7 @@ use crate::domain::events::{Actor, Event, EventType, Outcome, RequestContext};
 use crate::domain::ids::{UserId, time_ordered_id};
 use crate::domain::keys::KeyError;
 use crate::domain::paging;
+use crate::domain::principal::Principal;
 use crate::domain::users::{User, UserStatus};
 use crate::mail;
 use crate::store::StoreError;
@@ -231,7 +232,7 @@ async fn approvers(
         }
         if let Some(person) = core.store.find_user(id).await?
             && person.status == UserStatus::Active
-            && allowed(&person, action, subject_is_superadmin)
+            && allowed(Principal::Person(&person), action, subject_is_superadmin)
         {
             people.push(person);
         }
@@ -319,7 +320,7 @@ fn clean_reason(reason: &str) -> Result<String, ApprovalError> {
 /// recorded with its event, and mailed to everyone who may approve it.
 pub async fn request(
     core: &Core,
-    requester: &User,
+    requester: Principal<'_>,
     action: Action,
     reason: &str,
     context: &RequestContext,
@@ -331,6 +332,7 @@ pub async fn request(
             action.approvers_in_words(superadmin),
         ));
     }
+    let requester = requester.user();
     if action.subject() == Some(requester.id) {
         return Err(ApprovalError::AboutYou);
     }
@@ -402,7 +404,7 @@ pub async fn check_decider(
     approval: &Approval,
 ) -> Result<(), ApprovalError> {
     let superadmin = subject_is_superadmin(core, &approval.action).await?;
-    if !allowed(person, &approval.action, superadmin) {
+    if !allowed(Principal::Person(person), &approval.action, superadmin) {
         return Err(ApprovalError::NotEligible(
             approval.action.approvers_in_words(superadmin),
         ));
@@ -432,7 +434,8 @@ async fn decidable(core: &Core, person: &User, id: &str) -> Result<Approval, App
 /// Whether `person` may ask for `action` at all (forms offer it only then).
 pub async fn may_request(core: &Core, person: &User, action: &Action) -> Result<bool, StoreError> {
     let superadmin = subject_is_superadmin(core, action).await?;
-    Ok(allowed(person, action, superadmin) && action.subject() != Some(person.id))
+    Ok(allowed(Principal::Person(person), action, superadmin)
+        && action.subject() != Some(person.id))
 }
 
 /// The second person approves: the action executes now, once.

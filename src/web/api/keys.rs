@@ -9,6 +9,7 @@ use crate::clock::format_rfc3339;
 use crate::domain::Core;
 use crate::domain::approvals::{self, Action};
 use crate::domain::keys::{self, KeyCatalogue, KeyError, RotationCause};
+use crate::domain::principal::Principal;
 use crate::domain::tenants;
 use crate::web::api::approvals::{ApprovalBody, accepted};
 use crate::web::api::problem::Problem;
@@ -188,7 +189,14 @@ pub async fn request_emergency(
         tenant: tenant.id,
         kid: body.kid.trim().to_owned(),
     };
-    let approval = approvals::request(&core, &caller.owner, action, &body.reason, &context).await?;
+    let approval = approvals::request(
+        &core,
+        Principal::Key(&caller),
+        action,
+        &body.reason,
+        &context,
+    )
+    .await?;
     accepted(&core, approval).await
 }
 

@@ -10,6 +10,7 @@ use crate::domain::Core;
 use crate::domain::approvals::{self, Action, Change};
 use crate::domain::email::Email;
 use crate::domain::ids::{TenantId, UserId};
+use crate::domain::principal::Principal;
 use crate::domain::rbac::Role;
 use crate::domain::sessions;
 use crate::domain::staff::{self, Grant, Invitation, StaffError};
@@ -227,16 +228,17 @@ pub async fn invite(
         .await?,
     };
     let reason = body.reason.as_deref().unwrap_or("");
-    let invited = match staff::invite(&core, &caller.owner, invitation, reason, &context).await? {
-        Change::Done => Invited {
-            delivery: "email".into(),
-            approval: None,
-        },
-        Change::AwaitingApproval(approval) => Invited {
-            delivery: "after_approval".into(),
-            approval: Some(approvals_api::body(&core, approval).await?),
-        },
-    };
+    let invited =
+        match staff::invite(&core, Principal::Key(&caller), invitation, reason, &context).await? {
+            Change::Done => Invited {
+                delivery: "email".into(),
+                approval: None,
+            },
+            Change::AwaitingApproval(approval) => Invited {
+                delivery: "after_approval".into(),
+                approval: Some(approvals_api::body(&core, approval).await?),
+            },
+        };
     Ok(HttpResponse::Accepted().json(invited))
 }
 
@@ -298,8 +300,15 @@ pub async fn grant_role(
     };
     let grant = grant_of(&core, &request).await?;
     let reason = body.reason.as_deref().unwrap_or("");
-    let change =
-        staff::grant_role(&core, &caller.owner, subject.id, grant, reason, &context).await?;
+    let change = staff::grant_role(
+        &core,
+        Principal::Key(&caller),
+        subject.id,
+        grant,
+        reason,
+        &context,
+    )
+    .await?;
     changed(&core, change, &path).await
 }
 
@@ -329,8 +338,15 @@ pub async fn revoke_role(
 ) -> Result<HttpResponse, ApiError> {
     let subject = person(&core, &path.0).await?;
     let reason = query.reason.as_deref().unwrap_or("");
-    let change =
-        staff::revoke_role(&core, &caller.owner, subject.id, &path.1, reason, &context).await?;
+    let change = staff::revoke_role(
+        &core,
+        Principal::Key(&caller),
+        subject.id,
+        &path.1,
+        reason,
+        &context,
+    )
+    .await?;
     changed(&core, change, &path.0).await
 }
 
@@ -342,7 +358,7 @@ async fn set_status(
     reason: &str,
 ) -> Result<HttpResponse, ApiError> {
     let subject = person(core, raw).await?;
-    let actor = &caller.caller.owner;
+    let actor = Principal::Key(&caller.caller);
     let change =
         staff::set_status(core, actor, subject.id, status, reason, &caller.context).await?;
     changed(core, change, raw).await
@@ -397,7 +413,8 @@ pub async fn recover(
     let subject = person(&core, &path).await?;
     let action = Action::RecoverAccount { user: subject.id };
     let reason = body.reason.as_deref().unwrap_or("");
-    let approval = approvals::request(&core, &caller.owner, action, reason, &context).await?;
+    let approval =
+        approvals::request(&core, Principal::Key(&caller), action, reason, &context).await?;
     accepted(&core, approval).await
 }
 

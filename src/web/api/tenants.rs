@@ -9,6 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::clock::format_rfc3339;
 use crate::domain::Core;
 use crate::domain::approvals::{self, Action, Change};
+use crate::domain::principal::Principal;
 use crate::domain::tenants::{self, BrandColour, NewTenant, Slug, Tenant, TenantStatus};
 use crate::web::api::approvals::{ApprovalBody, accepted};
 use crate::web::api::problem::Problem;
@@ -312,7 +313,7 @@ pub async fn suspend(
     let confirmation = Some(body.confirm_slug.as_str());
     let change = tenants::set_status(
         &core,
-        &caller.owner,
+        Principal::Key(&caller),
         &tenant,
         TenantStatus::Suspended,
         confirmation,
@@ -363,7 +364,14 @@ pub async fn revoke_everything(
         });
     }
     let action = Action::RevokeTenant { tenant: tenant.id };
-    let approval = approvals::request(&core, &caller.owner, action, &body.reason, &context).await?;
+    let approval = approvals::request(
+        &core,
+        Principal::Key(&caller),
+        action,
+        &body.reason,
+        &context,
+    )
+    .await?;
     accepted(&core, approval).await
 }
 
@@ -383,7 +391,7 @@ pub async fn reactivate(
     Caller { caller, context }: Caller,
     InTenant(tenant): InTenant,
 ) -> Result<HttpResponse, ApiError> {
-    let actor = &caller.owner;
+    let actor = Principal::Key(&caller);
     tenants::set_status(
         &core,
         actor,
