@@ -603,16 +603,15 @@ async fn an_invitation_to_superadmin_is_sent_only_after_approval(backend: Backen
         app: &app,
         key: key_for(&app, ADMIN_EMAIL, &["all"], &[]).await,
     };
-    let invited: Value = api
+    let invited = api
         .post(
             "/api/v1/staff/invitations",
             json!({ "email": "sec@example.com", "display_name": "Sec", "role": "security",
                     "reason": "incident response" }),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
+    assert_eq!(invited.status(), StatusCode::ACCEPTED);
+    let invited: Value = invited.json().await.unwrap();
     assert_eq!(invited["delivery"], "after_approval");
     assert_eq!(invited["approval"]["kind"], "invite_staff");
 }

@@ -192,15 +192,16 @@ pub struct Invited {
     pub approval: Option<ApprovalBody>,
 }
 
-/// Invites a person by e-mail with their first role; an invitation to superadmin or security is
-/// sent once a second superadmin approves it (`reason` required).
+/// Invites a person by e-mail with their first role (201, the mail is on its way); an invitation to
+/// superadmin or security is sent once a second superadmin approves it (202, `reason` required).
 #[utoipa::path(
     post,
     path = "/api/v1/staff/invitations",
     tag = "staff",
     request_body = InvitationBody,
     responses(
-        (status = 202, body = Invited),
+        (status = 201, description = "Invited: the mail is on its way", body = Invited),
+        (status = 202, description = "Waiting for a second superadmin", body = Invited),
         (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 409, body = Problem), (status = 422, body = Problem),
     ),
@@ -228,18 +229,17 @@ pub async fn invite(
         .await?,
     };
     let reason = body.reason.as_deref().unwrap_or("");
-    let invited =
-        match staff::invite(&core, Principal::Key(&caller), invitation, reason, &context).await? {
-            Change::Done => Invited {
-                delivery: "email".into(),
-                approval: None,
-            },
-            Change::AwaitingApproval(approval) => Invited {
-                delivery: "after_approval".into(),
-                approval: Some(approvals_api::body(&core, approval).await?),
-            },
-        };
-    Ok(HttpResponse::Accepted().json(invited))
+    // 202 only for what waits for a second person; a plain invitation is done (its mail queued).
+    match staff::invite(&core, Principal::Key(&caller), invitation, reason, &context).await? {
+        Change::Done => Ok(HttpResponse::Created().json(Invited {
+            delivery: "email".into(),
+            approval: None,
+        })),
+        Change::AwaitingApproval(approval) => Ok(HttpResponse::Accepted().json(Invited {
+            delivery: "after_approval".into(),
+            approval: Some(approvals_api::body(&core, approval).await?),
+        })),
+    }
 }
 
 /// A role to grant and, for superadmin and security, why (a second superadmin approves).
